@@ -1,0 +1,52 @@
+"""imle_solvers: discrete solvers as trainable layers, with Implicit MLE gradients.
+
+The framework bindings are submodules imported on demand: ``imle_solvers.torch``,
+``imle_solvers.jax``, ``imle_solvers.tensorflow``.
+"""
+
+from .adapters import list_solvers, register_solver
+from .errors import (
+    ImleSolversError,
+    InvalidInputError,
+    MissingDependencyError,
+    SolverError,
+    UnknownBackendError,
+)
+from .estimators import AIMLE, IMLE, STE, AdaptiveState
+from .noise import Gumbel, SumOfGamma
+from .oracle import MAPOracle
+from .problems import ILP, GridShortestPath, KSubset, NegativeCostWarning, Problem, Variable
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AIMLE",
+    "IMLE",
+    "STE",
+    "AdaptiveState",
+    "Gumbel",
+    "SumOfGamma",
+    "MAPOracle",
+    "Problem",
+    "KSubset",
+    "GridShortestPath",
+    "ILP",
+    "Variable",
+    "NegativeCostWarning",
+    "list_solvers",
+    "register_solver",
+    "ImleSolversError",
+    "InvalidInputError",
+    "MissingDependencyError",
+    "SolverError",
+    "UnknownBackendError",
+]
+
+
+def __getattr__(name: str):
+    # `ims.torch` etc. without importing every framework at `import imle_solvers`
+    if name in ("torch", "jax", "tensorflow"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,149 @@
+"""The solver registry: ``(problem kind, backend name) -> solver``.
+
+A solver is a function ``solve(theta, problem) -> z``, for one instance (``theta``
+of shape ``problem.shape``) or, registered with ``batched=True``, for a batch
+``(N, *problem.shape)``. Work that depends only on the problem (a graph's
+structure, a solver model) is cached by the adapter per process, keyed by the
+problem, so each instance only changes the objective.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import MissingDependencyError, UnknownBackendError
+
+SolveFn = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class SolverEntry:
+    """One registered solver.
+
+    Attributes:
+        kind: the problem kind it solves (``Problem.kind``).
+        backend: its name among the kind's solvers (``"numpy"``, ``"ortools"``, ...).
+        solve: ``solve(theta, problem) -> z``.
+        batched: ``solve`` takes a whole batch ``(N, *shape)`` rather than one instance.
+        inline: cheap and vectorised: the oracle calls it in the calling process, never
+            through the worker pool.
+        array_native: ``solve`` accepts any array-API array (a torch tensor on its
+            device) and returns one of the same kind; implies ``inline``.
+        time_limit: ``solve`` accepts a ``time_limit=`` keyword (seconds per instance, or
+            None) and raises :class:`~imle_solvers.errors.SolverError` with
+            ``status="time-limit"`` when it is hit without a proven optimum.
+        priority: ``backend="auto"`` takes the installed solver of highest priority.
+        requires: modules that must be importable.
+        extra: the ``pip install imle_solvers[extra]`` that provides ``requires``.
+    """
+
+    kind: str
+    backend: str
+    solve: SolveFn
+    batched: bool = False
+    inline: bool = False
+    array_native: bool = False
+    time_limit: bool = False
+    priority: int = 0
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+
+    @property
+    def installed(self) -> bool:
+        return all(importlib.util.find_spec(module) is not None for module in self.requires)
+
+
+_REGISTRY: dict[tuple[str, str], SolverEntry] = {}
+
+
+def register_solver(
+    kind: str,
+    backend: str,
+    *,
+    batched: bool = False,
+    inline: bool = False,
+    array_native: bool = False,
+    time_limit: bool = False,
+    priority: int = 0,
+    requires: Sequence[str] = (),
+    extra: str | None = None,
+    replace: bool = False,
+) -> Callable[[SolveFn], SolveFn]:
+    """Register ``solve(theta, problem) -> z`` as the ``backend`` solver of ``kind``.
+
+    Used as a decorator; returns the function unchanged::
+
+        @register_solver("my-problem", backend="python")
+        def solve(theta: np.ndarray, problem) -> np.ndarray: ...
+
+    Registering a taken ``(kind, backend)`` raises unless ``replace=True``. The
+    solver must be picklable (a module-level function) to run in worker processes.
+    """
+
+    def decorator(solve: SolveFn) -> SolveFn:
+        key = (kind, backend)
+        if key in _REGISTRY and not replace:
+            raise ValueError(
+                f"a solver is already registered for kind {kind!r}, backend {backend!r}; "
+                "pass replace=True to replace it"
+            )
+        _REGISTRY[key] = SolverEntry(
+            kind=kind,
+            backend=backend,
+            solve=solve,
+            batched=batched or array_native,
+            inline=inline or array_native,
+            array_native=array_native,
+            time_limit=time_limit,
+            priority=priority,
+            requires=tuple(requires),
+            extra=extra,
+        )
+        return solve
+
+    return decorator
+
+
+def unregister_solver(kind: str, backend: str) -> None:
+    """Remove a registered solver (raises ``KeyError`` if there is none)."""
+    del _REGISTRY[(kind, backend)]
+
+
+def list_solvers(kind: str | None = None) -> list[SolverEntry]:
+    """The registered solvers (of one kind, if given), highest priority first."""
+    entries = [e for e in _REGISTRY.values() if kind is None or e.kind == kind]
+    return sorted(entries, key=lambda e: (e.kind, -e.priority, e.backend))
+
+
+def resolve_solver(kind: str, backend: str = "auto") -> SolverEntry:
+    """The solver entry for ``kind`` and ``backend``; ``"auto"`` picks the installed
+    solver of highest priority.
+
+    Raises:
+        UnknownBackendError: no such kind or backend (the message lists the known ones).
+        MissingDependencyError: the backend's dependency is not installed.
+    """
+    candidates = list_solvers(kind)
+    if not candidates:
+        kinds = sorted({e.kind for e in _REGISTRY.values()})
+        raise UnknownBackendError(f"no solver is registered for problem kind {kind!r}; known kinds: {kinds}")
+    if backend == "auto":
+        for entry in candidates:
+            if entry.installed:
+                return entry
+        entry = candidates[0]
+    else:
+        entry = _REGISTRY.get((kind, backend))
+        if entry is None:
+            known = [e.backend for e in candidates]
+            raise UnknownBackendError(f"unknown backend {backend!r} for {kind!r}; known backends: {known}")
+    if not entry.installed:
+        missing = [m for m in entry.requires if importlib.util.find_spec(m) is None]
+        raise MissingDependencyError(
+            f"backend {entry.backend!r} for {kind!r} needs {missing}; "
+            f"install it with `pip install imle_solvers[{entry.extra or missing[0]}]`"
+        )
+    return entry

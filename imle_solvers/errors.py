@@ -1,0 +1,47 @@
+"""The exceptions the library raises, one family so users can catch ours alone."""
+
+from __future__ import annotations
+
+
+class ImleSolversError(Exception):
+    """Base class of every error raised by imle_solvers."""
+
+
+class InvalidInputError(ImleSolversError, ValueError):
+    """Scores or parameters that cannot be solved: wrong shape, NaN, out of range."""
+
+
+class UnknownBackendError(ImleSolversError, ValueError):
+    """A solver backend that is not registered for the problem kind."""
+
+
+class MissingDependencyError(ImleSolversError, ImportError):
+    """An optional dependency is not installed; the message names the extra."""
+
+
+class SolverError(ImleSolversError, RuntimeError):
+    """A solver failed on one instance of a batch.
+
+    Attributes:
+        index: position of the failing instance in the batch handed to the oracle.
+        status: the solver's own word for what happened (``"infeasible"``, ...).
+    """
+
+    def __init__(self, message: str, *, index: int | None = None, status: str | None = None):
+        super().__init__(message)
+        self.index = index
+        self.status = status
+
+    def __reduce__(self):  # keep index and status across process boundaries
+        return (_rebuild_solver_error, (type(self), self.args[0], self.index, self.status))
+
+
+def _rebuild_solver_error(cls, message, index, status):
+    return cls(message, index=index, status=status)
+
+
+def missing_dependency(module: str, extra: str) -> MissingDependencyError:
+    """The error for an optional module that failed to import."""
+    return MissingDependencyError(
+        f"{module!r} is not installed; install it with `pip install imle_solvers[{extra}]`"
+    )

@@ -1,0 +1,312 @@
+r"""Gradient estimators through a MAP solver, framework-free.
+
+Each estimator is a pair of functions on array-API arrays (numpy, or torch on any
+device), with everything the backward pass needs carried explicitly:
+
+- ``sample(theta, solve, sign=..., rng=...) -> (z, residuals)``: the forward pass;
+- ``gradient(residuals, grad_z, solve, state) -> (grad_theta, state)``: the backward pass.
+
+``solve`` is a batched MAP oracle in the problem's own sense,
+``(N, *shape) -> (N, *shape)``; ``sign`` is +1 for a max problem and -1 for a min
+problem (costs). Internally everything is a max problem over ``sign * theta``, so
+users pass costs as costs.
+
+Shapes: ``theta`` is ``(B, *shape)``. ``z`` (and ``grad_z``) is ``(B, *shape)`` when
+``samples == 1`` and ``(B, samples, *shape)`` otherwise; with ``marginal_samples > 1``
+each returned state is the mean of that many MAP states (a marginal estimate with
+entries in [0, 1]). ``grad_theta`` is ``(B, *shape)``: per-sample gradients averaged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import KW_ONLY, asdict, dataclass, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from ._array import Array, array_namespace, device
+from .errors import InvalidInputError
+from .noise import NoiseDistribution
+from .problems.base import check_finite
+
+Solve = Callable[[Array], Array]
+
+
+@dataclass(frozen=True)
+class Residuals:
+    """What a backward pass needs from its forward pass.
+
+    Attributes:
+        theta: ``(B, *shape)`` the scores.
+        noise: ``(B, samples, marginal_samples, *shape)`` the noise draw, or None.
+        z: ``(B, samples, *shape)`` the sampled (marginal) states.
+        sign: +1 max problem, -1 min problem.
+    """
+
+    theta: Array
+    noise: Array | None
+    z: Array
+    sign: int
+
+
+class Estimator(Protocol):
+    samples: int
+
+    def initial_state(self) -> Any: ...
+
+    def sample(self, theta: Array, solve: Solve, *, sign: int, rng: np.random.Generator) -> tuple[Array, Residuals]: ...
+
+    def gradient(self, residuals: Residuals, grad_z: Array, solve: Solve, state: Any = None) -> tuple[Array, Any]: ...
+
+
+# --- shared pieces -------------------------------------------------------------
+
+
+def draw_noise(
+    noise: NoiseDistribution | None, rng: np.random.Generator, theta: Array, samples: int, marginal_samples: int
+) -> Array | None:
+    """Noise ``(B, samples, marginal_samples, *shape)`` in ``theta``'s namespace, dtype, device."""
+    if noise is None:
+        return None
+    xp = array_namespace(theta)
+    draw = noise.sample(rng, (theta.shape[0], samples, marginal_samples, *theta.shape[1:]))
+    return xp.asarray(draw, dtype=theta.dtype, device=device(theta))
+
+
+def perturbed_map(solve: Solve, theta: Array, noise: Array | None, temperature: float, sign: int) -> Array:
+    """Perturb-and-MAP states averaged over the marginal samples.
+
+    Args:
+        theta: ``(B, S, *shape)`` scores per sample (S may be 1 and broadcast against the noise).
+        noise: ``(B, samples, M, *shape)`` or None (then the plain MAP state of ``theta``).
+    Returns:
+        ``(B, samples, *shape)``: the mean over M of ``MAP(theta + sign * temperature * noise)``.
+    """
+    xp = array_namespace(theta)
+    event = tuple(theta.shape[2:])
+    if noise is None or temperature == 0:
+        samples = theta.shape[1] if noise is None else noise.shape[1]
+        theta = xp.broadcast_to(theta, (theta.shape[0], samples, *event))
+        return xp.reshape(solve(xp.reshape(theta, (-1, *event))), theta.shape)
+    perturbed = theta[:, :, None, ...] + (sign * temperature) * noise
+    z = xp.reshape(solve(xp.reshape(perturbed, (-1, *event))), perturbed.shape)
+    return xp.mean(z, axis=2)
+
+
+def per_sample(grad_z: Array, samples: int, theta: Array) -> Array:
+    """Upstream gradient as ``(B, samples, *shape)``, checked against the output's shape."""
+    xp = array_namespace(grad_z)
+    expected = (theta.shape[0], *((samples,) if samples > 1 else ()), *theta.shape[1:])
+    if tuple(grad_z.shape) != expected:
+        raise InvalidInputError(f"dL/dz: expected shape {expected}, got {tuple(grad_z.shape)}")
+    check_finite(grad_z, "dL/dz")
+    return xp.reshape(grad_z, (theta.shape[0], samples, *theta.shape[1:]))
+
+
+def output(z: Array, samples: int) -> Array:
+    """``(B, samples, *shape)`` states as the layer returns them (sample axis dropped when 1)."""
+    return z[:, 0, ...] if samples == 1 else z
+
+
+def instance_norm(x: Array, event_ndim: int) -> Array:
+    """Euclidean norm over the last ``event_ndim`` axes."""
+    xp = array_namespace(x)
+    axes = tuple(range(x.ndim - event_ndim, x.ndim))
+    return xp.sqrt(xp.sum(x * x, axis=axes))
+
+
+def _check_positive_int(owner: str, **values: int) -> None:
+    for name, value in values.items():
+        if int(value) != value or value < 1:
+            raise InvalidInputError(f"{owner}: {name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class _PerturbAndMAP:
+    """The forward pass shared by all estimators: ``z = MAP(theta + tau * eps)``."""
+
+    noise: NoiseDistribution | None = None
+    _: KW_ONLY
+    noise_temperature: float = 1.0
+    samples: int = 1
+    marginal_samples: int = 1
+
+    def initial_state(self) -> Any:
+        return None
+
+    def sample(self, theta: Array, solve: Solve, *, sign: int, rng: np.random.Generator) -> tuple[Array, Residuals]:
+        """Forward pass: ``z`` as described in the module docstring, and the residuals."""
+        eps = draw_noise(self.noise, rng, theta, self.samples, self.marginal_samples)
+        z = perturbed_map(solve, theta[:, None, ...], eps, self.noise_temperature, sign)
+        return output(z, self.samples), Residuals(theta=theta, noise=eps, z=z, sign=sign)
+
+
+# --- the estimators --------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class IMLE(_PerturbAndMAP):
+    r"""Implicit Maximum Likelihood Estimation (Niepert, Minervini, Franceschi, NeurIPS 2021).
+
+    Forward :math:`z = \mathrm{MAP}(\theta + \tau\epsilon)`; backward, with the same
+    :math:`\epsilon`, the target :math:`\theta' = \alpha\theta - \lambda\,\partial L/\partial z`
+    (for a max problem; the sign is flipped for a min problem) and
+
+    .. math:: \nabla_\theta L \approx \big(z - \mathrm{MAP}(\theta' + \tau'\epsilon)\big) / \lambda
+
+    (without the :math:`1/\lambda` when ``scale_by_lambda=False``), averaged over samples.
+
+    Args:
+        noise: the noise distribution; None means no perturbation (plain MAP).
+        noise_temperature: tau, the forward noise scale.
+        target_noise_temperature: tau', the backward noise scale (default: tau).
+        lambda_: lambda, the step towards the target.
+        alpha: alpha = 0 takes the target from the loss alone.
+        samples: perturbations per instance (the output gains a sample axis when > 1).
+        marginal_samples: MAP states averaged into one marginal estimate per sample.
+        scale_by_lambda: divide the gradient by lambda (the default, as the paper's
+            analysis); False gives the unscaled difference of one reference implementation.
+
+    See also: :class:`AIMLE` (adaptive lambda), :class:`STE`.
+    """
+
+    target_noise_temperature: float | None = None
+    lambda_: float = 10.0
+    alpha: float = 1.0
+    scale_by_lambda: bool = True
+
+    def __post_init__(self) -> None:
+        _check_positive_int("IMLE", samples=self.samples, marginal_samples=self.marginal_samples)
+        if not self.lambda_ > 0:
+            raise InvalidInputError(f"IMLE: lambda_ must be positive, got {self.lambda_!r}")
+
+    def gradient(self, residuals: Residuals, grad_z: Array, solve: Solve, state: Any = None) -> tuple[Array, Any]:
+        """Backward pass: ``(B, *shape)`` gradient with respect to theta; the state is unchanged."""
+        xp = array_namespace(residuals.theta)
+        theta, sign = residuals.theta, residuals.sign
+        g = per_sample(grad_z, self.samples, theta)
+        target = self.alpha * theta[:, None, ...] - (sign * self.lambda_) * g
+        tau = self.noise_temperature if self.target_noise_temperature is None else self.target_noise_temperature
+        z_target = perturbed_map(solve, target, residuals.noise, tau, sign)
+        scale = sign / (self.lambda_ if self.scale_by_lambda else 1.0)
+        return scale * xp.mean(residuals.z - z_target, axis=1), state
+
+
+@dataclass(frozen=True)
+class AdaptiveState:
+    """The state of :class:`AIMLE`: plain floats, checkpointable with ``state_dict``.
+
+    Attributes:
+        beta: the current step multiplier.
+        nnz_average: running average of non-zero gradient entries per instance.
+        steps: backward passes seen (the first sets the average directly).
+    """
+
+    beta: float
+    nnz_average: float = 0.0
+    steps: int = 0
+
+    def state_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, float]) -> AdaptiveState:
+        return cls(beta=float(state["beta"]), nnz_average=float(state["nnz_average"]), steps=int(state["steps"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class AIMLE(_PerturbAndMAP):
+    r"""Adaptive I-MLE (Minervini, Franceschi, Niepert, AAAI 2023).
+
+    Per instance (and sample), :math:`\lambda = \beta\,\lVert\theta\rVert / \lVert\partial L/\partial z\rVert`
+    (0, and a zero gradient, where the upstream gradient is zero), and the gradient is
+    :math:`(z - z')/\lambda` with :math:`z' = \mathrm{MAP}(\theta - \lambda g + \epsilon)`, or with
+    ``symmetric=True`` :math:`(\mathrm{MAP}(\theta + \lambda g + \epsilon) - \mathrm{MAP}(\theta - \lambda g + \epsilon)) / 2\lambda`.
+
+    After each backward pass, the running average (``decay``) of the number of
+    non-zero gradient entries per instance is compared with ``target_nonzeros``:
+    ``beta`` grows by ``beta_step`` below it and shrinks above it, never below 0.
+    The state is an explicit :class:`AdaptiveState` passed in and returned.
+
+    Args:
+        noise, noise_temperature, samples, marginal_samples: as :class:`IMLE`.
+        initial_beta: beta before any update.
+        beta_step: eta, the change of beta per backward pass (1e-4 to 1e-3 in the paper).
+        target_nonzeros: c, the wanted number of non-zero gradient entries per instance.
+        decay: the running average's decay.
+        symmetric: use the central difference.
+    """
+
+    initial_beta: float = 1.0
+    beta_step: float = 1e-3
+    target_nonzeros: float = 1.0
+    decay: float = 0.9
+    symmetric: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive_int("AIMLE", samples=self.samples, marginal_samples=self.marginal_samples)
+        if self.initial_beta < 0 or self.beta_step < 0 or not 0 <= self.decay < 1:
+            raise InvalidInputError("AIMLE: initial_beta and beta_step must be >= 0 and decay in [0, 1)")
+
+    def initial_state(self) -> AdaptiveState:
+        return AdaptiveState(beta=self.initial_beta)
+
+    def gradient(
+        self, residuals: Residuals, grad_z: Array, solve: Solve, state: AdaptiveState | None = None
+    ) -> tuple[Array, AdaptiveState]:
+        """Backward pass: the ``(B, *shape)`` gradient and the updated state."""
+        state = self.initial_state() if state is None else state
+        xp = array_namespace(residuals.theta)
+        theta, sign = residuals.theta, residuals.sign
+        event_ndim = theta.ndim - 1
+        g = per_sample(grad_z, self.samples, theta)
+        lam = self.lambdas(theta, g, state.beta)  # (B, samples)
+        lam_b = xp.reshape(lam, (*lam.shape, *(1,) * event_ndim))
+        step = (sign * lam_b) * g
+        towards = perturbed_map(solve, theta[:, None, ...] - step, residuals.noise, self.noise_temperature, sign)
+        if self.symmetric:
+            away = perturbed_map(solve, theta[:, None, ...] + step, residuals.noise, self.noise_temperature, sign)
+            difference, divisor = away - towards, 2 * lam_b
+        else:
+            difference, divisor = residuals.z - towards, lam_b
+        safe = xp.where(divisor > 0, divisor, xp.ones_like(divisor))
+        per_sample_grad = xp.where(divisor > 0, difference / safe, xp.zeros_like(difference))
+        nonzeros = xp.sum(xp.astype(per_sample_grad != 0, theta.dtype), axis=tuple(range(2, per_sample_grad.ndim)))
+        return sign * xp.mean(per_sample_grad, axis=1), self.update(state, float(xp.mean(nonzeros)))
+
+    def lambdas(self, theta: Array, g: Array, beta: float) -> Array:
+        """``(B, samples)`` lambda = beta * |theta_b| / |g_bs|, 0 where g_bs = 0."""
+        xp = array_namespace(theta)
+        event_ndim = theta.ndim - 1
+        theta_norm = instance_norm(theta, event_ndim)[:, None]
+        g_norm = instance_norm(g, event_ndim)
+        safe = xp.where(g_norm > 0, g_norm, xp.ones_like(g_norm))
+        return xp.where(g_norm > 0, beta * theta_norm / safe, xp.zeros_like(g_norm))
+
+    def update(self, state: AdaptiveState, nonzeros: float) -> AdaptiveState:
+        """The state after a backward pass whose gradients had ``nonzeros`` non-zero entries per instance."""
+        average = nonzeros if state.steps == 0 else self.decay * state.nnz_average + (1 - self.decay) * nonzeros
+        direction = 1.0 if average < self.target_nonzeros else -1.0
+        beta = max(state.beta + direction * self.beta_step, 0.0)
+        return replace(state, beta=beta, nnz_average=average, steps=state.steps + 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class STE(_PerturbAndMAP):
+    """Straight-through estimator: the forward MAP state, the upstream gradient passed
+    back unchanged (negated for a min problem, whose states shrink as costs grow).
+
+    A baseline over the same oracle; ``noise=None`` is the deterministic STE.
+    """
+
+    def __post_init__(self) -> None:
+        _check_positive_int("STE", samples=self.samples, marginal_samples=self.marginal_samples)
+
+    def gradient(self, residuals: Residuals, grad_z: Array, solve: Solve, state: Any = None) -> tuple[Array, Any]:
+        xp = array_namespace(residuals.theta)
+        g = per_sample(grad_z, self.samples, residuals.theta)
+        return residuals.sign * xp.mean(g, axis=1), state
+
+
+__all__ = ["Estimator", "Residuals", "IMLE", "AIMLE", "AdaptiveState", "STE", "perturbed_map", "draw_noise"]

@@ -1,0 +1,63 @@
+"""What every problem is: the shape of its scores and states, its sense, and its
+input checks. Problems hold no solver code and are plain picklable data."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from .._array import Array, array_namespace, to_numpy
+from ..errors import InvalidInputError
+
+Sense = Literal["max", "min"]
+
+
+class Problem:
+    """Base class of the problems: ``z = argmax/argmin <z, theta>`` over a feasible set.
+
+    Subclasses are frozen dataclasses that set ``kind`` (the registry key), and
+    define ``shape`` (the per-instance shape of theta and of z) and ``sense``.
+    Batches are always ``(B, *shape)``.
+    """
+
+    kind: ClassVar[str]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def sense(self) -> Sense:
+        raise NotImplementedError
+
+    @property
+    def sign(self) -> int:
+        """+1 for a max problem, -1 for a min problem: ``sign * theta`` are scores to maximise."""
+        return 1 if self.sense == "max" else -1
+
+    def validate(self, theta: Array, name: str = "theta") -> None:
+        """Raise :class:`InvalidInputError` unless ``theta`` is a finite ``(B, *shape)`` batch.
+
+        The message names the first bad batch index and its offending value.
+        """
+        check_batch(theta, self.shape, name)
+
+
+def check_batch(theta: Array, shape: tuple[int, ...], name: str = "theta") -> None:
+    """Check that ``theta`` has shape ``(B, *shape)`` and only finite values."""
+    actual = tuple(theta.shape)
+    if len(actual) != len(shape) + 1 or actual[1:] != tuple(shape):
+        raise InvalidInputError(
+            f"{name}: expected shape (B, {', '.join(map(str, shape))}), got {actual}"
+        )
+    check_finite(theta, name)
+
+
+def check_finite(values: Array, name: str) -> None:
+    """Raise naming the first batch index (leading axis) that holds NaN or infinity."""
+    xp = array_namespace(values)
+    if values.shape[0] == 0 or bool(xp.all(xp.isfinite(values))):
+        return
+    bad = to_numpy(xp.reshape(~xp.isfinite(values), (values.shape[0], -1)))
+    index = int(bad.any(axis=1).argmax())
+    value = to_numpy(xp.reshape(values[index], (-1,)))[bad[index].argmax()]
+    raise InvalidInputError(f"{name}: batch index {index} holds a non-finite value ({value})")

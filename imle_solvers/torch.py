@@ -1,0 +1,150 @@
+"""PyTorch binding: an autograd hook over the framework-free estimators, and a layer.
+
+The binding only moves tensors in and out of :mod:`imle_solvers.estimators`; the
+gradient math lives there. Tensors keep their dtype and device: solvers that run
+on any array (top-k) see the tensor itself, others get a host copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import missing_dependency
+from .estimators import Estimator, Solve
+from .oracle import MAPOracle
+from .problems import Problem
+
+try:
+    import torch
+except ImportError as error:  # pragma: no cover - exercised without torch installed
+    raise missing_dependency("torch", "torch") from error
+
+__all__ = ["IMLELayer", "imle"]
+
+
+@dataclass
+class _Step:
+    """What one differentiable call needs; the state holder is the caller's."""
+
+    estimator: Estimator
+    solve: Solve
+    sign: int
+    rng: np.random.Generator
+    holder: Any  # has an ``estimator_state`` attribute that backward replaces
+
+
+class _PerturbAndMAPFunction(torch.autograd.Function):
+    """``z = estimator.sample(theta)`` forward, ``estimator.gradient`` backward."""
+
+    @staticmethod
+    def forward(ctx: Any, theta: torch.Tensor, step: _Step) -> torch.Tensor:
+        z, residuals = step.estimator.sample(theta.detach(), step.solve, sign=step.sign, rng=step.rng)
+        ctx.residuals, ctx.step = residuals, step
+        return z
+
+    @staticmethod
+    def backward(ctx: Any, grad_z: torch.Tensor) -> tuple[torch.Tensor, None]:
+        step = ctx.step
+        grad, step.holder.estimator_state = step.estimator.gradient(
+            ctx.residuals, grad_z.detach(), step.solve, step.holder.estimator_state
+        )
+        return grad, None
+
+
+class IMLELayer(torch.nn.Module):
+    """A differentiable discrete layer: ``theta (B, *problem.shape) -> z``.
+
+    In training mode it returns perturb-and-MAP samples (shape ``(B, *shape)``, or
+    ``(B, samples, *shape)`` when the estimator draws several) whose gradient is the
+    estimator's; in eval mode the MAP state ``(B, *shape)``, without gradient.
+
+    Args:
+        problem: what to solve, e.g. ``KSubset(n, k)``.
+        estimator: ``IMLE(...)``, ``AIMLE(...)`` or ``STE(...)``.
+        backend: solver name (see ``imle_solvers.list_solvers``) or ``"auto"``.
+        seed: seed of the layer's noise generator (None: fresh entropy).
+        n_jobs, parallel_backend: passed to :class:`~imle_solvers.MAPOracle`.
+
+    An adaptive estimator's state (AIMLE's beta) is part of ``state_dict()``.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        estimator: Estimator,
+        backend: str = "auto",
+        seed: int | None = None,
+        n_jobs: int = 1,
+        parallel_backend: str = "loky",
+    ) -> None:
+        super().__init__()
+        self.problem = problem
+        self.estimator = estimator
+        self.oracle = MAPOracle(problem, backend=backend, n_jobs=n_jobs, parallel_backend=parallel_backend)
+        self.rng = np.random.default_rng(seed)
+        self.estimator_state = estimator.initial_state()
+
+    def forward(self, theta: torch.Tensor) -> torch.Tensor:
+        self.problem.validate(theta.detach())
+        if not self.training:
+            with torch.no_grad():
+                return self.oracle(theta.detach())
+        step = _Step(self.estimator, self.oracle, self.problem.sign, self.rng, self)
+        return _PerturbAndMAPFunction.apply(theta, step)
+
+    def get_extra_state(self) -> dict:
+        state = self.estimator_state
+        return {} if state is None else {"estimator_state": state.state_dict()}
+
+    def set_extra_state(self, extra: dict) -> None:
+        if "estimator_state" in extra:
+            self.estimator_state = type(self.estimator_state).from_state_dict(extra["estimator_state"])
+
+    def extra_repr(self) -> str:
+        return f"problem={self.problem!r}, estimator={self.estimator!r}, backend={self.oracle.solver.backend!r}"
+
+
+class _Holder:
+    def __init__(self, state: Any) -> None:
+        self.estimator_state = state
+
+
+def imle(
+    estimator: Estimator, sense: str = "max", seed: int | None = None
+) -> Callable[[Callable[[torch.Tensor], torch.Tensor]], Callable[[torch.Tensor], torch.Tensor]]:
+    """Make a user's batched solver differentiable::
+
+        @imle(IMLE(noise=SumOfGamma(k=10)))
+        def topk(theta):  # (B, n) tensor -> (B, n) tensor
+            ...
+
+    The wrapped function takes ``theta`` and returns perturb-and-MAP samples with
+    the estimator's gradient; ``sense="min"`` for solvers that minimise costs. The
+    solver receives tensors on ``theta``'s device and its output is cast back to
+    ``theta``'s dtype and device. The estimator's state lives on the returned
+    function as ``wrapped.estimator_state``.
+    """
+    if sense not in ("max", "min"):
+        raise ValueError(f"imle: sense must be 'max' or 'min', got {sense!r}")
+    rng = np.random.default_rng(seed)
+
+    def decorate(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        def solve(theta: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return torch.as_tensor(fn(theta)).to(dtype=theta.dtype, device=theta.device)
+
+        holder = _Holder(estimator.initial_state())
+
+        def wrapped(theta: torch.Tensor) -> torch.Tensor:
+            step = _Step(estimator, solve, 1 if sense == "max" else -1, rng, holder)
+            return _PerturbAndMAPFunction.apply(theta, step)
+
+        wrapped.__wrapped__ = fn
+        wrapped.state_holder = holder
+        return wrapped
+
+    return decorate
