@@ -1,0 +1,137 @@
+"""The estimators' gradients against their formulas, with the noise held fixed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import imle_solvers as ims
+from imle_solvers.adapters.topk import topk_mask
+from imle_solvers.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class FixedNoise:
+    """Noise whose draw is given in advance, to check formulas."""
+
+    values: np.ndarray
+
+    def sample(self, rng, shape):
+        return np.broadcast_to(self.values, shape).copy()
+
+
+def topk(k):
+    return lambda theta: topk_mask(theta, k)
+
+
+def grid_solver(problem):
+    return ims.MAPOracle(problem)
+
+
+@pytest.mark.parametrize("scale", [True, False])
+@pytest.mark.parametrize("alpha", [1.0, 0.0])
+def test_imle_gradient_max_problem(rng, scale, alpha):
+    theta, g = rng.normal(size=(5, 8)), rng.normal(size=(5, 8))
+    eps = rng.gumbel(size=(5, 1, 1, 8))
+    lam, tau, tau_target = 3.0, 0.7, 0.4
+    estimator = ims.IMLE(FixedNoise(eps), noise_temperature=tau, target_noise_temperature=tau_target,
+                         lambda_=lam, alpha=alpha, scale_by_lambda=scale)
+    z, residuals = estimator.sample(theta, topk(3), sign=1, rng=rng)
+    grad, state = estimator.gradient(residuals, g, topk(3))
+
+    expected_z = topk_mask(theta + tau * eps[:, 0, 0], 3)
+    z_target = topk_mask(alpha * theta - lam * g + tau_target * eps[:, 0, 0], 3)
+    np.testing.assert_array_equal(z, expected_z)
+    np.testing.assert_allclose(grad, (expected_z - z_target) / (lam if scale else 1.0))
+    assert state is None
+
+
+@pytest.mark.filterwarnings("ignore::imle_solvers.NegativeCostWarning")
+@pytest.mark.parametrize("scale", [True, False])
+def test_imle_gradient_min_problem_takes_costs_as_costs(rng, scale):
+    problem = ims.GridShortestPath(4, 4)
+    solve = grid_solver(problem)
+    costs, g = rng.uniform(1, 3, size=(3, 4, 4)), rng.normal(size=(3, 4, 4))
+    eps = rng.uniform(0, 0.5, size=(3, 1, 1, 4, 4))
+    lam = 2.0
+    estimator = ims.IMLE(FixedNoise(eps), lambda_=lam, scale_by_lambda=scale)
+    z, residuals = estimator.sample(costs, solve, sign=-1, rng=rng)
+    grad, _ = estimator.gradient(residuals, g, solve)
+
+    # a cost problem: perturb by -eps, target costs + lambda * g, gradient (z' - z)
+    expected_z = solve(costs - eps[:, 0, 0])
+    z_target = solve(costs + lam * g - eps[:, 0, 0])
+    np.testing.assert_array_equal(z, expected_z)
+    np.testing.assert_allclose(grad, (z_target - expected_z) / (lam if scale else 1.0))
+
+
+def test_imle_several_samples_average_per_sample_gradients(rng):
+    samples, lam = 4, 5.0
+    theta = rng.normal(size=(2, 6))
+    eps = rng.gumbel(size=(2, samples, 1, 6))
+    g = rng.normal(size=(2, samples, 6))
+    estimator = ims.IMLE(FixedNoise(eps), lambda_=lam, samples=samples)
+    z, residuals = estimator.sample(theta, topk(2), sign=1, rng=rng)
+    assert z.shape == (2, samples, 6)
+    grad, _ = estimator.gradient(residuals, g, topk(2))
+
+    per_sample = [
+        (topk_mask(theta + eps[:, s, 0], 2) - topk_mask(theta - lam * g[:, s] + eps[:, s, 0], 2)) / lam
+        for s in range(samples)
+    ]
+    np.testing.assert_allclose(grad, np.mean(per_sample, axis=0))
+
+
+def test_imle_marginal_samples_average_states_before_the_difference(rng):
+    marginal, lam = 5, 2.0
+    theta, g = rng.normal(size=(3, 7)), rng.normal(size=(3, 7))
+    eps = rng.gumbel(size=(3, 1, marginal, 7))
+    estimator = ims.IMLE(FixedNoise(eps), lambda_=lam, marginal_samples=marginal)
+    z, residuals = estimator.sample(theta, topk(3), sign=1, rng=rng)
+    grad, _ = estimator.gradient(residuals, g, topk(3))
+
+    mean_z = np.mean([topk_mask(theta + eps[:, 0, m], 3) for m in range(marginal)], axis=0)
+    mean_target = np.mean([topk_mask(theta - lam * g + eps[:, 0, m], 3) for m in range(marginal)], axis=0)
+    np.testing.assert_allclose(z, mean_z)
+    np.testing.assert_allclose(z.sum(axis=1), 3.0)
+    np.testing.assert_allclose(grad, (mean_z - mean_target) / lam)
+
+
+def test_no_noise_is_plain_map(rng):
+    theta = rng.normal(size=(4, 5))
+    z, residuals = ims.IMLE().sample(theta, topk(2), sign=1, rng=rng)
+    np.testing.assert_array_equal(z, topk_mask(theta, 2))
+    assert residuals.noise is None
+
+
+def test_ste_passes_the_gradient_through_with_the_problem_sign(rng):
+    theta, g = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    for sign in (1, -1):
+        _, residuals = ims.STE().sample(theta, topk(2), sign=sign, rng=rng)
+        grad, _ = ims.STE().gradient(residuals, g, topk(2))
+        np.testing.assert_allclose(grad, sign * g)
+
+
+def test_upstream_gradient_is_checked(rng):
+    theta = rng.normal(size=(3, 5))
+    _, residuals = ims.IMLE().sample(theta, topk(2), sign=1, rng=rng)
+    with pytest.raises(InvalidInputError, match=r"dL/dz: expected shape \(3, 5\), got \(3, 4\)"):
+        ims.IMLE().gradient(residuals, np.zeros((3, 4)), topk(2))
+    bad = np.zeros((3, 5))
+    bad[1, 2] = np.nan
+    with pytest.raises(InvalidInputError, match="dL/dz: batch index 1"):
+        ims.IMLE().gradient(residuals, bad, topk(2))
+
+
+@pytest.mark.parametrize("kwargs", [{"samples": 0}, {"marginal_samples": 0}, {"lambda_": 0.0}, {"samples": 1.5}])
+def test_imle_parameters_are_checked(kwargs):
+    with pytest.raises(InvalidInputError):
+        ims.IMLE(**kwargs)
+
+
+def test_estimators_are_readable_values():
+    estimator = ims.IMLE(ims.SumOfGamma(k=10), lambda_=10.0)
+    assert "SumOfGamma(k=10" in repr(estimator) and "lambda_=10.0" in repr(estimator)
+    assert estimator == ims.IMLE(ims.SumOfGamma(k=10), lambda_=10.0)

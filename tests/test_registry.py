@@ -1,0 +1,82 @@
+"""The solver registry: registration, 'auto', missing dependencies, users' own solvers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+import imle_solvers as ims
+from imle_solvers.adapters import resolve_solver, unregister_solver
+from imle_solvers.errors import MissingDependencyError, SolverError
+
+
+@dataclass(frozen=True)
+class OneHot(ims.Problem):
+    """A user's own problem: pick one of n items."""
+
+    n: int
+    kind: ClassVar[str] = "test-one-hot"
+
+    @property
+    def shape(self):
+        return (self.n,)
+
+    @property
+    def sense(self):
+        return "max"
+
+
+def argmax_one_hot(theta: np.ndarray, problem: OneHot) -> np.ndarray:
+    if theta[0] == 42.0:
+        raise ValueError("the answer is not allowed")
+    z = np.zeros_like(theta)
+    z[np.argmax(theta)] = 1
+    return z
+
+
+@pytest.fixture
+def user_solver():
+    ims.register_solver(OneHot.kind, "python")(argmax_one_hot)
+    yield
+    unregister_solver(OneHot.kind, "python")
+
+
+def test_a_user_solver_is_used_like_a_built_in_one(user_solver, rng):
+    theta = rng.normal(size=(6, 4))
+    z = ims.MAPOracle(OneHot(4))(theta)
+    np.testing.assert_array_equal(z.argmax(axis=1), theta.argmax(axis=1))
+    assert [e.backend for e in ims.list_solvers(OneHot.kind)] == ["python"]
+
+
+def test_a_failing_user_solver_names_the_instance(user_solver):
+    theta = np.zeros((5, 3))
+    theta[3, 0] = 42.0
+    with pytest.raises(SolverError, match="instance 3 .*the answer is not allowed") as info:
+        ims.MAPOracle(OneHot(3))(theta)
+    assert info.value.index == 3
+
+
+def test_registering_a_taken_name_needs_replace(user_solver):
+    with pytest.raises(ValueError, match="already registered"):
+        ims.register_solver(OneHot.kind, "python")(argmax_one_hot)
+    ims.register_solver(OneHot.kind, "python", replace=True)(argmax_one_hot)
+
+
+def test_auto_takes_the_installed_solver_of_highest_priority(user_solver):
+    ims.register_solver(OneHot.kind, "fancy", priority=100, requires=("no_such_module_xyz",), extra="fancy")(
+        argmax_one_hot
+    )
+    try:
+        assert resolve_solver(OneHot.kind).backend == "python"
+        with pytest.raises(MissingDependencyError, match=r"pip install imle_solvers\[fancy\]"):
+            resolve_solver(OneHot.kind, "fancy")
+    finally:
+        unregister_solver(OneHot.kind, "fancy")
+
+
+def test_built_in_auto_choices():
+    assert resolve_solver("k-subset").backend == "numpy"
+    assert resolve_solver("grid-shortest-path").backend == "scipy"
