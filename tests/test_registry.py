@@ -80,3 +80,17 @@ def test_auto_takes_the_installed_solver_of_highest_priority(user_solver):
 def test_built_in_auto_choices():
     assert resolve_solver("k-subset").backend == "numpy"
     assert resolve_solver("grid-shortest-path").backend == "scipy"
+
+
+def one_hot_of_theta_alone(theta: np.ndarray) -> np.ndarray:
+    return (theta == theta.max()).astype(theta.dtype)
+
+
+def test_a_solver_of_theta_alone_is_accepted(rng):
+    ims.register_solver(OneHot.kind, "theta-only")(one_hot_of_theta_alone)
+    try:
+        theta = rng.normal(size=(3, 4))
+        z = ims.MAPOracle(OneHot(4), backend="theta-only")(theta)
+        np.testing.assert_array_equal(z.argmax(axis=1), theta.argmax(axis=1))
+    finally:
+        unregister_solver(OneHot.kind, "theta-only")

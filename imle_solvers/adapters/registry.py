@@ -9,7 +9,9 @@ problem, so each instance only changes the objective.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +81,9 @@ def register_solver(
         @register_solver("my-problem", backend="python")
         def solve(theta: np.ndarray, problem) -> np.ndarray: ...
 
+    A function of ``theta`` alone (``def solve(theta)``) is accepted too, for solvers
+    that need nothing from the problem.
+
     Registering a taken ``(kind, backend)`` raises unless ``replace=True``. The
     solver must be picklable (a module-level function) to run in worker processes.
     """
@@ -93,7 +98,7 @@ def register_solver(
         _REGISTRY[key] = SolverEntry(
             kind=kind,
             backend=backend,
-            solve=solve,
+            solve=solve if _takes_problem(solve) else functools.partial(_without_problem, solve),
             batched=batched or array_native,
             inline=inline or array_native,
             array_native=array_native,
@@ -105,6 +110,19 @@ def register_solver(
         return solve
 
     return decorator
+
+
+def _takes_problem(solve: SolveFn) -> bool:
+    try:
+        parameters = inspect.signature(solve).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: assume the full form
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+
+
+def _without_problem(solve: Callable[[Any], Any], theta: Any, problem: Any, **options: Any) -> Any:
+    return solve(theta, **options)
 
 
 def unregister_solver(kind: str, backend: str) -> None:
