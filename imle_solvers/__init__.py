@@ -15,7 +15,17 @@ from .errors import (
 from .estimators import AIMLE, IMLE, STE, AdaptiveState
 from .noise import Gumbel, SumOfGamma
 from .oracle import MAPOracle
-from .problems import ILP, GridShortestPath, KSubset, NegativeCostWarning, Problem, Variable
+from .problems import (
+    ILP,
+    BipartiteMatching,
+    GraphMatching,
+    GraphShortestPath,
+    GridShortestPath,
+    KSubset,
+    NegativeCostWarning,
+    Problem,
+    Variable,
+)
 
 __version__ = "0.1.0"
 
@@ -30,6 +40,9 @@ __all__ = [
     "Problem",
     "KSubset",
     "GridShortestPath",
+    "GraphShortestPath",
+    "BipartiteMatching",
+    "GraphMatching",
     "ILP",
     "Variable",
     "NegativeCostWarning",

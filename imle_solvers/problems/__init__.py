@@ -1,8 +1,23 @@
 """Problems: *what* is solved (shapes, sense, input checks), never *how*."""
 
 from .base import Problem, Sense, check_batch
+from .graph import EdgeListGraph, GraphShortestPath
 from .grid import GridShortestPath, NegativeCostWarning
 from .ilp import ILP, Variable
 from .ksubset import KSubset
+from .matching import BipartiteMatching, GraphMatching
 
-__all__ = ["Problem", "Sense", "check_batch", "KSubset", "GridShortestPath", "NegativeCostWarning", "ILP", "Variable"]
+__all__ = [
+    "Problem",
+    "Sense",
+    "check_batch",
+    "KSubset",
+    "GridShortestPath",
+    "NegativeCostWarning",
+    "GraphShortestPath",
+    "EdgeListGraph",
+    "BipartiteMatching",
+    "GraphMatching",
+    "ILP",
+    "Variable",
+]

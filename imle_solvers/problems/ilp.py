@@ -141,6 +141,15 @@ class ILP(Problem):
         c[self.theta_slots()] += np.asarray(theta, dtype=np.float64).ravel()
         return c
 
+    def state_from_solution(self, x: np.ndarray) -> np.ndarray:
+        """z (of ``shape``) from a full solution ``x`` ``(n,)``: the theta variables' values,
+        the integer ones rounded (solvers return them within a feasibility tolerance)."""
+        slots = self.theta_slots()
+        values = np.asarray(x, dtype=np.float64)[slots]
+        integral = self.integrality()[slots]
+        values[integral] = np.rint(values[integral])
+        return values.reshape(self.shape)
+
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Flat ``(n,)`` lower and upper variable bounds."""
         lower, upper = zip(*(v.bounds() for v in self.variables))

@@ -1,0 +1,141 @@
+"""Problems on a fixed graph whose edge scores come from theta: shortest paths."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from ..errors import InvalidInputError
+from .base import Problem, Sense
+
+NegativeCyclePolicy = Literal["raise", "clamp"]
+
+
+@dataclass(frozen=True, eq=False)
+class EdgeListGraph:
+    """A graph as plain, picklable, hashable data: node labels and edges between them.
+
+    Build one with :meth:`from_networkx` (the problems below do it for you).
+
+    Attributes:
+        nodes: the node labels, in ``graph.nodes`` order.
+        edges: ``(tail, head)`` positions into ``nodes``, one pair per edge, in
+            ``graph.edges`` order: theta's entry ``i`` belongs to ``edges[i]``.
+        directed: whether an edge goes from tail to head only.
+    """
+
+    nodes: tuple[Hashable, ...]
+    edges: tuple[tuple[int, int], ...]
+    directed: bool
+    fingerprint: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # repr, unlike hash(), is the same in every process: workers share cached structures
+        digest = hashlib.sha256(repr((self.nodes, self.edges, self.directed)).encode()).hexdigest()
+        object.__setattr__(self, "fingerprint", digest)
+
+    @classmethod
+    def from_networkx(cls, graph: Any) -> EdgeListGraph:
+        """The edge list of a networkx ``Graph`` or ``DiGraph`` (multigraphs are refused:
+        a path or matching would not say which of two parallel edges it takes)."""
+        if isinstance(graph, EdgeListGraph):
+            return graph
+        if not hasattr(graph, "edges") or not hasattr(graph, "is_directed"):
+            raise InvalidInputError(f"expected a networkx graph, got {type(graph).__name__}")
+        if graph.is_multigraph():
+            raise InvalidInputError("multigraphs are not supported: merge parallel edges first")
+        nodes = tuple(graph.nodes)
+        position = {node: i for i, node in enumerate(nodes)}
+        edges = tuple((position[u], position[v]) for u, v in graph.edges)
+        return cls(nodes=nodes, edges=edges, directed=bool(graph.is_directed()))
+
+    def to_networkx(self) -> Any:
+        """A networkx graph on the node positions ``0..n_nodes-1``; edge attribute
+        ``"index"`` is the edge's position in :attr:`edges` (theta's entry)."""
+        import networkx as nx
+
+        graph = nx.DiGraph() if self.directed else nx.Graph()
+        graph.add_nodes_from(range(self.n_nodes))
+        graph.add_edges_from((u, v, {"index": i}) for i, (u, v) in enumerate(self.edges))
+        return graph
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edges)
+
+    def position(self, node: Hashable, role: str) -> int:
+        """The position of ``node`` in :attr:`nodes`; ``role`` names it in the error."""
+        try:
+            return self.nodes.index(node)
+        except ValueError:
+            raise InvalidInputError(f"{role} {node!r} is not a node of the graph") from None
+
+    def __repr__(self) -> str:
+        kind = "directed" if self.directed else "undirected"
+        return f"EdgeListGraph({kind}, {self.n_nodes} nodes, {self.n_edges} edges)"
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EdgeListGraph) and other.fingerprint == self.fingerprint
+
+
+@dataclass(frozen=True)
+class GraphShortestPath(Problem):
+    """A minimum-cost path from ``source`` to ``target`` in a fixed graph.
+
+    ``theta[i]`` is the cost of edge ``i`` (``graph.edges`` order; an undirected edge
+    can be walked both ways at the same cost); ``z`` is the 0/1 mask of the edges on
+    a minimum-cost path. Sense ``"min"``.
+
+    Negative costs (perturbation makes them) are solved exactly wherever the minimum
+    exists: on a DAG, and wherever no negative cycle lies on a walk from ``source``
+    to ``target``. Where one does, the cheapest walk goes round it for ever and the
+    instance is unbounded; an undirected edge of negative cost on such a walk is one
+    (walk it back and forth). ``negative_cycles`` says what then happens:
+
+    - ``"raise"`` (default): a :class:`~imle_solvers.errors.SolverError` with
+      status ``"unbounded"`` naming the instance;
+    - ``"clamp"``: the exact minimum-cost path for the costs ``max(theta, 0)``, and a
+      :class:`~imle_solvers.problems.NegativeCostWarning` says so.
+
+    A ``target`` that cannot be reached from ``source`` raises a SolverError with
+    status ``"infeasible"``.
+
+    Args:
+        graph: a networkx ``Graph`` or ``DiGraph`` (stored as an :class:`EdgeListGraph`).
+        source, target: node labels.
+        negative_cycles: ``"raise"`` or ``"clamp"``, as above.
+
+    Shapes: theta and z are ``(B, n_edges)``.
+    """
+
+    graph: EdgeListGraph
+    source: Hashable
+    target: Hashable
+    negative_cycles: NegativeCyclePolicy = "raise"
+    kind: ClassVar[str] = "graph-shortest-path"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "graph", EdgeListGraph.from_networkx(self.graph))
+        self.graph.position(self.source, "GraphShortestPath: source")
+        self.graph.position(self.target, "GraphShortestPath: target")
+        if self.negative_cycles not in ("raise", "clamp"):
+            raise InvalidInputError(
+                f"GraphShortestPath: negative_cycles must be 'raise' or 'clamp', got {self.negative_cycles!r}"
+            )
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.graph.n_edges,)
+
+    @property
+    def sense(self) -> Sense:
+        return "min"
