@@ -15,6 +15,7 @@ from .errors import (
 from .estimators import AIMLE, IMLE, STE, AdaptiveState
 from .noise import Gumbel, SumOfGamma
 from .oracle import MAPOracle
+from .spec import ILPBuilder, SpecError, list_problems, problem, register_ilp
 from .problems import (
     ILP,
     BipartiteMatching,
@@ -47,6 +48,11 @@ __all__ = [
     "Variable",
     "NegativeCostWarning",
     "list_solvers",
+    "ILPBuilder",
+    "SpecError",
+    "list_problems",
+    "problem",
+    "register_ilp",
     "register_solver",
     "ImleSolversError",
     "InvalidInputError",

@@ -1,14 +1,134 @@
-"""The ``imle-solvers`` command."""
+"""The ``imle-solvers`` command: validate and solve ILP specs, list solvers, run the
+benchmarks and the demo. Exit status: 0 success, 1 a broken spec or a failed solve,
+2 a usage error."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
+import numpy as np
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings=CONTEXT)
 @click.version_option(package_name="imle_solvers")
 def main() -> None:
-    """Discrete solvers as trainable layers: list solvers, run the demo."""
+    """Discrete solvers as trainable layers: check and solve ILP specs, list solvers,
+    run benchmarks and the demo. `imle-solvers COMMAND --help` explains each command."""
+
+
+def _parse_param(ctx: click.Context, option: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
+    params = {}
+    for item in values:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", ctx, option)
+        try:
+            params[name] = _load_array(Path(text[1:])) if text.startswith("@") else json.loads(text)
+        except (OSError, ValueError) as error:
+            raise click.BadParameter(f"{name}: {error}", ctx, option) from None
+    return params
+
+
+PARAM = click.option(
+    "--param", "-p", "params", multiple=True, callback=_parse_param, metavar="NAME=VALUE",
+    help="Set a spec parameter; VALUE is JSON (3, [1, 2]) or @FILE.npy / @FILE.json. Repeatable.",
+)
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """An array from ``.npy`` (no pickles) or ``.json``."""
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix == ".json":
+        return np.asarray(json.loads(path.read_text()), dtype=np.float64)
+    raise ValueError(f"{path}: expected a .npy or .json file")
+
+
+def _load(spec: str, params: dict[str, Any]):
+    from .spec import SpecError, load_yaml
+
+    try:
+        return load_yaml(spec, **params)
+    except SpecError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@PARAM
+def validate(specs: tuple[str, ...], params: dict[str, Any]) -> None:
+    """Check ILP spec files (YAML or JSON).
+
+    Prints one line per spec: its variables, constraint rows and theta shape, or the
+    error as FILE:LINE:COLUMN: FIELD: MESSAGE. Exits 1 if any spec is broken.
+    """
+    from .spec import SpecError, load_yaml
+
+    failed = False
+    for spec in specs:
+        try:
+            ilp = load_yaml(spec, **params)
+        except SpecError as error:
+            click.echo(f"error: {error}", err=True)
+            failed = True
+            continue
+        types = {t: sum(v.size for v in ilp.variables if v.type == t) for t in ("binary", "integer", "continuous")}
+        kinds = ", ".join(f"{n} {t}" for t, n in types.items() if n)
+        rows = ilp.constraints.shape[0]
+        click.echo(f"{spec}: ok: {ilp.name!r}, {ilp.n_variables} variables ({kinds}), {rows} constraint "
+                   f"row{'s' if rows != 1 else ''}, theta shape {ilp.shape}, {ilp.sense}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--theta", "-t", "theta_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Scores: .npy or .json, of the spec's theta shape or a batch (B, *shape).")
+@click.option("--backend", "-b", default="auto", show_default=True,
+              help="Solver backend for kind 'ilp' (ortools, scip; see `imle-solvers solvers`).")
+@PARAM
+@click.option("--out", "-o", type=click.Path(dir_okay=False),
+              help="Write the result to a .json or .npz file instead of printing it.")
+def solve(spec: str, theta_file: str, backend: str, params: dict[str, Any], out: str | None) -> None:
+    """Solve an ILP spec for given scores and print z and the objective as JSON.
+
+    z is the theta variables' optimal values, shaped like theta. The objective is
+    <theta, z> plus the spec's fixed part on the theta variables.
+    """
+    from .errors import ImleSolversError
+    from .oracle import MAPOracle
+
+    ilp = _load(spec, params)
+    try:
+        theta = _load_array(Path(theta_file)).astype(np.float64)
+    except (OSError, ValueError) as error:
+        raise click.BadParameter(str(error), param_hint="--theta") from None
+    single = theta.shape == ilp.shape
+    batch = theta[None] if single else theta
+    try:
+        z = MAPOracle(ilp, backend=backend)(batch)
+    except ImleSolversError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    fixed = ilp.objective[ilp.theta_slots()].reshape(ilp.shape)
+    objective = np.sum((batch + fixed) * z, axis=tuple(range(1, batch.ndim)))
+    z_out, objective_out = (z[0], objective[0]) if single else (z, objective)
+    if out is None:
+        click.echo(json.dumps({"z": z_out.tolist(), "objective": np.asarray(objective_out).tolist()}))
+    elif out.endswith(".json"):
+        Path(out).write_text(json.dumps({"z": z_out.tolist(), "objective": np.asarray(objective_out).tolist()}))
+    elif out.endswith(".npz"):
+        np.savez(out, z=z_out, objective=objective_out)
+    else:
+        raise click.BadParameter("expected a .json or .npz file", param_hint="--out")
 
 
 @main.command()
@@ -19,6 +139,47 @@ def solvers() -> None:
     for entry in list_solvers():
         state = "installed" if entry.installed else f"missing (pip install imle_solvers[{entry.extra}])"
         click.echo(f"{entry.kind:24} {entry.backend:12} priority {entry.priority:3}  {state}")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--dir", "folder", default="benchmarks", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of bench_*.py scripts, each with a main() that prints a markdown table.")
+@click.option("--list", "list_only", is_flag=True, help="List the benchmarks without running them.")
+def bench(names: tuple[str, ...], folder: str, list_only: bool) -> None:
+    """Run the benchmarks (all, or those whose name contains one of NAMES).
+
+    Example: `imle-solvers bench ilp topk` runs bench_ilp*.py and bench_*topk*.py.
+    """
+    scripts = sorted(Path(folder).glob("bench_*.py"))
+    chosen = [s for s in scripts if not names or any(n in s.stem[len("bench_"):] for n in names)]
+    if not chosen:
+        found = ", ".join(s.stem for s in scripts) or "none"
+        click.echo(f"error: no benchmark in {folder}/ matches {list(names)}; found: {found}", err=True)
+        sys.exit(1)
+    for script in chosen:
+        if list_only:
+            click.echo(script.stem)
+            continue
+        click.echo(f"## {script.stem}\n")
+        _run_script(script)
+        click.echo()
+
+
+def _run_script(script: Path) -> None:
+    """Import ``script`` as a module and call its ``main()`` (with ``sys.argv`` set to the script alone)."""
+    spec = importlib.util.spec_from_file_location(f"imle_solvers_bench_{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    saved = sys.argv
+    sys.argv = [str(script)]
+    try:
+        spec.loader.exec_module(module)
+        if not callable(getattr(module, "main", None)):
+            click.echo(f"error: {script} has no main()", err=True)
+            sys.exit(1)
+        module.main()
+    finally:
+        sys.argv = saved
 
 
 @main.command()

@@ -106,6 +106,20 @@ class ILP(Problem):
         object.__setattr__(self, "theta_variables", tuple(self.theta_variables))
         object.__setattr__(self, "fingerprint", self._digest())
 
+    @classmethod
+    def from_yaml(cls, path, **params) -> ILP:
+        """The ILP of a YAML/JSON spec file (docs/spec.md); ``params`` supply its ``params:``."""
+        from ..spec import load_yaml
+
+        return load_yaml(path, **params)
+
+    @classmethod
+    def from_dict(cls, spec, **params) -> ILP:
+        """The ILP of a spec given as a dict (the YAML's structure)."""
+        from ..spec import load_dict
+
+        return load_dict(spec, **params)
+
     # -- layout -----------------------------------------------------------------
     @property
     def n_variables(self) -> int:

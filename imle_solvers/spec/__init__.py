@@ -1,0 +1,26 @@
+"""ILPs declared as data (YAML, JSON, a dict) or with a Python builder.
+
+A spec is never evaluated as Python: YAML is read with the safe loader, the
+structure is checked against ``imle_solvers/schemas/ilp.schema.json`` and the
+constraints are parsed by the small grammar of :mod:`.expressions`. See
+``docs/spec.md``.
+"""
+
+from .builder import BuildError, ILPBuilder
+from .compiler import load_dict, load_yaml
+from .errors import SpecError
+from .named import list_problems, problem, register_ilp, unregister_ilp
+from .schema import ilp_schema
+
+__all__ = [
+    "BuildError",
+    "ILPBuilder",
+    "SpecError",
+    "ilp_schema",
+    "list_problems",
+    "load_dict",
+    "load_yaml",
+    "problem",
+    "register_ilp",
+    "unregister_ilp",
+]

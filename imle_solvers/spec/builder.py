@@ -1,0 +1,345 @@
+"""``ILPBuilder``: an ILP declared step by step in Python. Specs are compiled through it,
+so a spec and the same program written with the builder give equal ILPs."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..problems.ilp import ILP, Variable
+from .errors import SpecError, field_name
+from .expressions import KEYWORDS, ExprError, parse_bindings, parse_expression, parse_relation
+from .linear import Evaluator, Linear, Tensor, unknown
+from .source import KeyPath
+
+MAX_ENTRIES = 5_000_000
+VARIABLE_TYPES = ("binary", "integer", "continuous")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class BuildError(SpecError):
+    """A :class:`SpecError` raised by :class:`ILPBuilder`.
+
+    Attributes:
+        relative: which argument of the call is at fault, e.g. ``("over", 1)``.
+        offset: 0-based position in that argument's string, where it is an expression.
+        key: the declared name itself is at fault (a duplicate, a bad name).
+    """
+
+    def __init__(self, message: str, relative: KeyPath = (), offset: int | None = None, *, key: bool = False) -> None:
+        super().__init__(message, field=field_name(relative) if relative else None,
+                         column=None if offset is None else offset + 1)
+        self.relative = relative
+        self.offset = offset
+        self.key = key
+
+
+def _expression_error(error: ExprError, relative: KeyPath, context: str = "") -> BuildError:
+    return BuildError(f"{context}{error.message}", relative, error.offset)
+
+
+class ILPBuilder:
+    r"""Declare an ILP piece by piece, then :meth:`build` it.
+
+    Example, a knapsack with item values from theta::
+
+        b = ILPBuilder("knapsack")
+        b.add_set("items", 4)
+        b.add_constant("weight", [3, 4, 5, 2])
+        b.add_variable("x", over=["items"])
+        b.add_constraint("sum(i in items) weight[i] * x[i] <= 7", name="capacity")
+        b.set_objective("max", theta="x")
+        problem = b.build()
+
+    Every method checks its arguments at once and raises a :class:`BuildError`
+    (a :class:`SpecError`) naming the argument and, in an expression, the column.
+    See ``docs/spec.md`` for the expression grammar.
+    """
+
+    def __init__(self, name: str = "ilp") -> None:
+        self.name = name
+        self._sets: dict[str, int] = {}
+        self._tensors: dict[str, Tensor] = {}
+        self._variables: list[Variable] = []
+        self._columns = 0
+        self._rows: list[dict[int, float]] = []
+        self._lower: list[float] = []
+        self._upper: list[float] = []
+        self._row_names: list[str] = []
+        self._constraints = 0
+        self._objective: tuple[str, tuple[str, ...], dict[int, float]] | None = None
+        self._evaluator = Evaluator(self._sets, self._tensors)
+
+    def __repr__(self) -> str:
+        return (f"ILPBuilder({self.name!r}, sets={len(self._sets)}, variables={len(self._variables)}, "
+                f"rows={len(self._rows)})")
+
+    # -- declarations ------------------------------------------------------------------
+    def add_set(self, name: str, size: int | str) -> None:
+        """Declare the index set ``{0, ..., size - 1}``; ``size`` may name a scalar constant."""
+        self._declare(name)
+        if isinstance(size, str):
+            tensor = self._tensors.get(size)
+            if tensor is None or tensor.values is None or tensor.shape != ():
+                raise BuildError(f"set size {size!r} is not a scalar constant or parameter")
+            size = float(tensor.values)
+        if isinstance(size, bool) or not isinstance(size, (int, float)) or not float(size).is_integer() \
+                or not 0 <= size <= MAX_ENTRIES:
+            raise BuildError(f"a set size must be an integer in [0, {MAX_ENTRIES}], got {size!r}")
+        self._sets[name] = int(size)
+
+    def add_constant(self, name: str, value: Any, over: Sequence[str] | None = None) -> None:
+        """Declare a number or array; with ``over`` (set names), its shape is checked against them."""
+        self._declare(name)
+        try:
+            values = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BuildError("expected a number or a rectangular array of numbers (are the rows ragged?)") from None
+        if values.size > MAX_ENTRIES:
+            raise BuildError(f"more than {MAX_ENTRIES} entries")
+        if not np.all(np.isfinite(values)):
+            raise BuildError("values must be finite numbers")
+        if over is None:
+            self._tensors[name] = Tensor(values.shape, (None,) * values.ndim, values=values)
+            return
+        shape = self._shape(over)
+        if values.shape != shape:
+            raise BuildError(f"dimension mismatch: expected shape {shape} (over {list(over)}), got {values.shape}")
+        self._tensors[name] = Tensor(shape, tuple(over), values=values)
+
+    def add_variable(
+        self,
+        name: str,
+        over: Sequence[str] = (),
+        type: str = "binary",
+        lower: float | str = 0.0,
+        upper: float | str = math.inf,
+    ) -> None:
+        """Declare a block of variables with one axis per set in ``over`` (none: a scalar).
+
+        ``type`` is ``"binary"``, ``"integer"`` or ``"continuous"``; ``lower`` and
+        ``upper`` are numbers or names of constants (scalars or of the block's shape).
+        """
+        self._declare(name)
+        shape = self._shape(over)
+        if type not in VARIABLE_TYPES:
+            raise BuildError(f"type must be one of {list(VARIABLE_TYPES)}, got {type!r}", ("type",))
+        size = math.prod(shape)
+        if self._columns + size > MAX_ENTRIES:
+            raise BuildError(f"more than {MAX_ENTRIES} variables in all")
+        low, high = self._bound(lower, shape, "lower"), self._bound(upper, shape, "upper")
+        if np.any(np.asarray(low) > np.asarray(high)):
+            raise BuildError("the lower bound exceeds the upper bound", ("lower",))
+        if np.any(np.asarray(low) == np.inf) or np.any(np.asarray(high) == -np.inf):
+            raise BuildError("a bound of +inf below or -inf above leaves no value", ("lower",))
+        self._tensors[name] = Tensor(shape, tuple(over), start=self._columns)
+        self._variables.append(Variable(name, shape, type, low, high))
+        self._columns += size
+
+    # -- constraints ---------------------------------------------------------------------
+    def add_constraint(
+        self,
+        constraint: str | Mapping[str, Any],
+        *,
+        for_each: str | None = None,
+        lower: float | Sequence[float] | None = None,
+        upper: float | Sequence[float] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Add constraint rows, from an expression or from coefficients.
+
+        An expression such as ``"sum(i in items) w[i] * x[i] <= cap"`` adds one row,
+        or one per assignment of ``for_each`` (``"g in groups, t in slots"``).
+        A mapping ``{variable: coefficients}`` adds ``lower <= sum <coefficients, x> <= upper``:
+        one row where each array has the variable's shape, ``m`` rows where each is
+        ``(m, *shape)``; ``lower`` and ``upper`` are scalars or ``(m,)``.
+        """
+        label = name if name is not None else f"constraints[{self._constraints}]"
+        self._constraints += 1
+        if isinstance(constraint, str):
+            if lower is not None or upper is not None:
+                raise BuildError("lower/upper go with coefficients; write the bounds into the expression", ("lower",))
+            self._add_expression(constraint, for_each, label)
+        else:
+            if for_each is not None:
+                raise BuildError("for_each goes with an expression, not coefficients", ("for",))
+            self._add_coefficients(constraint, lower, upper, label)
+
+    def _add_expression(self, text: str, for_each: str | None, label: str) -> None:
+        try:
+            bindings = parse_bindings(for_each) if for_each is not None else ()
+            scopes = list(self._evaluator.scopes(bindings, {}))
+        except ExprError as error:
+            raise _expression_error(error, ("for",)) from None
+        try:
+            relation = parse_relation(text)
+        except ExprError as error:
+            raise _expression_error(error, ("expr",)) from None
+        for scope in scopes:
+            where = ", ".join(f"{index}={value}" for index, (value, _) in scope.items())
+            try:
+                coefs, low, high = self._evaluator.relation(relation, scope)
+            except ExprError as error:
+                raise _expression_error(error, ("expr",), f"for {where}: " if where else "") from None
+            self._add_row(coefs, low, high, f"{label}[{where}]" if where else label, ("expr",))
+
+    def _add_coefficients(self, coefficients: Mapping[str, Any], lower: Any, upper: Any, label: str) -> None:
+        blocks = self._coefficient_blocks(coefficients)
+        rows = {m for m, _, _ in blocks}
+        if len(rows) > 1:
+            raise BuildError(f"coefficient arrays disagree on the number of rows: {sorted(rows)}")
+        m = rows.pop() if rows else 1
+        bounds = []
+        for side, value, default in (("lower", lower, -np.inf), ("upper", upper, np.inf)):
+            try:
+                bounds.append(np.broadcast_to(np.asarray(default if value is None else value, np.float64), (m,)))
+            except ValueError:
+                raise BuildError(f"{side} must be a scalar or have {m} entries", (side,)) from None
+        for r in range(m):
+            coefs: dict[int, float] = {}
+            for _, tensor, array in blocks:
+                flat = array[r].ravel()
+                coefs.update({tensor.start + j: float(flat[j]) for j in np.flatnonzero(flat)})
+            self._add_row(coefs, float(bounds[0][r]), float(bounds[1][r]), f"{label}[{r}]" if m > 1 else label, ())
+
+    def _coefficient_blocks(self, coefficients: Mapping[str, Any]) -> list[tuple[int, Tensor, np.ndarray]]:
+        blocks = []
+        for variable, value in coefficients.items():
+            tensor = self._tensors.get(variable)
+            if tensor is None or tensor.start is None:
+                raise BuildError(f"unknown variable {variable!r}", (variable,))
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise BuildError("coefficients must be a rectangular array of numbers", (variable,)) from None
+            if array.shape == tensor.shape:
+                array = array[None]
+            if array.shape[1:] != tensor.shape:
+                raise BuildError(f"dimension mismatch: {variable!r} has shape {tensor.shape}, coefficients "
+                                 f"{array.shape}", (variable,))
+            blocks.append((array.shape[0], tensor, array))
+        return blocks
+
+    def _add_row(self, coefs: dict[int, float], lower: float, upper: float, label: str, relative: KeyPath) -> None:
+        values = list(coefs.values()) + [lower, upper]
+        if any(math.isnan(v) for v in values) or any(math.isinf(v) for v in coefs.values()):
+            raise BuildError(f"{label}: coefficients must be finite numbers", relative)
+        if lower > upper:
+            raise BuildError(f"{label}: the lower bound {lower} exceeds the upper bound {upper}", relative)
+        if not any(coefs.values()):
+            if lower <= 0.0 <= upper:
+                return  # a row without variables that always holds
+            raise BuildError(f"{label} can never hold: it has no variables and needs {lower} <= 0 <= {upper}",
+                             relative)
+        self._rows.append({column: coef for column, coef in coefs.items() if coef != 0.0})
+        self._lower.append(lower)
+        self._upper.append(upper)
+        self._row_names.append(label)
+
+    # -- objective ---------------------------------------------------------------------
+    def set_objective(self, sense: str, theta: str | Sequence[str], fixed: str | Mapping[str, Any] | None = None) -> None:
+        """``sense`` (``"max"`` or ``"min"``) of ``<theta, z> + fixed``.
+
+        ``theta`` names the variable(s) whose coefficients the network gives (z is their
+        values); ``fixed`` is an optional linear expression or ``{variable: coefficients}``
+        (its constant part does not change the optimum and is dropped).
+        """
+        if self._objective is not None:
+            raise BuildError("the objective is already set", ("objective",))
+        if sense not in ("max", "min"):
+            raise BuildError(f"sense must be 'max' or 'min', got {sense!r}", ("sense",))
+        names = (theta,) if isinstance(theta, str) else tuple(theta)
+        if not names or len(set(names)) != len(names):
+            raise BuildError(f"theta must name one or more distinct variables, got {list(names)}", ("theta",))
+        for position, variable in enumerate(names):
+            tensor = self._tensors.get(variable)
+            if tensor is None or tensor.start is None:
+                where = ("theta",) if isinstance(theta, str) else ("theta", position)
+                raise BuildError(unknown(variable, "variable", self._variables_by_name()), where)
+        self._objective = (sense, names, self._fixed(fixed))
+
+    def _fixed(self, fixed: str | Mapping[str, Any] | None) -> dict[int, float]:
+        if fixed is None:
+            return {}
+        if not isinstance(fixed, str):
+            blocks = self._coefficient_blocks(fixed)
+            if any(m != 1 for m, _, _ in blocks):
+                raise BuildError("fixed coefficients must have each variable's shape", ("fixed",))
+            return {t.start + j: float(a.ravel()[j]) for _, t, a in blocks for j in np.flatnonzero(a.ravel())}
+        try:
+            value = self._evaluator.value(parse_expression(fixed), {})
+        except ExprError as error:
+            raise _expression_error(error, ("fixed",)) from None
+        coefs = value.nonzero() if isinstance(value, Linear) else {}
+        if not all(math.isfinite(c) for c in coefs.values()):
+            raise BuildError("coefficients must be finite numbers", ("fixed",))
+        return coefs
+
+    # -- the result ---------------------------------------------------------------------
+    def build(self) -> ILP:
+        """The :class:`~imle_solvers.ILP` declared so far (the builder can go on afterwards)."""
+        if self._objective is None:
+            raise BuildError("no objective: call set_objective(sense, theta)", ("objective",))
+        sense, theta, fixed = self._objective
+        indptr, indices, data = [0], [], []
+        for row in self._rows:
+            columns = sorted(row)
+            indices.extend(columns)
+            data.extend(row[c] for c in columns)
+            indptr.append(len(indices))
+        matrix = sp.csr_array(
+            (np.asarray(data, np.float64), np.asarray(indices, np.int64), np.asarray(indptr, np.int64)),
+            shape=(len(self._rows), self._columns),
+        )
+        objective = np.zeros(self._columns)
+        objective[list(fixed)] = list(fixed.values())
+        return ILP(
+            variables=tuple(self._variables),
+            constraints=matrix,
+            row_lower=np.asarray(self._lower, np.float64),
+            row_upper=np.asarray(self._upper, np.float64),
+            theta_variables=theta,
+            objective_sense=sense,
+            objective=objective,
+            constraint_names=tuple(self._row_names),
+            name=self.name,
+        )
+
+    # -- helpers -----------------------------------------------------------------------
+    def _declare(self, name: str) -> None:
+        if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name) or name in KEYWORDS:
+            raise BuildError(f"{name!r} is not a valid name (letters, digits, _; not 'sum' or 'in')", key=True)
+        if name in self._sets or name in self._tensors:
+            raise BuildError(f"the name {name!r} is already declared", key=True)
+
+    def _shape(self, over: Sequence[str]) -> tuple[int, ...]:
+        if isinstance(over, str):
+            raise BuildError(f"over must be a list of set names, got the string {over!r}", ("over",))
+        for position, set_name in enumerate(over):
+            if set_name not in self._sets:
+                raise BuildError(unknown(set_name, "set", self._sets), ("over", position))
+        return tuple(self._sets[s] for s in over)
+
+    def _bound(self, bound: float | str, shape: tuple[int, ...], side: str) -> float | np.ndarray:
+        if not isinstance(bound, str):
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)) or math.isnan(bound):
+                raise BuildError(f"a bound must be a number or a constant's name, got {bound!r}", (side,))
+            return float(bound)
+        tensor = self._tensors.get(bound)
+        if tensor is None or tensor.values is None:
+            raise BuildError(unknown(bound, "constant", self._constants_by_name()), (side,))
+        if tensor.shape not in ((), shape):
+            raise BuildError(f"dimension mismatch: bound {bound!r} has shape {tensor.shape}, the variable {shape}",
+                             (side,))
+        return tensor.values if tensor.shape else float(tensor.values)
+
+    def _variables_by_name(self) -> dict[str, Tensor]:
+        return {n: t for n, t in self._tensors.items() if t.start is not None}
+
+    def _constants_by_name(self) -> dict[str, Tensor]:
+        return {n: t for n, t in self._tensors.items() if t.values is not None}

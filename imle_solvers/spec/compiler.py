@@ -1,0 +1,128 @@
+"""Specs (YAML, JSON or a Python dict) compiled into ILPs through :class:`ILPBuilder`.
+
+The steps: read the source keeping positions, check it against the JSON Schema,
+then declare everything on a builder in dependency order: constants, scalar
+parameters, sets, array parameters, variables, constraints, objective. Every
+builder error is re-raised located at the spec entry that caused it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..problems.ilp import ILP
+from .builder import BuildError, ILPBuilder
+from .errors import SpecError
+from .schema import check_schema
+from .source import KeyPath, Source, from_mapping, from_yaml_text
+
+
+def load_yaml(path: str | Path, **params: Any) -> ILP:
+    """The ILP of the YAML (or JSON) spec at ``path``; ``params`` supply its ``params:``.
+
+    Raises:
+        SpecError: anything wrong with the spec, located by file, line, column and field.
+    """
+    return compile_spec(read_yaml(path), params)
+
+
+def read_yaml(path: str | Path) -> Source:
+    """The spec at ``path``, read but not yet checked."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"cannot read the spec: {error}", file=str(path)) from None
+    return from_yaml_text(text, str(path))
+
+
+def load_dict(spec: Mapping[str, Any], **params: Any) -> ILP:
+    """The ILP of a spec given as a Python dict (the YAML's structure)."""
+    return compile_spec(from_mapping(spec), params)
+
+
+def compile_spec(source: Source, params: Mapping[str, Any]) -> ILP:
+    """Check ``source`` against the schema and compile it with ``params``."""
+    check_schema(source)
+    builder = _declare(source, params)
+    with _located(source, ()):
+        return builder.build()
+
+
+@contextmanager
+def _located(source: Source, path: KeyPath, remap: Mapping[KeyPath, KeyPath] | None = None) -> Iterator[None]:
+    """Re-raise a :class:`BuildError` at ``path`` plus the argument it names (renamed by ``remap``)."""
+    try:
+        yield
+    except BuildError as error:
+        relative = (remap or {}).get(error.relative, error.relative)
+        raise source.error(error.message, path + relative, error.offset, key=error.key) from None
+
+
+def _declare(source: Source, supplied: Mapping[str, Any]) -> ILPBuilder:
+    tree = source.tree
+    builder = ILPBuilder(tree.get("name", Path(source.file).stem if source.file else "ilp"))
+    declared = tree.get("params", {})
+    unknown = sorted(set(supplied) - set(declared))
+    if unknown:
+        where = ("params",) if "params" in tree else ()
+        raise source.error(f"unknown parameter {unknown[0]!r}; the spec declares {sorted(declared)}", where)
+    for name, value in tree.get("constants", {}).items():
+        with _located(source, ("constants", name)):
+            builder.add_constant(name, value)
+    free = {name: p for name, p in declared.items() if "over" not in p}  # any shape; may size sets
+    for name, param in free.items():
+        _add_param(source, builder, name, param, supplied)
+    for name, size in tree.get("sets", {}).items():
+        with _located(source, ("sets", name)):
+            builder.add_set(name, size)
+    for name, param in declared.items():
+        if name not in free:
+            _add_param(source, builder, name, param, supplied)
+    for name, variable in tree["variables"].items():
+        with _located(source, ("variables", name)):
+            builder.add_variable(name, **_variable_arguments(variable))
+    for position, constraint in enumerate(tree.get("constraints", [])):
+        if isinstance(constraint, str):
+            with _located(source, ("constraints", position), {("expr",): ()}):
+                builder.add_constraint(constraint)
+        else:
+            with _located(source, ("constraints", position)):
+                builder.add_constraint(constraint["expr"], for_each=constraint.get("for"), name=constraint.get("name"))
+    objective = tree["objective"]
+    with _located(source, ("objective",), {("objective",): ()}):
+        builder.set_objective(objective["sense"], objective["theta"], objective.get("fixed"))
+    return builder
+
+
+def _variable_arguments(variable: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec's variable entry as :meth:`ILPBuilder.add_variable` keywords (``description`` dropped)."""
+    return {key: value for key, value in variable.items() if key != "description"}
+
+
+def _add_param(source: Source, builder: ILPBuilder, name: str, param: Mapping[str, Any],
+               supplied: Mapping[str, Any]) -> None:
+    path = ("params", name)
+    if name in supplied:
+        value, remap = supplied[name], {(): ()}
+        if not _numeric(value):
+            raise source.error(f"parameter {name!r} was given a non-numeric value of type {type(value).__name__}",
+                               path, key=True)
+    elif "default" in param:
+        value, remap = param["default"], {(): ("default",)}
+    else:
+        raise source.error(f"missing parameter {name!r}: supply it at load time, e.g. from_yaml(path, {name}=...)",
+                           path, key=True)
+    with _located(source, path, remap):
+        builder.add_constant(name, value, over=param.get("over"))
+
+
+def _numeric(value: Any) -> bool:
+    try:
+        return np.asarray(value).dtype.kind in "biuf"
+    except (TypeError, ValueError):
+        return False

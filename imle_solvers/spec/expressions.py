@@ -1,0 +1,284 @@
+"""The expression language of specs: a tokenizer and a recursive-descent parser.
+
+Grammar (``docs/spec.md`` explains it with examples)::
+
+    constraint := expr relation expr [relation expr]
+    relation   := "<=" | ">=" | "==" | "="
+    bindings   := binding ("," binding)*
+    binding    := NAME "in" NAME
+    expr       := term (("+" | "-") term)*
+    term       := unary (("*" | "/") unary)*
+    unary      := ("+" | "-") unary | primary
+    primary    := NUMBER | "(" expr ")" | "sum" "(" bindings ")" term
+                | NAME ["[" expr ("," expr)* "]"]
+
+``sum`` takes the *term* after it, as in AMPL: ``sum(i in I) w[i] * x[i] + 1``
+adds 1 once. The parser only builds a tree; nothing is evaluated here, and
+nothing is ever evaluated as Python.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Union
+
+
+class ExprError(Exception):
+    """A problem at character ``offset`` (0-based) of an expression."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # "number", "name", "op", "end"
+    text: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class Number:
+    value: float
+    offset: int
+
+
+@dataclass(frozen=True)
+class Ref:
+    """``name`` or ``name[i, j]``; ``indices`` is None without brackets."""
+
+    name: str
+    indices: tuple[Expr, ...] | None
+    offset: int
+
+
+@dataclass(frozen=True)
+class Negate:
+    operand: Expr
+    offset: int
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str  # "+", "-", "*", "/"
+    left: Expr
+    right: Expr
+    offset: int
+
+
+@dataclass(frozen=True)
+class Binding:
+    """``index in set``; ``offset`` is the index's position, ``set_offset`` the set's."""
+
+    index: str
+    set: str
+    offset: int
+    set_offset: int
+
+
+@dataclass(frozen=True)
+class Sum:
+    bindings: tuple[Binding, ...]
+    body: Expr
+    offset: int
+
+
+@dataclass(frozen=True)
+class Relation:
+    """``terms[0] ops[0] terms[1] (ops[1] terms[2])``."""
+
+    terms: tuple[Expr, ...]
+    ops: tuple[str, ...]
+    offsets: tuple[int, ...]
+
+
+Expr = Union[Number, Ref, Negate, Binary, Sum]
+
+MAX_NESTING = 100
+KEYWORDS = frozenset({"sum", "in"})
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op><=|>=|==|!=|[-+*/()\[\],:=<>]))"
+)
+RELATIONS = ("<=", ">=", "==", "=")
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split ``text`` into tokens, ending with an ``end`` token."""
+    tokens, position = [], 0
+    while True:
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            rest = len(text) - len(text[position:].lstrip())
+            if rest == len(text):
+                return tokens + [Token("end", "", len(text))]
+            raise ExprError(f"unexpected character {text[rest]!r}", rest)
+        kind = match.lastgroup or "op"
+        tokens.append(Token(kind, match.group(kind), match.start(kind)))
+        position = match.end()
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = tokenize(text)
+        self.position = 0
+        self.depth = 0
+
+    @property
+    def token(self) -> Token:
+        return self.tokens[self.position]
+
+    def advance(self) -> Token:
+        token = self.token
+        self.position += 1
+        return token
+
+    def accept(self, *texts: str) -> Token | None:
+        if self.token.kind == "op" and self.token.text in texts:
+            return self.advance()
+        return None
+
+    def expect(self, text: str) -> Token:
+        token = self.accept(text)
+        if token is None:
+            raise ExprError(f"expected {text!r}, found {self._describe(self.token)}", self.token.offset)
+        return token
+
+    def name(self, what: str) -> Token:
+        token = self.token
+        if token.kind != "name" or token.text in KEYWORDS:
+            raise ExprError(f"expected {what}, found {self._describe(token)}", token.offset)
+        return self.advance()
+
+    def finish(self) -> None:
+        if self.token.kind != "end":
+            raise ExprError(f"unexpected {self._describe(self.token)}", self.token.offset)
+
+    @staticmethod
+    def _describe(token: Token) -> str:
+        return "the end" if token.kind == "end" else repr(token.text)
+
+    # -- grammar -----------------------------------------------------------------
+    def relation(self) -> Relation:
+        terms, ops, offsets = [self.expr()], [], []
+        while self.token.kind == "op" and self.token.text in ("<=", ">=", "==", "=", "<", ">", "!="):
+            token = self.advance()
+            if token.text not in RELATIONS:
+                raise ExprError(f"{token.text!r} is not allowed; use <=, >= or ==", token.offset)
+            ops.append("==" if token.text == "=" else token.text)
+            offsets.append(token.offset)
+            terms.append(self.expr())
+        if not ops:
+            raise ExprError(f"expected a comparison (<=, >=, ==), found {self._describe(self.token)}", self.token.offset)
+        if len(ops) > 2:
+            raise ExprError("at most two comparisons, as in 'lo <= expr <= hi'", offsets[2])
+        return Relation(tuple(terms), tuple(ops), tuple(offsets))
+
+    def bindings(self) -> tuple[Binding, ...]:
+        result = [self.binding()]
+        while self.accept(","):
+            result.append(self.binding())
+        return tuple(result)
+
+    def binding(self) -> Binding:
+        index = self.name("an index name")
+        if not (self.token.kind == "name" and self.token.text == "in"):
+            raise ExprError(f"expected 'in', found {self._describe(self.token)}", self.token.offset)
+        self.advance()
+        set_name = self.name("a set name")
+        return Binding(index.text, set_name.text, index.offset, set_name.offset)
+
+    def expr(self) -> Expr:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ExprError("the expression is nested too deeply", self.token.offset)
+        node = self.term()
+        while (token := self.accept("+", "-")) is not None:
+            node = Binary(token.text, node, self.term(), token.offset)
+        self.depth -= 1
+        return node
+
+    def term(self) -> Expr:
+        node = self.unary()
+        while (token := self.accept("*", "/")) is not None:
+            node = Binary(token.text, node, self.unary(), token.offset)
+        return node
+
+    def unary(self) -> Expr:
+        token = self.accept("+", "-")
+        if token is None:
+            return self.primary()
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ExprError("the expression is nested too deeply", token.offset)
+        operand = self.unary()
+        self.depth -= 1
+        return operand if token.text == "+" else Negate(operand, token.offset)
+
+    def primary(self) -> Expr:
+        token = self.token
+        if token.kind == "number":
+            self.advance()
+            value = float(token.text)
+            if not math.isfinite(value):
+                raise ExprError(f"the number {token.text} is too large", token.offset)
+            return Number(value, token.offset)
+        if self.accept("("):
+            node = self.expr()
+            self.expect(")")
+            return node
+        if token.kind == "name" and token.text == "sum":
+            self.advance()
+            self.expect("(")
+            bindings = self.bindings()
+            self.expect(")")
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise ExprError("the expression is nested too deeply", token.offset)
+            body = self.term()
+            self.depth -= 1
+            return Sum(bindings, body, token.offset)
+        name = self.name("a number, a name, 'sum' or '('")
+        if not self.accept("["):
+            return Ref(name.text, None, name.offset)
+        indices = [self.expr()]
+        while self.accept(","):
+            indices.append(self.expr())
+        self.expect("]")
+        return Ref(name.text, tuple(indices), name.offset)
+
+
+def start(expr: Expr) -> int:
+    """The offset of the first character of ``expr`` (a binary node's own offset is its operator's)."""
+    while isinstance(expr, Binary):
+        expr = expr.left
+    return expr.offset
+
+
+def parse_relation(text: str) -> Relation:
+    """Parse a constraint such as ``sum(i in items) w[i] * x[i] <= capacity``."""
+    parser = _Parser(text)
+    result = parser.relation()
+    parser.finish()
+    return result
+
+
+def parse_expression(text: str) -> Expr:
+    """Parse a linear expression such as ``sum(j in jobs) cost[j] * y[j]``."""
+    parser = _Parser(text)
+    result = parser.expr()
+    parser.finish()
+    return result
+
+
+def parse_bindings(text: str) -> tuple[Binding, ...]:
+    """Parse quantifiers such as ``g in groups, t in slots``."""
+    parser = _Parser(text)
+    result = parser.bindings()
+    parser.finish()
+    return result

@@ -1,0 +1,57 @@
+"""The spec's JSON Schema (shipped as ``imle_solvers/schemas/ilp.schema.json``) and
+its violations as located :class:`SpecError`\\ s."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from .source import Source
+
+
+@cache
+def ilp_schema() -> dict[str, Any]:
+    """The JSON Schema of an ILP spec (draft 2020-12)."""
+    return json.loads(resources.files("imle_solvers").joinpath("schemas/ilp.schema.json").read_text("utf-8"))
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = ilp_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def check_schema(source: Source) -> None:
+    """Raise a :class:`SpecError` at the most relevant schema violation of ``source.tree``."""
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(source.tree))
+    if error is None:
+        return
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        extra = sorted(key for key in error.instance if key not in allowed)
+        known = ", ".join(sorted(allowed))
+        raise source.error(f"unknown key {extra[0]!r}; expected one of: {known}", path + (extra[0],), key=True)
+    if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
+        raise source.error(f"{error.instance!r} is not a valid name (letters, digits, _; not 'sum' or 'in')",
+                           path + (error.instance,), key=True)
+    if error.validator == "not":
+        raise source.error(f"{error.instance!r} is a reserved word", path)
+    if error.validator == "oneOf":
+        forms = " or ".join(_form(option) for option in error.validator_value)
+        raise source.error(f"{error.instance!r} is not allowed here; expected {forms}", path)
+    raise source.error(error.message, path)
+
+
+def _form(schema: dict[str, Any]) -> str:
+    """A few words for one alternative of a ``oneOf``: its type, or the name it refers to."""
+    if "$ref" in schema:
+        return "a name" if schema["$ref"].endswith("identifier") else schema["$ref"].rsplit("/", 1)[-1]
+    kind = schema.get("type", "value")
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"

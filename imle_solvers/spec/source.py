@@ -1,0 +1,206 @@
+"""A spec's source: its JSON-like tree, and where each entry sits in the text.
+
+YAML is read with PyYAML's *composer* under ``SafeLoader`` (never a loader that
+constructs objects), so every node keeps its line and column; the tree is
+rebuilt from the nodes by hand. A Python dict goes through the same checks,
+without positions. Either way the result holds only dicts with string keys,
+lists, strings, finite-or-infinite floats, ints, booleans and None.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .errors import Location, SpecError, field_name
+
+KeyPath = tuple[str | int, ...]
+
+MAX_DEPTH = 64
+MAX_NODES = 1_000_000
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a value starts (0-based, as PyYAML counts) and how its scalar was written."""
+
+    line: int
+    column: int
+    style: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """A spec tree with the positions of its entries.
+
+    Attributes:
+        tree: the spec, JSON-like.
+        file: the file it came from, or None.
+        marks: path -> where the value at that path starts.
+        key_marks: path -> where the key naming that path starts.
+        lines: the source text's lines (empty for a dict).
+    """
+
+    tree: Any
+    file: str | None = None
+    marks: dict[KeyPath, Mark] = field(default_factory=dict)
+    key_marks: dict[KeyPath, Mark] = field(default_factory=dict)
+    lines: tuple[str, ...] = ()
+
+    def locate(self, path: KeyPath, offset: int | None = None, *, key: bool = False) -> Location:
+        """The location of the value at ``path`` (of its key when ``key``), or of the
+        ``offset``-th character of that string value, falling back on the nearest
+        enclosing entry that has a position."""
+        mark = self.key_marks.get(path) if key else None
+        depth = len(path)
+        while mark is None and depth >= 0:
+            mark = self.marks.get(path[:depth])
+            if mark is None:
+                depth -= 1
+        if mark is None:
+            return Location(self.file)
+        if offset is None or depth != len(path):
+            return Location(self.file, mark.line + 1, mark.column + 1)
+        return self._inside(mark, self._lookup(path), offset)
+
+    def error(self, message: str, path: KeyPath, offset: int | None = None, *, key: bool = False) -> SpecError:
+        """A :class:`SpecError` for the entry at ``path``."""
+        where = self.locate(path, offset, key=key)
+        return SpecError(message, field=field_name(path), file=where.file, line=where.line, column=where.column)
+
+    def _lookup(self, path: KeyPath) -> Any:
+        value = self.tree
+        for part in path:
+            value = value[part]
+        return value
+
+    def _inside(self, mark: Mark, text: Any, offset: int) -> Location:
+        """Position of character ``offset`` of a scalar string written at ``mark``."""
+        if not isinstance(text, str):
+            return Location(self.file, mark.line + 1, mark.column + 1)
+        newlines = text.count("\n", 0, offset)
+        if mark.style in (None, '"', "'") and "\n" not in text:
+            quote = 0 if mark.style is None else 1
+            return Location(self.file, mark.line + 1, mark.column + 1 + quote + offset)
+        if mark.style == "|" and mark.line + 1 < len(self.lines):
+            first = self.lines[mark.line + 1]
+            indent = len(first) - len(first.lstrip(" "))
+            column = offset - (text.rfind("\n", 0, offset) + 1)
+            return Location(self.file, mark.line + 2 + newlines, indent + column + 1)
+        return Location(self.file, mark.line + 1, mark.column + 1)
+
+
+def from_yaml_text(text: str, file: str | None = None) -> Source:
+    """Parse YAML text into a :class:`Source`; any YAML problem is a located :class:`SpecError`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            raise SpecError("the spec is empty", file=file, line=1, column=1)
+        reader = _NodeReader(file)
+        tree = reader.read(node, ())
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        problem = " ".join(p for p in (error.context, error.problem) if p)
+        raise SpecError(
+            f"YAML syntax: {problem}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as error:  # reader errors (bad characters) carry no mark
+        raise SpecError(f"YAML syntax: {error}", file=file) from None
+    return Source(tree, file, reader.marks, reader.key_marks, tuple(text.splitlines()))
+
+
+def from_mapping(spec: Mapping[str, Any]) -> Source:
+    """A :class:`Source` from a Python dict (numpy arrays and tuples become lists)."""
+    if not isinstance(spec, Mapping):
+        raise SpecError(f"a spec is a mapping, got {type(spec).__name__}")
+    return Source(_plain(spec, (), 0, [0]))
+
+
+class _NodeReader:
+    """Rebuilds the tree from composed nodes, recording each entry's mark."""
+
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+        self.marks: dict[KeyPath, Mark] = {}
+        self.key_marks: dict[KeyPath, Mark] = {}
+        self.constructor = yaml.SafeLoader("")
+        self.nodes = 0
+
+    def _fail(self, message: str, node: yaml.Node, path: KeyPath) -> SpecError:
+        mark = node.start_mark
+        return SpecError(message, field=field_name(path), file=self.file, line=mark.line + 1, column=mark.column + 1)
+
+    def read(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES or len(path) > MAX_DEPTH:
+            raise self._fail("the spec is nested too deeply or too large (aliases?)", node, path)
+        self.marks[path] = Mark(node.start_mark.line, node.start_mark.column, getattr(node, "style", None))
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _MAP_TAG:
+                raise self._fail(f"YAML tag {node.tag!r} is not allowed", node, path)
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._scalar(key_node, path)
+                if not isinstance(key, str):
+                    raise self._fail(f"keys must be strings, got {key!r}", key_node, path)
+                if key in result:
+                    raise self._fail(f"duplicate key {key!r}", key_node, path + (key,))
+                self.key_marks[path + (key,)] = Mark(key_node.start_mark.line, key_node.start_mark.column)
+                result[key] = self.read(value_node, path + (key,))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                raise self._fail(f"YAML tag {node.tag!r} is not allowed", node, path)
+            return [self.read(item, path + (i,)) for i, item in enumerate(node.value)]
+        value = self._scalar(node, path)
+        return _check_scalar(value, lambda message: self._fail(message, node, path))
+
+    def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self._fail("keys must be strings", node, path)
+        return self.constructor.construct_object(node)
+
+
+def _check_scalar(value: Any, fail: Callable[[str], SpecError]) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise fail("NaN is not allowed")
+        return value
+    raise fail(f"expected a number, string, boolean or null, got {type(value).__name__}")
+
+
+def _plain(value: Any, path: KeyPath, depth: int, count: list[int]) -> Any:
+    """A dict's tree as plain JSON-like data, checked as YAML's is."""
+    count[0] += 1
+    if depth > MAX_DEPTH or count[0] > MAX_NODES:
+        raise SpecError("the spec is nested too deeply or too large", field=field_name(path))
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, Mapping):
+        result = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SpecError(f"keys must be strings, got {key!r}", field=field_name(path))
+            result[key] = _plain(item, path + (key,), depth + 1, count)
+        return result
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, path + (i,), depth + 1, count) for i, item in enumerate(value)]
+
+    def fail(message: str) -> SpecError:
+        return SpecError(message, field=field_name(path))
+
+    return _check_scalar(value, fail)
