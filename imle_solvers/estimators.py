@@ -51,11 +51,17 @@ class Residuals:
 
 
 class Estimator(Protocol):
+    noise: NoiseDistribution | None
     samples: int
+    marginal_samples: int
 
     def initial_state(self) -> Any: ...
 
     def sample(self, theta: Array, solve: Solve, *, sign: int, rng: np.random.Generator) -> tuple[Array, Residuals]: ...
+
+    def draw(self, theta: Array, rng: np.random.Generator) -> Array | None: ...
+
+    def sample_with(self, theta: Array, noise: Array | None, solve: Solve, *, sign: int) -> tuple[Array, Residuals]: ...
 
     def gradient(self, residuals: Residuals, grad_z: Array, solve: Solve, state: Any = None) -> tuple[Array, Any]: ...
 
@@ -137,9 +143,17 @@ class _PerturbAndMAP:
 
     def sample(self, theta: Array, solve: Solve, *, sign: int, rng: np.random.Generator) -> tuple[Array, Residuals]:
         """Forward pass: ``z`` as described in the module docstring, and the residuals."""
-        eps = draw_noise(self.noise, rng, theta, self.samples, self.marginal_samples)
-        z = perturbed_map(solve, theta[:, None, ...], eps, self.noise_temperature, sign)
-        return output(z, self.samples), Residuals(theta=theta, noise=eps, z=z, sign=sign)
+        return self.sample_with(theta, self.draw(theta, rng), solve, sign=sign)
+
+    def draw(self, theta: Array, rng: np.random.Generator) -> Array | None:
+        """The noise ``(B, samples, marginal_samples, *shape)`` for ``theta``, or None."""
+        return draw_noise(self.noise, rng, theta, self.samples, self.marginal_samples)
+
+    def sample_with(self, theta: Array, noise: Array | None, solve: Solve, *, sign: int) -> tuple[Array, Residuals]:
+        """Forward pass with a given noise draw. Rows are independent, so the batches of
+        several calls may be concatenated into one (one solver call under ``jax.vmap``)."""
+        z = perturbed_map(solve, theta[:, None, ...], noise, self.noise_temperature, sign)
+        return output(z, self.samples), Residuals(theta=theta, noise=noise, z=z, sign=sign)
 
 
 # --- the estimators --------------------------------------------------------------

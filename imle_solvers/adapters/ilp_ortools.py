@@ -17,6 +17,7 @@ search worker: the oracle parallelises across instances instead.
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -43,11 +44,24 @@ def solve_ilp_ortools(theta: np.ndarray, problem: ILP, time_limit: float | None 
             proven optimum within ``time_limit`` seconds), or the solver's own word.
     """
     costs = problem.objective_for(theta)
-    if cp_sat_compatible(problem):
+    if cp_sat_compatible(problem) and cp_sat_safe_here():
         x = solve_cp_sat(cp_sat_model(problem, threading.get_ident()), costs, problem.sign, time_limit)
     else:
         x = solve_pywraplp(pywraplp_model(problem, threading.get_ident()), costs, problem.sign, time_limit)
     return problem.state_from_solution(x)
+
+
+@lru_cache(maxsize=1)
+def cp_sat_safe_here() -> bool:
+    """Whether CP-SAT can run in this process.
+
+    CP-SAT crashes the process (SIGSEGV) where TensorFlow was imported before it: their
+    bundled native libraries clash (OR-Tools 9.15, TensorFlow 2.21). Such a process
+    solves through SCIP instead, which is exact too. Decided once, at the first solve,
+    before this module has imported CP-SAT; ``imle_solvers.tensorflow`` loads CP-SAT
+    before TensorFlow, so the order is right when it is imported first.
+    """
+    return "tensorflow" not in sys.modules or "ortools.sat.python.cp_model" in sys.modules
 
 
 @lru_cache(maxsize=64)

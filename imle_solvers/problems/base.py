@@ -44,12 +44,14 @@ class Problem:
 
 def check_batch(theta: Array, shape: tuple[int, ...], name: str = "theta") -> None:
     """Check that ``theta`` has shape ``(B, *shape)`` and only finite values."""
-    actual = tuple(theta.shape)
-    if len(actual) != len(shape) + 1 or actual[1:] != tuple(shape):
-        raise InvalidInputError(
-            f"{name}: expected shape (B, {', '.join(map(str, shape))}), got {actual}"
-        )
+    check_batch_shape(tuple(theta.shape), shape, name)
     check_finite(theta, name)
+
+
+def check_batch_shape(actual: tuple[int | None, ...], shape: tuple[int, ...], name: str = "theta") -> None:
+    """Check that ``actual`` is ``(B, *shape)``; B may be None (a traced, unknown batch size)."""
+    if len(actual) != len(shape) + 1 or tuple(actual[1:]) != tuple(shape):
+        raise InvalidInputError(f"{name}: expected shape (B, {', '.join(map(str, shape))}), got {tuple(actual)}")
 
 
 def check_finite(values: Array, name: str) -> None:

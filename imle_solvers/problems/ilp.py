@@ -161,7 +161,7 @@ class ILP(Problem):
         slots = self.theta_slots()
         values = np.asarray(x, dtype=np.float64)[slots]
         integral = self.integrality()[slots]
-        values[integral] = np.rint(values[integral])
+        values[integral] = np.rint(values[integral]) + 0.0  # + 0.0 turns -0.0 into 0.0
         return values.reshape(self.shape)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:

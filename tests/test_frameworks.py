@@ -1,0 +1,188 @@
+"""One suite for every binding: torch, JAX and TensorFlow give the same z, gradients
+and estimator state for the same theta, upstream gradient and seed."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import imle_solvers as ims
+from imle_solvers.adapters import resolve_solver
+from imle_solvers.errors import ImleSolversError
+
+FRAMEWORKS = ("torch", "jax", "tensorflow")
+
+
+def small_ilp() -> ims.ILP:
+    """Two of five items, not both of the first two: max <theta, x>."""
+    a = sp.csr_array(np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=float))
+    return ims.ILP(
+        variables=(ims.Variable("x", (5,)),),
+        constraints=a,
+        row_lower=np.array([2.0, -np.inf]),
+        row_upper=np.array([2.0, 1.0]),
+        theta_variables=("x",),
+    )
+
+
+def problems() -> list[Any]:
+    """(problem, backend) cases. The ILP uses SCIP: OR-Tools crashes (segfault) in a
+    process that has imported TensorFlow (their bundled protobuf/abseil clash)."""
+    cases = [
+        pytest.param((ims.KSubset(n=8, k=3), "auto"), id="k-subset"),
+        pytest.param((ims.GridShortestPath(5, 5), "auto"), id="grid"),
+    ]
+    try:
+        resolve_solver("ilp", "scip")
+        ilp = pytest.param((small_ilp(), "scip"), id="ilp")
+    except ImleSolversError as error:
+        ilp = pytest.param((None, None), id="ilp", marks=pytest.mark.skip(reason=f"no ILP solver: {error}"))
+    return [*cases, ilp]
+
+
+ESTIMATORS = [
+    pytest.param(ims.IMLE(noise=ims.SumOfGamma(k=3), lambda_=5.0), id="imle"),
+    pytest.param(ims.IMLE(noise=ims.Gumbel(), lambda_=20.0, samples=2, marginal_samples=2), id="imle-2x2"),
+    pytest.param(ims.AIMLE(noise=ims.Gumbel(), initial_beta=3.0), id="aimle"),
+    pytest.param(ims.AIMLE(noise=ims.Gumbel(), initial_beta=3.0, symmetric=True), id="aimle-symmetric"),
+    pytest.param(ims.STE(noise=ims.Gumbel()), id="ste"),
+    pytest.param(ims.IMLE(noise=None, lambda_=10.0), id="imle-no-noise"),
+]
+
+
+@dataclass
+class Result:
+    z: np.ndarray
+    grad: np.ndarray
+    state: Any  # the estimator state after the backward pass
+
+
+def seed() -> int:
+    """The seed every binding uses: derived from a JAX key when JAX is there."""
+    try:
+        import jax
+    except ImportError:
+        return 20240607
+    from imle_solvers.jax import numpy_seed
+
+    return numpy_seed(jax.random.key(3))
+
+
+def run_torch(problem, estimator, theta, grad_z, seed, backend="auto") -> Result:
+    torch = pytest.importorskip("torch")
+    from imle_solvers.torch import IMLELayer
+
+    layer = IMLELayer(problem, estimator, backend=backend, seed=seed)
+    t = torch.tensor(theta, requires_grad=True)
+    z = layer(t)
+    z.backward(torch.tensor(grad_z))
+    return Result(z.detach().numpy(), t.grad.numpy(), layer.estimator_state)
+
+
+def run_jax(problem, estimator, theta, grad_z, seed, backend="auto") -> Result:
+    jax = pytest.importorskip("jax")
+    from imle_solvers.jax import apply_state_update, imle
+
+    f = imle(problem, estimator, backend=backend)
+    key = jax.random.key(3)
+    state = f.initial_state()
+    args = () if state is None else (state,)
+    z, pullback = jax.vjp(lambda t, *s: f(t, key, *s), jax.numpy.asarray(theta), *args)
+    grad, *update = pullback(jax.numpy.asarray(grad_z))
+    new_state = None
+    if state is not None:
+        values = {k: float(v) for k, v in apply_state_update(state, update[0]).items()}
+        new_state = type(estimator.initial_state()).from_state_dict(values)
+    return Result(np.asarray(z), np.asarray(grad), new_state)
+
+
+def run_tensorflow(problem, estimator, theta, grad_z, seed, backend="auto") -> Result:
+    tf = pytest.importorskip("tensorflow")
+    from imle_solvers.tensorflow import IMLELayer
+
+    layer = IMLELayer(problem, estimator, backend=backend, seed=seed)
+    t = tf.constant(theta)
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        z = layer(t)
+    grad = tape.gradient(z, t, output_gradients=tf.constant(grad_z))
+    return Result(z.numpy(), grad.numpy(), layer.estimator_state)
+
+
+RUNNERS: dict[str, Callable[..., Result]] = {"torch": run_torch, "jax": run_jax, "tensorflow": run_tensorflow}
+
+
+def inputs(problem, estimator) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    shape = (4, *problem.shape)
+    theta = rng.normal(size=shape)
+    if problem.sense == "min":
+        theta = np.abs(theta) + 0.5
+    out = (4, *((estimator.samples,) if estimator.samples > 1 else ()), *problem.shape)
+    return theta.astype(np.float32), rng.normal(size=out).astype(np.float32)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize("case", problems())
+def test_bindings_agree(case, estimator):
+    problem, backend = case
+    theta, grad_z = inputs(problem, estimator)
+    s = seed()
+    results = {}
+    for name in FRAMEWORKS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+        results[name] = RUNNERS[name](problem, estimator, theta, grad_z, s, backend)
+    assert len(results) >= 2, "need two frameworks to compare"
+    reference_name, reference = next(iter(results.items()))
+    assert reference.z.shape == grad_z.shape
+    assert np.abs(reference.grad).sum() > 0, "a case whose gradient is zero compares nothing"
+    for name, result in results.items():
+        where = f"{name} vs {reference_name}"
+        np.testing.assert_array_equal(result.z, reference.z, err_msg=where)
+        np.testing.assert_allclose(result.grad, reference.grad, rtol=1e-6, atol=1e-6, err_msg=where)
+        if reference.state is None:
+            assert result.state is None, where
+        else:
+            np.testing.assert_allclose(
+                list(result.state.state_dict().values()), list(reference.state.state_dict().values()), rtol=1e-6
+            )
+            assert result.state.steps == 1, where
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_different_seeds_give_different_noise(framework):
+    if framework == "jax":  # the key, not a seed argument, decides in JAX
+        pytest.skip("JAX draws from its key; covered in test_jax.py")
+    pytest.importorskip(framework)
+    problem, estimator = ims.KSubset(n=50, k=10), ims.IMLE(noise=ims.Gumbel())
+    theta, grad_z = inputs(problem, estimator)
+    a = RUNNERS[framework](problem, estimator, np.zeros_like(theta), grad_z, 1)
+    b = RUNNERS[framework](problem, estimator, np.zeros_like(theta), grad_z, 2)
+    assert not np.array_equal(a.z, b.z)
+
+
+def test_package_imports_without_frameworks():
+    code = (
+        "import sys, imle_solvers, imle_solvers.estimators, imle_solvers._binding;"
+        "assert not {'jax', 'tensorflow', 'torch'} & set(sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_missing_framework_names_the_extra(framework, monkeypatch):
+    monkeypatch.setitem(sys.modules, framework, None)  # makes `import framework` fail
+    monkeypatch.delitem(sys.modules, f"imle_solvers.{framework}", raising=False)
+    with pytest.raises(ims.MissingDependencyError, match=rf"imle_solvers\[{framework}\]"):
+        importlib.import_module(f"imle_solvers.{framework}")
