@@ -114,3 +114,18 @@ def test_imle_wrapper_for_a_min_solver():
     argmin_one_hot(costs).backward(torch.tensor([[0.0, 1.0, 0.0]]))
     # costs + g = (1, 1, 0.5) -> item 2; gradient (z' - z) / 1 raises item 1's cost
     np.testing.assert_allclose(costs.grad.numpy(), [[0.0, -1.0, 1.0]])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("problem", [ims.KSubset(8, 3), ims.GridShortestPath(4, 4)], ids=["k-subset", "grid"])
+def test_cuda_tensors_stay_on_their_device(problem):
+    theta = (torch.rand(5, *problem.shape, device="cuda", dtype=torch.float64) + 0.5).requires_grad_(True)
+    layer = IMLELayer(problem, ims.IMLE(ims.SumOfGamma(k=3)), seed=0)
+    z = layer(theta)
+    assert z.device == theta.device and z.dtype == theta.dtype
+    z.sum().backward()
+    assert theta.grad.device == theta.device
+    expected_z, expected_grad = numpy_reference(problem, ims.IMLE(ims.SumOfGamma(k=3)), theta.detach().cpu().numpy(),
+                                                np.ones(theta.shape), seed=0)
+    np.testing.assert_array_equal(z.detach().cpu().numpy(), expected_z)
+    np.testing.assert_allclose(theta.grad.cpu().numpy(), expected_grad)
