@@ -4,8 +4,8 @@ benchmarks and the demo. Exit status: 0 success, 1 a broken spec or a failed sol
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -166,20 +166,26 @@ def bench(names: tuple[str, ...], folder: str, list_only: bool) -> None:
         click.echo()
 
 
+# Run in a fresh interpreter: benchmarks must not share native libraries they load
+# (TensorFlow and OR-Tools' CP-SAT clash in one process), nor one another's warm caches.
+_RUN_MAIN = """
+import runpy, sys
+path = sys.argv[1]
+sys.argv = [path]
+namespace = runpy.run_path(path)
+if not callable(namespace.get("main")):
+    sys.exit(f"error: {path} has no main()")
+namespace["main"]()
+"""
+
+
 def _run_script(script: Path) -> None:
-    """Import ``script`` as a module and call its ``main()`` (with ``sys.argv`` set to the script alone)."""
-    spec = importlib.util.spec_from_file_location(f"imle_solvers_bench_{script.stem}", script)
-    module = importlib.util.module_from_spec(spec)
-    saved = sys.argv
-    sys.argv = [str(script)]
-    try:
-        spec.loader.exec_module(module)
-        if not callable(getattr(module, "main", None)):
-            click.echo(f"error: {script} has no main()", err=True)
-            sys.exit(1)
-        module.main()
-    finally:
-        sys.argv = saved
+    """Run ``script``'s ``main()`` in a fresh interpreter and echo what it prints."""
+    result = subprocess.run([sys.executable, "-c", _RUN_MAIN, str(script)], capture_output=True, text=True)
+    click.echo(result.stdout, nl=False)
+    if result.returncode != 0:
+        click.echo(result.stderr, err=True)
+        sys.exit(1)
 
 
 @main.command()

@@ -1,21 +1,37 @@
 """The batched MAP oracle: a batch of scores in, a batch of MAP states out.
 
 It validates the batch, looks the solver up in the registry, and runs it: in the
-calling process for cheap vectorised solvers (and for ``n_jobs=1``), otherwise in
-chunks on a joblib pool that is created once and reused across calls.
+calling process for cheap vectorised solvers, for ``n_jobs=1`` and for batches
+too small to be worth shipping; otherwise in chunks on a persistent joblib pool
+(:mod:`imle_solvers._pool`) that is created once and reused across calls. See
+``docs/parallel.md`` for the pool's lifecycle, backends, failures and time limits.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import time
+import warnings
+from collections.abc import Callable
 
 import numpy as np
 
 from ._array import Array, from_numpy, to_numpy
+from ._pool import TaskTimedOut, WorkerPool, WorkersLost, effective_workers
 from .adapters import resolve_solver
 from .adapters.registry import SolverEntry
-from .errors import SolverError
+from .errors import InvalidInputError, SolverError
 from .problems import Problem
+
+# A task should carry at least this much solving: loky's round trip costs about a
+# millisecond and joblib polls for results every 10 ms, so shorter tasks mostly wait.
+TARGET_TASK_SECONDS = 0.02
+# Several tasks per worker even out instances of uneven difficulty.
+TASKS_PER_WORKER = 4
+# Added to a chunk's time limit: a fresh worker's start-up and a solver model's first build.
+TIMEOUT_GRACE_SECONDS = 5.0
+
+Chunk = tuple[int, int]  # rows [start, stop) of the batch
 
 
 class MAPOracle:
@@ -25,12 +41,23 @@ class MAPOracle:
         problem: what to solve.
         backend: a registered solver name for ``problem.kind``, or ``"auto"`` for the
             installed one of highest priority (see :func:`imle_solvers.list_solvers`).
-        n_jobs: worker processes; 1 solves in the calling process, -1 uses every core.
-        parallel_backend: any joblib backend name (``"loky"``, ``"threading"``, ...).
-        chunk_size: instances per task, or ``"auto"`` (about four tasks per worker).
+        n_jobs: concurrent tasks; 1 solves in the calling process, -1 uses every core
+            (with ``"dask"`` or ``"ray"``: every thread of the cluster).
+        parallel_backend: a joblib backend: ``"loky"`` (processes), ``"threading"``,
+            ``"sequential"``, ``"dask"`` (needs a ``distributed.Client``), ``"ray"``.
+        chunk_size: instances per task, or ``"auto"``: about ``TASKS_PER_WORKER`` tasks
+            per worker, but no task shorter than ``TARGET_TASK_SECONDS`` as measured on
+            the previous call; a batch that makes a single task is solved in-process.
+        time_limit: seconds per instance, or None. Solvers registered with
+            ``time_limit=True`` get it as a keyword; on the pool, a chunk of ``m``
+            instances is also stopped after ``m * time_limit + TIMEOUT_GRACE_SECONDS``
+            seconds. Not enforced for other solvers in the calling process.
 
-    The output has the input's array type, dtype and device. Row ``i`` of the
-    output is the MAP state of row ``i`` of the input.
+    Row ``i`` of the output is the MAP state of row ``i`` of the input; the output has
+    the input's array type, dtype and device. A failing instance raises
+    :class:`~imle_solvers.errors.SolverError` with its batch index, whichever process
+    solved it. Call :meth:`close` (or use ``with``) to stop the workers early; they
+    are also stopped when the oracle is garbage collected and at interpreter exit.
     """
 
     def __init__(
@@ -40,60 +67,119 @@ class MAPOracle:
         n_jobs: int = 1,
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
+        time_limit: float | None = None,
     ) -> None:
+        if chunk_size != "auto" and not (isinstance(chunk_size, int) and chunk_size > 0):
+            raise InvalidInputError(f"MAPOracle: chunk_size must be a positive int or 'auto', got {chunk_size!r}")
+        if time_limit is not None and not time_limit > 0:
+            raise InvalidInputError(f"MAPOracle: time_limit must be positive seconds or None, got {time_limit!r}")
         self.problem = problem
         self.solver: SolverEntry = resolve_solver(problem.kind, backend)
         self.n_jobs = n_jobs
         self.parallel_backend = parallel_backend
         self.chunk_size = chunk_size
-        self._pool: Any = None
+        self.time_limit = time_limit
+        self.pool = WorkerPool(n_jobs, parallel_backend)
+        # a scheduling hint from the last call (seconds per instance); results never depend on it
+        self._seconds_per_instance: float | None = None
+        if time_limit is not None and not self.solver.time_limit and not self._pooled:
+            warnings.warn(
+                f"MAPOracle: backend {self.solver.backend!r} does not enforce time limits and runs in "
+                f"the calling process (n_jobs={n_jobs}), so time_limit={time_limit} is not enforced",
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
+        extras = "" if self.time_limit is None else f", time_limit={self.time_limit}"
         return (
             f"MAPOracle({self.problem!r}, backend={self.solver.backend!r}, n_jobs={self.n_jobs}, "
-            f"parallel_backend={self.parallel_backend!r})"
+            f"parallel_backend={self.parallel_backend!r}, chunk_size={self.chunk_size!r}{extras})"
         )
 
     def __call__(self, theta: Array) -> Array:
-        """MAP states of a batch ``theta`` of shape ``(B, *problem.shape)``."""
+        """MAP states of a batch ``theta`` of shape ``(B, *problem.shape)``, same shape out."""
         self.problem.validate(theta)
         if self.solver.array_native:
             return self.solver.solve(theta, self.problem)
         values = to_numpy(theta)
+        if len(values) == 0:
+            return from_numpy(np.zeros_like(values), like=theta)
         chunks = self._chunks(len(values))
-        if self.solver.inline or self.n_jobs == 1 or len(chunks) <= 1:
-            results = [solve_chunk(self.solver, self.problem, values[a:b], a) for a, b in chunks]
+        if len(chunks) == 1 and not (self._pooled and self._task_timeout_needed):
+            results, seconds = self._solve_in_process(values)
         else:
-            results = self._parallel(values, chunks)
-        z = np.concatenate(results) if results else np.zeros_like(values)
-        return from_numpy(z, like=theta)
+            results, seconds = self._solve_on_pool(values, chunks)
+        self._seconds_per_instance = seconds / len(values)
+        return from_numpy(np.concatenate(results), like=theta)
 
-    def _chunks(self, n: int) -> list[tuple[int, int]]:
-        if self.chunk_size == "auto":
-            size = max(1, -(-n // (4 * self._workers())))
-        else:
-            size = int(self.chunk_size)
+    @property
+    def _pooled(self) -> bool:
+        """Whether batches may go to the worker pool at all."""
+        return self.n_jobs != 1 and not self.solver.inline
+
+    @property
+    def _task_timeout_needed(self) -> bool:
+        """Only a pool task timeout can enforce ``time_limit`` on this solver."""
+        return self.time_limit is not None and not self.solver.time_limit
+
+    def _chunks(self, n: int) -> list[Chunk]:
+        """Row ranges of the tasks for a batch of ``n`` instances, in order."""
+        size = self._chunk_length(n) if self._pooled else n
         return [(start, min(start + size, n)) for start in range(0, n, size)]
 
-    def _workers(self) -> int:
-        import joblib
+    def _chunk_length(self, n: int) -> int:
+        if self.chunk_size != "auto":
+            return int(self.chunk_size)
+        workers = effective_workers(self.n_jobs, self.parallel_backend)
+        balanced = math.ceil(n / (TASKS_PER_WORKER * workers))
+        if self._seconds_per_instance is None:
+            return balanced
+        worthwhile = math.ceil(TARGET_TASK_SECONDS / max(self._seconds_per_instance, 1e-9))
+        return min(n, max(balanced, worthwhile))
 
-        return joblib.effective_n_jobs(self.n_jobs)
+    def _solve_in_process(self, values: np.ndarray) -> tuple[list[np.ndarray], float]:
+        start = time.perf_counter()
+        z = solve_chunk(self.solver, self.problem, values, 0, self.time_limit)
+        return [z], time.perf_counter() - start
 
-    def _parallel(self, values: np.ndarray, chunks: list[tuple[int, int]]) -> list[np.ndarray]:
-        import joblib
+    def _solve_on_pool(self, values: np.ndarray, chunks: list[Chunk]) -> tuple[list[np.ndarray], float]:
+        tasks = [(self.solver, self.problem, values[a:b], a, self.time_limit) for a, b in chunks]
+        timeout = None
+        if self.time_limit is not None:
+            timeout = self.time_limit * max(b - a for a, b in chunks) + TIMEOUT_GRACE_SECONDS
+        try:
+            outputs = self.pool.map(solve_task, tasks, timeout=timeout)
+        except WorkersLost as lost:
+            raise self._lost_error([chunks[i] for i in lost.tasks], lost.__cause__) from lost
+        except TaskTimedOut as timed_out:
+            raise self._timeout_error(chunks[timed_out.task], timeout) from timed_out
+        for z, _ in outputs:
+            if isinstance(z, SolverError):  # the first failing instance, as in-process
+                raise z
+        return [z for z, _ in outputs], sum(seconds for _, seconds in outputs)
 
-        if self._pool is None:
-            self._pool = joblib.Parallel(n_jobs=self.n_jobs, backend=self.parallel_backend)
-            self._pool.__enter__()
-        task = joblib.delayed(solve_chunk)
-        return self._pool(task(self.solver, self.problem, values[a:b], a) for a, b in chunks)
+    def _lost_error(self, chunks: list[Chunk], cause: BaseException | None) -> SolverError:
+        return SolverError(
+            f"instances {_spans(chunks)} ({self.problem.kind}, backend {self.solver.backend!r}): "
+            f"a worker died while solving them, and again when they were retried on restarted "
+            f"workers ({cause!r})",
+            index=chunks[0][0],
+            status="worker-died",
+        )
+
+    def _timeout_error(self, chunk: Chunk, timeout: float | None) -> SolverError:
+        how = "" if self.solver.time_limit else f"; backend {self.solver.backend!r} does not enforce time limits itself"
+        return SolverError(
+            f"instances {_spans([chunk])} ({self.problem.kind}, backend {self.solver.backend!r}): "
+            f"time limit hit, no result within {timeout:.3g} s (time_limit={self.time_limit} s per "
+            f"instance, plus {TIMEOUT_GRACE_SECONDS} s grace); the workers were stopped{how}",
+            index=chunk[0],
+            status="time-limit",
+        )
 
     def close(self) -> None:
-        """Release the worker pool (a later call creates a new one)."""
-        if self._pool is not None:
-            self._pool.__exit__(None, None, None)
-            self._pool = None
+        """Stop the worker pool (a later call starts a new one)."""
+        self.pool.close()
 
     def __enter__(self) -> MAPOracle:
         return self
@@ -101,24 +187,46 @@ class MAPOracle:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_pool": None}
 
-
-def solve_chunk(solver: SolverEntry, problem: Problem, theta: np.ndarray, offset: int) -> np.ndarray:
+def solve_chunk(
+    solver: SolverEntry, problem: Problem, theta: np.ndarray, offset: int, time_limit: float | None = None
+) -> np.ndarray:
     """Solve rows ``theta`` (``(n, *shape)``), the ``offset``-th onwards of the batch.
 
-    A failure becomes a :class:`SolverError` naming the instance's index in the batch.
+    ``time_limit`` (seconds per instance) is passed on to solvers registered with
+    ``time_limit=True``. A failure becomes a :class:`SolverError` naming the
+    instance's index in the batch.
     """
+    options = {"time_limit": time_limit} if solver.time_limit and time_limit is not None else {}
     if solver.batched:
-        return _named_failure(solver, problem, offset, lambda: solver.solve(theta, problem), theta)
+        return _named_failure(solver, problem, offset, lambda: solver.solve(theta, problem, **options), theta)
     z = np.empty_like(theta)
     for i, instance in enumerate(theta):
-        z[i] = _named_failure(solver, problem, offset + i, lambda: solver.solve(instance, problem), instance)
+        z[i] = _named_failure(
+            solver, problem, offset + i, lambda: solver.solve(instance, problem, **options), instance
+        )
     return z
 
 
-def _named_failure(solver: SolverEntry, problem: Problem, index: int, solve, theta: np.ndarray) -> np.ndarray:
+def solve_task(
+    solver: SolverEntry, problem: Problem, theta: np.ndarray, offset: int, time_limit: float | None
+) -> tuple[np.ndarray | SolverError, float]:
+    """:func:`solve_chunk` on a worker: ``(z or the SolverError, seconds spent)``.
+
+    The error is returned, not raised: joblib answers a raising task by killing and
+    restarting every worker, and the oracle wants the batch's first failure anyway.
+    """
+    start = time.perf_counter()
+    try:
+        z: np.ndarray | SolverError = solve_chunk(solver, problem, theta, offset, time_limit)
+    except SolverError as error:
+        z = error
+    return z, time.perf_counter() - start
+
+
+def _named_failure(
+    solver: SolverEntry, problem: Problem, index: int, solve: Callable[[], np.ndarray], theta: np.ndarray
+) -> np.ndarray:
     try:
         z = solve()
     except SolverError as error:
@@ -136,3 +244,9 @@ def _named_failure(solver: SolverEntry, problem: Problem, index: int, solve, the
             status="error",
         ) from error
     return np.asarray(z, dtype=theta.dtype).reshape(theta.shape)
+
+
+def _spans(chunks: list[Chunk]) -> str:
+    """``[(0, 4), (8, 9)] -> "0-3, 8"``."""
+    return ", ".join(f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in chunks)
+

@@ -67,7 +67,9 @@ class IMLELayer(torch.nn.Module):
         estimator: ``IMLE(...)``, ``AIMLE(...)`` or ``STE(...)``.
         backend: solver name (see ``imle_solvers.list_solvers``) or ``"auto"``.
         seed: seed of the layer's noise generator (None: fresh entropy).
-        n_jobs, parallel_backend: passed to :class:`~imle_solvers.MAPOracle`.
+        n_jobs, parallel_backend, chunk_size, time_limit: passed to
+            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md); forward and backward
+            passes share its worker pool.
 
     An adaptive estimator's state (AIMLE's beta) is part of ``state_dict()``.
     """
@@ -80,11 +82,20 @@ class IMLELayer(torch.nn.Module):
         seed: int | None = None,
         n_jobs: int = 1,
         parallel_backend: str = "loky",
+        chunk_size: int | str = "auto",
+        time_limit: float | None = None,
     ) -> None:
         super().__init__()
         self.problem = problem
         self.estimator = estimator
-        self.oracle = MAPOracle(problem, backend=backend, n_jobs=n_jobs, parallel_backend=parallel_backend)
+        self.oracle = MAPOracle(
+            problem,
+            backend=backend,
+            n_jobs=n_jobs,
+            parallel_backend=parallel_backend,
+            chunk_size=chunk_size,
+            time_limit=time_limit,
+        )
         self.rng = np.random.default_rng(seed)
         self.estimator_state = estimator.initial_state()
 

@@ -1,0 +1,388 @@
+"""The parallel MAP oracle: same results on every backend, one persistent pool,
+recovery from dead workers, time limits, errors that name the instance, clean shutdown.
+
+The toy solvers below are module-level functions registered under kinds of their
+own, so that loky workers can import them by reference.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+import imle_solvers as ims
+from imle_solvers.errors import InvalidInputError, SolverError, UnknownBackendError
+from imle_solvers.problems.base import Problem, Sense
+
+pytestmark = pytest.mark.filterwarnings("ignore::imle_solvers.NegativeCostWarning")
+
+
+@dataclass(frozen=True)
+class Pick(Problem):
+    """Pick the best of ``n`` items: theta ``(n,)``, z the one-hot of its argmax.
+
+    ``workdir`` is where the toy solvers leave files: a "killed once" marker, and
+    one file per process that solved something.
+    """
+
+    n: int = 4
+    workdir: str = ""
+    kind: ClassVar[str] = "test-oracle-pick"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.n,)
+
+    @property
+    def sense(self) -> Sense:
+        return "max"
+
+
+def one_hot_argmax(theta: np.ndarray) -> np.ndarray:
+    """``(..., n) -> (..., n)``: one-hot of the largest entry."""
+    return np.eye(theta.shape[-1])[np.argmax(theta, axis=-1)]
+
+
+def _log_pid(problem: Pick) -> None:
+    Path(problem.workdir, f"pid-{os.getpid()}").touch()
+
+
+@ims.register_solver(Pick.kind, "argmax")
+def solve_argmax(theta: np.ndarray, problem: Pick) -> np.ndarray:
+    _log_pid(problem)
+    time.sleep(0.01)  # long enough that both workers get tasks
+    return one_hot_argmax(theta)
+
+
+@ims.register_solver(Pick.kind, "kill-once")
+def solve_killing_once(theta: np.ndarray, problem: Pick) -> np.ndarray:
+    marker = Path(problem.workdir, "killed")
+    if not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return one_hot_argmax(theta)
+
+
+@ims.register_solver(Pick.kind, "kill-always")
+def solve_killing_always(theta: np.ndarray, problem: Pick) -> np.ndarray:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@ims.register_solver(Pick.kind, "fail-negative")
+def solve_failing_on_negative(theta: np.ndarray, problem: Pick) -> np.ndarray:
+    if theta[0] < 0:
+        raise ValueError("negative first score")
+    return one_hot_argmax(theta)
+
+
+@ims.register_solver(Pick.kind, "sleepy")
+def solve_sleepy(theta: np.ndarray, problem: Pick) -> np.ndarray:
+    if theta[0] > 100:  # the marked instance hangs
+        time.sleep(120)
+    return one_hot_argmax(theta)
+
+
+@ims.register_solver(Pick.kind, "limited", time_limit=True)
+def solve_with_time_limit(theta: np.ndarray, problem: Pick, time_limit: float | None = None) -> np.ndarray:
+    """Answers the time limit it was given, and "times out" on a marked instance."""
+    if theta[0] > 100:
+        raise SolverError("stopped at the time limit", status="time-limit")
+    return np.full(theta.shape, -1.0 if time_limit is None else time_limit)
+
+
+@ims.register_solver(Pick.kind, "interrupt")
+def solve_interrupting(theta: np.ndarray, problem: Pick) -> np.ndarray:
+    os.kill(os.getppid(), signal.SIGINT)  # Ctrl-C in the training process
+    time.sleep(120)
+
+
+def loky_workers() -> set[int]:
+    """PIDs of this process's live loky worker processes."""
+    pids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = Path(stat.parent, "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"LokyProcess" in cmdline:
+            pids.add(int(stat.parent.name))
+    return pids
+
+
+def wait_until_gone(pids: set[int], seconds: float = 20.0) -> set[int]:
+    """The PIDs among ``pids`` still alive after waiting up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = {pid for pid in pids if Path(f"/proc/{pid}").exists() and not _is_zombie(pid)}
+        if not alive:
+            return alive
+        time.sleep(0.1)
+    return alive
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def logged_pids(workdir: Path) -> set[int]:
+    return {int(path.name.removeprefix("pid-")) for path in workdir.glob("pid-*")}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_workers(tmp_path_factory: pytest.TempPathFactory):
+    """An oracle open for the whole module. loky's workers are shared by the process,
+    so the other tests' ``close()`` leaves them running (and the tests quick)."""
+    problem = Pick(n=5, workdir=str(tmp_path_factory.mktemp("warm")))
+    with ims.MAPOracle(problem, backend="argmax", n_jobs=2, chunk_size=1) as oracle:
+        oracle(np.zeros((4, problem.n)))
+        yield oracle
+
+
+@pytest.fixture
+def alone(warm_workers: ims.MAPOracle):
+    """For tests of stopping the workers: no other oracle holds them."""
+    warm_workers.close()
+    yield
+    warm_workers(np.zeros((4, warm_workers.problem.n)))
+
+
+@pytest.fixture
+def pick(tmp_path: Path) -> Pick:
+    return Pick(n=5, workdir=str(tmp_path))
+
+
+@pytest.fixture
+def scores(rng: np.random.Generator) -> np.ndarray:
+    return rng.normal(size=(12, 5))
+
+
+# -- same answers everywhere ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "n_jobs, parallel_backend",
+    [(1, "loky"), (2, "loky"), (-1, "loky"), (2, "threading"), (2, "sequential")],
+)
+def test_every_backend_gives_the_serial_answer_in_order(rng, n_jobs, parallel_backend):
+    problem = ims.GridShortestPath(5, 5)
+    costs = rng.uniform(0.1, 1.0, size=(14, 5, 5))
+    expected = ims.MAPOracle(problem, backend="scipy")(costs)
+    with ims.MAPOracle(
+        problem, backend="networkx", n_jobs=n_jobs, parallel_backend=parallel_backend, chunk_size=3
+    ) as oracle:
+        np.testing.assert_array_equal(oracle(costs), expected)
+
+
+def test_auto_chunks_spread_a_slow_batch_and_keep_a_tiny_one_in_process(pick):
+    with ims.MAPOracle(pick, backend="argmax", n_jobs=2) as oracle:
+        assert oracle._chunks(40) == [(start, start + 5) for start in range(0, 40, 5)]  # 4 per worker
+        oracle._seconds_per_instance = 1e-6  # 40 instances: far less than one task's worth
+        assert oracle._chunks(40) == [(0, 40)]
+        oracle._seconds_per_instance = 0.01  # 2 instances make a worthwhile task
+        assert oracle._chunks(40) == [(start, start + 5) for start in range(0, 40, 5)]
+        oracle._seconds_per_instance = 0.002  # 10 instances make one
+        assert oracle._chunks(40) == [(0, 10), (10, 20), (20, 30), (30, 40)]
+
+
+def test_inline_solvers_skip_the_pool(rng):
+    with ims.MAPOracle(ims.KSubset(6, 2), n_jobs=2) as oracle:
+        z = oracle(rng.normal(size=(50, 6)))
+        assert (z.sum(axis=1) == 2).all()
+        assert not oracle.pool.is_open
+
+
+# -- one persistent pool --------------------------------------------------------------------
+
+
+def test_the_pool_is_created_once_and_reused_across_calls(pick, scores, tmp_path):
+    with ims.MAPOracle(pick, backend="argmax", n_jobs=2, chunk_size=1) as oracle:
+        for _ in range(3):
+            np.testing.assert_array_equal(oracle(scores), one_hot_argmax(scores))
+        assert oracle.pool.openings == 1
+        workers = logged_pids(tmp_path)
+        assert os.getpid() not in workers and 1 <= len(workers) <= 2
+        assert workers <= loky_workers()
+
+
+def test_forward_and_backward_of_every_step_share_one_pool(pick, tmp_path):
+    torch = pytest.importorskip("torch")
+    from imle_solvers.torch import IMLELayer
+
+    # chunk_size=1: several tasks per call even for this small batch
+    layer = IMLELayer(pick, ims.IMLE(ims.Gumbel(), lambda_=10.0), backend="argmax", seed=0, n_jobs=2, chunk_size=1)
+    theta = torch.randn(8, pick.n, requires_grad=True)
+    target = torch.zeros(8, pick.n)
+    target[:, 0] = 1
+    try:
+        for _ in range(3):
+            loss = ((layer(theta) - target) ** 2).sum()
+            loss.backward()
+        assert theta.grad is not None and theta.grad.abs().sum() > 0
+        assert layer.oracle.pool.openings == 1
+        workers = logged_pids(tmp_path)
+        assert os.getpid() not in workers and 1 <= len(workers) <= 2
+    finally:
+        layer.oracle.close()
+
+
+def test_closing_one_oracle_leaves_the_workers_of_another_running(pick, scores, tmp_path, warm_workers):
+    with ims.MAPOracle(pick, backend="argmax", n_jobs=2, chunk_size=2) as oracle:
+        oracle(scores)
+    assert logged_pids(tmp_path) <= loky_workers()
+    assert warm_workers(np.ones((4, pick.n))).shape == (4, pick.n)
+
+
+def test_close_stops_the_workers_and_a_later_call_starts_new_ones(pick, scores, tmp_path, alone):
+    oracle = ims.MAPOracle(pick, backend="argmax", n_jobs=2, chunk_size=2)
+    oracle(scores)
+    workers = logged_pids(tmp_path)
+    oracle.close()
+    assert not oracle.pool.is_open
+    assert wait_until_gone(workers) == set()
+    np.testing.assert_array_equal(oracle(scores), one_hot_argmax(scores))
+    assert oracle.pool.openings == 2
+    oracle.close()
+
+
+def test_workers_stop_at_interpreter_exit_without_close(tmp_path):
+    script = textwrap.dedent(
+        """
+        import numpy as np, os
+        from pathlib import Path
+        import imle_solvers as ims
+
+        if __name__ == "__main__":
+            oracle = ims.MAPOracle(ims.GridShortestPath(4, 4), backend="networkx", n_jobs=2, chunk_size=1)
+            oracle(np.ones((8, 4, 4)))
+            children = [p.parent.name for p in Path("/proc").glob("[0-9]*/stat")
+                        if p.read_text().rsplit(")", 1)[1].split()[1] == str(os.getpid())]
+            print(" ".join(children))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    children = {int(pid) for pid in done.stdout.split()}
+    assert children  # the workers it started
+    assert wait_until_gone(children) == set()
+
+
+def test_keyboard_interrupt_stops_the_workers(pick, alone):
+    oracle = ims.MAPOracle(pick, backend="interrupt", n_jobs=2, chunk_size=1)
+    with pytest.raises(KeyboardInterrupt):
+        oracle(np.zeros((4, pick.n)))
+    assert not oracle.pool.is_open
+    assert wait_until_gone(loky_workers()) == set()
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+
+def test_a_killed_worker_is_replaced_and_its_instances_retried(pick, scores, tmp_path):
+    with ims.MAPOracle(pick, backend="kill-once", n_jobs=2, chunk_size=2) as oracle:
+        np.testing.assert_array_equal(oracle(scores), one_hot_argmax(scores))
+        assert (tmp_path / "killed").exists()  # a worker really died
+        np.testing.assert_array_equal(oracle(scores[:4]), one_hot_argmax(scores[:4]))
+
+
+def test_workers_dying_twice_raise_an_error_naming_the_instances(pick, scores):
+    with ims.MAPOracle(pick, backend="kill-always", n_jobs=2, chunk_size=4) as oracle:
+        with pytest.raises(SolverError, match=r"instances 0-3, 4-7, 8-11 .*worker died") as caught:
+            oracle(scores)
+    assert caught.value.status == "worker-died"
+    assert caught.value.index == 0
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_failing_instance_is_named_by_its_batch_index(pick, scores, n_jobs):
+    scores = np.abs(scores)
+    scores[[5, 9], 0] = -1.0
+    with ims.MAPOracle(pick, backend="fail-negative", n_jobs=n_jobs, chunk_size=2) as oracle:
+        with pytest.raises(SolverError, match="instance 5 .*negative first score") as caught:
+            oracle(scores)
+        assert caught.value.index == 5 and caught.value.status == "error"
+        # the pool survives a solver error
+        np.testing.assert_array_equal(oracle(np.abs(scores)), one_hot_argmax(np.abs(scores)))
+
+
+# -- time limits ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_time_limit_reaches_solvers_that_take_it(pick, scores, n_jobs):
+    with ims.MAPOracle(pick, backend="limited", n_jobs=n_jobs, chunk_size=3, time_limit=0.25) as oracle:
+        np.testing.assert_array_equal(oracle(scores), np.full(scores.shape, 0.25))
+        scores[7, 0] = 1000.0
+        with pytest.raises(SolverError, match="instance 7 .*time limit") as caught:
+            oracle(scores)
+    assert caught.value.index == 7 and caught.value.status == "time-limit"
+
+
+def test_a_hung_solver_without_time_limits_is_stopped_on_the_pool(pick, scores, monkeypatch):
+    monkeypatch.setattr(ims.oracle, "TIMEOUT_GRACE_SECONDS", 1.0)  # the workers are warm already
+    scores[6, 0] = 1000.0
+    with ims.MAPOracle(pick, backend="sleepy", n_jobs=2, chunk_size=2, time_limit=0.5) as oracle:
+        with pytest.raises(SolverError, match="instances 6-7 .*time limit.*does not enforce") as caught:
+            oracle(scores)
+        assert caught.value.index == 6 and caught.value.status == "time-limit"
+        # the hung worker was stopped; the pool answers again
+        np.testing.assert_array_equal(oracle(scores[:4]), one_hot_argmax(scores[:4]))
+
+
+def test_time_limit_that_cannot_be_enforced_in_process_warns(pick):
+    with pytest.warns(UserWarning, match="not enforced"):
+        ims.MAPOracle(pick, backend="sleepy", n_jobs=1, time_limit=1.0)
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"parallel_backend": "mpi"}, UnknownBackendError),
+        ({"chunk_size": 0}, InvalidInputError),
+        ({"chunk_size": "big"}, InvalidInputError),
+        ({"time_limit": -1.0}, InvalidInputError),
+    ],
+)
+def test_bad_arguments_fail_before_any_worker_starts(pick, kwargs, error):
+    with pytest.raises(error):
+        ims.MAPOracle(pick, backend="argmax", **kwargs)
+
+
+def test_unknown_backend_lists_the_known_ones(pick):
+    with pytest.raises(UnknownBackendError, match="loky.*threading"):
+        ims.MAPOracle(pick, backend="argmax", n_jobs=2, parallel_backend="mpi")
+
+
+def test_ray_without_ray_names_the_extra(pick):
+    if importlib.util.find_spec("ray") is not None:
+        pytest.skip("ray is installed: only its absence is tested here")
+    with pytest.raises(ims.MissingDependencyError, match=r"imle_solvers\[ray\]"):
+        ims.MAPOracle(pick, backend="argmax", n_jobs=2, parallel_backend="ray")
+
+
+def test_a_pickled_oracle_starts_closed_and_solves(pick, scores):
+    import pickle
+
+    with ims.MAPOracle(pick, backend="argmax", n_jobs=2, chunk_size=3) as oracle:
+        oracle(scores)
+        copy = pickle.loads(pickle.dumps(oracle))
+    assert not copy.pool.is_open
+    with copy:
+        np.testing.assert_array_equal(copy(scores), one_hot_argmax(scores))
