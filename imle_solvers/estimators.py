@@ -175,7 +175,9 @@ class IMLE(_PerturbAndMAP):
         noise: the noise distribution; None means no perturbation (plain MAP).
         noise_temperature: tau, the forward noise scale.
         target_noise_temperature: tau', the backward noise scale (default: tau).
-        lambda_: lambda, the step towards the target.
+        lambda_: lambda, the step towards the target. It multiplies dL/dz, so it depends on
+            the loss's reduction: a loss averaged over a batch of B shrinks dL/dz by 1/B. Sum
+            the loss over the batch (Adam is invariant to the scale) to keep lambda in score units.
         alpha: alpha = 0 takes the target from the loss alone.
         samples: perturbations per instance (the output gains a sample axis when > 1).
         marginal_samples: MAP states averaged into one marginal estimate per sample.

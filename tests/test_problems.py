@@ -97,7 +97,7 @@ def test_negative_costs_clamped_with_a_warning(rng):
     problem = ims.GridShortestPath(3, 3)
     costs = rng.uniform(0.5, 2.0, size=(2, 3, 3))
     costs[1, 1, 1] = -4.0
-    with pytest.warns(ims.NegativeCostWarning, match="grids had negative costs, clamped to 0"):
+    with pytest.warns(ims.NegativeCostWarning, match="negative grid costs were clamped to 0"):
         z = ims.MAPOracle(problem)(costs)
     clamped = np.maximum(costs[1], 0)
     assert (clamped * z[1]).sum() == pytest.approx(brute_force_grid(clamped, 8))

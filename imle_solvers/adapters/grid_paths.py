@@ -53,9 +53,10 @@ def nonnegative_costs(costs: np.ndarray, problem: GridShortestPath) -> np.ndarra
             index=first,
             status="negative-costs",
         )
+    # A constant text, so Python's default filter shows it once per call site rather
+    # than on every training step.
     warnings.warn(
-        f"{int(negative.sum())} of {len(costs)} grids had negative costs, clamped to 0 "
-        "(GridShortestPath(negative_costs='clamp'))",
+        "negative grid costs were clamped to 0 (GridShortestPath(negative_costs='clamp'))",
         NegativeCostWarning,
         stacklevel=3,
     )
