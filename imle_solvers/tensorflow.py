@@ -26,11 +26,6 @@ from .oracle import MAPOracle
 from .problems import Problem
 
 try:
-    import ortools.sat.python.cp_model  # noqa: F401  (before TensorFlow: see adapters.ilp_ortools.cp_sat_safe_here)
-except ImportError:
-    pass
-
-try:
     import keras
     import tensorflow as tf
 except ImportError as error:  # pragma: no cover - exercised without tensorflow installed

@@ -17,6 +17,7 @@ search worker: the oracle parallelises across instances instead.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import threading
 from dataclasses import dataclass
@@ -44,24 +45,33 @@ def solve_ilp_ortools(theta: np.ndarray, problem: ILP, time_limit: float | None 
             proven optimum within ``time_limit`` seconds), or the solver's own word.
     """
     costs = problem.objective_for(theta)
-    if cp_sat_compatible(problem) and cp_sat_safe_here():
+    if CP_SAT_SAFE_HERE and cp_sat_compatible(problem):
         x = solve_cp_sat(cp_sat_model(problem, threading.get_ident()), costs, problem.sign, time_limit)
     else:
         x = solve_pywraplp(pywraplp_model(problem, threading.get_ident()), costs, problem.sign, time_limit)
     return problem.state_from_solution(x)
 
 
-@lru_cache(maxsize=1)
-def cp_sat_safe_here() -> bool:
-    """Whether CP-SAT can run in this process.
+def _load_cp_sat_before_tensorflow() -> bool:
+    """Load CP-SAT's native library now, unless TensorFlow came first; returns whether
+    CP-SAT can run in this process.
 
-    CP-SAT crashes the process (SIGSEGV) where TensorFlow was imported before it: their
-    bundled native libraries clash (OR-Tools 9.15, TensorFlow 2.21). Such a process
-    solves through SCIP instead, which is exact too. Decided once, at the first solve,
-    before this module has imported CP-SAT; ``imle_solvers.tensorflow`` loads CP-SAT
-    before TensorFlow, so the order is right when it is imported first.
+    CP-SAT crashes the process (SIGSEGV) where TensorFlow's native libraries were loaded
+    before its own: their bundled libraries clash (OR-Tools 9.15, TensorFlow 2.21).
+    Loading it when ``imle_solvers`` is imported (about 50 ms) keeps the order right
+    whenever TensorFlow is imported after us; a process that imported TensorFlow first
+    solves through SCIP instead, which is exact too.
     """
-    return "tensorflow" not in sys.modules or "ortools.sat.python.cp_model" in sys.modules
+    if "ortools.sat.python.cp_model_helper" in sys.modules:
+        return True
+    if "tensorflow" in sys.modules or importlib.util.find_spec("ortools") is None:
+        return "tensorflow" not in sys.modules
+    import ortools.sat.python.cp_model_helper  # noqa: F401
+
+    return True
+
+
+CP_SAT_SAFE_HERE = _load_cp_sat_before_tensorflow()
 
 
 @lru_cache(maxsize=64)
