@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .errors import missing_dependency
 from .estimators import Estimator, Solve
+from .adapters import register_solver
 from .oracle import MAPOracle
-from .problems import Problem
+from .problems import Problem, Sense
 
 try:
     import torch
 except ImportError as error:  # pragma: no cover - exercised without torch installed
     raise missing_dependency("torch", "torch") from error
 
-__all__ = ["IMLELayer", "imle"]
+__all__ = ["IMLELayer", "TorchFunctionProblem", "imle"]
 
 
 @dataclass
@@ -124,8 +125,38 @@ class _Holder:
         self.estimator_state = state
 
 
+@dataclass(frozen=True)
+class TorchFunctionProblem(Problem):
+    """A user's batched torch solver ``fn: (N, *shape) -> (N, *shape)`` as a problem, so
+    that :class:`~imle_solvers.MAPOracle` can spread its batches over workers."""
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    event_shape: tuple[int, ...]
+    objective_sense: Sense = "max"
+    kind: ClassVar[str] = "torch-function"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.event_shape
+
+    @property
+    def sense(self) -> Sense:
+        return self.objective_sense
+
+
+@register_solver(TorchFunctionProblem.kind, "torch", batched=True)
+def solve_torch_function(theta: np.ndarray, problem: TorchFunctionProblem) -> np.ndarray:
+    """A chunk ``(N, *shape)`` through the user's function, on CPU tensors."""
+    with torch.no_grad():
+        return torch.as_tensor(problem.fn(torch.from_numpy(theta))).numpy()
+
+
 def imle(
-    estimator: Estimator, sense: str = "max", seed: int | None = None
+    estimator: Estimator,
+    sense: Sense = "max",
+    seed: int | None = None,
+    n_jobs: int = 1,
+    parallel_backend: str = "loky",
 ) -> Callable[[Callable[[torch.Tensor], torch.Tensor]], Callable[[torch.Tensor], torch.Tensor]]:
     """Make a user's batched solver differentiable::
 
@@ -134,17 +165,30 @@ def imle(
             ...
 
     The wrapped function takes ``theta`` and returns perturb-and-MAP samples with
-    the estimator's gradient; ``sense="min"`` for solvers that minimise costs. The
-    solver receives tensors on ``theta``'s device and its output is cast back to
-    ``theta``'s dtype and device. The estimator's state lives on the returned
-    function as ``wrapped.estimator_state``.
+    the estimator's gradient; ``sense="min"`` for solvers that minimise costs. Its
+    output is cast back to ``theta``'s dtype and device. The estimator's state lives
+    on the returned function as ``wrapped.state_holder.estimator_state``.
+
+    With ``n_jobs=1`` the solver receives the tensors as they are (on ``theta``'s
+    device). Otherwise each batch is split into chunks of CPU tensors solved on a
+    persistent worker pool (``parallel_backend``, as :class:`~imle_solvers.MAPOracle`),
+    shared by the forward and backward passes; the solver must then be picklable
+    (cloudpickle takes closures and lambdas).
     """
     if sense not in ("max", "min"):
         raise ValueError(f"imle: sense must be 'max' or 'min', got {sense!r}")
     rng = np.random.default_rng(seed)
 
     def decorate(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        oracles: dict[tuple[int, ...], MAPOracle] = {}  # one persistent pool per event shape
+
         def solve(theta: torch.Tensor) -> torch.Tensor:
+            if n_jobs != 1:
+                shape = tuple(theta.shape[1:])
+                if shape not in oracles:
+                    problem = TorchFunctionProblem(fn, shape, sense)
+                    oracles[shape] = MAPOracle(problem, n_jobs=n_jobs, parallel_backend=parallel_backend)
+                return oracles[shape](theta)
             with torch.no_grad():
                 return torch.as_tensor(fn(theta)).to(dtype=theta.dtype, device=theta.device)
 

@@ -129,3 +129,21 @@ def test_cuda_tensors_stay_on_their_device(problem):
                                                 np.ones(theta.shape), seed=0)
     np.testing.assert_array_equal(z.detach().cpu().numpy(), expected_z)
     np.testing.assert_allclose(theta.grad.cpu().numpy(), expected_grad)
+
+
+def test_imle_wrapper_spreads_batches_over_workers_with_the_same_result(rng):
+    def top2(theta):
+        return torch.zeros_like(theta).scatter(1, theta.topk(2, dim=1).indices, 1.0)
+
+    theta, upstream = rng.normal(size=(12, 6)), rng.normal(size=(12, 6))
+    results = []
+    for n_jobs in (1, 2):
+        wrapped = imle(ims.IMLE(ims.Gumbel(), lambda_=3.0), seed=5, n_jobs=n_jobs)(top2)
+        theta_t = torch.tensor(theta, requires_grad=True)
+        z = wrapped(theta_t)
+        z.backward(torch.tensor(upstream))
+        assert z.dtype == theta_t.dtype
+        results.append((z.detach().numpy(), theta_t.grad.numpy()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_array_equal(results[1][0].sum(axis=1), 2.0)
