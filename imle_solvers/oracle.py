@@ -13,6 +13,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -153,10 +154,12 @@ class MAPOracle:
             raise self._lost_error([chunks[i] for i in lost.tasks], lost.__cause__) from lost
         except TaskTimedOut as timed_out:
             raise self._timeout_error(chunks[timed_out.task], timeout) from timed_out
-        for z, _ in outputs:
-            if isinstance(z, SolverError):  # the first failing instance, as in-process
-                raise z
-        return [z for z, _ in outputs], sum(seconds for _, seconds in outputs)
+        for category, message in dict.fromkeys(w for output in outputs for w in output.warnings):
+            warnings.warn(message, category, stacklevel=3)  # the workers' warnings, once each
+        for output in outputs:
+            if isinstance(output.z, SolverError):  # the first failing instance, as in-process
+                raise output.z
+        return [output.z for output in outputs], sum(output.seconds for output in outputs)
 
     def _lost_error(self, chunks: list[Chunk], cause: BaseException | None) -> SolverError:
         return SolverError(
@@ -208,20 +211,40 @@ def solve_chunk(
     return z
 
 
+@dataclass(frozen=True)
+class TaskOutput:
+    """What a worker sends back for a chunk.
+
+    Attributes:
+        z: the chunk's MAP states ``(n, *shape)``, or the :class:`SolverError` of its
+            first failing instance.
+        seconds: time spent solving.
+        warnings: ``(category, message)`` of the warnings raised, for the caller to
+            re-emit (a worker's own warnings would never reach the user).
+    """
+
+    z: np.ndarray | SolverError
+    seconds: float
+    warnings: tuple[tuple[type[Warning], str], ...]
+
+
 def solve_task(
     solver: SolverEntry, problem: Problem, theta: np.ndarray, offset: int, time_limit: float | None
-) -> tuple[np.ndarray | SolverError, float]:
-    """:func:`solve_chunk` on a worker: ``(z or the SolverError, seconds spent)``.
+) -> TaskOutput:
+    """:func:`solve_chunk` on a worker.
 
     The error is returned, not raised: joblib answers a raising task by killing and
     restarting every worker, and the oracle wants the batch's first failure anyway.
     """
     start = time.perf_counter()
-    try:
-        z: np.ndarray | SolverError = solve_chunk(solver, problem, theta, offset, time_limit)
-    except SolverError as error:
-        z = error
-    return z, time.perf_counter() - start
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            z: np.ndarray | SolverError = solve_chunk(solver, problem, theta, offset, time_limit)
+        except SolverError as error:
+            z = error
+    raised = tuple((w.category, str(w.message)) for w in caught)
+    return TaskOutput(z=z, seconds=time.perf_counter() - start, warnings=raised)
 
 
 def _named_failure(

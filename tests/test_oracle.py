@@ -386,3 +386,13 @@ def test_a_pickled_oracle_starts_closed_and_solves(pick, scores):
     assert not copy.pool.is_open
     with copy:
         np.testing.assert_array_equal(copy(scores), one_hot_argmax(scores))
+
+
+def test_warnings_raised_in_workers_reach_the_caller(rng):
+    costs = rng.uniform(0.5, 2.0, size=(16, 6, 6))
+    costs[9, 2, 3] = -1.0
+    with ims.MAPOracle(ims.GridShortestPath(6, 6), n_jobs=2, chunk_size=4) as oracle:
+        with pytest.warns(ims.NegativeCostWarning, match="clamped to 0"):
+            z = oracle(costs)
+        assert oracle.pool.openings == 1  # it did go through the pool
+    np.testing.assert_array_equal(z, ims.MAPOracle(ims.GridShortestPath(6, 6))(np.maximum(costs, 0)))
