@@ -23,21 +23,31 @@ class SolverError(ImleSolversError, RuntimeError):
     """A solver failed on one instance of a batch.
 
     Attributes:
-        index: position of the failing instance in the batch handed to the oracle.
+        index: position of the (first) failing instance in the batch handed to the oracle.
+        indices: every instance the failure concerns (several when a worker died or a
+            task timed out holding a chunk), ``(index,)`` otherwise.
         status: the solver's own word for what happened (``"infeasible"``, ...).
     """
 
-    def __init__(self, message: str, *, index: int | None = None, status: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        index: int | None = None,
+        status: str | None = None,
+        indices: tuple[int, ...] | None = None,
+    ):
         super().__init__(message)
         self.index = index
+        self.indices = tuple(indices) if indices is not None else (() if index is None else (index,))
         self.status = status
 
-    def __reduce__(self):  # keep index and status across process boundaries
-        return (_rebuild_solver_error, (type(self), self.args[0], self.index, self.status))
+    def __reduce__(self):  # keep the attributes across process boundaries
+        return (_rebuild_solver_error, (type(self), self.args[0], self.index, self.status, self.indices))
 
 
-def _rebuild_solver_error(cls, message, index, status):
-    return cls(message, index=index, status=status)
+def _rebuild_solver_error(cls, message, index, status, indices=None):
+    return cls(message, index=index, status=status, indices=indices)
 
 
 def missing_dependency(module: str, extra: str) -> MissingDependencyError:

@@ -168,6 +168,7 @@ class MAPOracle:
             f"workers ({cause!r})",
             index=chunks[0][0],
             status="worker-died",
+            indices=tuple(i for a, b in chunks for i in range(a, b)),
         )
 
     def _timeout_error(self, chunk: Chunk, timeout: float | None) -> SolverError:
@@ -178,6 +179,7 @@ class MAPOracle:
             f"instance, plus {TIMEOUT_GRACE_SECONDS} s grace); the workers were stopped{how}",
             index=chunk[0],
             status="time-limit",
+            indices=tuple(range(*chunk)),
         )
 
     def close(self) -> None:

@@ -304,7 +304,7 @@ def test_workers_dying_twice_raise_an_error_naming_the_instances(pick, scores):
         with pytest.raises(SolverError, match=r"instances 0-3, 4-7, 8-11 .*worker died") as caught:
             oracle(scores)
     assert caught.value.status == "worker-died"
-    assert caught.value.index == 0
+    assert caught.value.index == 0 and caught.value.indices == tuple(range(12))
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
@@ -314,7 +314,7 @@ def test_a_failing_instance_is_named_by_its_batch_index(pick, scores, n_jobs):
     with ims.MAPOracle(pick, backend="fail-negative", n_jobs=n_jobs, chunk_size=2) as oracle:
         with pytest.raises(SolverError, match="instance 5 .*negative first score") as caught:
             oracle(scores)
-        assert caught.value.index == 5 and caught.value.status == "error"
+        assert caught.value.index == 5 and caught.value.indices == (5,) and caught.value.status == "error"
         # the pool survives a solver error
         np.testing.assert_array_equal(oracle(np.abs(scores)), one_hot_argmax(np.abs(scores)))
 
@@ -339,6 +339,7 @@ def test_a_hung_solver_without_time_limits_is_stopped_on_the_pool(pick, scores, 
         with pytest.raises(SolverError, match="instances 6-7 .*time limit.*does not enforce") as caught:
             oracle(scores)
         assert caught.value.index == 6 and caught.value.status == "time-limit"
+        assert caught.value.indices == (6, 7)
         # the hung worker was stopped; the pool answers again
         np.testing.assert_array_equal(oracle(scores[:4]), one_hot_argmax(scores[:4]))
 
