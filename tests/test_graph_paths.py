@@ -1,5 +1,6 @@
 """GraphShortestPath: both adapters against brute force over simple paths, the
-negative-cost cases (DAG, no negative cycle, negative cycle and its policy), and errors."""
+negative-cost cases (DAG, no negative cycle, negative cycle and its policy), errors,
+and the batched scipy solver on mixed batches (its ties, its failing instance's index)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from imle_solvers import MAPOracle, SolverError
 from imle_solvers.adapters import resolve_solver
-from imle_solvers.adapters.graph_paths import path_structure
+from imle_solvers.adapters import _csgraph
+from imle_solvers.adapters.graph_paths import batched_dijkstra_masks, path_structure, solve_graph_path_instance
 from imle_solvers.errors import InvalidInputError
 from imle_solvers.problems import GraphShortestPath, NegativeCostWarning
 
@@ -41,7 +43,9 @@ def assert_is_path(graph: nx.Graph, z: np.ndarray, source, target) -> None:
 
 
 def solve(backend: str, theta: np.ndarray, problem: GraphShortestPath) -> np.ndarray:
-    return resolve_solver(problem.kind, backend).solve(theta, problem)
+    """One instance ``(n_edges,)`` through the backend's solver (as a batch of one if batched)."""
+    solver = resolve_solver(problem.kind, backend)
+    return solver.solve(theta[None], problem)[0] if solver.batched else solver.solve(theta, problem)
 
 
 def random_graph(rng: np.random.Generator, directed: bool, acyclic: bool = False) -> nx.Graph:
@@ -216,3 +220,138 @@ def test_bad_arguments_are_refused():
         GraphShortestPath(cycle_graph(), 0, 3, negative_cycles="shift")
     with pytest.raises(InvalidInputError, match="multigraph"):
         GraphShortestPath(nx.MultiDiGraph([(0, 1), (0, 1)]), 0, 1)
+
+
+# The batched scipy solver: one Dijkstra for the instances with non-negative relevant
+# costs, the per-instance methods for the others, in any mix.
+
+
+def solve_batch(theta: np.ndarray, problem: GraphShortestPath) -> np.ndarray:
+    return resolve_solver(problem.kind, "scipy").solve(theta, problem)
+
+
+def mixed_batch(rng, graph: nx.Graph, problem: GraphShortestPath, size: int = 9) -> np.ndarray:
+    """Rows of non-negative costs and rows with negative costs, interleaved: on a directed
+    graph, reduced costs (no negative cycle) or, when the relevant arcs are acyclic, normal
+    costs; on an undirected graph, normal costs (a negative relevant edge is a negative cycle)."""
+    rows = []
+    for i in range(size):
+        if i % 3 == 0:
+            rows.append(rng.random(graph.number_of_edges()))
+        elif graph.is_directed() and path_structure(problem).dag is None:
+            potential = rng.normal(scale=2.0, size=graph.number_of_nodes())
+            rows.append(np.array([rng.random() + potential[u] - potential[v] for u, v in graph.edges]))
+        else:
+            rows.append(rng.normal(size=graph.number_of_edges()))
+    return np.array(rows)
+
+
+def test_scipy_backend_is_batched():
+    assert resolve_solver(GraphShortestPath.kind, "scipy").batched
+
+
+@pytest.mark.parametrize("directed", [True, False])
+def test_batched_mixed_batches_match_brute_force_networkx_and_per_instance(directed, rng):
+    negative_rows = 0
+    for trial in range(12):
+        graph = random_graph(rng, directed, acyclic=directed and trial % 2 == 0)
+        # undirected: negative relevant edges are negative cycles, clamped
+        problem = GraphShortestPath(graph, 0, 6, negative_cycles="raise" if directed else "clamp")
+        structure = path_structure(problem)
+        theta = mixed_batch(rng, graph, problem)
+        negative = (theta[:, structure.edge_of_arc] < 0).any(axis=1)
+        negative_rows += negative.sum()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            z = solve_batch(theta, problem)
+        assert any(issubclass(w.category, NegativeCostWarning) for w in caught) == (not directed and negative.any())
+        assert z.shape == theta.shape and z.dtype == theta.dtype
+        for row, mask, clamped in zip(theta, z, negative & (not directed)):
+            costs = np.maximum(row, 0.0) if clamped else row
+            assert_is_path(graph, mask, 0, 6)
+            assert costs @ mask == pytest.approx(brute_force_cost(problem, graph, costs))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NegativeCostWarning)
+                assert costs @ mask == pytest.approx(costs @ solve("networkx", row, problem))
+        for i in np.flatnonzero(negative):  # the per-instance route, unchanged
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NegativeCostWarning)
+                np.testing.assert_array_equal(z[i], solve_graph_path_instance(theta[i], problem))
+    assert negative_rows >= 30
+
+
+@pytest.mark.parametrize("directed", [True, False])
+def test_batched_nonnegative_matches_networkx_on_a_larger_graph(directed, rng):
+    graph = nx.gnm_random_graph(80, 300, seed=3, directed=directed)
+    source, target = 0, max(nx.descendants(graph, 0) if directed else nx.node_connected_component(graph, 0))
+    problem = GraphShortestPath(graph, source, target)
+    theta = rng.random((20, graph.number_of_edges()))
+    z = solve_batch(theta, problem)
+    for row, mask in zip(theta, z):
+        assert_is_path(graph, mask, source, target)
+        np.testing.assert_array_equal(mask, solve("networkx", row, problem))  # continuous costs: one path
+
+
+@pytest.mark.parametrize("directed", [True, False])
+def test_batched_ties_are_broken_as_for_the_instance_alone(directed, rng):
+    # costs 0, 1, 2 on a grid: many cheapest paths per instance, zero-cost arcs and cycles
+    grid = nx.grid_2d_graph(6, 6)
+    graph = nx.DiGraph(grid) if directed else grid
+    problem = GraphShortestPath(graph, (0, 0), (5, 5))
+    structure = path_structure(problem)
+    theta = rng.integers(0, 3, size=(40, graph.number_of_edges())).astype(float)
+    z = solve_batch(theta, problem)
+    for start, stop in [(0, 1), (5, 6), (3, 17), (20, 40)]:
+        np.testing.assert_array_equal(solve_batch(theta[start:stop], problem), z[start:stop])
+    for call_nodes in (1, 100, 10**6):  # 1, 2 and all 40 instances per Dijkstra call
+        np.testing.assert_array_equal(batched_dijkstra_masks(structure, theta, call_nodes), z)
+    for row, mask in zip(theta, z):
+        np.testing.assert_array_equal(mask, solve_graph_path_instance(row, problem))  # as before batching
+        assert_is_path(graph, mask, (0, 0), (5, 5))
+        assert row @ mask == pytest.approx(row @ solve("networkx", row, problem))
+
+
+def batch_with(failures: dict[int, str]) -> np.ndarray:
+    """Rows of cycle_graph() costs, 1 everywhere but for the failing rows: ``"cycle"``, a
+    negative cycle on the way; ``"cut"``, an infinite cost cutting the target off."""
+    theta = np.ones((8, 7))
+    for i, failure in failures.items():
+        theta[i] = edge_costs(cycle_graph(), {(1, 2): -2.0} if failure == "cycle" else {(1, 3): np.inf})
+    return theta
+
+
+@pytest.mark.parametrize(
+    ("failures", "index", "status"),
+    [
+        ({4: "cut"}, 4, "infeasible"),
+        ({5: "cycle"}, 5, "unbounded"),
+        ({2: "cut", 5: "cycle"}, 2, "infeasible"),
+        ({6: "cut", 3: "cycle"}, 3, "unbounded"),
+        ({7: "cut", 5: "cut"}, 5, "infeasible"),
+    ],
+)
+@pytest.mark.parametrize("call_nodes", [6, 12, 4096])  # 1, 2, all instances per Dijkstra call
+def test_batched_error_names_the_first_failing_instance(failures, index, status, call_nodes, monkeypatch):
+    monkeypatch.setattr(_csgraph, "DIJKSTRA_CALL_NODES", call_nodes)
+    problem = GraphShortestPath(cycle_graph(), 0, 3)
+    with pytest.raises(SolverError) as error:
+        solve_batch(batch_with(failures), problem)
+    assert (error.value.index, error.value.status) == (index, status)
+
+
+def test_batched_unreachable_target_fails_at_the_first_instance():
+    problem = GraphShortestPath(nx.DiGraph([(0, 1), (2, 1)]), 0, 2)
+    with pytest.raises(SolverError) as error:
+        solve_batch(np.ones((4, 2)), problem)
+    assert (error.value.index, error.value.status) == (0, "infeasible")
+
+
+def test_oracle_adds_the_chunk_offset_to_the_batched_index():
+    problem = GraphShortestPath(cycle_graph(), 0, 3)
+    theta = np.ones((10, 7))
+    theta[7] = edge_costs(cycle_graph(), {(1, 2): -2.0})
+    oracle = MAPOracle(problem, backend="scipy", n_jobs=2, parallel_backend="threading", chunk_size=3)
+    with oracle, pytest.raises(SolverError) as error:
+        oracle(theta)
+    assert (error.value.index, error.value.status) == (7, "unbounded")
+    assert "instance 7" in str(error.value)

@@ -2,11 +2,13 @@
 
 Both solve the same exact problem (see :class:`~imle_solvers.problems.GraphShortestPath`):
 only the *relevant* arcs count, those on some walk from the source to the target,
-so a negative cycle elsewhere in the graph changes nothing. Per instance, the
-cheapest exact method that fits is used: Dijkstra for non-negative costs, a
-topological-order dynamic programme when the relevant arcs form a DAG, and
-Bellman-Ford otherwise, which finds the negative cycles that make an instance
-unbounded.
+so a negative cycle elsewhere in the graph changes nothing. The cheapest exact
+method that fits is used: Dijkstra for non-negative costs (the scipy backend solves
+all such instances of a batch with a few multi-source Dijkstra calls over
+block-diagonal graphs of several instances), and
+per instance a topological-order dynamic programme when the relevant arcs form a
+DAG, and Bellman-Ford otherwise, which finds the negative cycles that make an
+instance unbounded.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from scipy.sparse.csgraph import NegativeCycleError, bellman_ford, breadth_first
 
 from ..errors import SolverError
 from ..problems import GraphShortestPath, NegativeCostWarning
+from ._csgraph import batched_predecessors
 from .registry import register_solver
 
 _NO_PREDECESSOR = -9999  # scipy's marker
@@ -46,6 +49,8 @@ class PathStructure:
         arc_of_step: ``(tail, head) -> arc id``, to read a path back as arcs.
         csr_order: ``(A,)`` arc ids in CSR order, with ``indptr`` and ``indices``
             the CSR structure of the relevant arcs.
+        csr_keys: ``(A,)`` ``tail * n_nodes + head`` of the arcs in CSR order
+            (ascending: a step's CSR position is a ``searchsorted`` away).
         dag: the topological levels if the relevant arcs are acyclic, else None.
     """
 
@@ -60,6 +65,7 @@ class PathStructure:
     csr_order: np.ndarray
     indptr: np.ndarray
     indices: np.ndarray
+    csr_keys: np.ndarray
     dag: TopologicalLevels | None
 
     def csgraph(self, arc_costs: np.ndarray) -> csr_array:
@@ -104,6 +110,7 @@ def path_structure(problem: GraphShortestPath) -> PathStructure:
         csr_order=csr_order,
         indptr=indptr,
         indices=heads[csr_order],
+        csr_keys=tails[csr_order] * n + heads[csr_order],
         dag=_topological_levels(n, tails, heads),
     )
 
@@ -184,9 +191,9 @@ def path_mask(structure: PathStructure, nodes: list[int], n_edges: int, dtype: A
     return mask
 
 
-def _check_reachable(structure: PathStructure) -> None:
+def _check_reachable(structure: PathStructure, index: int | None = None) -> None:
     if not structure.reachable:
-        raise SolverError("the target cannot be reached from the source", status="infeasible")
+        raise SolverError("the target cannot be reached from the source", index=index, status="infeasible")
 
 
 def scipy_predecessors(structure: PathStructure, problem: GraphShortestPath, arc_costs: np.ndarray) -> np.ndarray:
@@ -208,9 +215,10 @@ def _dijkstra_predecessors(structure: PathStructure, arc_costs: np.ndarray) -> n
     return predecessors
 
 
-@register_solver(GraphShortestPath.kind, "scipy", priority=10)
-def solve_graph_path_scipy(theta: np.ndarray, problem: GraphShortestPath) -> np.ndarray:
-    """One instance ``(n_edges,) -> (n_edges,)`` with scipy.sparse.csgraph."""
+def solve_graph_path_instance(theta: np.ndarray, problem: GraphShortestPath) -> np.ndarray:
+    """One instance ``(n_edges,) -> (n_edges,)`` with scipy.sparse.csgraph: Dijkstra, the DAG
+    programme or Bellman-Ford, as fits. The batched solver's route for instances with a
+    negative relevant cost."""
     structure = path_structure(problem)
     _check_reachable(structure)
     arc_costs = np.asarray(theta, dtype=np.float64)[structure.edge_of_arc]
@@ -219,6 +227,81 @@ def solve_graph_path_scipy(theta: np.ndarray, problem: GraphShortestPath) -> np.
     while nodes[-1] != structure.source:
         nodes.append(int(predecessors[nodes[-1]]))
     return path_mask(structure, nodes[::-1], problem.graph.n_edges, theta.dtype)
+
+
+@register_solver(GraphShortestPath.kind, "scipy", batched=True, priority=10)
+def solve_graph_path_scipy(theta: np.ndarray, problem: GraphShortestPath) -> np.ndarray:
+    """Batched shortest paths ``(N, n_edges) -> (N, n_edges)`` with scipy.sparse.csgraph.
+
+    The instances whose relevant costs are all non-negative are solved together by
+    :func:`batched_dijkstra_masks`; the others one by one by :func:`solve_graph_path_instance`.
+    A failure raises for the first failing instance, with its index in ``theta``.
+    """
+    theta = np.asarray(theta)
+    structure = path_structure(problem)
+    _check_reachable(structure, index=0)  # the same for every instance: the first one fails
+    negative = (np.take(theta, structure.edge_of_arc, axis=1) < 0).any(axis=1)
+    if not negative.any():  # the usual batch: no copies
+        return batched_dijkstra_masks(structure, theta)
+    z = np.zeros_like(theta)
+    failure: SolverError | None = None
+    nonnegative = np.flatnonzero(~negative)
+    if nonnegative.size:
+        try:
+            z[nonnegative] = batched_dijkstra_masks(structure, theta[nonnegative])
+        except SolverError as error:  # its index counts the non-negative instances only
+            failure = _indexed(error, int(nonnegative[error.index]))
+    for i in np.flatnonzero(negative):
+        if failure is not None and failure.index < i:
+            break  # as a loop over the instances would, stop at the first failure
+        try:
+            z[i] = solve_graph_path_instance(theta[i], problem)
+        except SolverError as error:
+            failure = _indexed(error, int(i))
+    if failure is not None:
+        raise failure
+    return z
+
+
+def _indexed(error: SolverError, index: int) -> SolverError:
+    indexed = SolverError(str(error), index=index, status=error.status)
+    indexed.__cause__ = error
+    return indexed
+
+
+def batched_dijkstra_masks(structure: PathStructure, theta: np.ndarray, call_nodes: int | None = None) -> np.ndarray:
+    """``(N, n_edges)`` edge masks of cheapest paths for ``N`` instances ``theta``
+    ``(N, n_edges)`` whose relevant costs are all non-negative.
+
+    Each scipy call is a multi-source Dijkstra over the block-diagonal graph of several
+    instances (about ``call_nodes`` nodes in all; see :func:`._csgraph.batched_predecessors`):
+    a block is reached from its own source only, and ties are broken as a call for its
+    instance alone breaks them. An instance whose target is not reached (an infinite
+    cost cuts it off) raises a SolverError with status ``"infeasible"`` and its index.
+    Temporaries stay per call: large fresh arrays cost page faults on every batch.
+    """
+    n_batch, n = len(theta), structure.n_nodes
+    edge_in_csr_order = structure.edge_of_arc[structure.csr_order]
+    predecessors = batched_predecessors(
+        structure.indptr, structure.indices, theta, edge_in_csr_order, structure.source, call_nodes
+    )
+    if structure.target != structure.source:
+        unreached = np.flatnonzero(predecessors[:, structure.target] < 0)
+        if unreached.size:
+            raise SolverError(
+                "the target cannot be reached from the source", index=int(unreached[0]), status="infeasible"
+            )
+    # walk every instance's path back from its target at once, an arc per round
+    mask = np.zeros_like(theta)
+    batch, head = np.arange(n_batch), np.full(n_batch, structure.target)
+    while batch.size:
+        on_path = head != structure.source
+        batch, head = batch[on_path], head[on_path]
+        tail = predecessors[batch, head].astype(np.int64)
+        position = np.searchsorted(structure.csr_keys, tail * n + head)
+        mask[batch, edge_in_csr_order[position]] = 1
+        head = tail
+    return mask
 
 
 @register_solver(GraphShortestPath.kind, "networkx", priority=0)

@@ -11,15 +11,11 @@ import warnings
 from functools import lru_cache
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from ..errors import SolverError
 from ..problems import GridShortestPath, NegativeCostWarning
+from ._csgraph import batched_predecessors
 from .registry import register_solver
-
-_NO_PREDECESSOR = -9999  # scipy's marker
-
 
 @lru_cache(maxsize=64)
 def grid_neighbours(rows: int, cols: int, neighbourhood: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,27 +61,23 @@ def nonnegative_costs(costs: np.ndarray, problem: GridShortestPath) -> np.ndarra
 
 @register_solver(GridShortestPath.kind, "scipy", batched=True, priority=10)
 def solve_grid_scipy(theta: np.ndarray, problem: GridShortestPath) -> np.ndarray:
-    """Batched shortest paths ``(N, rows, cols) -> (N, rows, cols)`` in one Dijkstra call.
+    """Batched shortest paths ``(N, rows, cols) -> (N, rows, cols)`` with scipy's Dijkstra.
 
-    The N grids form one block-diagonal graph; a multi-source Dijkstra from the N
-    top-left cells reaches each bottom-right cell from its own block only.
+    A few grids at a time form one block-diagonal graph; a multi-source Dijkstra from
+    their top-left cells reaches each bottom-right cell from its own block only
+    (:func:`._csgraph.batched_predecessors`). All paths are then traced back at once.
     """
     costs = nonnegative_costs(np.asarray(theta, dtype=np.float64), problem)
     n_batch, cells = len(costs), problem.rows * problem.cols
     indptr, indices = grid_neighbours(problem.rows, problem.cols, problem.neighbourhood)
-    block = np.arange(n_batch) * cells
-    batch_indices = (indices[None, :] + block[:, None]).ravel()
-    batch_indptr = np.concatenate([[0], (indptr[1:][None, :] + (np.arange(n_batch) * len(indices))[:, None]).ravel()])
-    flat_costs = costs.reshape(-1)
-    graph = csr_matrix((flat_costs[batch_indices], batch_indices, batch_indptr), shape=(n_batch * cells,) * 2)
-    sources, targets = block, block + cells - 1
-    _, predecessors, _ = dijkstra(graph, indices=sources, min_only=True, return_predecessors=True)
-    mask = np.zeros(n_batch * cells, dtype=theta.dtype)
-    current = targets.copy()
-    while current.size:
-        mask[current] = 1
-        current = predecessors[current]
-        current = current[current != _NO_PREDECESSOR]
+    # the weight of the arc u -> v is the cost of entering v
+    predecessors = batched_predecessors(indptr, indices, costs.reshape(n_batch, cells), indices, source=0)
+    mask = np.zeros((n_batch, cells), dtype=theta.dtype)
+    batch, cell = np.arange(n_batch), np.full(n_batch, cells - 1)
+    while batch.size:
+        mask[batch, cell] = 1
+        cell = predecessors[batch, cell]
+        batch, cell = batch[cell >= 0], cell[cell >= 0]
     return mask.reshape(costs.shape)
 
 
