@@ -32,17 +32,21 @@ def main(epochs: int = 6, n_maps: int = 800, seed: int = 0) -> float:
     layer = ims.torch.IMLELayer(problem, estimator, seed=seed)
     net = CostNet(grid=12)
     optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
+    # The learning rate decays to 0 along a cosine over all steps, as in the demo.
+    n_batches = max(1, n_train // 70)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * n_batches)
     # Noise and the I-MLE target can push costs below zero; the problem clamps them to 0 by design.
     warnings.simplefilter("ignore", ims.NegativeCostWarning)
 
     rng = np.random.default_rng(seed)
     for epoch in range(epochs):
         net.train()
-        for batch in np.array_split(rng.permutation(n_train), max(1, n_train // 70)):
+        for batch in np.array_split(rng.permutation(n_train), n_batches):
             loss = hamming_loss(layer(net(images[batch])), paths[batch]).sum()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            schedule.step()
         print(f"epoch {epoch + 1}: last batch Hamming loss per map {loss.item() / len(batch):.2f}")
 
     net.eval()

@@ -67,4 +67,4 @@ def test_demo_training_learns_paths(tmp_path):
         loss = metrics[name]["loss"]
         assert loss[-1] < loss[0]
         assert metrics[name]["cost_accuracy"] > metrics["random"]["cost_accuracy"] + 0.2
-    assert metrics["imle"]["cost_accuracy"] > 0.6  # about 0.8 measured with seed 0
+    assert metrics["imle"]["cost_accuracy"] > 0.6  # 0.775 measured with seed 0 (0.8 before the cosine schedule)
