@@ -103,7 +103,11 @@ def solve_with_time_limit(theta: np.ndarray, problem: Pick, time_limit: float | 
 
 @ims.register_solver(Pick.kind, "interrupt")
 def solve_interrupting(theta: np.ndarray, problem: Pick) -> np.ndarray:
-    os.kill(os.getppid(), signal.SIGINT)  # Ctrl-C in the training process
+    try:  # one Ctrl-C only: a second one could land after the test has caught the first
+        os.close(os.open(Path(problem.workdir, "interrupted"), os.O_CREAT | os.O_EXCL))
+        os.kill(os.getppid(), signal.SIGINT)  # Ctrl-C in the training process
+    except FileExistsError:
+        pass
     time.sleep(120)
 
 
