@@ -5,6 +5,8 @@ time limits."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -237,3 +239,26 @@ def test_equal_programs_share_one_cached_model(rng):
 
 def test_auto_backend_is_ortools():
     assert resolve_solver(ILP.kind).backend == "ortools"
+
+
+CTRL_C_AFTER_SOLVING = """
+import os, signal, sys, time
+import numpy as np
+import imle_solvers as ims
+problem = ims.ILP((ims.Variable("x", (5,)),), np.ones((1, 5)), -np.inf, 2.0, ("x",))
+ims.MAPOracle(problem, backend=sys.argv[1])(np.random.default_rng(0).random((2, 5)))
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+"""
+
+
+@pytest.mark.parametrize("backend", ["ortools", "scip"])
+def test_ctrl_c_after_solving_is_still_a_keyboard_interrupt(backend):
+    """A solver's own SIGINT handler must not outlive the solve (CP-SAT's killed the process)."""
+    result = subprocess.run(
+        [sys.executable, "-c", CTRL_C_AFTER_SOLVING, backend], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "KeyboardInterrupt", result.stderr[-2000:]

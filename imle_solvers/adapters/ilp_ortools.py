@@ -141,6 +141,9 @@ def solve_cp_sat(built: CpSatModel, costs: np.ndarray, sign: int, time_limit: fl
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
+    # CP-SAT's own SIGINT handler outlives the solve and then kills the process on
+    # Ctrl-C; without it, Ctrl-C stays Python's KeyboardInterrupt (training stops cleanly)
+    solver.parameters.catch_sigint_signal = False
     if time_limit is not None:
         solver.parameters.max_time_in_seconds = float(time_limit)
     status = solver.solve(built.model)
