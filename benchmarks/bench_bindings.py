@@ -12,12 +12,13 @@ Run: ``python benchmarks/bench_bindings.py``
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 import imle_solvers as ims
+
+from _timing import best_seconds  # beside this script
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 BATCH = 70
@@ -25,17 +26,6 @@ CASES = {
     "k-subset n=100 k=10": (ims.KSubset(n=100, k=10), ims.IMLE(noise=ims.SumOfGamma(k=10), lambda_=10.0)),
     "grid 12x12": (ims.GridShortestPath(12, 12), ims.IMLE(noise=ims.SumOfGamma(k=15), lambda_=10.0)),
 }
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall time of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def steps(problem, estimator, theta: np.ndarray, w: np.ndarray) -> dict[str, Callable[[], object]]:
@@ -101,7 +91,7 @@ def main(repeats: int = 20) -> list[dict[str, object]]:
         theta = (np.abs(rng.normal(size=(BATCH, *problem.shape))) + 0.5).astype(np.float32)
         w = rng.normal(size=theta.shape).astype(np.float32)
         runs = steps(problem, estimator, theta, w)
-        times = {label: best_time(fn, repeats) for label, fn in runs.items()}
+        times = {label: best_seconds(fn, repeats) for label, fn in runs.items()}
         base = times.pop("oracle (2 calls)")
         estimator_time = times["numpy estimator"]
         for label, seconds in times.items():

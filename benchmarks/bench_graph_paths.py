@@ -12,10 +12,6 @@ batched backend, measured in one run.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import networkx as nx
 import numpy as np
 
@@ -27,6 +23,8 @@ from imle_solvers.adapters.graph_paths import (
     solve_graph_path_scipy,
 )
 from imle_solvers.problems import GraphShortestPath
+
+from _timing import median_seconds  # beside this script
 
 BATCH = 70
 REPEATS = 5
@@ -44,17 +42,6 @@ def graphs() -> list[tuple[str, GraphShortestPath]]:
     ]
 
 
-def median_seconds(solve: Callable[[np.ndarray], np.ndarray], theta: np.ndarray) -> tuple[float, np.ndarray]:
-    """Median wall time of ``REPEATS`` calls after one warm-up, and the warm-up's result."""
-    result = solve(theta)
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        solve(theta)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def bench_graph(name: str, problem: GraphShortestPath, rng: np.random.Generator) -> dict[str, float | str]:
     """One table row: the four solvers on one batch, path costs checked equal."""
     structure = path_structure(problem)  # built once, outside the timings
@@ -67,7 +54,8 @@ def bench_graph(name: str, problem: GraphShortestPath, rng: np.random.Generator)
     }
     seconds, costs = {}, {}
     for key, solve in solvers.items():
-        seconds[key], z = median_seconds(solve, theta)
+        z = solve(theta)
+        seconds[key] = median_seconds(lambda: solve(theta), REPEATS)
         costs[key] = (theta * z).sum(axis=1)
     for key in solvers:  # paths may differ where costs tie; their costs may not
         np.testing.assert_allclose(costs[key], costs["batched"], rtol=1e-9)

@@ -10,13 +10,12 @@ table of the median time per batch and the speed-up ratio, measured in one run.
 from __future__ import annotations
 
 import heapq
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 
 from imle_solvers import GridShortestPath, MAPOracle
+
+from _timing import median_seconds  # beside this script
 
 BATCH = 70
 SIDES = (12, 30)
@@ -66,23 +65,14 @@ def heapq_batch(costs: np.ndarray) -> np.ndarray:
     return np.stack([heapq_dijkstra(instance) for instance in costs])
 
 
-def median_seconds(solve: Callable[[np.ndarray], np.ndarray], costs: np.ndarray) -> tuple[float, np.ndarray]:
-    """Median wall time of ``REPEATS`` calls after one warm-up, and the warm-up's result."""
-    result = solve(costs)
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        solve(costs)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def bench_side(side: int, rng: np.random.Generator) -> dict[str, float | str]:
     """One table row: times of both solvers on a batch of ``side x side`` grids, costs checked equal."""
     problem = GridShortestPath(side, side)
     costs = rng.choice([0.8, 1.2, 5.3, 7.7, 9.2], size=(BATCH, side, side))
-    ours, ours_paths = median_seconds(MAPOracle(problem, backend="scipy"), costs)
-    reference, reference_paths = median_seconds(heapq_batch, costs)
+    oracle = MAPOracle(problem, backend="scipy")
+    ours_paths, reference_paths = oracle(costs), heapq_batch(costs)
+    ours = median_seconds(lambda: oracle(costs), REPEATS)
+    reference = median_seconds(lambda: heapq_batch(costs), REPEATS)
     # paths may differ where costs tie; their costs may not
     np.testing.assert_allclose(
         problem.path_cost(costs, ours_paths), problem.path_cost(costs, reference_paths), rtol=1e-9

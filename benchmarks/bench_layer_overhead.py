@@ -7,10 +7,7 @@ state, then the target state). A ratio near 1 means the solver is all the cost.
 
 from __future__ import annotations
 
-import statistics
-import time
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -18,19 +15,10 @@ import torch
 import imle_solvers as ims
 from imle_solvers import GridShortestPath, KSubset, MAPOracle, NegativeCostWarning, Problem
 
+from _timing import median_seconds  # beside this script
+
 BATCH = 70
 REPEATS = 20
-
-
-def median_seconds(fn: Callable[[], object]) -> float:
-    """Median wall time of ``REPEATS`` calls of ``fn`` after one warm-up."""
-    fn()
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_problem(name: str, problem: Problem, kappa: int) -> dict[str, float | str]:
@@ -52,10 +40,10 @@ def bench_problem(name: str, problem: Problem, kappa: int) -> dict[str, float | 
     with warnings.catch_warnings():
         # the perturbation may dip grid costs below zero; clamping is the intended default
         warnings.simplefilter("ignore", NegativeCostWarning)
-        layer_s = median_seconds(training_step)
-    map_s = median_seconds(two_map_batches)
+        layer_s = median_seconds(training_step, REPEATS)
+    map_s = median_seconds(two_map_batches, REPEATS)
     rng = np.random.default_rng(0)
-    noise_s = median_seconds(lambda: layer.estimator.noise.sample(rng, tuple(theta.shape)))
+    noise_s = median_seconds(lambda: layer.estimator.noise.sample(rng, tuple(theta.shape)), REPEATS)
     return {
         "problem": name,
         "batch": BATCH,

@@ -27,11 +27,9 @@ Run: ``python benchmarks/bench_oracle.py`` or ``imle-solvers bench oracle``
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,6 +37,8 @@ import scipy.sparse as sp
 import imle_solvers as ims
 from imle_solvers.adapters import list_solvers
 from imle_solvers.problems.base import Problem
+
+from bench_grid_paths import heapq_batch  # beside this script
 
 N_JOBS = 2
 
@@ -56,17 +56,6 @@ def knapsack_ilp(items: int = 50, constraints: int = 5, seed: int = 0) -> ims.IL
         objective_sense="max",
         name="knapsack",
     )
-
-
-def heapq_dijkstra_loop() -> Callable[[np.ndarray], np.ndarray]:
-    """``bench_grid_paths.heapq_batch``: the reference heapq Dijkstra loop, ``(B, rows, cols) -> (B, rows, cols)``.
-
-    Loaded by path, since benchmarks are scripts rather than a package."""
-    path = Path(__file__).with_name("bench_grid_paths.py")
-    spec = importlib.util.spec_from_file_location("bench_grid_paths", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.heapq_batch
 
 
 def best_times(first: Callable[[], object], second: Callable[[], object], repeats: int = 5) -> tuple[float, float]:
@@ -147,7 +136,7 @@ def overhead_rows(rng: np.random.Generator) -> list[dict]:
 def grid_rows(rng: np.random.Generator) -> list[dict]:
     problem = ims.GridShortestPath(12, 12)
     costs = rng.uniform(0.1, 10.0, size=(70, 12, 12))
-    oracle, loop = ims.MAPOracle(problem), heapq_dijkstra_loop()
+    oracle, loop = ims.MAPOracle(problem), heapq_batch
     oracle_cost, loop_cost = (problem.path_cost(costs, z) for z in (oracle(costs), loop(costs)))
     assert np.allclose(oracle_cost, loop_cost), "the oracle and the heapq loop disagree on the optimal cost"
     return [row("grid shortest path 12x12, batch 70", lambda: loop(costs), lambda: oracle(costs),

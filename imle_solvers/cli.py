@@ -169,9 +169,10 @@ def bench(names: tuple[str, ...], folder: str, list_only: bool) -> None:
 # Run in a fresh interpreter: benchmarks must not share native libraries they load
 # (TensorFlow and OR-Tools' CP-SAT clash in one process), nor one another's warm caches.
 _RUN_MAIN = """
-import runpy, sys
+import os, runpy, sys
 path = sys.argv[1]
 sys.argv = [path]
+sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # as `python path` would
 namespace = runpy.run_path(path)
 if not callable(namespace.get("main")):
     sys.exit(f"error: {path} has no main()")
