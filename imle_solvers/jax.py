@@ -77,10 +77,19 @@ class IMLEFunction:
         backend: str = "auto",
         n_jobs: int = 1,
         parallel_backend: str = "loky",
+        chunk_size: int | str = "auto",
+        time_limit: float | None = None,
     ) -> None:
         self.problem = problem
         self.estimator = estimator
-        self.oracle = MAPOracle(problem, backend=backend, n_jobs=n_jobs, parallel_backend=parallel_backend)
+        self.oracle = MAPOracle(
+            problem,
+            backend=backend,
+            n_jobs=n_jobs,
+            parallel_backend=parallel_backend,
+            chunk_size=chunk_size,
+            time_limit=time_limit,
+        )
         self.state_fields = _binding.state_fields(estimator)
         core = jax.custom_vjp(self._primal)
         core.defvjp(self._forward, self._backward)
@@ -180,7 +189,13 @@ class IMLEFunction:
 
 
 def imle(
-    problem: Problem, estimator: Estimator, backend: str = "auto", n_jobs: int = 1, parallel_backend: str = "loky"
+    problem: Problem,
+    estimator: Estimator,
+    backend: str = "auto",
+    n_jobs: int = 1,
+    parallel_backend: str = "loky",
+    chunk_size: int | str = "auto",
+    time_limit: float | None = None,
 ) -> IMLEFunction:
     """The differentiable JAX function of ``problem`` under ``estimator``; see :class:`IMLEFunction`.
 
@@ -188,6 +203,15 @@ def imle(
         problem: what to solve, e.g. ``KSubset(n, k)``.
         estimator: ``IMLE(...)``, ``AIMLE(...)`` or ``STE(...)``.
         backend: solver name (see ``imle_solvers.list_solvers``) or ``"auto"``.
-        n_jobs, parallel_backend: passed to :class:`~imle_solvers.MAPOracle`.
+        n_jobs, parallel_backend, chunk_size, time_limit: passed to
+            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md).
     """
-    return IMLEFunction(problem, estimator, backend=backend, n_jobs=n_jobs, parallel_backend=parallel_backend)
+    return IMLEFunction(
+        problem,
+        estimator,
+        backend=backend,
+        n_jobs=n_jobs,
+        parallel_backend=parallel_backend,
+        chunk_size=chunk_size,
+        time_limit=time_limit,
+    )

@@ -48,7 +48,8 @@ class IMLELayer(keras.layers.Layer):
         estimator: ``IMLE(...)``, ``AIMLE(...)`` or ``STE(...)``.
         backend: solver name (see ``imle_solvers.list_solvers``) or ``"auto"``.
         seed: seed of the layer's noise generator (None: fresh entropy).
-        n_jobs, parallel_backend: passed to :class:`~imle_solvers.MAPOracle`.
+        n_jobs, parallel_backend, chunk_size, time_limit: passed to
+            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md).
         **kwargs: passed to ``keras.layers.Layer`` (``name``, ...).
     """
 
@@ -60,13 +61,22 @@ class IMLELayer(keras.layers.Layer):
         seed: int | None = None,
         n_jobs: int = 1,
         parallel_backend: str = "loky",
+        chunk_size: int | str = "auto",
+        time_limit: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(trainable=False, **kwargs)
         self.supports_jit = False
         self.problem = problem
         self.estimator = estimator
-        self.oracle = MAPOracle(problem, backend=backend, n_jobs=n_jobs, parallel_backend=parallel_backend)
+        self.oracle = MAPOracle(
+            problem,
+            backend=backend,
+            n_jobs=n_jobs,
+            parallel_backend=parallel_backend,
+            chunk_size=chunk_size,
+            time_limit=time_limit,
+        )
         self.rng = _binding.generator(seed)
         initial = _binding.state_to_array(estimator.initial_state())
         self.state_variables = [

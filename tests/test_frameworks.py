@@ -34,8 +34,8 @@ def small_ilp() -> ims.ILP:
 
 
 def problems() -> list[Any]:
-    """(problem, backend) cases. The ILP uses SCIP: OR-Tools crashes (segfault) in a
-    process that has imported TensorFlow (their bundled protobuf/abseil clash)."""
+    """(problem, backend) cases. The ILP names SCIP so that every test process solves it
+    alike (OR-Tools switches to SCIP where TensorFlow was imported first)."""
     cases = [
         pytest.param((ims.KSubset(n=8, k=3), "auto"), id="k-subset"),
         pytest.param((ims.GridShortestPath(5, 5), "auto"), id="grid"),
@@ -76,22 +76,22 @@ def seed() -> int:
     return numpy_seed(jax.random.key(3))
 
 
-def run_torch(problem, estimator, theta, grad_z, seed, backend="auto") -> Result:
+def run_torch(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_options) -> Result:
     torch = pytest.importorskip("torch")
     from imle_solvers.torch import IMLELayer
 
-    layer = IMLELayer(problem, estimator, backend=backend, seed=seed)
+    layer = IMLELayer(problem, estimator, backend=backend, seed=seed, **oracle_options)
     t = torch.tensor(theta, requires_grad=True)
     z = layer(t)
     z.backward(torch.tensor(grad_z))
     return Result(z.detach().numpy(), t.grad.numpy(), layer.estimator_state)
 
 
-def run_jax(problem, estimator, theta, grad_z, seed, backend="auto") -> Result:
+def run_jax(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_options) -> Result:
     jax = pytest.importorskip("jax")
     from imle_solvers.jax import apply_state_update, imle
 
-    f = imle(problem, estimator, backend=backend)
+    f = imle(problem, estimator, backend=backend, **oracle_options)
     key = jax.random.key(3)
     state = f.initial_state()
     args = () if state is None else (state,)
@@ -104,11 +104,11 @@ def run_jax(problem, estimator, theta, grad_z, seed, backend="auto") -> Result:
     return Result(np.asarray(z), np.asarray(grad), new_state)
 
 
-def run_tensorflow(problem, estimator, theta, grad_z, seed, backend="auto") -> Result:
+def run_tensorflow(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_options) -> Result:
     tf = pytest.importorskip("tensorflow")
     from imle_solvers.tensorflow import IMLELayer
 
-    layer = IMLELayer(problem, estimator, backend=backend, seed=seed)
+    layer = IMLELayer(problem, estimator, backend=backend, seed=seed, **oracle_options)
     t = tf.constant(theta)
     with tf.GradientTape() as tape:
         tape.watch(t)
@@ -186,3 +186,13 @@ def test_missing_framework_names_the_extra(framework, monkeypatch):
     monkeypatch.delitem(sys.modules, f"imle_solvers.{framework}", raising=False)
     with pytest.raises(ims.MissingDependencyError, match=rf"imle_solvers\[{framework}\]"):
         importlib.import_module(f"imle_solvers.{framework}")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_bindings_solve_on_the_worker_pool_with_the_in_process_result(framework):
+    problem, estimator = ims.GridShortestPath(5, 5), ims.IMLE(noise=ims.SumOfGamma(k=6), lambda_=5.0)
+    theta, grad_z = inputs(problem, estimator)
+    expected = RUNNERS[framework](problem, estimator, theta, grad_z, seed())
+    pooled = RUNNERS[framework](problem, estimator, theta, grad_z, seed(), n_jobs=2, chunk_size=1)
+    np.testing.assert_array_equal(pooled.z, expected.z)
+    np.testing.assert_allclose(pooled.grad, expected.grad)

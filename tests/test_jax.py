@@ -14,6 +14,7 @@ jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
 import imle_solvers as ims  # noqa: E402
+from batches import scores_and_upstream  # noqa: E402
 from imle_solvers.jax import apply_state_update, imle, numpy_seed  # noqa: E402
 
 KSUBSET = ims.KSubset(n=10, k=3)
@@ -21,11 +22,7 @@ GRID = ims.GridShortestPath(4, 4)
 
 
 def batch(problem, b=3, seed=0):
-    rng = np.random.default_rng(seed)
-    theta = rng.normal(size=(b, *problem.shape)).astype(np.float32)
-    if problem.sense == "min":
-        theta = np.abs(theta) + 0.5
-    return jnp.asarray(theta), jnp.asarray(rng.normal(size=theta.shape).astype(np.float32))
+    return tuple(jnp.asarray(a) for a in scores_and_upstream(problem, b, seed))
 
 
 @pytest.mark.parametrize("problem", [KSUBSET, GRID], ids=["k-subset", "grid"])

@@ -17,6 +17,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 import imle_solvers as ims  # noqa: E402
+from batches import scores_and_upstream  # noqa: E402
 from imle_solvers.tensorflow import IMLELayer  # noqa: E402
 
 KSUBSET = ims.KSubset(n=10, k=3)
@@ -24,11 +25,7 @@ GRID = ims.GridShortestPath(4, 4)
 
 
 def batch(problem, b=3, seed=0):
-    rng = np.random.default_rng(seed)
-    theta = rng.normal(size=(b, *problem.shape)).astype(np.float32)
-    if problem.sense == "min":
-        theta = np.abs(theta) + 0.5
-    return tf.constant(theta), tf.constant(rng.normal(size=theta.shape).astype(np.float32))
+    return tuple(tf.constant(a) for a in scores_and_upstream(problem, b, seed))
 
 
 def forward_backward(layer, theta, w):
