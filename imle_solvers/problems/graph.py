@@ -51,16 +51,6 @@ class EdgeListGraph:
         edges = tuple((position[u], position[v]) for u, v in graph.edges)
         return cls(nodes=nodes, edges=edges, directed=bool(graph.is_directed()))
 
-    def to_networkx(self) -> Any:
-        """A networkx graph on the node positions ``0..n_nodes-1``; edge attribute
-        ``"index"`` is the edge's position in :attr:`edges` (theta's entry)."""
-        import networkx as nx
-
-        graph = nx.DiGraph() if self.directed else nx.Graph()
-        graph.add_nodes_from(range(self.n_nodes))
-        graph.add_edges_from((u, v, {"index": i}) for i, (u, v) in enumerate(self.edges))
-        return graph
-
     @property
     def n_nodes(self) -> int:
         return len(self.nodes)

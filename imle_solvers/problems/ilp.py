@@ -62,7 +62,8 @@ class ILP(Problem):
         theta_variables: names of the variables whose coefficients theta gives.
         objective_sense: ``"max"`` or ``"min"``.
         objective: ``(n,)`` fixed coefficients added to theta's (default zeros).
-        constraint_names: ``(m,)`` names used in error messages.
+        constraint_names: ``(m,)`` row names, for reading a model back (a spec names each
+            row after its constraint and quantifier values, e.g. ``"ramp[i=0]"``).
         name: the program's name.
 
     Shapes: theta and z are ``(B, *variable.shape)`` for one theta variable, else
