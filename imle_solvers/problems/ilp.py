@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -135,9 +136,20 @@ class ILP(Problem):
         return starts
 
     def theta_slots(self) -> np.ndarray:
-        """Indices into the flat ``x`` of theta's entries, in theta's row-major order."""
+        """Indices into the flat ``x`` of theta's entries, in theta's row-major order (read-only)."""
+        return self._theta_slots
+
+    @functools.cached_property
+    def _theta_slots(self) -> np.ndarray:
+        # per instance, objective_for and state_from_solution need it: compute it once
         starts, by_name = self.offsets(), {v.name: v for v in self.variables}
-        return np.concatenate([starts[n] + np.arange(by_name[n].size) for n in self.theta_variables])
+        slots = np.concatenate([starts[n] + np.arange(by_name[n].size) for n in self.theta_variables])
+        slots.flags.writeable = False
+        return slots
+
+    @functools.cached_property
+    def _theta_integral(self) -> np.ndarray:
+        return self.integrality()[self._theta_slots]
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -159,9 +171,8 @@ class ILP(Problem):
     def state_from_solution(self, x: np.ndarray) -> np.ndarray:
         """z (of ``shape``) from a full solution ``x`` ``(n,)``: the theta variables' values,
         the integer ones rounded (solvers return them within a feasibility tolerance)."""
-        slots = self.theta_slots()
-        values = np.asarray(x, dtype=np.float64)[slots]
-        integral = self.integrality()[slots]
+        values = np.asarray(x, dtype=np.float64)[self._theta_slots]
+        integral = self._theta_integral
         values[integral] = np.rint(values[integral]) + 0.0  # + 0.0 turns -0.0 into 0.0
         return values.reshape(self.shape)
 
