@@ -84,6 +84,7 @@ def run_torch(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_
     t = torch.tensor(theta, requires_grad=True)
     z = layer(t)
     z.backward(torch.tensor(grad_z))
+    layer.oracle.close()  # a pool left open would keep loky's shared workers up for the whole session
     return Result(z.detach().numpy(), t.grad.numpy(), layer.estimator_state)
 
 
@@ -97,6 +98,7 @@ def run_jax(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_op
     args = () if state is None else (state,)
     z, pullback = jax.vjp(lambda t, *s: f(t, key, *s), jax.numpy.asarray(theta), *args)
     grad, *update = pullback(jax.numpy.asarray(grad_z))
+    f.oracle.close()
     new_state = None
     if state is not None:
         values = {k: float(v) for k, v in apply_state_update(state, update[0]).items()}
@@ -114,6 +116,7 @@ def run_tensorflow(problem, estimator, theta, grad_z, seed, backend="auto", **or
         tape.watch(t)
         z = layer(t)
     grad = tape.gradient(z, t, output_gradients=tf.constant(grad_z))
+    layer.oracle.close()
     return Result(z.numpy(), grad.numpy(), layer.estimator_state)
 
 

@@ -7,6 +7,7 @@ own, so that loky workers can import them by reference.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import signal
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 
 import imle_solvers as ims
+from imle_solvers import _pool
 from imle_solvers.errors import InvalidInputError, SolverError, UnknownBackendError
 from imle_solvers.problems.base import Problem, Sense
 
@@ -161,6 +163,8 @@ def warm_workers(tmp_path_factory: pytest.TempPathFactory):
 def alone(warm_workers: ims.MAPOracle):
     """For tests of stopping the workers: no other oracle holds them."""
     warm_workers.close()
+    gc.collect()  # an unreachable oracle still in a reference cycle holds its pool open
+    assert not _pool._OPEN_LOKY_POOLS, f"an earlier test left loky pools open: {list(_pool._OPEN_LOKY_POOLS)}"
     yield
     warm_workers(np.zeros((4, warm_workers.problem.n)))
 
