@@ -3,9 +3,6 @@ state comes back functionally, and a small L2X model trains."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +12,7 @@ jnp = jax.numpy
 
 import imle_solvers as ims  # noqa: E402
 from batches import scores_and_upstream  # noqa: E402
+from example_scripts import load_example  # noqa: E402
 from imle_solvers.jax import apply_state_update, imle, numpy_seed  # noqa: E402
 
 KSUBSET = ims.KSubset(n=10, k=3)
@@ -118,11 +116,6 @@ def test_wrong_shape_is_refused_before_tracing():
 
 
 def test_l2x_training_finds_the_relevant_features():
-    path = Path(__file__).parent.parent / "examples" / "l2x_jax.py"
-    spec = importlib.util.spec_from_file_location("l2x_jax", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["l2x_jax"] = module
-    spec.loader.exec_module(module)
-    result = module.train(steps=200)
+    result = load_example("l2x_jax").train(steps=200)
     assert result["loss_after"] < 0.2 * result["loss_before"]
     assert result["precision_after"] >= 0.9 > 0.5 > result["precision_before"]

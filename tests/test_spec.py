@@ -17,6 +17,7 @@ import imle_solvers as ims
 from imle_solvers.problems.ilp import ILP
 from imle_solvers.spec import ILPBuilder, SpecError, list_problems, load_dict, load_yaml, problem, register_ilp
 from imle_solvers.spec import unregister_ilp
+from example_scripts import load_example
 
 SPECS = Path(__file__).resolve().parents[1] / "examples" / "specs"
 EXAMPLES = sorted(SPECS.glob("*.yaml"))
@@ -256,12 +257,6 @@ def test_the_schema_in_docs_is_the_shipped_one():
 
 
 def test_the_knapsack_example_lowers_the_held_out_regret(capsys):
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "examples" / "knapsack_from_spec.py"
-    spec = importlib.util.spec_from_file_location("knapsack_from_spec", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    before, after = module.main(epochs=3)
+    before, after = load_example("knapsack_from_spec").main(epochs=3)
     assert after < before / 2
     assert "held-out regret after training" in capsys.readouterr().out

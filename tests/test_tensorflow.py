@@ -3,11 +3,9 @@ AIMLE's state lives in checkpointable weights, and a small L2X model trains with
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ keras = pytest.importorskip("keras")
 
 import imle_solvers as ims  # noqa: E402
 from batches import scores_and_upstream  # noqa: E402
+from example_scripts import load_example  # noqa: E402
 from imle_solvers.tensorflow import IMLELayer  # noqa: E402
 
 KSUBSET = ims.KSubset(n=10, k=3)
@@ -90,12 +89,7 @@ def test_errors_name_the_problem():
 
 
 def test_l2x_training_with_fit_finds_the_relevant_features():
-    path = Path(__file__).parent.parent / "examples" / "l2x_keras.py"
-    spec = importlib.util.spec_from_file_location("l2x_keras", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["l2x_keras"] = module
-    spec.loader.exec_module(module)
-    result = module.train(epochs=3)
+    result = load_example("l2x_keras").train(epochs=3)
     assert result["loss_after"] < 0.2 * result["loss_before"]
     assert result["precision_after"] >= 0.9 > 0.5 > result["precision_before"]
 
