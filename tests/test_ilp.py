@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
-from imle_solvers import MAPOracle, SolverError
+from imle_solvers import InvalidInputError, MAPOracle, SolverError
 from imle_solvers.adapters import resolve_solver
 from imle_solvers.adapters.ilp_ortools import cp_sat_compatible, cp_sat_model
 from imle_solvers.problems import ILP, Variable
@@ -202,6 +202,31 @@ def test_unbounded_instance_in_the_middle_of_a_batch_names_its_index(backend):
     with pytest.raises(SolverError) as error:
         MAPOracle(problem, backend=backend)(theta)
     assert error.value.index == 2 and error.value.status == "unbounded"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"objective": [0.0, np.nan, 0.0]}, "objective must be finite"),
+        ({"objective": [np.inf, 0.0, 0.0]}, "objective must be finite"),
+        ({"constraints": sp.csr_array([[1.0, np.inf, 1.0]])}, "constraint coefficients must be finite"),
+        ({"row_upper": [np.nan]}, "row bounds must be numbers or ±inf, not NaN"),
+        ({"constraints": sp.csr_array(np.ones((1, 4)))}, "constraint matrix has 4 columns, expected 3"),
+        ({"theta_variables": ("y",)}, r"theta variables \['y'\] not among \['x'\]"),
+        ({"objective_sense": "maximise"}, "sense must be 'max' or 'min'"),
+    ],
+)
+def test_a_malformed_program_is_refused_when_built(change, message):
+    program = {
+        "variables": (Variable("x", (3,), "binary"),),
+        "constraints": sp.csr_array(np.ones((1, 3))),
+        "row_lower": [-np.inf],
+        "row_upper": [2.0],
+        "theta_variables": ("x",),
+        "name": "bad",
+    }
+    with pytest.raises(InvalidInputError, match=f"ILP 'bad': {message}"):
+        ILP(**{**program, **change})
 
 
 def market_split(rng: np.random.Generator, m: int = 4, n: int = 40) -> ILP:

@@ -212,9 +212,14 @@ def test_registered_problems_from_every_kind_of_source(registered):
     registered("ks-builder", knapsack_by_builder())
     registered("ks-ilp", knapsack_by_builder().build())
     registered("ks-function", lambda capacity=10: knapsack_by_builder(capacity=capacity).build())
-    made = [problem(name) for name in ("ks-path", "ks-dict", "ks-builder", "ks-ilp", "ks-function")]
+    names = ("ks-path", "ks-dict", "ks-builder", "ks-ilp", "ks-function")
+    made = [problem(name) for name in names]
     assert len({m.fingerprint for m in made}) == 1
-    assert made[0].name == "ks-path"
+    assert [m.name for m in made] == list(names)
+    assert problem("ks-path", capacity=3).name == "ks-path"
+    registered("not-an-ilp", lambda: knapsack_by_builder())
+    with pytest.raises(TypeError, match="'not-an-ilp' returned an object of type ILPBuilder, not an ILP"):
+        problem("not-an-ilp")
     assert {"ks-path", "ks-ilp"} <= set(list_problems())
     assert problem("ks-path", capacity=3) == problem("ks-function", capacity=3)
     with pytest.raises(ValueError, match="already registered"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -63,6 +64,14 @@ def test_builder_errors_name_the_argument_and_column():
         b.add_constraint({"x": [1, 2]}, upper=1)
     with pytest.raises(SpecError, match="no objective"):
         b.build()
+    with pytest.raises(SpecError, match="over lists names of sets declared with add_set, got 3") as info:
+        b.add_variable("y", over=(3,))
+    assert info.value.field == "over[0]"
+    with pytest.raises(SpecError, match="coefficients must be finite") as info:
+        b.set_objective("max", "x", fixed={"x": [np.inf, 1.0, np.nan]})
+    assert info.value.field == "fixed"
+    with pytest.raises(SpecError, match="coefficients must be finite"):
+        b.set_objective("max", "x", fixed={"x": [1.0, np.nan, 0.0]})  # a NaN alone, not only inf
 
 
 def test_a_huge_sum_is_refused_not_run(monkeypatch):

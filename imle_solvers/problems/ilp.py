@@ -100,6 +100,11 @@ class ILP(Problem):
         row_lower = np.broadcast_to(np.asarray(self.row_lower, np.float64), (m,)).copy()
         row_upper = np.broadcast_to(np.asarray(self.row_upper, np.float64), (m,)).copy()
         objective = np.zeros(n) if self.objective is None else np.asarray(self.objective, np.float64).reshape(n)
+        for what, values in (("constraint coefficients", a.data), ("objective", objective)):
+            if not np.isfinite(values).all():
+                raise InvalidInputError(f"ILP {self.name!r}: {what} must be finite numbers")
+        if np.isnan(row_lower).any() or np.isnan(row_upper).any():
+            raise InvalidInputError(f"ILP {self.name!r}: row bounds must be numbers or ±inf, not NaN")
         object.__setattr__(self, "constraints", a)
         object.__setattr__(self, "row_lower", row_lower)
         object.__setattr__(self, "row_upper", row_upper)

@@ -43,6 +43,15 @@ def _expression_error(error: ExprError, relative: KeyPath, context: str = "") ->
     return BuildError(f"{context}{error.message}", relative, error.offset)
 
 
+def _row_coefficients(blocks: list[tuple[int, Tensor, np.ndarray]], row: int) -> dict[int, float]:
+    """``{column: coefficient}`` of the non-zero entries of row ``row`` of coefficient ``blocks``."""
+    coefs: dict[int, float] = {}
+    for _, tensor, array in blocks:
+        flat = array[row].ravel()
+        coefs.update({tensor.start + j: float(flat[j]) for j in np.flatnonzero(flat)})
+    return coefs
+
+
 class ILPBuilder:
     r"""Declare an ILP piece by piece, then :meth:`build` it.
 
@@ -201,10 +210,7 @@ class ILPBuilder:
             except ValueError:
                 raise BuildError(f"{side} must be a scalar or have {m} entries", (side,)) from None
         for r in range(m):
-            coefs: dict[int, float] = {}
-            for _, tensor, array in blocks:
-                flat = array[r].ravel()
-                coefs.update({tensor.start + j: float(flat[j]) for j in np.flatnonzero(flat)})
+            coefs = _row_coefficients(blocks, r)
             self._add_row(coefs, float(bounds[0][r]), float(bounds[1][r]), f"{label}[{r}]" if m > 1 else label, ())
 
     def _coefficient_blocks(self, coefficients: Mapping[str, Any]) -> list[tuple[int, Tensor, np.ndarray]]:
@@ -266,16 +272,17 @@ class ILPBuilder:
     def _fixed(self, fixed: str | Mapping[str, Any] | None) -> dict[int, float]:
         if fixed is None:
             return {}
-        if not isinstance(fixed, str):
+        if isinstance(fixed, str):
+            try:
+                value = self._evaluator.value(parse_expression(fixed), {})
+            except ExprError as error:
+                raise _expression_error(error, ("fixed",)) from None
+            coefs = value.nonzero() if isinstance(value, Linear) else {}
+        else:
             blocks = self._coefficient_blocks(fixed)
             if any(m != 1 for m, _, _ in blocks):
                 raise BuildError("fixed coefficients must have each variable's shape", ("fixed",))
-            return {t.start + j: float(a.ravel()[j]) for _, t, a in blocks for j in np.flatnonzero(a.ravel())}
-        try:
-            value = self._evaluator.value(parse_expression(fixed), {})
-        except ExprError as error:
-            raise _expression_error(error, ("fixed",)) from None
-        coefs = value.nonzero() if isinstance(value, Linear) else {}
+            coefs = _row_coefficients(blocks, 0)
         if not all(math.isfinite(c) for c in coefs.values()):
             raise BuildError("coefficients must be finite numbers", ("fixed",))
         return coefs
@@ -321,6 +328,8 @@ class ILPBuilder:
         if isinstance(over, str):
             raise BuildError(f"over must be a list of set names, got the string {over!r}", ("over",))
         for position, set_name in enumerate(over):
+            if not isinstance(set_name, str):
+                raise BuildError(f"over lists names of sets declared with add_set, got {set_name!r}", ("over", position))
             if set_name not in self._sets:
                 raise BuildError(unknown(set_name, "set", self._sets), ("over", position))
         return tuple(self._sets[s] for s in over)

@@ -48,7 +48,13 @@ def load_dict(spec: Mapping[str, Any], **params: Any) -> ILP:
 def compile_spec(source: Source, params: Mapping[str, Any]) -> ILP:
     """Check ``source`` against the schema and compile it with ``params``."""
     check_schema(source)
-    builder = _declare(source, params)
+    return compile_checked(source, params)
+
+
+def compile_checked(source: Source, params: Mapping[str, Any], name: str | None = None) -> ILP:
+    """Compile ``source``, already checked against the schema, with ``params``; ``name``
+    overrides the spec's own."""
+    builder = _declare(source, params, name)
     with _located(source, ()):
         return builder.build()
 
@@ -63,9 +69,9 @@ def _located(source: Source, path: KeyPath, remap: Mapping[KeyPath, KeyPath] | N
         raise source.error(error.message, path + relative, error.offset, key=error.key) from None
 
 
-def _declare(source: Source, supplied: Mapping[str, Any]) -> ILPBuilder:
+def _declare(source: Source, supplied: Mapping[str, Any], name: str | None) -> ILPBuilder:
     tree = source.tree
-    builder = ILPBuilder(tree.get("name", Path(source.file).stem if source.file else "ilp"))
+    builder = ILPBuilder(name or tree.get("name", Path(source.file).stem if source.file else "ilp"))
     declared = tree.get("params", {})
     unknown = sorted(set(supplied) - set(declared))
     if unknown:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..problems.ilp import ILP
 from .builder import ILPBuilder
-from .compiler import compile_spec, read_yaml
+from .compiler import compile_checked, read_yaml
 from .schema import check_schema
 from .source import from_mapping
 
@@ -37,7 +37,7 @@ def register_ilp(
     """
     if name in _NAMED and not replace_existing:
         raise ValueError(f"an ILP is already registered as {name!r}; pass replace_existing=True to replace it")
-    _NAMED[name] = _factory(spec)
+    _NAMED[name] = _factory(name, spec)
 
 
 def problem(name: str, **params: Any) -> ILP:
@@ -45,7 +45,7 @@ def problem(name: str, **params: Any) -> ILP:
     factory = _NAMED.get(name)
     if factory is None:
         raise KeyError(f"no ILP is registered as {name!r}; registered: {sorted(_NAMED)}")
-    return replace(factory(**params), name=name)
+    return factory(**params)
 
 
 def list_problems() -> list[str]:
@@ -58,17 +58,25 @@ def unregister_ilp(name: str) -> None:
     del _NAMED[name]
 
 
-def _factory(spec: Any) -> Factory:
+def _factory(name: str, spec: Any) -> Factory:
+    """``(**params) -> ILP`` named ``name``; the work that does not depend on ``params`` is done here, once."""
     if isinstance(spec, (str, Path, Mapping)):
         source = read_yaml(spec) if isinstance(spec, (str, Path)) else from_mapping(spec)
         check_schema(source)
-        return lambda **params: compile_spec(source, params)
+        return lambda **params: compile_checked(source, params, name)
     if isinstance(spec, (ILPBuilder, ILP)):
-        problem = spec.build() if isinstance(spec, ILPBuilder) else spec
+        problem = _named(spec.build() if isinstance(spec, ILPBuilder) else spec, name)
         return lambda **params: _no_params(problem, params)
     if callable(spec):
-        return spec
+        return lambda **params: _named(spec(**params), name)
     raise TypeError(f"expected a spec path, a spec dict, an ILPBuilder, an ILP or a function, got {type(spec).__name__}")
+
+
+def _named(problem: ILP, name: str) -> ILP:
+    if not isinstance(problem, ILP):
+        raise TypeError(f"the ILP registered as {name!r} returned an object of type {type(problem).__name__}, not an ILP")
+    # replace() rebuilds the program (a matrix copy and its fingerprint): only when needed
+    return problem if problem.name == name else replace(problem, name=name)
 
 
 def _no_params(problem: ILP, params: Mapping[str, Any]) -> ILP:
