@@ -1,4 +1,5 @@
-"""Host-side glue shared by the JAX and TensorFlow bindings: numpy in, numpy out.
+"""Host-side glue shared by the JAX and TensorFlow bindings (and the noise generator
+of all three): numpy in, numpy out.
 
 Both frameworks reach the solver through a host callback (``jax.pure_callback``,
 ``tf.numpy_function``) that sees numpy arrays; the functions here are what those
@@ -26,16 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from .estimators import Estimator, Residuals
+from .estimators import Estimator, Residuals, output_shape
 from .oracle import MAPOracle
-from .problems import Problem
-from .problems.base import check_batch_shape
 
 __all__ = [
     "Layout",
     "generator",
     "seed_from_words",
-    "check_shape",
     "layout",
     "state_fields",
     "state_to_array",
@@ -56,11 +54,6 @@ def seed_from_words(words: np.ndarray) -> int:
     return int(w[0]) | (int(w[1]) << 32)
 
 
-def check_shape(problem: Problem, shape: Sequence[int | None], name: str = "theta") -> None:
-    """Raise :class:`InvalidInputError` unless ``shape`` is ``(B, *problem.shape)`` (B may be unknown)."""
-    check_batch_shape(shape, problem.shape, name)
-
-
 @dataclass(frozen=True)
 class Layout:
     """Per-call shapes for a batch ``theta`` of shape ``(B, *shape)``.
@@ -77,13 +70,12 @@ class Layout:
     noise: tuple[int, ...] | None
 
 
-def layout(estimator: Estimator, theta_shape: Sequence[int]) -> Layout:
-    """The :class:`Layout` of ``estimator`` for a ``theta`` of shape ``(B, *shape)``."""
+def layout(estimator: Estimator, theta_shape: Sequence[int | None]) -> Layout:
+    """The :class:`Layout` of ``estimator`` for a ``theta`` of shape ``(B, *shape)`` (B may be None)."""
     batch, *event = theta_shape
     samples, marginal = estimator.samples, estimator.marginal_samples
-    z = (batch, *((samples,) if samples > 1 else ()), *event)
     noise = None if estimator.noise is None else (batch, samples, marginal, *event)
-    return Layout(z=z, states=(batch, samples, *event), noise=noise)
+    return Layout(z=output_shape(theta_shape, samples), states=(batch, samples, *event), noise=noise)
 
 
 def state_fields(estimator: Estimator) -> tuple[str, ...]:
@@ -102,7 +94,7 @@ def state_from_array(estimator: Estimator, values: np.ndarray) -> Any:
     initial = estimator.initial_state()
     if initial is None:
         return None
-    return type(initial).from_state_dict(dict(zip(state_fields(estimator), np.asarray(values, np.float64).tolist())))
+    return type(initial).from_state_dict(dict(zip(initial.state_dict(), np.asarray(values, np.float64).tolist())))
 
 
 def sample(
@@ -148,7 +140,7 @@ def gradient(
         ``(G, B, *shape)`` gradients and the ``(G, F)`` updated states.
     """
     sign = oracle.problem.sign
-    if not state_fields(estimator):  # row-wise: one backward pass over all G * B rows
+    if estimator.initial_state() is None:  # stateless, so row-wise: one backward pass over all G * B rows
         rows = theta.shape[0] * theta.shape[1]
         merged = Residuals(
             theta=theta.reshape(rows, *theta.shape[2:]),

@@ -19,7 +19,7 @@ entries in [0, 1]). ``grad_theta`` is ``(B, *shape)``: per-sample gradients aver
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -84,7 +84,7 @@ def perturbed_map(solve: Solve, theta: Array, noise: Array | None, temperature: 
     """Perturb-and-MAP states averaged over the marginal samples.
 
     Args:
-        theta: ``(B, S, *shape)`` scores per sample (S may be 1 and broadcast against the noise).
+        theta: ``(B, samples, *shape)`` scores per sample.
         noise: ``(B, samples, M, *shape)`` or None (then the plain MAP state of ``theta``).
     Returns:
         ``(B, samples, *shape)``: the mean over M of ``MAP(theta + sign * temperature * noise)``.
@@ -92,18 +92,23 @@ def perturbed_map(solve: Solve, theta: Array, noise: Array | None, temperature: 
     xp = array_namespace(theta)
     event = tuple(theta.shape[2:])
     if noise is None or temperature == 0:
-        samples = theta.shape[1] if noise is None else noise.shape[1]
-        theta = xp.broadcast_to(theta, (theta.shape[0], samples, *event))
         return xp.reshape(solve(xp.reshape(theta, (-1, *event))), theta.shape)
     perturbed = theta[:, :, None, ...] + (sign * temperature) * noise
     z = xp.reshape(solve(xp.reshape(perturbed, (-1, *event))), perturbed.shape)
     return xp.mean(z, axis=2)
 
 
+def output_shape(theta_shape: Sequence[int | None], samples: int) -> tuple[int | None, ...]:
+    """The shape of ``z`` for a ``theta`` of shape ``(B, *shape)``: ``(B, *shape)``, or
+    ``(B, samples, *shape)`` when the estimator draws several samples (see :func:`output`)."""
+    batch, *event = theta_shape
+    return (batch, *((samples,) if samples > 1 else ()), *event)
+
+
 def per_sample(grad_z: Array, samples: int, theta: Array) -> Array:
     """Upstream gradient as ``(B, samples, *shape)``, checked against the output's shape."""
     xp = array_namespace(grad_z)
-    expected = (theta.shape[0], *((samples,) if samples > 1 else ()), *theta.shape[1:])
+    expected = output_shape(theta.shape, samples)
     if tuple(grad_z.shape) != expected:
         raise InvalidInputError(f"dL/dz: expected shape {expected}, got {tuple(grad_z.shape)}")
     check_finite(grad_z, "dL/dz")
@@ -152,7 +157,9 @@ class _PerturbAndMAP:
     def sample_with(self, theta: Array, noise: Array | None, solve: Solve, *, sign: int) -> tuple[Array, Residuals]:
         """Forward pass with a given noise draw. Rows are independent, so the batches of
         several calls may be concatenated into one (one solver call under ``jax.vmap``)."""
-        z = perturbed_map(solve, theta[:, None, ...], noise, self.noise_temperature, sign)
+        xp = array_namespace(theta)
+        per_sample_theta = xp.broadcast_to(theta[:, None, ...], (theta.shape[0], self.samples, *theta.shape[1:]))
+        z = perturbed_map(solve, per_sample_theta, noise, self.noise_temperature, sign)
         return output(z, self.samples), Residuals(theta=theta, noise=noise, z=z, sign=sign)
 
 

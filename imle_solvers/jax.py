@@ -31,6 +31,7 @@ from .errors import InvalidInputError, missing_dependency
 from .estimators import Estimator
 from .oracle import MAPOracle
 from .problems import Problem
+from .problems.base import check_batch_shape
 
 try:
     import jax
@@ -108,7 +109,7 @@ class IMLEFunction:
     def __call__(self, theta: jax.Array, key: jax.Array, state: State | None = None) -> jax.Array:
         """Perturb-and-MAP samples of ``theta`` ``(B, *shape)`` with the estimator's gradient."""
         theta = jnp.asarray(theta)
-        _binding.check_shape(self.problem, theta.shape)
+        check_batch_shape(theta.shape, self.problem.shape, "theta")
         if (state is None) != (not self.state_fields):
             raise InvalidInputError(
                 f"{type(self.estimator).__name__}: state must be "
@@ -124,7 +125,7 @@ class IMLEFunction:
     def map(self, theta: jax.Array) -> jax.Array:
         """The MAP states ``(B, *shape)`` of ``theta`` ``(B, *shape)``; no gradient flows."""
         theta = jax.lax.stop_gradient(jnp.asarray(theta))
-        _binding.check_shape(self.problem, theta.shape)
+        check_batch_shape(theta.shape, self.problem.shape, "theta")
         spec = jax.ShapeDtypeStruct(theta.shape, theta.dtype)
         return jax.pure_callback(self._map_host, spec, theta, vmap_method="broadcast_all")
 

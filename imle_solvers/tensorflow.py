@@ -21,9 +21,10 @@ import numpy as np
 
 from . import _binding
 from .errors import missing_dependency
-from .estimators import Estimator
+from .estimators import Estimator, output_shape
 from .oracle import MAPOracle
 from .problems import Problem
+from .problems.base import check_batch_shape
 
 try:
     import keras
@@ -97,12 +98,11 @@ class IMLELayer(keras.layers.Layer):
         return _binding.state_from_array(self.estimator, values)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        samples = self.estimator.samples
-        return (input_shape[0], *((samples,) if samples > 1 else ()), *input_shape[1:])
+        return output_shape(tuple(input_shape), self.estimator.samples)
 
     def call(self, theta: tf.Tensor, training: bool = True) -> tf.Tensor:
         theta = tf.convert_to_tensor(theta)
-        _binding.check_shape(self.problem, theta.shape)
+        check_batch_shape(theta.shape, self.problem.shape, "theta")
         if not training:
             z = tf.numpy_function(self._map_host, [theta], theta.dtype, stateful=False)
             z.set_shape(theta.shape)
@@ -111,14 +111,14 @@ class IMLELayer(keras.layers.Layer):
         return self._sample(theta, state)
 
     def _sample(self, theta: tf.Tensor, state: tf.Tensor) -> tf.Tensor:
-        noisy = self.estimator.noise is not None
-        dtypes = [theta.dtype] * (3 if noisy else 2)
+        shapes = _binding.layout(self.estimator, tuple(theta.shape))
+        dtypes = [theta.dtype] * (2 if shapes.noise is None else 3)
 
         @tf.custom_gradient
         def sample(theta: tf.Tensor) -> tuple[tf.Tensor, Any]:
             z, states, *noise = tf.numpy_function(self._sample_host, [theta], dtypes, stateful=True)
-            z.set_shape(self.compute_output_shape(theta.shape))
-            states.set_shape((theta.shape[0], self.estimator.samples, *theta.shape[1:]))
+            z.set_shape(shapes.z)
+            states.set_shape(shapes.states)
 
             def grad(grad_z: tf.Tensor) -> tf.Tensor:
                 grad_theta, new_state = tf.numpy_function(

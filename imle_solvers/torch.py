@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from . import _binding
 from .errors import missing_dependency
 from .estimators import Estimator, Solve
 from .adapters import register_solver
@@ -97,14 +98,14 @@ class IMLELayer(torch.nn.Module):
             chunk_size=chunk_size,
             time_limit=time_limit,
         )
-        self.rng = np.random.default_rng(seed)
+        self.rng = _binding.generator(seed)
         self.estimator_state = estimator.initial_state()
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
-        self.problem.validate(theta.detach())
         if not self.training:
             with torch.no_grad():
-                return self.oracle(theta.detach())
+                return self.oracle(theta)  # which validates theta
+        self.problem.validate(theta.detach())
         step = _Step(self.estimator, self.oracle, self.problem.sign, self.rng, self)
         return _PerturbAndMAPFunction.apply(theta, step)
 
@@ -177,7 +178,7 @@ def imle(
     """
     if sense not in ("max", "min"):
         raise ValueError(f"imle: sense must be 'max' or 'min', got {sense!r}")
-    rng = np.random.default_rng(seed)
+    rng = _binding.generator(seed)
 
     def decorate(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
         oracles: dict[tuple[int, ...], MAPOracle] = {}  # one persistent pool per event shape

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -104,6 +104,20 @@ def test_no_noise_is_plain_map(rng):
     z, residuals = ims.IMLE().sample(theta, topk(2), sign=1, rng=rng)
     np.testing.assert_array_equal(z, topk_mask(theta, 2))
     assert residuals.noise is None
+
+
+@pytest.mark.parametrize("estimator", [ims.IMLE(lambda_=2.0, samples=3), ims.AIMLE(samples=3), ims.STE(samples=3)])
+def test_no_noise_with_several_samples_repeats_the_map_state(rng, estimator):
+    theta, g = rng.normal(size=(4, 5)), rng.normal(size=(4, 3, 5))
+    z, residuals = estimator.sample(theta, topk(2), sign=1, rng=rng)
+    assert z.shape == (4, 3, 5)
+    np.testing.assert_array_equal(z, np.repeat(topk_mask(theta, 2)[:, None], 3, axis=1))
+    grad, _ = estimator.gradient(residuals, g, topk(2), estimator.initial_state())
+    # samples share theta and its MAP state, so the gradient is the mean of the per-sample ones
+    one = replace(estimator, samples=1)
+    _, one_residuals = one.sample(theta, topk(2), sign=1, rng=rng)
+    per_sample = [one.gradient(one_residuals, g[:, s], topk(2), one.initial_state())[0] for s in range(3)]
+    np.testing.assert_allclose(grad, np.mean(per_sample, axis=0))
 
 
 def test_ste_passes_the_gradient_through_with_the_problem_sign(rng):

@@ -55,6 +55,7 @@ ESTIMATORS = [
     pytest.param(ims.AIMLE(noise=ims.Gumbel(), initial_beta=3.0, symmetric=True), id="aimle-symmetric"),
     pytest.param(ims.STE(noise=ims.Gumbel()), id="ste"),
     pytest.param(ims.IMLE(noise=None, lambda_=10.0), id="imle-no-noise"),
+    pytest.param(ims.STE(samples=2), id="ste-no-noise-2-samples"),
 ]
 
 
