@@ -22,7 +22,7 @@ import joblib
 from joblib.externals.loky import get_reusable_executor
 from joblib.externals.loky.process_executor import BrokenProcessPool, ShutdownExecutorError, TerminatedWorkerError
 
-from .errors import MissingDependencyError, UnknownBackendError
+from .errors import UnknownBackendError, missing_dependency
 
 # Open loky pools of this process: loky's executor is a process-wide singleton,
 # so the last pool to close is the one that stops its workers.
@@ -59,9 +59,7 @@ def check_backend(name: str) -> None:
     extra_modules = {"dask": "distributed", "ray": "ray"}
     module = extra_modules.get(name)
     if module is not None and importlib.util.find_spec(module) is None:
-        raise MissingDependencyError(
-            f"parallel_backend {name!r} needs {module!r}; install it with `pip install imle_solvers[{name}]`"
-        )
+        raise missing_dependency(module, name, needed_by=f"parallel_backend {name!r}")
 
 
 def _register(name: str) -> None:

@@ -50,8 +50,9 @@ def _rebuild_solver_error(cls, message, index, status, indices=None):
     return cls(message, index=index, status=status, indices=indices)
 
 
-def missing_dependency(module: str, extra: str) -> MissingDependencyError:
-    """The error for an optional module that failed to import."""
-    return MissingDependencyError(
-        f"{module!r} is not installed; install it with `pip install imle_solvers[{extra}]`"
-    )
+def missing_dependency(modules: str | list[str], extra: str, needed_by: str | None = None) -> MissingDependencyError:
+    """The error for optional ``modules`` that are not installed, naming the ``extra`` that
+    installs them (and what needs them)."""
+    names = ", ".join(map(repr, [modules] if isinstance(modules, str) else modules))
+    what = f"{names} is not installed" if needed_by is None else f"{needed_by} needs {names}"
+    return MissingDependencyError(f"{what}; install with `pip install imle_solvers[{extra}]`")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,8 +76,6 @@ class MAPOracle:
             raise InvalidInputError(f"MAPOracle: time_limit must be positive seconds or None, got {time_limit!r}")
         self.problem = problem
         self.solver: SolverEntry = resolve_solver(problem.kind, backend)
-        self.n_jobs = n_jobs
-        self.parallel_backend = parallel_backend
         self.chunk_size = chunk_size
         self.time_limit = time_limit
         self.pool = WorkerPool(n_jobs, parallel_backend)
@@ -89,6 +87,14 @@ class MAPOracle:
                 f"the calling process (n_jobs={n_jobs}), so time_limit={time_limit} is not enforced",
                 stacklevel=2,
             )
+
+    @property
+    def n_jobs(self) -> int:
+        return self.pool.n_jobs
+
+    @property
+    def parallel_backend(self) -> str:
+        return self.pool.backend
 
     def __repr__(self) -> str:
         extras = "" if self.time_limit is None else f", time_limit={self.time_limit}"
@@ -204,12 +210,10 @@ def solve_chunk(
     """
     options = {"time_limit": time_limit} if solver.time_limit and time_limit is not None else {}
     if solver.batched:
-        return _named_failure(solver, problem, offset, lambda: solver.solve(theta, problem, **options), theta)
+        return _named_failure(solver, problem, offset, theta, options)
     z = np.empty_like(theta)
     for i, instance in enumerate(theta):
-        z[i] = _named_failure(
-            solver, problem, offset + i, lambda: solver.solve(instance, problem, **options), instance
-        )
+        z[i] = _named_failure(solver, problem, offset + i, instance, options)
     return z
 
 
@@ -250,10 +254,12 @@ def solve_task(
 
 
 def _named_failure(
-    solver: SolverEntry, problem: Problem, index: int, solve: Callable[[], np.ndarray], theta: np.ndarray
+    solver: SolverEntry, problem: Problem, index: int, theta: np.ndarray, options: dict[str, Any]
 ) -> np.ndarray:
+    """``solver.solve(theta, problem, **options)`` in ``theta``'s dtype and shape; a failure
+    becomes a :class:`SolverError` naming instance ``index`` of the batch."""
     try:
-        z = solve()
+        z = solver.solve(theta, problem, **options)
     except SolverError as error:
         where = index + (error.index or 0) if solver.batched else index
         raise SolverError(

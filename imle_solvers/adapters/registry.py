@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import MissingDependencyError, UnknownBackendError
+from ..errors import UnknownBackendError, missing_dependency
 
 SolveFn = Callable[[Any, Any], Any]
 
@@ -160,8 +160,5 @@ def resolve_solver(kind: str, backend: str = "auto") -> SolverEntry:
             raise UnknownBackendError(f"unknown backend {backend!r} for {kind!r}; known backends: {known}")
     if not entry.installed:
         missing = [m for m in entry.requires if importlib.util.find_spec(m) is None]
-        raise MissingDependencyError(
-            f"backend {entry.backend!r} for {kind!r} needs {missing}; "
-            f"install it with `pip install imle_solvers[{entry.extra or missing[0]}]`"
-        )
+        raise missing_dependency(missing, entry.extra or missing[0], needed_by=f"backend {entry.backend!r} for {kind!r}")
     return entry
