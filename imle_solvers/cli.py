@@ -51,14 +51,22 @@ def _load_array(path: Path) -> np.ndarray:
     raise ValueError(f"{path}: expected a .npy or .json file")
 
 
-def _load(spec: str, params: dict[str, Any]):
+def _try_load(spec: str, params: dict[str, Any]):
+    """The ILP of ``spec``, or None after printing its located error."""
     from .spec import SpecError, load_yaml
 
     try:
         return load_yaml(spec, **params)
     except SpecError as error:
         click.echo(f"error: {error}", err=True)
+        return None
+
+
+def _load(spec: str, params: dict[str, Any]):
+    ilp = _try_load(spec, params)
+    if ilp is None:
         sys.exit(1)
+    return ilp
 
 
 @main.command()
@@ -70,14 +78,10 @@ def validate(specs: tuple[str, ...], params: dict[str, Any]) -> None:
     Prints one line per spec: its variables, constraint rows and theta shape, or the
     error as FILE:LINE:COLUMN: FIELD: MESSAGE. Exits 1 if any spec is broken.
     """
-    from .spec import SpecError, load_yaml
-
     failed = False
     for spec in specs:
-        try:
-            ilp = load_yaml(spec, **params)
-        except SpecError as error:
-            click.echo(f"error: {error}", err=True)
+        ilp = _try_load(spec, params)
+        if ilp is None:
             failed = True
             continue
         types = {t: sum(v.size for v in ilp.variables if v.type == t) for t in ("binary", "integer", "continuous")}
@@ -121,10 +125,11 @@ def solve(spec: str, theta_file: str, backend: str, params: dict[str, Any], out:
     fixed = ilp.objective[ilp.theta_slots()].reshape(ilp.shape)
     objective = np.sum((batch + fixed) * z, axis=tuple(range(1, batch.ndim)))
     z_out, objective_out = (z[0], objective[0]) if single else (z, objective)
+    as_json = json.dumps({"z": z_out.tolist(), "objective": np.asarray(objective_out).tolist()})
     if out is None:
-        click.echo(json.dumps({"z": z_out.tolist(), "objective": np.asarray(objective_out).tolist()}))
+        click.echo(as_json)
     elif out.endswith(".json"):
-        Path(out).write_text(json.dumps({"z": z_out.tolist(), "objective": np.asarray(objective_out).tolist()}))
+        Path(out).write_text(as_json)
     elif out.endswith(".npz"):
         np.savez(out, z=z_out, objective=objective_out)
     else:

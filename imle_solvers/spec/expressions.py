@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Union
 
@@ -193,14 +195,21 @@ class _Parser:
         set_name = self.name("a set name")
         return Binding(index.text, set_name.text, index.offset, set_name.offset)
 
-    def expr(self) -> Expr:
+    @contextmanager
+    def nested(self, offset: int) -> Iterator[None]:
+        """One level deeper into the expression: refused past ``MAX_NESTING``, so that a
+        hostile spec gets an error rather than Python's recursion limit."""
         self.depth += 1
         if self.depth > MAX_NESTING:
-            raise ExprError("the expression is nested too deeply", self.token.offset)
-        node = self.term()
-        while (token := self.accept("+", "-")) is not None:
-            node = Binary(token.text, node, self.term(), token.offset)
+            raise ExprError("the expression is nested too deeply", offset)
+        yield
         self.depth -= 1
+
+    def expr(self) -> Expr:
+        with self.nested(self.token.offset):
+            node = self.term()
+            while (token := self.accept("+", "-")) is not None:
+                node = Binary(token.text, node, self.term(), token.offset)
         return node
 
     def term(self) -> Expr:
@@ -213,11 +222,8 @@ class _Parser:
         token = self.accept("+", "-")
         if token is None:
             return self.primary()
-        self.depth += 1
-        if self.depth > MAX_NESTING:
-            raise ExprError("the expression is nested too deeply", token.offset)
-        operand = self.unary()
-        self.depth -= 1
+        with self.nested(token.offset):
+            operand = self.unary()
         return operand if token.text == "+" else Negate(operand, token.offset)
 
     def primary(self) -> Expr:
@@ -237,11 +243,8 @@ class _Parser:
             self.expect("(")
             bindings = self.bindings()
             self.expect(")")
-            self.depth += 1
-            if self.depth > MAX_NESTING:
-                raise ExprError("the expression is nested too deeply", token.offset)
-            body = self.term()
-            self.depth -= 1
+            with self.nested(token.offset):
+                body = self.term()
             return Sum(bindings, body, token.offset)
         name = self.name("a number, a name, 'sum' or '('")
         if not self.accept("["):
