@@ -22,40 +22,31 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import scipy.sparse as sp
 
 import imle_solvers as ims
-from imle_solvers.adapters import ilp_ortools, ilp_scip
+from imle_solvers.adapters import ilp_ortools, ilp_scip, resolve_solver
+
+from _timing import wall_times  # beside this script
+from bench_oracle import knapsack_ilp
 
 ITEMS, RESOURCES, INSTANCES = 30, 3, 40
 
 
-def knapsack(seed: int = 0) -> tuple[ims.ILP, np.ndarray, np.ndarray]:
-    """The program, its ``(RESOURCES, ITEMS)`` integer weights and capacities."""
-    rng = np.random.default_rng(seed)
-    weights = rng.integers(5, 40, size=(RESOURCES, ITEMS))
-    capacity = weights.sum(axis=1) // 3
-    problem = ims.ILP(
-        variables=(ims.Variable("x", (ITEMS,), "binary"),),
-        constraints=sp.csr_array(weights.astype(float)),
-        row_lower=np.full(RESOURCES, -np.inf),
-        row_upper=capacity.astype(float),
-        theta_variables=("x",),
-        objective_sense="max",
-        name="knapsack",
-    )
-    return problem, weights, capacity
+def knapsack() -> tuple[ims.ILP, np.ndarray, np.ndarray]:
+    """The program, its ``(RESOURCES, ITEMS)`` integer weights and integer capacities (the
+    weights are integers, so rounding the capacities down leaves the same feasible sets)."""
+    problem = knapsack_ilp(ITEMS, RESOURCES)
+    weights = problem.constraints.toarray().astype(int)
+    return problem, weights, np.floor(problem.row_upper).astype(int)
 
 
 def seconds_per_instance(run: Callable[[], object]) -> float:
-    run()  # warm-up: imports, first model build
-    start = time.perf_counter()
-    run()
-    return (time.perf_counter() - start) / INSTANCES
+    """One timed run after a warm-up (imports, first model build), per instance."""
+    return wall_times(run, 1)[0] / INSTANCES
 
 
 def rebuilt(problem: ims.ILP, backend: str, theta: np.ndarray, clear: Callable[[], None]) -> Callable[[], None]:
-    solve = ims.MAPOracle(problem, backend=backend).solver.solve
+    solve = resolve_solver(problem.kind, backend).solve
 
     def run() -> None:
         for instance in theta:

@@ -35,7 +35,8 @@ import numpy as np
 import scipy.sparse as sp
 
 import imle_solvers as ims
-from imle_solvers.adapters import list_solvers
+from imle_solvers.adapters import resolve_solver
+from imle_solvers.errors import MissingDependencyError
 from imle_solvers.problems.base import Problem
 
 from bench_grid_paths import heapq_batch  # beside this script
@@ -74,7 +75,7 @@ def best_times(first: Callable[[], object], second: Callable[[], object], repeat
 
 def serial_loop(problem: Problem, backend: str, theta: np.ndarray) -> Callable[[], np.ndarray]:
     """The plain loop a user would write over the registered solver function."""
-    solve = next(e.solve for e in list_solvers(problem.kind) if e.backend == backend)
+    solve = resolve_solver(problem.kind, backend).solve
     return lambda: np.stack([solve(instance, problem) for instance in theta])
 
 
@@ -84,7 +85,7 @@ def plain_joblib(problem: Problem, backend: str, theta: np.ndarray) -> Callable[
     Its speed-up tells apart the oracle's own overhead from how many cores are free."""
     import joblib
 
-    solve = next(e.solve for e in list_solvers(problem.kind) if e.backend == backend)
+    solve = resolve_solver(problem.kind, backend).solve
     return lambda: joblib.Parallel(n_jobs=N_JOBS)(joblib.delayed(solve)(instance, problem) for instance in theta)
 
 
@@ -105,9 +106,11 @@ def solver_bound_rows(rng: np.random.Generator) -> list[dict]:
          rng.uniform(0.1, 10.0, size=(64, 24, 24))),
     ]
     ilp = knapsack_ilp()
-    installed = [e for e in list_solvers(ilp.kind) if e.installed]
-    if installed:  # the backend "auto" picks: the fastest installed
-        backend = installed[0].backend
+    try:
+        backend = resolve_solver(ilp.kind).backend  # "auto": the fastest installed
+    except MissingDependencyError:
+        backend = None  # no ILP backend installed: no ILP row
+    if backend is not None:
         cases.append((f"ILP knapsack 50 items x 5 constraints, {backend}, batch 32", ilp, backend,
                       rng.uniform(1, 10, size=(32, 50))))
     rows = []
