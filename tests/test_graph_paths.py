@@ -16,7 +16,7 @@ from imle_solvers.adapters import resolve_solver
 from imle_solvers.adapters import _csgraph
 from imle_solvers.adapters.graph_paths import batched_dijkstra_masks, path_structure, solve_graph_path_instance
 from imle_solvers.errors import InvalidInputError
-from imle_solvers.problems import GraphShortestPath, NegativeCostWarning
+from imle_solvers.problems import EdgeListGraph, GraphShortestPath, NegativeCostWarning
 
 BACKENDS = ["scipy", "networkx"]
 
@@ -199,7 +199,7 @@ def test_node_labels_edge_order_and_auto_backend():
     problem = GraphShortestPath(graph, "a", "c")
     assert resolve_solver(problem.kind).backend == "scipy"
     assert problem.shape == (3,)
-    assert list(problem.graph.edges) == [(0, 1), (0, 2), (1, 2)]  # networkx's order: a->b, a->c, b->c
+    assert problem.graph.edges.tolist() == [[0, 1], [0, 2], [1, 2]]  # networkx's order: a->b, a->c, b->c
     np.testing.assert_array_equal(solve("scipy", np.array([1.0, 3.0, 1.0]), problem), [1, 0, 1])
 
 
@@ -211,6 +211,34 @@ def test_problem_is_plain_hashable_picklable_data():
     assert pickle.loads(pickle.dumps(problem)) == problem
     assert problem != GraphShortestPath(graph, 0, 4)
     assert repr(problem.graph) == "EdgeListGraph(directed, 6 nodes, 7 edges)"
+
+
+def test_edge_list_is_a_read_only_int64_array_that_survives_pickling():
+    graph = EdgeListGraph.from_networkx(cycle_graph())
+    assert graph.edges.dtype == np.int64 and graph.edges.shape == (7, 2)
+    assert not graph.edges.flags.writeable
+    assert [tuple(edge) for edge in graph.edges] == list(cycle_graph().edges)  # rows, in graph.edges order
+    same = EdgeListGraph(nodes=graph.nodes, edges=list(cycle_graph().edges), directed=True)  # any pairs
+    assert same == graph and hash(same) == hash(graph)
+    assert EdgeListGraph(nodes=graph.nodes, edges=graph.edges[:-1], directed=True) != graph
+    assert EdgeListGraph(nodes=graph.nodes, edges=graph.edges, directed=False) != graph
+    unpickled = pickle.loads(pickle.dumps(graph))
+    assert unpickled == graph and not unpickled.edges.flags.writeable
+    np.testing.assert_array_equal(unpickled.edges, graph.edges)
+    assert EdgeListGraph(nodes=(0, 1), edges=(), directed=True).edges.shape == (0, 2)
+    with pytest.raises(InvalidInputError, match="pairs"):
+        EdgeListGraph(nodes=(0, 1, 2), edges=[(0, 1, 2)], directed=True)
+
+
+def test_structure_ignores_the_policy_and_builds_dag_levels_on_the_first_negative_cost():
+    graph = nx.DiGraph([(0, 1), (1, 2), (0, 2), (2, 3), (7, 8)])  # a graph no other test uses
+    problem = GraphShortestPath(graph, 0, 3)
+    structure = path_structure(problem)
+    assert path_structure(GraphShortestPath(graph, 0, 3, negative_cycles="clamp")) is structure
+    solve_batch(np.ones((2, 5)), problem)
+    assert "dag" not in vars(structure), "non-negative costs need no topological levels"
+    solve_batch(-np.ones((2, 5)), problem)
+    assert "dag" in vars(structure) and structure.dag is not None
 
 
 def test_bad_arguments_are_refused():
@@ -311,12 +339,67 @@ def test_batched_ties_are_broken_as_for_the_instance_alone(directed, rng):
         assert row @ mask == pytest.approx(row @ solve("networkx", row, problem))
 
 
+def per_row_dag_mask(problem: GraphShortestPath, theta: np.ndarray) -> np.ndarray:
+    """The per-instance DAG programme the batched one replaced, a node at a time: in
+    topological order, each node takes the first relevant arc (in arc order) of least
+    ``dist[tail] + cost``; its path read back by a Python walk."""
+    structure = path_structure(problem)
+    tails, heads = structure.tails.tolist(), structure.heads.tolist()
+    arcs_into: dict[int, list[int]] = {}
+    for arc, head in enumerate(heads):
+        arcs_into.setdefault(head, []).append(arc)
+    dist, arc_to = {structure.source: 0.0}, {}
+    for node in nx.topological_sort(nx.DiGraph(zip(tails, heads))):
+        for arc in arcs_into.get(node, []):
+            candidate = dist[tails[arc]] + float(theta[structure.edge_of_arc[arc]])
+            if node not in arc_to or candidate < dist[node]:
+                dist[node], arc_to[node] = candidate, arc
+    mask, node = np.zeros_like(theta), structure.target
+    while node != structure.source:
+        mask[structure.edge_of_arc[arc_to[node]]] = 1
+        node = tails[arc_to[node]]
+    return mask
+
+
+def test_batched_dag_programme_matches_the_per_row_programme_and_brute_force(rng):
+    # integer costs of both signs: many ties, which the batch must break as each row alone did
+    graphs = [random_graph(rng, directed=True, acyclic=True) for _ in range(10)]
+    grid_dag = nx.DiGraph([(u, v) for u, v in nx.DiGraph(nx.grid_2d_graph(4, 4)).edges if u < v])
+    problems = [GraphShortestPath(graph, 0, 6) for graph in graphs] + [GraphShortestPath(grid_dag, (0, 0), (3, 3))]
+    negative_rows = 0
+    for graph, problem in zip([*graphs, grid_dag], problems):
+        assert path_structure(problem).dag is not None
+        theta = rng.integers(-2, 3, size=(16, graph.number_of_edges())).astype(float)
+        theta[::5] = np.abs(theta[::5])  # non-negative rows (Dijkstra) in the mix
+        negative_rows += (theta[:, path_structure(problem).edge_of_arc] < 0).any(axis=1).sum()
+        z = solve_batch(theta, problem)
+        for row, mask in zip(theta, z):
+            assert_is_path(graph, mask, problem.source, problem.target)
+            assert row @ mask == pytest.approx(brute_force_cost(problem, graph, row))
+            np.testing.assert_array_equal(mask, solve_graph_path_instance(row, problem))
+            if (row < 0).any():
+                np.testing.assert_array_equal(mask, per_row_dag_mask(problem, row))
+        np.testing.assert_array_equal(solve_batch(theta[3:9], problem), z[3:9])  # whatever else is in the batch
+    assert negative_rows >= 100
+
+
+def test_dag_rows_and_clamped_rows_are_walked_like_dijkstra_rows():
+    # an instance of zero arcs (source == target) and float32 costs keep their shape and dtype
+    graph = nx.DiGraph([(0, 1), (1, 2)])
+    np.testing.assert_array_equal(solve_batch(-np.ones((3, 2), dtype=np.float32), GraphShortestPath(graph, 1, 1)), 0)
+    z = solve_batch(np.array([[1.0, 1.0], [-1.0, 2.0]], dtype=np.float32), GraphShortestPath(graph, 0, 2))
+    assert z.dtype == np.float32
+    np.testing.assert_array_equal(z, [[1, 1], [1, 1]])
+
+
 def batch_with(failures: dict[int, str]) -> np.ndarray:
     """Rows of cycle_graph() costs, 1 everywhere but for the failing rows: ``"cycle"``, a
-    negative cycle on the way; ``"cut"``, an infinite cost cutting the target off."""
+    negative cycle on the way; ``"cut"``, an infinite cost cutting the target off;
+    ``"cut-negative"``, the same in a row for Bellman-Ford (a negative arc, no negative cycle)."""
+    special = {"cycle": {(1, 2): -2.0}, "cut": {(1, 3): np.inf}, "cut-negative": {(1, 3): np.inf, (2, 1): -0.5}}
     theta = np.ones((8, 7))
     for i, failure in failures.items():
-        theta[i] = edge_costs(cycle_graph(), {(1, 2): -2.0} if failure == "cycle" else {(1, 3): np.inf})
+        theta[i] = edge_costs(cycle_graph(), special[failure])
     return theta
 
 
@@ -328,6 +411,10 @@ def batch_with(failures: dict[int, str]) -> np.ndarray:
         ({2: "cut", 5: "cycle"}, 2, "infeasible"),
         ({6: "cut", 3: "cycle"}, 3, "unbounded"),
         ({7: "cut", 5: "cut"}, 5, "infeasible"),
+        ({3: "cut-negative", 5: "cycle"}, 3, "infeasible"),
+        ({6: "cut-negative", 2: "cycle"}, 2, "unbounded"),
+        ({4: "cut-negative", 6: "cut"}, 4, "infeasible"),
+        ({6: "cut-negative", 1: "cut"}, 1, "infeasible"),
     ],
 )
 @pytest.mark.parametrize("call_nodes", [6, 12, 4096])  # 1, 2, all instances per Dijkstra call

@@ -119,7 +119,7 @@ def solve_graph_matching_networkx(theta: np.ndarray, problem: GraphMatching) -> 
 
     graph = nx.Graph()  # built per instance: max_weight_matching reads weights from the graph
     graph.add_weighted_edges_from(
-        (u, v, float(w)) for (u, v), w in zip(problem.graph.edges, theta) if w > 0
+        (u, v, float(w)) for (u, v), w in zip(problem.graph.edges.tolist(), theta) if w > 0
     )
     index = edge_positions(problem.graph)
     z = np.zeros(problem.graph.n_edges, dtype=theta.dtype)
@@ -130,4 +130,4 @@ def solve_graph_matching_networkx(theta: np.ndarray, problem: GraphMatching) -> 
 @lru_cache(maxsize=32)
 def edge_positions(graph: EdgeListGraph) -> dict[frozenset[int], int]:
     """``{u, v} -> i`` for the undirected edges ``graph.edges[i] == (u, v)``."""
-    return {frozenset(edge): i for i, edge in enumerate(graph.edges)}
+    return {frozenset(edge): i for i, edge in enumerate(graph.edges.tolist())}

@@ -69,7 +69,7 @@ class GraphMatching(Problem):
         object.__setattr__(self, "graph", EdgeListGraph.from_networkx(self.graph))
         if self.graph.directed:
             raise InvalidInputError("GraphMatching: the graph must be undirected")
-        loops = [i for i, (u, v) in enumerate(self.graph.edges) if u == v]
+        loops = [i for i, (u, v) in enumerate(self.graph.edges.tolist()) if u == v]
         if loops:
             raise InvalidInputError(f"GraphMatching: edge {loops[0]} is a self-loop, which no matching can use")
 
