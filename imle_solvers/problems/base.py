@@ -11,6 +11,20 @@ from ..errors import InvalidInputError
 Sense = Literal["max", "min"]
 
 
+class ContentIdentity:
+    """Equality and hash by ``fingerprint``, a digest of the content that is the same in
+    every process, so that equal programs or graphs share a solver cache in every worker.
+    (Dataclasses using it pass ``eq=False``, or the generated ``__eq__`` replaces this one.)"""
+
+    fingerprint: str
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, type(self)) and other.fingerprint == self.fingerprint
+
+
 class Problem:
     """Base class of the problems: ``z = argmax/argmin <z, theta>`` over a feasible set.
 

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InvalidInputError
-from .base import Problem, Sense
+from .base import ContentIdentity, Problem, Sense
 
 VariableType = Literal["binary", "integer", "continuous"]
 
@@ -48,7 +48,7 @@ class Variable:
 
 
 @dataclass(frozen=True, eq=False)
-class ILP(Problem):
+class ILP(ContentIdentity, Problem):
     r"""An integer linear program ``max/min c^T x  s.t.  row_lower <= A x <= row_upper``.
 
     ``x`` is the concatenation (in declaration order, each block row-major) of the
@@ -202,9 +202,3 @@ class ILP(Problem):
             h.update(np.ascontiguousarray(array).tobytes())
         h.update(repr((self.theta_variables, self.objective_sense, a.shape)).encode())
         return h.hexdigest()
-
-    def __hash__(self) -> int:
-        return hash(self.fingerprint)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ILP) and other.fingerprint == self.fingerprint
