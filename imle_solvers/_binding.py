@@ -1,50 +1,65 @@
-"""Host-side glue shared by the JAX and TensorFlow bindings (and the noise generator
-of all three): numpy in, numpy out.
+"""What the three framework bindings share: where noise comes from, how an estimator's
+state travels as a vector, and the host side of solver callbacks.
 
-Both frameworks reach the solver through a host callback (``jax.pure_callback``,
-``tf.numpy_function``) that sees numpy arrays; the functions here are what those
-callbacks run. They only group, split and reshape arrays around
-:mod:`imle_solvers.estimators`, where the gradient math lives.
+Every binding runs the estimator's math (:mod:`imle_solvers.estimators`) on its own
+arrays. Only two things may leave the framework: a solver that is not array-native
+(through ``jax.pure_callback`` or ``tf.numpy_function``; torch copies to the host) and,
+with ``noise_source="numpy"``, the noise draw.
 
-Every array here carries a leading *group* axis ``G`` in front of the batch: a
-plain call has ``G = 1``; under ``jax.vmap`` the callback gets all mapped calls at
-once and each is a group, with its own noise generator. Stateless estimators
-(IMLE, STE) are row-wise, so their backward pass runs once over all ``G * B``
-rows; a stateful one (AIMLE) updates its state once per group, as eager calls would.
+Noise sources (the ``noise_source`` argument of every binding):
 
-Seeding contract (identical in every binding): the noise of a call is drawn by
-the estimator from ``generator(seed) = numpy.random.default_rng(seed)``. The torch
-and Keras layers make one generator from their ``seed`` and draw each call from it
-in turn; a JAX call makes a fresh one from ``seed_from_words(bits(key))``, see
-:func:`imle_solvers.jax.numpy_seed`.
+- ``"native"`` (default): the framework's own generator draws on the scores' device
+  and in their dtype (torch: a ``torch.Generator`` per device, or torch's default one
+  when the layer has no seed; JAX: the key passed in; Keras: a ``SeedGenerator``).
+- ``"numpy"``: every call draws from a ``numpy.random.Generator`` on the host, so one
+  seed gives the same noise, hence the same ``z`` and gradients, in every framework.
+  The torch and Keras layers make one ``generator(seed)`` and draw each call from it in
+  turn; a JAX call makes a fresh one from ``seed_from_words(bits(key))``, see
+  :func:`imle_solvers.jax.numpy_seed`.
+
+Arrays given to callbacks may carry leading axes in front of the batch (the calls of
+a ``jax.vmap``, each a *group*); :func:`solve_on_host` solves all groups in one oracle
+call and :func:`numpy_noise` draws each group's noise from its own generator.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from .estimators import Estimator, Residuals, output_shape
+from ._array import Array, array_namespace, device, state_float
+from .errors import InvalidInputError
+from .estimators import Estimator, draw_noise
 from .oracle import MAPOracle
 
+NoiseSource = Literal["native", "numpy"]
+
 __all__ = [
-    "Layout",
+    "NoiseSource",
+    "check_noise_source",
     "generator",
     "seed_from_words",
-    "layout",
+    "noise_shape",
+    "numpy_noise",
+    "solve_on_host",
     "state_fields",
-    "state_to_array",
-    "state_from_array",
-    "sample",
-    "gradient",
+    "state_to_vector",
+    "state_from_vector",
 ]
 
 
+def check_noise_source(noise_source: str) -> NoiseSource:
+    """``noise_source`` if it is ``"native"`` or ``"numpy"``; otherwise an error saying so."""
+    if noise_source not in ("native", "numpy"):
+        raise InvalidInputError(f"noise_source must be 'native' or 'numpy', got {noise_source!r}")
+    return noise_source  # type: ignore[return-value]
+
+
 def generator(seed: int | None) -> np.random.Generator:
-    """The noise generator of every binding: ``numpy.random.default_rng(seed)``."""
+    """The numpy noise generator of every binding: ``numpy.random.default_rng(seed)``."""
     return np.random.default_rng(seed)
 
 
@@ -54,108 +69,57 @@ def seed_from_words(words: np.ndarray) -> int:
     return int(w[0]) | (int(w[1]) << 32)
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Per-call shapes for a batch ``theta`` of shape ``(B, *shape)``.
-
-    Attributes:
-        z: the output, ``(B, *shape)`` or ``(B, samples, *shape)``.
-        states: the sampled states kept for backward, ``(B, samples, *shape)``.
-        noise: the noise kept for backward, ``(B, samples, marginal_samples, *shape)``;
-            None when the estimator draws no noise.
-    """
-
-    z: tuple[int, ...]
-    states: tuple[int, ...]
-    noise: tuple[int, ...] | None
-
-
-def layout(estimator: Estimator, theta_shape: Sequence[int | None]) -> Layout:
-    """The :class:`Layout` of ``estimator`` for a ``theta`` of shape ``(B, *shape)`` (B may be None)."""
+def noise_shape(estimator: Estimator, theta_shape: Sequence[int | None]) -> tuple[int | None, ...] | None:
+    """The shape ``(B, samples, marginal_samples, *shape)`` of a call's noise, or None without noise."""
+    if estimator.noise is None:
+        return None
     batch, *event = theta_shape
-    samples, marginal = estimator.samples, estimator.marginal_samples
-    noise = None if estimator.noise is None else (batch, samples, marginal, *event)
-    return Layout(z=output_shape(theta_shape, samples), states=(batch, samples, *event), noise=noise)
+    return (batch, estimator.samples, estimator.marginal_samples, *event)
+
+
+def numpy_noise(
+    estimator: Estimator, theta_shape: Sequence[int], dtype: Any, generators: Sequence[np.random.Generator]
+) -> np.ndarray:
+    """The noise of ``G`` groups, each drawn from its own numpy generator, in ``dtype``.
+
+    Args:
+        theta_shape: ``(B, *shape)``, one group's scores.
+        generators: ``G`` generators, one per group.
+    Returns:
+        ``(G, B, samples, marginal_samples, *shape)``.
+    """
+    placeholder = np.broadcast_to(np.zeros((), dtype=dtype), tuple(theta_shape))  # shape and dtype only
+    return np.stack([draw_noise(estimator.noise, g, placeholder, estimator.samples, estimator.marginal_samples)
+                     for g in generators])
+
+
+def solve_on_host(oracle: MAPOracle, theta: np.ndarray) -> np.ndarray:
+    """MAP states of ``theta`` ``(..., *problem.shape)``: every leading axis (the batch, and
+    the groups of a ``jax.vmap``) in one oracle call; in ``theta``'s dtype and shape."""
+    theta = np.asarray(theta)
+    z = oracle(theta.reshape(-1, *oracle.problem.shape), validate=False)
+    return np.asarray(z, dtype=theta.dtype).reshape(theta.shape)
 
 
 def state_fields(estimator: Estimator) -> tuple[str, ...]:
-    """Names of the estimator state's fields (``()`` for a stateless estimator)."""
+    """Names of the estimator state's fields (``()`` for a stateless estimator); the state
+    is a dataclass (as :class:`~imle_solvers.AdaptiveState`)."""
     state = estimator.initial_state()
-    return () if state is None else tuple(state.state_dict())
+    return () if state is None else tuple(field.name for field in dataclasses.fields(state))
 
 
-def state_to_array(state: Any) -> np.ndarray:
-    """A state as a float64 vector ``(F,)`` in :func:`state_fields` order (``(0,)`` for None)."""
-    return np.zeros(0) if state is None else np.array(list(state.state_dict().values()), dtype=np.float64)
+def state_to_vector(state: Any, like: Array) -> Array:
+    """A state as a ``(F,)`` vector in :func:`state_fields` order, in ``like``'s framework and
+    on its device, in the state dtype (float64 where the framework has it)."""
+    xp = array_namespace(like)
+    values = [getattr(state, field.name) for field in dataclasses.fields(state)]
+    return xp.stack([xp.asarray(v, dtype=state_float(xp), device=device(like)) for v in values])
 
 
-def state_from_array(estimator: Estimator, values: np.ndarray) -> Any:
-    """The inverse of :func:`state_to_array` for ``estimator``'s state type."""
+def state_from_vector(estimator: Estimator, vector: Array) -> Any:
+    """The estimator's state from a ``(F,)`` vector (the inverse of :func:`state_to_vector`);
+    None for a stateless estimator. Fields stay 0-d arrays: no value leaves the device."""
     initial = estimator.initial_state()
     if initial is None:
         return None
-    return type(initial).from_state_dict(dict(zip(initial.state_dict(), np.asarray(values, np.float64).tolist())))
-
-
-def sample(
-    estimator: Estimator, oracle: MAPOracle, theta: np.ndarray, rngs: Sequence[np.random.Generator]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The forward pass of ``G`` groups.
-
-    Args:
-        theta: ``(G, B, *shape)`` scores; group ``g`` draws its noise from ``rngs[g]``.
-    Returns:
-        ``z`` ``(G, *layout.z)``, the sampled states ``(G, *layout.states)`` and the
-        noise ``(G, *layout.noise)`` (None without noise), in ``theta``'s dtype.
-    """
-    sign = oracle.problem.sign
-    for t in theta:
-        oracle.problem.validate(t)
-    draws = [estimator.draw(t, r) for t, r in zip(theta, rngs)]
-    noise = None if draws[0] is None else np.concatenate(draws)
-    z, residuals = estimator.sample_with(theta.reshape(-1, *theta.shape[2:]), noise, oracle, sign=sign)
-
-    def grouped(x: np.ndarray) -> np.ndarray:
-        return x.reshape(theta.shape[0], theta.shape[1], *x.shape[1:])
-
-    return grouped(z), grouped(residuals.z), None if noise is None else grouped(noise)
-
-
-def gradient(
-    estimator: Estimator,
-    oracle: MAPOracle,
-    theta: np.ndarray,
-    states: np.ndarray,
-    noise: np.ndarray | None,
-    grad_z: np.ndarray,
-    estimator_states: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The backward pass of ``G`` groups.
-
-    Args:
-        theta: ``(G, B, *shape)``; ``states``, ``noise``: as returned by :func:`sample`.
-        grad_z: ``(G, *layout.z)`` the upstream gradient.
-        estimator_states: ``(G, F)`` each group's state as :func:`state_to_array` writes it.
-    Returns:
-        ``(G, B, *shape)`` gradients and the ``(G, F)`` updated states.
-    """
-    sign = oracle.problem.sign
-    if estimator.initial_state() is None:  # stateless, so row-wise: one backward pass over all G * B rows
-        rows = theta.shape[0] * theta.shape[1]
-        merged = Residuals(
-            theta=theta.reshape(rows, *theta.shape[2:]),
-            noise=None if noise is None else noise.reshape(rows, *noise.shape[2:]),
-            z=states.reshape(rows, *states.shape[2:]),
-            sign=sign,
-        )
-        grad, _ = estimator.gradient(merged, grad_z.reshape(rows, *grad_z.shape[2:]), oracle, None)
-        return np.asarray(grad).reshape(theta.shape), estimator_states
-    grads, updated = [], []
-    for g in range(theta.shape[0]):
-        residuals = Residuals(theta=theta[g], noise=None if noise is None else noise[g], z=states[g], sign=sign)
-        grad, state = estimator.gradient(
-            residuals, grad_z[g], oracle, state_from_array(estimator, estimator_states[g])
-        )
-        grads.append(grad)
-        updated.append(state_to_array(state))
-    return np.stack(grads), np.stack(updated)
+    return type(initial)(**{name: vector[i] for i, name in enumerate(state_fields(estimator))})

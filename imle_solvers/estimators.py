@@ -9,7 +9,11 @@ device), with everything the backward pass needs carried explicitly:
 ``solve`` is a batched MAP oracle in the problem's own sense,
 ``(N, *shape) -> (N, *shape)``; ``sign`` is +1 for a max problem and -1 for a min
 problem (costs). Internally everything is a max problem over ``sign * theta``, so
-users pass costs as costs.
+users pass costs as costs. ``rng`` is a ``numpy.random.Generator`` (noise drawn on the
+host in float64, then moved to ``theta``'s dtype and device) or any
+:class:`~imle_solvers.noise.RandomSource` (noise drawn where ``theta`` is; the bindings
+pass their framework's). The estimators check shapes, not values: callers check
+``theta`` and ``grad_z`` once (the bindings do, see their ``validate_args``).
 
 Shapes: ``theta`` is ``(B, *shape)``. ``z`` (and ``grad_z``) is ``(B, *shape)`` when
 ``samples == 1`` and ``(B, samples, *shape)`` otherwise; with ``marginal_samples > 1``
@@ -20,17 +24,17 @@ entries in [0, 1]). ``grad_theta`` is ``(B, *shape)``: per-sample gradients aver
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import KW_ONLY, asdict, dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
 
-from ._array import Array, array_namespace, device
+from ._array import Array, array_namespace, device, state_float
 from .errors import InvalidInputError
-from .noise import NoiseDistribution
-from .problems.base import check_finite
+from .noise import NoiseDistribution, RandomSource, as_source
 
 Solve = Callable[[Array], Array]
+Rng = np.random.Generator | RandomSource
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,9 @@ class Estimator(Protocol):
 
     def initial_state(self) -> Any: ...
 
-    def sample(self, theta: Array, solve: Solve, *, sign: int, rng: np.random.Generator) -> tuple[Array, Residuals]: ...
+    def sample(self, theta: Array, solve: Solve, *, sign: int, rng: Rng) -> tuple[Array, Residuals]: ...
 
-    def draw(self, theta: Array, rng: np.random.Generator) -> Array | None: ...
+    def draw(self, theta: Array, rng: Rng) -> Array | None: ...
 
     def sample_with(self, theta: Array, noise: Array | None, solve: Solve, *, sign: int) -> tuple[Array, Residuals]: ...
 
@@ -69,14 +73,12 @@ class Estimator(Protocol):
 # --- shared pieces -------------------------------------------------------------
 
 
-def draw_noise(
-    noise: NoiseDistribution | None, rng: np.random.Generator, theta: Array, samples: int, marginal_samples: int
-) -> Array | None:
+def draw_noise(noise: NoiseDistribution | None, rng: Rng, theta: Array, samples: int, marginal_samples: int) -> Array | None:
     """Noise ``(B, samples, marginal_samples, *shape)`` in ``theta``'s namespace, dtype, device."""
     if noise is None:
         return None
     xp = array_namespace(theta)
-    draw = noise.sample(rng, (theta.shape[0], samples, marginal_samples, *theta.shape[1:]))
+    draw = noise.sample(as_source(rng), (theta.shape[0], samples, marginal_samples, *theta.shape[1:]))
     return xp.asarray(draw, dtype=theta.dtype, device=device(theta))
 
 
@@ -93,9 +95,18 @@ def perturbed_map(solve: Solve, theta: Array, noise: Array | None, temperature: 
     event = tuple(theta.shape[2:])
     if noise is None or temperature == 0:
         return xp.reshape(solve(xp.reshape(theta, (-1, *event))), theta.shape)
-    perturbed = theta[:, :, None, ...] + (sign * temperature) * noise
+    scale, theta = sign * temperature, theta[:, :, None, ...]
+    # one pass fewer where the scale is +-1 (the default temperature)
+    perturbed = theta + noise if scale == 1 else theta - noise if scale == -1 else theta + scale * noise
     z = xp.reshape(solve(xp.reshape(perturbed, (-1, *event))), perturbed.shape)
-    return xp.mean(z, axis=2)
+    return mean_over_axis(z, 2)
+
+
+def mean_over_axis(x: Array, axis: int) -> Array:
+    """The mean over ``axis``; a view, not a pass over the data, when that axis has length 1."""
+    if x.shape[axis] == 1:
+        return x[(slice(None),) * axis + (0,)]
+    return array_namespace(x).mean(x, axis=axis)
 
 
 def output_shape(theta_shape: Sequence[int | None], samples: int) -> tuple[int | None, ...]:
@@ -108,11 +119,10 @@ def output_shape(theta_shape: Sequence[int | None], samples: int) -> tuple[int |
 def per_sample(grad_z: Array, samples: int, theta: Array) -> Array:
     """Upstream gradient as ``(B, samples, *shape)``, checked against the output's shape."""
     xp = array_namespace(grad_z)
-    expected = output_shape(theta.shape, samples)
+    expected = output_shape(tuple(theta.shape), samples)
     if tuple(grad_z.shape) != expected:
         raise InvalidInputError(f"dL/dz: expected shape {expected}, got {tuple(grad_z.shape)}")
-    check_finite(grad_z, "dL/dz")
-    return xp.reshape(grad_z, (theta.shape[0], samples, *theta.shape[1:]))
+    return xp.reshape(grad_z, (-1, samples, *theta.shape[1:]))
 
 
 def output(z: Array, samples: int) -> Array:
@@ -146,11 +156,11 @@ class _PerturbAndMAP:
     def initial_state(self) -> Any:
         return None
 
-    def sample(self, theta: Array, solve: Solve, *, sign: int, rng: np.random.Generator) -> tuple[Array, Residuals]:
+    def sample(self, theta: Array, solve: Solve, *, sign: int, rng: Rng) -> tuple[Array, Residuals]:
         """Forward pass: ``z`` as described in the module docstring, and the residuals."""
         return self.sample_with(theta, self.draw(theta, rng), solve, sign=sign)
 
-    def draw(self, theta: Array, rng: np.random.Generator) -> Array | None:
+    def draw(self, theta: Array, rng: Rng) -> Array | None:
         """The noise ``(B, samples, marginal_samples, *shape)`` for ``theta``, or None."""
         return draw_noise(self.noise, rng, theta, self.samples, self.marginal_samples)
 
@@ -158,7 +168,9 @@ class _PerturbAndMAP:
         """Forward pass with a given noise draw. Rows are independent, so the batches of
         several calls may be concatenated into one (one solver call under ``jax.vmap``)."""
         xp = array_namespace(theta)
-        per_sample_theta = xp.broadcast_to(theta[:, None, ...], (theta.shape[0], self.samples, *theta.shape[1:]))
+        per_sample_theta = theta[:, None, ...]
+        if self.samples > 1:
+            per_sample_theta = xp.broadcast_to(per_sample_theta, (theta.shape[0], self.samples, *theta.shape[1:]))
         z = perturbed_map(solve, per_sample_theta, noise, self.noise_temperature, sign)
         return output(z, self.samples), Residuals(theta=theta, noise=noise, z=z, sign=sign)
 
@@ -206,19 +218,26 @@ class IMLE(_PerturbAndMAP):
 
     def gradient(self, residuals: Residuals, grad_z: Array, solve: Solve, state: Any = None) -> tuple[Array, Any]:
         """Backward pass: ``(B, *shape)`` gradient with respect to theta; the state is unchanged."""
-        xp = array_namespace(residuals.theta)
         theta, sign = residuals.theta, residuals.sign
         g = per_sample(grad_z, self.samples, theta)
-        target = self.alpha * theta[:, None, ...] - (sign * self.lambda_) * g
+        # Augmented assignments on fresh temporaries: in place for numpy and torch (a buffer
+        # fewer to allocate on the hot path), a plain rebinding for JAX and TensorFlow.
+        target = (-sign * self.lambda_) * g
+        target += theta[:, None, ...] if self.alpha == 1 else self.alpha * theta[:, None, ...]
         tau = self.noise_temperature if self.target_noise_temperature is None else self.target_noise_temperature
         z_target = perturbed_map(solve, target, residuals.noise, tau, sign)
-        scale = sign / (self.lambda_ if self.scale_by_lambda else 1.0)
-        return scale * xp.mean(residuals.z - z_target, axis=1), state
+        difference = residuals.z - z_target
+        difference *= sign / (self.lambda_ if self.scale_by_lambda else 1.0)
+        return mean_over_axis(difference, 1), state
 
 
 @dataclass(frozen=True)
 class AdaptiveState:
-    """The state of :class:`AIMLE`: plain floats, checkpointable with ``state_dict``.
+    """The state of :class:`AIMLE`, checkpointable with ``state_dict``.
+
+    Fields are Python numbers as built (``initial_state``, ``from_state_dict``) and 0-d
+    arrays of the scores' framework once a backward pass has updated them there, so that
+    training never waits on a device to read them; ``state_dict()`` gives plain numbers.
 
     Attributes:
         beta: the current step multiplier.
@@ -226,12 +245,12 @@ class AdaptiveState:
         steps: backward passes seen (the first sets the average directly).
     """
 
-    beta: float
-    nnz_average: float = 0.0
-    steps: int = 0
+    beta: Any
+    nnz_average: Any = 0.0
+    steps: Any = 0
 
     def state_dict(self) -> dict[str, float]:
-        return asdict(self)
+        return {"beta": float(self.beta), "nnz_average": float(self.nnz_average), "steps": int(self.steps)}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, float]) -> AdaptiveState:
@@ -296,23 +315,32 @@ class AIMLE(_PerturbAndMAP):
         safe = xp.where(divisor > 0, divisor, xp.ones_like(divisor))
         per_sample_grad = xp.where(divisor > 0, difference / safe, xp.zeros_like(difference))
         nonzeros = xp.sum(xp.astype(per_sample_grad != 0, theta.dtype), axis=tuple(range(2, per_sample_grad.ndim)))
-        return sign * xp.mean(per_sample_grad, axis=1), self.update(state, float(xp.mean(nonzeros)))
+        return sign * mean_over_axis(per_sample_grad, 1), self.update(state, xp.mean(nonzeros))
 
-    def lambdas(self, theta: Array, g: Array, beta: float) -> Array:
+    def lambdas(self, theta: Array, g: Array, beta: Any) -> Array:
         """``(B, samples)`` lambda = beta * |theta_b| / |g_bs|, 0 where g_bs = 0."""
         xp = array_namespace(theta)
         event_ndim = theta.ndim - 1
         theta_norm = instance_norm(theta, event_ndim)[:, None]
         g_norm = instance_norm(g, event_ndim)
         safe = xp.where(g_norm > 0, g_norm, xp.ones_like(g_norm))
+        beta = xp.asarray(beta, dtype=theta.dtype, device=device(theta))
         return xp.where(g_norm > 0, beta * theta_norm / safe, xp.zeros_like(g_norm))
 
-    def update(self, state: AdaptiveState, nonzeros: float) -> AdaptiveState:
-        """The state after a backward pass whose gradients had ``nonzeros`` non-zero entries per instance."""
-        average = nonzeros if state.steps == 0 else self.decay * state.nnz_average + (1 - self.decay) * nonzeros
-        direction = 1.0 if average < self.target_nonzeros else -1.0
-        beta = max(state.beta + direction * self.beta_step, 0.0)
-        return replace(state, beta=beta, nnz_average=average, steps=state.steps + 1)
+    def update(self, state: AdaptiveState, nonzeros: Any) -> AdaptiveState:
+        """The state after a backward pass whose gradients had ``nonzeros`` non-zero entries per
+        instance (a number or a 0-d array; the new fields are 0-d arrays of its framework)."""
+        nonzeros = np.asarray(nonzeros) if isinstance(nonzeros, (int, float)) else nonzeros
+        xp = array_namespace(nonzeros)
+        beta, average, steps, count = (
+            xp.asarray(value, dtype=state_float(xp), device=device(nonzeros))
+            for value in (state.beta, state.nnz_average, state.steps, nonzeros)
+        )
+        average = xp.where(steps == 0, count, self.decay * average + (1 - self.decay) * count)
+        direction = xp.where(average < self.target_nonzeros, xp.ones_like(average), -xp.ones_like(average))
+        beta = beta + direction * self.beta_step
+        beta = xp.where(beta > 0, beta, xp.zeros_like(beta))
+        return replace(state, beta=beta, nnz_average=average, steps=steps + 1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -327,9 +355,8 @@ class STE(_PerturbAndMAP):
         _check_positive_int("STE", samples=self.samples, marginal_samples=self.marginal_samples)
 
     def gradient(self, residuals: Residuals, grad_z: Array, solve: Solve, state: Any = None) -> tuple[Array, Any]:
-        xp = array_namespace(residuals.theta)
         g = per_sample(grad_z, self.samples, residuals.theta)
-        return residuals.sign * xp.mean(g, axis=1), state
+        return residuals.sign * mean_over_axis(g, 1), state
 
 
 __all__ = ["Estimator", "Residuals", "IMLE", "AIMLE", "AdaptiveState", "STE", "perturbed_map", "draw_noise"]

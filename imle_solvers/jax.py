@@ -1,14 +1,18 @@
 """JAX binding: the estimators as a pure function of ``(theta, key[, state])``.
 
-The solver runs on the host through ``jax.pure_callback`` and the backward pass is a
-``jax.custom_vjp``; the gradient math is :mod:`imle_solvers.estimators`', reached
-through :mod:`imle_solvers._binding`. The function works eagerly, under
-``jax.jit``, ``jax.grad`` and ``jax.vmap`` (all mapped calls go to the host in one
-callback, and stateless estimators solve them in one oracle call).
+The estimator's math (:mod:`imle_solvers.estimators`) runs on JAX arrays inside a
+``jax.custom_vjp``, so it is traced, compiled and vmapped with the rest of the model.
+Noise is drawn from the key with ``jax.random`` (``noise_source="native"``, the
+default). An array-native solver (top-k; the grid shortest path's Bellman-Ford,
+which ``backend="auto"`` picks while tracing) runs as JAX ops too: a step of such a
+problem never leaves the device and its jaxpr holds no callback. Other solvers are
+reached through one ``jax.pure_callback`` per solve; under ``jax.vmap`` all mapped
+calls reach the host in that one callback and are solved in one oracle call.
 
-Randomness: a call's noise comes from ``numpy.random.default_rng(numpy_seed(key))``,
-so the same key gives the same noise as a torch or Keras layer built with
-``seed=numpy_seed(key)`` (first call).
+Randomness: with ``noise_source="numpy"`` a call's noise comes from
+``numpy.random.default_rng(numpy_seed(key))`` (a host callback), so the same key gives
+the same noise as a torch or Keras layer built with ``seed=numpy_seed(key)`` and
+``noise_source="numpy"`` (first call).
 
 Adaptive state (AIMLE): a dict of scalars passed in and updated functionally. The
 update is only known in the backward pass, so it comes back as the *cotangent of
@@ -27,11 +31,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import _binding
+from ._binding import NoiseSource
 from .errors import InvalidInputError, missing_dependency
-from .estimators import Estimator
+from .estimators import Estimator, Residuals
+from .noise import JaxSource
 from .oracle import MAPOracle
 from .problems import Problem
-from .problems.base import check_batch_shape
+from .problems.base import check_batch_shape, check_finite, non_finite_error
 
 try:
     import jax
@@ -45,7 +51,8 @@ State = dict[str, jax.Array]
 
 
 def numpy_seed(key: jax.Array) -> int:
-    """The numpy seed a call with ``key`` draws its noise from (``key`` must be concrete)."""
+    """The numpy seed a call with ``key`` draws its noise from when ``noise_source="numpy"``
+    (``key`` must be concrete)."""
     return _binding.seed_from_words(np.asarray(_seed_words(key)))
 
 
@@ -76,6 +83,8 @@ class IMLEFunction:
         problem: Problem,
         estimator: Estimator,
         backend: str = "auto",
+        noise_source: NoiseSource = "native",
+        validate_args: bool = True,
         n_jobs: int = 1,
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
@@ -83,6 +92,8 @@ class IMLEFunction:
     ) -> None:
         self.problem = problem
         self.estimator = estimator
+        self.noise_source = _binding.check_noise_source(noise_source)
+        self.validate_args = validate_args
         self.oracle = MAPOracle(
             problem,
             backend=backend,
@@ -97,14 +108,17 @@ class IMLEFunction:
         self._core = core
 
     def __repr__(self) -> str:
-        return f"IMLEFunction({self.problem!r}, {self.estimator!r}, backend={self.oracle.solver.backend!r})"
+        return (
+            f"IMLEFunction({self.problem!r}, {self.estimator!r}, backend={self.oracle.solver.backend!r}, "
+            f"noise_source={self.noise_source!r})"
+        )
 
     def initial_state(self) -> State | None:
         """The estimator's initial state as a dict of float scalars (None if stateless)."""
-        values = _binding.state_to_array(self.estimator.initial_state())
         if not self.state_fields:
             return None
-        return {name: jnp.asarray(v, dtype=jnp.result_type(float)) for name, v in zip(self.state_fields, values)}
+        values = self.estimator.initial_state().state_dict()
+        return {name: jnp.asarray(values[name], dtype=jnp.result_type(float)) for name in self.state_fields}
 
     def __call__(self, theta: jax.Array, key: jax.Array, state: State | None = None) -> jax.Array:
         """Perturb-and-MAP samples of ``theta`` ``(B, *shape)`` with the estimator's gradient."""
@@ -115,84 +129,110 @@ class IMLEFunction:
                 f"{type(self.estimator).__name__}: state must be "
                 + ("passed (see initial_state())" if self.state_fields else "None: the estimator is stateless")
             )
+        self._check_finite(theta, "theta")
         vector = (
             jnp.stack([jnp.asarray(state[name]) for name in self.state_fields])
             if self.state_fields
             else jnp.zeros((0,), dtype=theta.dtype)
         )
-        return self._core(theta, _seed_words(key), vector)
+        return self._core(theta, self._draw(theta, key), vector)
 
     def map(self, theta: jax.Array) -> jax.Array:
         """The MAP states ``(B, *shape)`` of ``theta`` ``(B, *shape)``; no gradient flows."""
         theta = jax.lax.stop_gradient(jnp.asarray(theta))
         check_batch_shape(theta.shape, self.problem.shape, "theta")
+        self._check_finite(theta, "theta")
+        return self._solve(theta)
+
+    # --- pieces -------------------------------------------------------------------------
+
+    def _draw(self, theta: jax.Array, key: jax.Array) -> jax.Array | None:
+        """The call's noise ``(B, samples, marginal_samples, *shape)``, or None."""
+        if self.estimator.noise is None:
+            return None
+        if self.noise_source == "native":
+            return self.estimator.draw(theta, JaxSource(key, theta.dtype))
+        spec = jax.ShapeDtypeStruct(_binding.noise_shape(self.estimator, theta.shape), theta.dtype)
+        host = _NumpyNoise(self.estimator, theta.shape, theta.dtype)
+        return jax.pure_callback(host, spec, _seed_words(key), vmap_method="broadcast_all")
+
+    def _solve(self, theta: jax.Array) -> jax.Array:
+        """MAP states of ``(N, *shape)``: as JAX ops when the solver is array-native, else on the host."""
+        if self.oracle.solver_for(theta).runs_on("jax"):
+            return self.oracle(theta, validate=False)
         spec = jax.ShapeDtypeStruct(theta.shape, theta.dtype)
-        return jax.pure_callback(self._map_host, spec, theta, vmap_method="broadcast_all")
+        return jax.pure_callback(self._solve_host, spec, theta, vmap_method="broadcast_all")
+
+    def _solve_host(self, theta: np.ndarray) -> np.ndarray:
+        return _binding.solve_on_host(self.oracle, theta)
+
+    def _check_finite(self, x: jax.Array, name: str) -> None:
+        """Raise naming the first non-finite batch index of ``x``, if ``validate_args``. A traced
+        ``x`` is checked on the device; only a failing check calls the host, to raise."""
+        if not self.validate_args or x.shape[0] == 0:
+            return
+        if not isinstance(x, jax.core.Tracer):
+            check_finite(x, name)
+            return
+        rows = jnp.reshape(x, (x.shape[0], -1))
+        finite = jnp.isfinite(rows)
+        all_finite = jnp.all(finite)
+
+        def report(all_finite: jax.Array, finite: jax.Array, rows: jax.Array) -> None:
+            index = jnp.argmin(jnp.all(finite, axis=1))
+            value = rows[index, jnp.argmin(finite[index])]
+            jax.debug.callback(_raise_if_not_finite, name, all_finite, index, value)
+
+        # the host is called only when a value is not finite (under vmap: always, and it checks)
+        jax.lax.cond(all_finite, lambda *_: None, report, all_finite, finite, rows)
 
     # --- custom_vjp -----------------------------------------------------------------
 
-    def _primal(self, theta: jax.Array, seed: jax.Array, state: jax.Array) -> jax.Array:
-        return self._forward(theta, seed, state)[0]
+    def _primal(self, theta: jax.Array, noise: jax.Array | None, state: jax.Array) -> jax.Array:
+        return self._forward(theta, noise, state)[0]
 
-    def _forward(self, theta: jax.Array, seed: jax.Array, state: jax.Array) -> tuple[jax.Array, tuple]:
-        shapes = _binding.layout(self.estimator, theta.shape)
-        specs = [jax.ShapeDtypeStruct(s, theta.dtype) for s in (shapes.z, shapes.states, shapes.noise) if s]
-        z, states, *noise = jax.pure_callback(self._sample_host, tuple(specs), theta, seed, vmap_method="broadcast_all")
-        return z, (theta, seed, state, states, noise[0] if noise else None)
+    def _forward(self, theta: jax.Array, noise: jax.Array | None, state: jax.Array) -> tuple[jax.Array, tuple]:
+        z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=self.problem.sign)
+        return z, (theta, noise, residuals.z, state)
 
-    def _backward(self, residuals: tuple, grad_z: jax.Array) -> tuple[jax.Array, np.ndarray, jax.Array]:
-        theta, seed, state, states, noise = residuals
-        specs = (jax.ShapeDtypeStruct(theta.shape, theta.dtype), jax.ShapeDtypeStruct(state.shape, state.dtype))
-        args = (theta, states, grad_z, state) + (() if noise is None else (noise,))
-        grad, update = jax.pure_callback(self._gradient_host, specs, *args, vmap_method="broadcast_all")
-        return grad, np.zeros(seed.shape, dtype=jax.dtypes.float0), update
+    def _backward(self, saved: tuple, grad_z: jax.Array) -> tuple[jax.Array, jax.Array | None, jax.Array]:
+        theta, noise, states, state = saved
+        self._check_finite(grad_z, "dL/dz")
+        residuals = Residuals(theta=theta, noise=noise, z=states, sign=self.problem.sign)
+        old = _binding.state_from_vector(self.estimator, state)
+        grad, new = self.estimator.gradient(residuals, grad_z, self._solve, old)
+        update = jnp.zeros_like(state) if new is None else (_binding.state_to_vector(new, state) - state).astype(state.dtype)
+        return grad, None if noise is None else jnp.zeros_like(noise), update
 
-    # --- host side (numpy; leading axes beyond (B, *shape) are vmapped calls) --------
-    # The callbacks may receive jax.Arrays on the host: np.asarray makes them numpy.
 
-    def _groups(self, theta: np.ndarray) -> tuple[tuple[int, ...], int]:
-        lead = theta.shape[: theta.ndim - 1 - len(self.problem.shape)]
-        return lead, int(np.prod(lead, dtype=np.int64))
+class _NumpyNoise:
+    """The host side of ``noise_source="numpy"``: one numpy generator per group (mapped call)."""
 
-    def _map_host(self, theta: np.ndarray) -> np.ndarray:
-        theta = np.asarray(theta)
-        event = self.problem.shape
-        return np.asarray(self.oracle(theta.reshape(-1, *event)), theta.dtype).reshape(theta.shape)
+    def __init__(self, estimator: Estimator, theta_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.estimator, self.theta_shape, self.dtype = estimator, theta_shape, dtype
 
-    def _sample_host(self, theta: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, ...]:
-        theta, seed = np.asarray(theta), np.asarray(seed)
-        lead, groups = self._groups(theta)
-        rngs = [_binding.generator(_binding.seed_from_words(w)) for w in seed.reshape(groups, 2)]
-        outputs = _binding.sample(self.estimator, self.oracle, theta.reshape(groups, *theta.shape[len(lead) :]), rngs)
-        return tuple(np.asarray(o, theta.dtype).reshape(*lead, *o.shape[1:]) for o in outputs if o is not None)
+    def __call__(self, words: np.ndarray) -> np.ndarray:
+        words = np.asarray(words)
+        lead = words.shape[:-1]
+        generators = [_binding.generator(_binding.seed_from_words(w)) for w in words.reshape(-1, 2)]
+        noise = _binding.numpy_noise(self.estimator, self.theta_shape, self.dtype, generators)
+        return noise.reshape(*lead, *noise.shape[1:])
 
-    def _gradient_host(
-        self, theta: np.ndarray, states: np.ndarray, grad_z: np.ndarray, state: np.ndarray, *noise: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        theta, states, grad_z, state, *noise = map(np.asarray, (theta, states, grad_z, state, *noise))
-        lead, groups = self._groups(theta)
 
-        def grouped(x: np.ndarray) -> np.ndarray:
-            return x.reshape(groups, *x.shape[len(lead) :])
-
-        old = grouped(state).astype(np.float64)
-        grad, new = _binding.gradient(
-            self.estimator,
-            self.oracle,
-            grouped(theta),
-            grouped(states),
-            grouped(noise[0]) if noise else None,
-            grouped(grad_z),
-            old,
-        )
-        update = (new - old).astype(state.dtype).reshape(state.shape)
-        return np.asarray(grad, theta.dtype).reshape(theta.shape), update
+def _raise_if_not_finite(name: str, all_finite: np.ndarray, index: np.ndarray, value: np.ndarray) -> None:
+    """Host side of the traced finiteness check; under ``jax.vmap`` the arguments gain leading axes."""
+    all_finite, index, value = np.asarray(all_finite), np.asarray(index), np.asarray(value)
+    if not all_finite.all():
+        first = np.unravel_index(np.argmin(all_finite), all_finite.shape)
+        raise non_finite_error(name, int(index[first]), float(value[first]))
 
 
 def imle(
     problem: Problem,
     estimator: Estimator,
     backend: str = "auto",
+    noise_source: NoiseSource = "native",
+    validate_args: bool = True,
     n_jobs: int = 1,
     parallel_backend: str = "loky",
     chunk_size: int | str = "auto",
@@ -204,6 +244,11 @@ def imle(
         problem: what to solve, e.g. ``KSubset(n, k)``.
         estimator: ``IMLE(...)``, ``AIMLE(...)`` or ``STE(...)``.
         backend: solver name (see ``imle_solvers.list_solvers``) or ``"auto"``.
+        noise_source: ``"native"`` (default) draws from the key with ``jax.random``, inside
+            ``jit``; ``"numpy"`` draws on the host from ``numpy.random.default_rng(numpy_seed(key))``,
+            identical in torch, JAX and Keras.
+        validate_args: check that ``theta`` and ``dL/dz`` are finite (under ``jit``, on the
+            device, with one ``jax.debug.callback`` for the verdict); False skips the checks.
         n_jobs, parallel_backend, chunk_size, time_limit: passed to
             :class:`~imle_solvers.MAPOracle` (see docs/parallel.md).
     """
@@ -211,6 +256,8 @@ def imle(
         problem,
         estimator,
         backend=backend,
+        noise_source=noise_source,
+        validate_args=validate_args,
         n_jobs=n_jobs,
         parallel_backend=parallel_backend,
         chunk_size=chunk_size,

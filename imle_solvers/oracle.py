@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ._array import Array, from_numpy, to_numpy
+from ._array import Array, framework_of, from_numpy, stays_in_framework, to_numpy
 from ._pool import TaskTimedOut, WorkerPool, WorkersLost, effective_workers
 from .adapters import resolve_solver
-from .adapters.registry import SolverEntry
+from .adapters.registry import SolverEntry, resolve_native_solver
 from .errors import InvalidInputError, SolverError
 from .problems import Problem
 
@@ -41,7 +41,10 @@ class MAPOracle:
     Args:
         problem: what to solve.
         backend: a registered solver name for ``problem.kind``, or ``"auto"`` for the
-            installed one of highest priority (see :func:`imle_solvers.list_solvers`).
+            installed one of highest priority (see :func:`imle_solvers.list_solvers`);
+            with ``"auto"``, a batch traced by ``jax.jit``/``tf.function`` or living on a
+            GPU goes to the best array-native solver instead, if the default is not one
+            (see :meth:`solver_for`).
         n_jobs: concurrent tasks; 1 solves in the calling process, -1 uses every core
             (with ``"dask"`` or ``"ray"``: every thread of the cluster).
         parallel_backend: a joblib backend: ``"loky"`` (processes), ``"threading"``,
@@ -76,6 +79,8 @@ class MAPOracle:
             raise InvalidInputError(f"MAPOracle: time_limit must be positive seconds or None, got {time_limit!r}")
         self.problem = problem
         self.solver: SolverEntry = resolve_solver(problem.kind, backend)
+        self._auto = backend == "auto"
+        self._native_solvers: dict[str, SolverEntry | None] = {}
         self.chunk_size = chunk_size
         self.time_limit = time_limit
         self.pool = WorkerPool(n_jobs, parallel_backend)
@@ -103,12 +108,35 @@ class MAPOracle:
             f"parallel_backend={self.parallel_backend!r}, chunk_size={self.chunk_size!r}{extras})"
         )
 
-    def __call__(self, theta: Array) -> Array:
-        """MAP states of a batch ``theta`` of shape ``(B, *problem.shape)``, same shape out."""
-        self.problem.validate(theta)
-        if self.solver.array_native:
-            return self.solver.solve(theta, self.problem)
+    def solver_for(self, theta: Array) -> SolverEntry:
+        """The solver that takes ``theta``: the oracle's own, except that with ``backend="auto"``
+        a batch that should stay in its framework (traced by ``jax.jit``/``tf.function``, or
+        on a GPU) goes to the best installed array-native solver for that framework, where
+        the default one would need a host copy."""
+        return self._solver_for(theta, framework_of(theta))
+
+    def _solver_for(self, theta: Array, framework: str) -> SolverEntry:
+        if self._auto and not self.solver.runs_on(framework) and stays_in_framework(theta):
+            if framework not in self._native_solvers:
+                self._native_solvers[framework] = resolve_native_solver(self.problem.kind, framework)
+            return self._native_solvers[framework] or self.solver
+        return self.solver
+
+    def __call__(self, theta: Array, *, validate: bool = True) -> Array:
+        """MAP states of a batch ``theta`` of shape ``(B, *problem.shape)``, same shape out.
+
+        ``validate=False`` skips the checks of ``theta``'s shape and values, for callers
+        that made them already (the bindings check once per pass; a check of a GPU
+        tensor's values waits for the device)."""
+        framework = framework_of(theta)
+        solver = self._solver_for(theta, framework)
+        if solver.runs_on(framework):
+            if validate:
+                self.problem.validate(theta)
+            return solver.solve(theta, self.problem)
         values = to_numpy(theta)
+        if validate:
+            self.problem.validate(values)
         if len(values) == 0:
             return from_numpy(np.zeros_like(values), like=theta)
         chunks = self._chunks(len(values))

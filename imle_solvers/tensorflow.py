@@ -1,12 +1,16 @@
 """TensorFlow binding: a Keras layer over the framework-free estimators.
 
-The solver runs on the host through ``tf.numpy_function`` and the backward pass is a
-``tf.custom_gradient``; the gradient math is :mod:`imle_solvers.estimators`', reached
-through :mod:`imle_solvers._binding`. The layer works eagerly, inside
-``tf.function`` and in ``model.fit`` (it sets ``supports_jit = False``: a host
-callback cannot be XLA-compiled).
+The estimator's math (:mod:`imle_solvers.estimators`) runs on TensorFlow tensors
+(through :mod:`imle_solvers._tf_namespace`) inside a ``tf.custom_gradient``; noise is
+drawn with TensorFlow's stateless random ops from a seed the layer keeps as a weight. An array-native solver
+(top-k) runs as TensorFlow ops, so such a layer needs no host callback, eagerly, inside
+``tf.function`` and in ``model.fit``; other solvers are reached through
+``tf.numpy_function`` (and then the layer sets ``supports_jit = False``: a host callback
+cannot be XLA-compiled).
 
-Randomness: the layer draws each call's noise in turn from
+Randomness: ``noise_source="native"`` (default) makes stateless TensorFlow draws keyed
+by ``(seed, counter)``, a non-trainable int64 weight ``noise_state`` of the layer, so a
+model restored from its weights draws what the saved one would have drawn next. ``noise_source="numpy"`` draws each call's noise in turn from
 ``numpy.random.default_rng(seed)``, exactly as the torch layer with the same seed.
 An adaptive estimator's state (AIMLE) is held in non-trainable float64 weights, one
 per field (``beta``, ``nnz_average``, ``steps``), updated by each backward pass and
@@ -15,16 +19,20 @@ saved with the model's weights.
 
 from __future__ import annotations
 
+import functools
+import random
 from typing import Any
 
 import numpy as np
 
 from . import _binding
+from ._binding import NoiseSource
 from .errors import missing_dependency
 from .estimators import Estimator, output_shape
+from .noise import TensorFlowSource
 from .oracle import MAPOracle
 from .problems import Problem
-from .problems.base import check_batch_shape
+from .problems.base import check_batch_shape, check_finite
 
 try:
     import keras
@@ -48,7 +56,15 @@ class IMLELayer(keras.layers.Layer):
         problem: what to solve, e.g. ``KSubset(n, k)``.
         estimator: ``IMLE(...)``, ``AIMLE(...)`` or ``STE(...)``.
         backend: solver name (see ``imle_solvers.list_solvers``) or ``"auto"``.
-        seed: seed of the layer's noise generator (None: fresh entropy).
+        seed: seed of the layer's noise (None: drawn from Python's ``random``, which
+            ``keras.utils.set_random_seed`` seeds, as Keras' own layers do; with
+            ``noise_source="numpy"``, fresh entropy).
+        noise_source: ``"native"`` (default) draws with TensorFlow on the layer's device;
+            ``"numpy"`` draws on the host from ``numpy.random.default_rng(seed)``, identical
+            in torch, JAX and Keras.
+        validate_args: check that ``theta`` and ``dL/dz`` are finite (inside ``tf.function``
+            with a ``tf.debugging.Assert``); False skips the checks, and a layer whose solver
+            is array-native then compiles with XLA (``supports_jit``).
         n_jobs, parallel_backend, chunk_size, time_limit: passed to
             :class:`~imle_solvers.MAPOracle` (see docs/parallel.md).
         **kwargs: passed to ``keras.layers.Layer`` (``name``, ...).
@@ -60,6 +76,8 @@ class IMLELayer(keras.layers.Layer):
         estimator: Estimator,
         backend: str = "auto",
         seed: int | None = None,
+        noise_source: NoiseSource = "native",
+        validate_args: bool = True,
         n_jobs: int = 1,
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
@@ -67,9 +85,10 @@ class IMLELayer(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(trainable=False, **kwargs)
-        self.supports_jit = False
         self.problem = problem
         self.estimator = estimator
+        self.noise_source = _binding.check_noise_source(noise_source)
+        self.validate_args = validate_args
         self.oracle = MAPOracle(
             problem,
             backend=backend,
@@ -78,8 +97,19 @@ class IMLELayer(keras.layers.Layer):
             chunk_size=chunk_size,
             time_limit=time_limit,
         )
-        self.rng = _binding.generator(seed)
-        initial = _binding.state_to_array(estimator.initial_state())
+        # XLA compiles TensorFlow ops only: no host callback, no string-formatting check
+        self.supports_jit = self.oracle.solver.runs_on("tensorflow") and not validate_args
+        if noise_source == "native":
+            self.noise_state = self.add_weight(
+                name="noise_state",
+                shape=(2,),
+                dtype="int64",
+                initializer=keras.initializers.Constant([random.randint(1, 10**9) if seed is None else seed, 0]),
+                trainable=False,
+            )
+        else:
+            self.rng = _binding.generator(seed)
+        initial = estimator.initial_state()
         self.state_variables = [
             self.add_weight(
                 name=name,
@@ -88,71 +118,98 @@ class IMLELayer(keras.layers.Layer):
                 initializer=keras.initializers.Constant(float(value)),
                 trainable=False,
             )
-            for name, value in zip(_binding.state_fields(estimator), initial)
+            for name, value in ({} if initial is None else initial.state_dict()).items()
         ]
 
     @property
     def estimator_state(self) -> Any:
         """The estimator's current state (an ``AdaptiveState``), or None if stateless."""
-        values = np.array([float(v.numpy()) for v in self.state_variables])
-        return _binding.state_from_array(self.estimator, values)
+        initial = self.estimator.initial_state()
+        if initial is None:
+            return None
+        return type(initial).from_state_dict({v.name: float(v.numpy()) for v in self.state_variables})
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return output_shape(tuple(input_shape), self.estimator.samples)
 
     def call(self, theta: tf.Tensor, training: bool = True) -> tf.Tensor:
         theta = tf.convert_to_tensor(theta)
-        check_batch_shape(theta.shape, self.problem.shape, "theta")
+        check_batch_shape(tuple(theta.shape), self.problem.shape, "theta")
+        self._check_finite(theta, "theta")
         if not training:
-            z = tf.numpy_function(self._map_host, [theta], theta.dtype, stateful=False)
-            z.set_shape(theta.shape)
-            return tf.stop_gradient(z)
-        state = tf.stack([v.value for v in self.state_variables]) if self.state_variables else tf.zeros((0,), tf.float64)
-        return self._sample(theta, state)
+            return tf.stop_gradient(self._solve(theta))
+        state = tf.stack([v.value for v in self.state_variables]) if self.state_variables else None
+        return self._sample(theta, self._draw(theta), state)
 
-    def _sample(self, theta: tf.Tensor, state: tf.Tensor) -> tf.Tensor:
-        shapes = _binding.layout(self.estimator, tuple(theta.shape))
-        dtypes = [theta.dtype] * (2 if shapes.noise is None else 3)
+    def _sample(self, theta: tf.Tensor, noise: tf.Tensor | None, state: tf.Tensor | None) -> tf.Tensor:
+        sign = self.problem.sign
 
         @tf.custom_gradient
         def sample(theta: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            z, states, *noise = tf.numpy_function(self._sample_host, [theta], dtypes, stateful=True)
-            z.set_shape(shapes.z)
-            states.set_shape(shapes.states)
+            z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=sign)
 
             def grad(grad_z: tf.Tensor) -> tf.Tensor:
-                grad_theta, new_state = tf.numpy_function(
-                    self._gradient_host, [theta, states, grad_z, state, *noise], [theta.dtype, tf.float64], stateful=False
-                )
-                new_state.set_shape((len(self.state_variables),))
-                for i, variable in enumerate(self.state_variables):
-                    variable.assign(new_state[i])
-                grad_theta.set_shape(theta.shape)
+                self._check_finite(grad_z, "dL/dz")
+                old = None if state is None else _binding.state_from_vector(self.estimator, state)
+                grad_theta, new = self.estimator.gradient(residuals, grad_z, self._solve, old)
+                if new is not None:
+                    vector = _binding.state_to_vector(new, state)
+                    for i, variable in enumerate(self.state_variables):
+                        variable.assign(vector[i])
                 return grad_theta
 
             return z, grad
 
         return sample(theta)
 
-    # --- host side (numpy, one group) -------------------------------------------------
+    def _draw(self, theta: tf.Tensor) -> tf.Tensor | None:
+        """The call's noise ``(B, samples, marginal_samples, *shape)``, or None."""
+        if self.estimator.noise is None:
+            return None
+        if self.noise_source == "native":
+            return self.estimator.draw(theta, TensorFlowSource(self._next_seed, theta.dtype, tf.shape(theta)[0]))
+        host = functools.partial(self._numpy_noise_host, dtype=theta.dtype.as_numpy_dtype)
+        noise = tf.numpy_function(host, [tf.shape(theta)], theta.dtype, stateful=True)
+        noise.set_shape(_binding.noise_shape(self.estimator, tuple(theta.shape)))
+        return noise
 
-    def _map_host(self, theta: np.ndarray) -> np.ndarray:
-        return np.asarray(self.oracle(theta), theta.dtype)
+    def _next_seed(self) -> tf.Tensor:
+        """The seed of one stateless draw: the noise state, whose counter then moves on (as
+        ``keras.random.SeedGenerator``, but a weight of the layer, so saved with the model)."""
+        current = self.noise_state.value * 1
+        self.noise_state.assign(current + tf.constant([0, 1], dtype=current.dtype))
+        return tf.cast(tf.math.floormod(current, 2**31 - 1), tf.int32)  # int32 seeds compile with XLA
 
-    def _sample_host(self, theta: np.ndarray) -> list[np.ndarray]:
-        outputs = _binding.sample(self.estimator, self.oracle, theta[None], [self.rng])
-        return [np.asarray(o[0], theta.dtype) for o in outputs if o is not None]
+    def _solve(self, theta: tf.Tensor) -> tf.Tensor:
+        """MAP states of ``(N, *shape)``: as TensorFlow ops when the solver is array-native, else on the host."""
+        if self.oracle.solver_for(theta).runs_on("tensorflow"):
+            return self.oracle(theta, validate=False)
+        z = tf.numpy_function(self._solve_host, [theta], theta.dtype, stateful=False)
+        z.set_shape(theta.shape)
+        return z
 
-    def _gradient_host(
-        self, theta: np.ndarray, states: np.ndarray, grad_z: np.ndarray, state: np.ndarray, *noise: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        grad, new_state = _binding.gradient(
-            self.estimator,
-            self.oracle,
-            theta[None],
-            states[None],
-            noise[0][None] if noise else None,
-            grad_z[None],
-            state[None],
-        )
-        return np.asarray(grad[0], theta.dtype), np.asarray(new_state[0], np.float64)
+    def _check_finite(self, x: tf.Tensor, name: str) -> None:
+        """Raise naming the first non-finite batch index of ``x``, if ``validate_args``."""
+        if not self.validate_args:
+            return
+        if tf.executing_eagerly():
+            check_finite(x, name)
+            return
+        rows = tf.reshape(x, (tf.shape(x)[0], -1))
+        finite = tf.math.is_finite(rows)
+        all_finite = tf.reduce_all(finite)
+
+        def message() -> tf.Tensor:
+            index = tf.argmin(tf.cast(tf.reduce_all(finite, axis=1), tf.int32))
+            value = tf.gather(rows[index], tf.argmin(tf.cast(finite[index], tf.int32)))
+            return tf.strings.format(name + ": batch index {} holds a non-finite value ({})", (index, value))
+
+        tf.debugging.Assert(all_finite, [tf.cond(all_finite, lambda: tf.constant(""), message)])
+
+    # --- host side (numpy) --------------------------------------------------------------
+
+    def _solve_host(self, theta: np.ndarray) -> np.ndarray:
+        return _binding.solve_on_host(self.oracle, theta)
+
+    def _numpy_noise_host(self, theta_shape: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        return _binding.numpy_noise(self.estimator, tuple(theta_shape), dtype, [self.rng])[0]

@@ -128,15 +128,11 @@ def test_ste_passes_the_gradient_through_with_the_problem_sign(rng):
         np.testing.assert_allclose(grad, sign * g)
 
 
-def test_upstream_gradient_is_checked(rng):
+def test_upstream_gradient_shape_is_checked(rng):
     theta = rng.normal(size=(3, 5))
     _, residuals = ims.IMLE().sample(theta, topk(2), sign=1, rng=rng)
     with pytest.raises(InvalidInputError, match=r"dL/dz: expected shape \(3, 5\), got \(3, 4\)"):
         ims.IMLE().gradient(residuals, np.zeros((3, 4)), topk(2))
-    bad = np.zeros((3, 5))
-    bad[1, 2] = np.nan
-    with pytest.raises(InvalidInputError, match="dL/dz: batch index 1"):
-        ims.IMLE().gradient(residuals, bad, topk(2))
 
 
 @pytest.mark.parametrize("kwargs", [{"samples": 0}, {"marginal_samples": 0}, {"lambda_": 0.0}, {"samples": 1.5}])

@@ -81,7 +81,7 @@ def run_torch(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_
     torch = pytest.importorskip("torch")
     from imle_solvers.torch import IMLELayer
 
-    layer = IMLELayer(problem, estimator, backend=backend, seed=seed, **oracle_options)
+    layer = IMLELayer(problem, estimator, backend=backend, seed=seed, noise_source="numpy", **oracle_options)
     t = torch.tensor(theta, requires_grad=True)
     z = layer(t)
     z.backward(torch.tensor(grad_z))
@@ -93,7 +93,7 @@ def run_jax(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_op
     jax = pytest.importorskip("jax")
     from imle_solvers.jax import apply_state_update, imle
 
-    f = imle(problem, estimator, backend=backend, **oracle_options)
+    f = imle(problem, estimator, backend=backend, noise_source="numpy", **oracle_options)
     key = jax.random.key(3)
     state = f.initial_state()
     args = () if state is None else (state,)
@@ -111,7 +111,7 @@ def run_tensorflow(problem, estimator, theta, grad_z, seed, backend="auto", **or
     tf = pytest.importorskip("tensorflow")
     from imle_solvers.tensorflow import IMLELayer
 
-    layer = IMLELayer(problem, estimator, backend=backend, seed=seed, **oracle_options)
+    layer = IMLELayer(problem, estimator, backend=backend, seed=seed, noise_source="numpy", **oracle_options)
     t = tf.constant(theta)
     with tf.GradientTape() as tape:
         tape.watch(t)

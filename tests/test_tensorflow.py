@@ -67,7 +67,7 @@ def test_training_false_gives_the_map_state_without_gradient():
 def test_aimle_state_is_a_checkpointable_weight(tmp_path):
     estimator = ims.AIMLE(noise=ims.Gumbel(), initial_beta=2.0, beta_step=0.25)
     layer = IMLELayer(KSUBSET, estimator, seed=0)
-    assert [v.name for v in layer.non_trainable_weights] == ["beta", "nnz_average", "steps"]
+    assert [v.name for v in layer.non_trainable_weights] == ["noise_state", "beta", "nnz_average", "steps"]
     assert not layer.trainable_weights
     theta, w = batch(KSUBSET)
     forward_backward(layer, theta, w)

@@ -36,7 +36,7 @@ def test_layer_matches_the_numpy_estimator(rng, problem, estimator):
     grad_z = rng.normal(size=out_shape)
     expected_z, expected_grad = numpy_reference(problem, estimator, theta, grad_z, seed=3)
 
-    layer = IMLELayer(problem, estimator, seed=3)
+    layer = IMLELayer(problem, estimator, seed=3, noise_source="numpy")
     theta_t = torch.tensor(theta, requires_grad=True)
     z = layer(theta_t)
     z.backward(torch.tensor(grad_z))
@@ -120,7 +120,7 @@ def test_imle_wrapper_for_a_min_solver():
 @pytest.mark.parametrize("problem", [ims.KSubset(8, 3), ims.GridShortestPath(4, 4)], ids=["k-subset", "grid"])
 def test_cuda_tensors_stay_on_their_device(problem):
     theta = (torch.rand(5, *problem.shape, device="cuda", dtype=torch.float64) + 0.5).requires_grad_(True)
-    layer = IMLELayer(problem, ims.IMLE(ims.SumOfGamma(k=3)), seed=0)
+    layer = IMLELayer(problem, ims.IMLE(ims.SumOfGamma(k=3)), seed=0, noise_source="numpy")
     z = layer(theta)
     assert z.device == theta.device and z.dtype == theta.dtype
     z.sum().backward()

@@ -20,6 +20,10 @@ from ..errors import UnknownBackendError, missing_dependency
 
 SolveFn = Callable[[Any, Any], Any]
 
+# What ``array_native=True`` means: code written against the array API (array_api_compat)
+# runs on these; TensorFlow has no array-API namespace, so a solver must name it.
+ARRAY_API_FRAMEWORKS = ("numpy", "torch", "jax")
+
 
 @dataclass(frozen=True)
 class SolverEntry:
@@ -32,8 +36,10 @@ class SolverEntry:
         batched: ``solve`` takes a whole batch ``(N, *shape)`` rather than one instance.
         inline: cheap and vectorised: the oracle calls it in the calling process, never
             through the worker pool.
-        array_native: ``solve`` accepts any array-API array (a torch tensor on its
-            device) and returns one of the same kind; implies ``inline``.
+        array_native: the frameworks (``"numpy"``, ``"torch"``, ``"jax"``,
+            ``"tensorflow"``) whose arrays ``solve`` takes as they are, on their device and
+            inside ``jax.jit``/``tf.function``, returning an array of the same kind; empty
+            for a solver that takes numpy only. Implies ``inline``.
         time_limit: ``solve`` accepts a ``time_limit=`` keyword (seconds per instance, or
             None) and raises :class:`~imle_solvers.errors.SolverError` with
             ``status="time-limit"`` when it is hit without a proven optimum.
@@ -47,7 +53,7 @@ class SolverEntry:
     solve: SolveFn
     batched: bool = False
     inline: bool = False
-    array_native: bool = False
+    array_native: tuple[str, ...] = ()
     time_limit: bool = False
     priority: int = 0
     requires: tuple[str, ...] = ()
@@ -56,6 +62,10 @@ class SolverEntry:
     @property
     def installed(self) -> bool:
         return all(importlib.util.find_spec(module) is not None for module in self.requires)
+
+    def runs_on(self, framework: str) -> bool:
+        """Whether ``solve`` takes arrays of ``framework`` (see ``array_native``) as they are."""
+        return framework in self.array_native
 
 
 _REGISTRY: dict[tuple[str, str], SolverEntry] = {}
@@ -67,7 +77,7 @@ def register_solver(
     *,
     batched: bool = False,
     inline: bool = False,
-    array_native: bool = False,
+    array_native: bool | Sequence[str] = False,
     time_limit: bool = False,
     priority: int = 0,
     requires: Sequence[str] = (),
@@ -84,12 +94,17 @@ def register_solver(
     A function of ``theta`` alone (``def solve(theta)``) is accepted too, for solvers
     that need nothing from the problem.
 
+    ``array_native=True`` declares a solver written against the array API (it takes
+    numpy, torch and JAX arrays as they are); a list of framework names says exactly
+    which (``("numpy", "torch", "jax", "tensorflow")``).
+
     Registering a taken ``(kind, backend)`` raises unless ``replace=True``. The
     solver must be picklable (a module-level function) to run in worker processes.
     """
 
     def decorator(solve: SolveFn) -> SolveFn:
         key = (kind, backend)
+        frameworks = _frameworks(array_native)
         if key in _REGISTRY and not replace:
             raise ValueError(
                 f"a solver is already registered for kind {kind!r}, backend {backend!r}; "
@@ -99,9 +114,9 @@ def register_solver(
             kind=kind,
             backend=backend,
             solve=solve if _takes_problem(solve) else functools.partial(_without_problem, solve),
-            batched=batched or array_native,
-            inline=inline or array_native,
-            array_native=array_native,
+            batched=batched or bool(frameworks),
+            inline=inline or bool(frameworks),
+            array_native=frameworks,
             time_limit=time_limit,
             priority=priority,
             requires=tuple(requires),
@@ -110,6 +125,18 @@ def register_solver(
         return solve
 
     return decorator
+
+
+def _frameworks(array_native: bool | Sequence[str]) -> tuple[str, ...]:
+    if array_native is True:
+        return ARRAY_API_FRAMEWORKS
+    if array_native is False:
+        return ()
+    known = (*ARRAY_API_FRAMEWORKS, "tensorflow")
+    unknown = [name for name in array_native if name not in known]
+    if unknown or isinstance(array_native, str):
+        raise ValueError(f"array_native: expected True, False or frameworks among {known}, got {array_native!r}")
+    return tuple(array_native)
 
 
 def _takes_problem(solve: SolveFn) -> bool:
@@ -134,6 +161,15 @@ def list_solvers(kind: str | None = None) -> list[SolverEntry]:
     """The registered solvers (of one kind, if given), highest priority first."""
     entries = [e for e in _REGISTRY.values() if kind is None or e.kind == kind]
     return sorted(entries, key=lambda e: (e.kind, -e.priority, e.backend))
+
+
+def resolve_native_solver(kind: str, framework: str) -> SolverEntry | None:
+    """The installed solver of highest priority for ``kind`` that takes ``framework``'s arrays
+    as they are (see ``array_native``), or None."""
+    for entry in list_solvers(kind):
+        if entry.runs_on(framework) and entry.installed:
+            return entry
+    return None
 
 
 def resolve_solver(kind: str, backend: str = "auto") -> SolverEntry:

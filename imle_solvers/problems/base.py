@@ -3,9 +3,10 @@ input checks. Problems hold no solver code and are plain picklable data."""
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
-from .._array import Array, array_namespace, to_numpy
+from .._array import Array, array_namespace, is_traced, to_numpy
 from ..errors import InvalidInputError
 
 Sense = Literal["max", "min"]
@@ -69,11 +70,22 @@ def check_batch_shape(actual: tuple[int | None, ...], shape: tuple[int, ...], na
 
 
 def check_finite(values: Array, name: str) -> None:
-    """Raise naming the first batch index (leading axis) that holds NaN or infinity."""
+    """Raise naming the first batch index (leading axis) that holds NaN or infinity.
+
+    One reduction in the common case: the sum of finite values is finite unless it
+    overflows, and only then (or when a value is not finite) are the values scanned.
+    A traced array (inside ``jax.jit`` or ``tf.function``) has no values to read: the
+    bindings check those on the device (their ``validate_args``)."""
     xp = array_namespace(values)
-    if values.shape[0] == 0 or bool(xp.all(xp.isfinite(values))):
+    if values.shape[0] == 0 or is_traced(values) or math.isfinite(float(xp.sum(values))):
         return
     bad = to_numpy(xp.reshape(~xp.isfinite(values), (values.shape[0], -1)))
+    if not bad.any():
+        return
     index = int(bad.any(axis=1).argmax())
-    value = to_numpy(xp.reshape(values[index], (-1,)))[bad[index].argmax()]
-    raise InvalidInputError(f"{name}: batch index {index} holds a non-finite value ({value})")
+    raise non_finite_error(name, index, to_numpy(xp.reshape(values[index], (-1,)))[bad[index].argmax()])
+
+
+def non_finite_error(name: str, index: int, value: float) -> InvalidInputError:
+    """The error for a non-finite ``value`` at batch index ``index`` of ``name``."""
+    return InvalidInputError(f"{name}: batch index {index} holds a non-finite value ({value})")

@@ -1,0 +1,88 @@
+"""Noise distributions for Perturb-and-MAP.
+
+Each is a frozen settings object with ``sample(source, shape)``, written once against
+the primitive draws of a :class:`~imle_solvers.noise.sources.RandomSource`: the same
+distribution draws in numpy (float64, identical in every framework for one seed), or
+natively in torch, JAX or TensorFlow on the scores' own device and dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+from .._array import Array, array_namespace, device
+from ..errors import InvalidInputError
+from .quantile_table import sum_of_gamma_table
+from .sources import RandomSource, Shape, as_source
+
+
+class NoiseDistribution(Protocol):
+    """Anything with ``sample(source, shape) -> array of that shape``; ``source`` is a
+    :class:`~imle_solvers.noise.RandomSource` or a ``numpy.random.Generator``."""
+
+    def sample(self, source: RandomSource | np.random.Generator, shape: Shape) -> Array: ...
+
+
+@dataclass(frozen=True)
+class Gumbel:
+    """Standard Gumbel(0, 1) noise: the Gumbel-max trick, exact for one-hot structures."""
+
+    def sample(self, source: RandomSource | np.random.Generator, shape: Shape) -> Array:
+        return as_source(source).gumbel(shape)
+
+
+SumOfGammaMethod = Literal["table", "exact"]
+
+
+@dataclass(frozen=True)
+class SumOfGamma:
+    r"""Sum-of-Gamma noise of Niepert et al. (2021), tailored to structures with ``k`` ones.
+
+    .. math:: \epsilon = \frac{1}{k}\Big(\sum_{i=1}^{s} \mathrm{Gamma}(1/k,\ \text{scale}=k/i) - \log s\Big)
+
+    The sum of ``k`` independent draws has mean :math:`H_s - \log s` (0.626 at s=10)
+    and tends to Gumbel(0, 1) as ``s = nb_iterations`` grows. Note the Gamma *scale*
+    is ``k/i`` (rate ``i/k``). One entry has mean :math:`(H_s - \log s)/k` and variance
+    :math:`\sum_{i=1}^{s} i^{-2} / k`.
+
+    Args:
+        k: expected number of ones in a MAP state (k of a k-subset, ~1.3 x side of a grid path).
+        nb_iterations: s, the number of Gamma terms.
+        method: how entries are drawn.
+
+            - ``"table"`` (default, fast, approximate): inverse-transform sampling from
+              the exact quantiles of one entry, tabulated once per ``(k, s)`` at
+              4096 knots (:mod:`imle_solvers.noise.quantile_table`) and interpolated
+              linearly. The Kolmogorov distance of its distribution to the exact one is
+              below 1/4096 = 2.4e-4 by construction (measured: 2e-5 at s = 10, 7e-5 at
+              s = 1); a draw costs one uniform. Built in about half a second on first use.
+            - ``"exact"``: ``s`` Gamma draws per entry, as the reference implementations
+              do; slow for small shapes ``1/k`` in every framework (and very slow in JAX).
+    """
+
+    k: float
+    nb_iterations: int = 10
+    method: SumOfGammaMethod = "table"
+
+    def __post_init__(self) -> None:
+        if not self.k > 0:
+            raise InvalidInputError(f"SumOfGamma: k must be positive, got {self.k!r}")
+        if int(self.nb_iterations) != self.nb_iterations or self.nb_iterations < 1:
+            raise InvalidInputError(f"SumOfGamma: nb_iterations must be a positive integer, got {self.nb_iterations!r}")
+        if self.method not in ("table", "exact"):
+            raise InvalidInputError(f"SumOfGamma: method must be 'table' or 'exact', got {self.method!r}")
+
+    def sample(self, source: RandomSource | np.random.Generator, shape: Shape) -> Array:
+        source = as_source(source)
+        if self.method == "table":
+            return sum_of_gamma_table(float(self.k), int(self.nb_iterations)).inverse_cdf(source.uniform(shape))
+        terms = int(self.nb_iterations)
+        gammas = source.standard_gamma(1.0 / self.k, (terms, *shape))
+        xp = array_namespace(gammas)
+        scales = [self.k / i for i in range(1, terms + 1)]
+        scale = xp.reshape(xp.asarray(scales, dtype=gammas.dtype, device=device(gammas)), (terms,) + (1,) * len(shape))
+        return (xp.sum(gammas * scale, axis=0) - math.log(terms)) / self.k
