@@ -156,7 +156,7 @@ def test_grid_parameters_are_checked(kwargs, message):
 
 
 def test_unknown_backend_lists_the_known_ones():
-    with pytest.raises(UnknownBackendError, match=r"known backends: \['scipy', 'networkx'\]"):
+    with pytest.raises(UnknownBackendError, match=r"known backends: \['scipy', 'bellman-ford', 'networkx'\]"):
         ims.MAPOracle(ims.GridShortestPath(3, 3), backend="gurobi")
 
 
