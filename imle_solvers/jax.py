@@ -1,10 +1,11 @@
 """JAX binding: the estimators as a pure function of ``(theta, key[, state])``.
 
 The estimator's math (:mod:`imle_solvers.estimators`) runs on JAX arrays inside a
-``jax.custom_vjp``, so it is traced, compiled and vmapped with the rest of the model.
-Noise is drawn from the key with ``jax.random`` (``noise_source="native"``, the
-default). An array-native solver (top-k; the grid shortest path's Bellman-Ford,
-which ``backend="auto"`` picks while tracing) runs as JAX ops too: a step of such a
+``jax.custom_vjp``, so it is traced, compiled and vmapped with the rest of the model;
+an eager call runs it compiled too (one ``jax.jit`` per shape). Noise is drawn from
+the key with ``jax.random`` (``noise_source="native"``, the default). An array-native
+solver (top-k; the grid shortest path's Bellman-Ford, which ``backend="auto"`` picks
+for JAX, whose arrays are always traced here) runs as JAX ops too: a step of such a
 problem never leaves the device and its jaxpr holds no callback. Other solvers are
 reached through one ``jax.pure_callback`` per solve; under ``jax.vmap`` all mapped
 calls reach the host in that one callback and are solved in one oracle call.
@@ -106,6 +107,10 @@ class IMLEFunction:
         core = jax.custom_vjp(self._primal)
         core.defvjp(self._forward, self._backward)
         self._core = core
+        # Compiled once per shape, so that an eager call costs one dispatch rather than one
+        # per op (inside the caller's own jit they are inlined).
+        self._compiled_sample = jax.jit(self._sample)
+        self._compiled_solve = jax.jit(self._solve)
 
     def __repr__(self) -> str:
         return (
@@ -135,16 +140,19 @@ class IMLEFunction:
             if self.state_fields
             else jnp.zeros((0,), dtype=theta.dtype)
         )
-        return self._core(theta, self._draw(theta, key), vector)
+        return self._compiled_sample(theta, key, vector)
 
     def map(self, theta: jax.Array) -> jax.Array:
         """The MAP states ``(B, *shape)`` of ``theta`` ``(B, *shape)``; no gradient flows."""
         theta = jax.lax.stop_gradient(jnp.asarray(theta))
         check_batch_shape(theta.shape, self.problem.shape, "theta")
         self._check_finite(theta, "theta")
-        return self._solve(theta)
+        return self._compiled_solve(theta)
 
     # --- pieces -------------------------------------------------------------------------
+
+    def _sample(self, theta: jax.Array, key: jax.Array, state: jax.Array) -> jax.Array:
+        return self._core(theta, self._draw(theta, key), state)
 
     def _draw(self, theta: jax.Array, key: jax.Array) -> jax.Array | None:
         """The call's noise ``(B, samples, marginal_samples, *shape)``, or None."""
