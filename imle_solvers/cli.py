@@ -138,12 +138,14 @@ def solve(spec: str, theta_file: str, backend: str, params: dict[str, Any], out:
 
 @main.command()
 def solvers() -> None:
-    """List the registered solvers: problem kind, backend, installed or not."""
+    """List the registered solvers: problem kind, backend, priority, installed or not, and the
+    frameworks whose arrays an array-native solver takes on their own device."""
     from .adapters import list_solvers
 
     for entry in list_solvers():
         state = "installed" if entry.installed else f"missing (pip install imle_solvers[{entry.extra}])"
-        click.echo(f"{entry.kind:24} {entry.backend:12} priority {entry.priority:3}  {state}")
+        native = f"  array-native: {', '.join(entry.array_native)}" if entry.array_native else ""
+        click.echo(f"{entry.kind:24} {entry.backend:12} priority {entry.priority:3}  {state}{native}")
 
 
 @main.command()

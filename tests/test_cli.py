@@ -84,6 +84,8 @@ def test_solvers_lists_the_ilp_backends():
     assert result.exit_code == 0
     assert any(line.split()[:2] == ["ilp", "ortools"] for line in result.output.splitlines())
     assert any(line.split()[:2] == ["ilp", "scip"] for line in result.output.splitlines())
+    grid = next(line for line in result.output.splitlines() if line.split()[:2] == ["grid-shortest-path", "bellman-ford"])
+    assert grid.endswith("array-native: numpy, torch, jax")
 
 
 def test_bench_discovers_filters_and_runs_scripts(tmp_path):
