@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -68,3 +69,15 @@ def test_demo_training_learns_paths(tmp_path):
         assert loss[-1] < loss[0]
         assert metrics[name]["cost_accuracy"] > metrics["random"]["cost_accuracy"] + 0.2
     assert metrics["imle"]["cost_accuracy"] > 0.6  # 0.775 measured with seed 0 (0.8 before the cosine schedule)
+
+
+def test_training_workers_run_on_one_thread_with_pinned_kernels():
+    """The demo's figures repeat across machines only if its workers pick the same kernels."""
+    from imle_solvers.demo import side_by_side
+
+    x86 = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    with side_by_side(workers=1) as pool:
+        assert pool.submit(torch.get_num_threads).result() == 1
+        capability = pool.submit(torch.backends.cpu.get_cpu_capability).result()
+    assert capability == ("AVX2" if x86 else torch.backends.cpu.get_cpu_capability())
+    assert "ATEN_CPU_CAPABILITY" not in os.environ, "the environment is restored"
