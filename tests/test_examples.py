@@ -19,3 +19,12 @@ def test_custom_solver_learns_the_scoring_rule():
 
 def test_parallel_training_learns_with_two_workers():
     assert load("parallel_training").main(steps=30, n_jobs=2) > 0.8
+
+
+def test_fast_path_example_stays_in_every_framework():
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")
+    results = load("fast_path").main()
+    assert results["torch resume"] is True
+    assert results["jax callbacks"] == {"k-subset": 0, "grid 12x12": 0}
+    assert results["keras host calls"] == 0
