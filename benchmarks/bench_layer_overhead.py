@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import torch
 
 import imle_solvers as ims
@@ -42,8 +41,7 @@ def bench_problem(name: str, problem: Problem, kappa: int) -> dict[str, float | 
         warnings.simplefilter("ignore", NegativeCostWarning)
         layer_s = median_seconds(training_step, REPEATS)
     map_s = median_seconds(two_map_batches, REPEATS)
-    rng = np.random.default_rng(0)
-    noise_s = median_seconds(lambda: layer.estimator.noise.sample(rng, tuple(theta.shape)), REPEATS)
+    noise_s = median_seconds(lambda: layer.estimator.draw(theta, layer.noise.source(theta)), REPEATS)
     return {
         "problem": name,
         "batch": BATCH,

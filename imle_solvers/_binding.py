@@ -44,6 +44,7 @@ __all__ = [
     "seed_from_words",
     "noise_shape",
     "numpy_noise",
+    "nan_where_not_finite",
     "solve_on_host",
     "state_fields",
     "state_to_vector",
@@ -91,6 +92,19 @@ def numpy_noise(
     placeholder = np.broadcast_to(np.zeros((), dtype=dtype), tuple(theta_shape))  # shape and dtype only
     return np.stack([draw_noise(estimator.noise, g, placeholder, estimator.samples, estimator.marginal_samples)
                      for g in generators])
+
+
+def nan_where_not_finite(grad_z: Array, grad: Array) -> Array:
+    """``grad`` ``(B, *shape)`` with NaN in every row whose upstream gradient ``grad_z``
+    ``(B, ...)`` holds NaN or infinity, as any differentiable op would give.
+
+    The backward pass's check, with ``validate_args``: it reads nothing back from the
+    device (forward's check of ``theta`` is the step's one read), yet a non-finite ``dL/dz``
+    cannot pass as a finite gradient computed from a meaningless target."""
+    xp = array_namespace(grad)
+    # 0 * x is 0 for a finite x and NaN for NaN and +-inf: each row's sum is 0 or NaN, exactly
+    poison = xp.sum(xp.reshape(grad_z * 0, (grad_z.shape[0], -1)), axis=1)
+    return grad + xp.reshape(xp.astype(poison, grad.dtype), (-1, *(1,) * (grad.ndim - 1)))
 
 
 def solve_on_host(oracle: MAPOracle, theta: np.ndarray) -> np.ndarray:

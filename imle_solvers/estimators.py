@@ -12,8 +12,8 @@ problem (costs). Internally everything is a max problem over ``sign * theta``, s
 users pass costs as costs. ``rng`` is a ``numpy.random.Generator`` (noise drawn on the
 host in float64, then moved to ``theta``'s dtype and device) or any
 :class:`~imle_solvers.noise.RandomSource` (noise drawn where ``theta`` is; the bindings
-pass their framework's). The estimators check shapes, not values: callers check
-``theta`` and ``grad_z`` once (the bindings do, see their ``validate_args``).
+pass their framework's). The estimators check shapes, not values: their callers check
+values once (the bindings do, see their ``validate_args``).
 
 Shapes: ``theta`` is ``(B, *shape)``. ``z`` (and ``grad_z``) is ``(B, *shape)`` when
 ``samples == 1`` and ``(B, samples, *shape)`` otherwise; with ``marginal_samples > 1``

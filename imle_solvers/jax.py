@@ -134,7 +134,7 @@ class IMLEFunction:
                 f"{type(self.estimator).__name__}: state must be "
                 + ("passed (see initial_state())" if self.state_fields else "None: the estimator is stateless")
             )
-        self._check_finite(theta, "theta")
+        self._check_theta(theta)
         vector = (
             jnp.stack([jnp.asarray(state[name]) for name in self.state_fields])
             if self.state_fields
@@ -146,7 +146,7 @@ class IMLEFunction:
         """The MAP states ``(B, *shape)`` of ``theta`` ``(B, *shape)``; no gradient flows."""
         theta = jax.lax.stop_gradient(jnp.asarray(theta))
         check_batch_shape(theta.shape, self.problem.shape, "theta")
-        self._check_finite(theta, "theta")
+        self._check_theta(theta)
         return self._compiled_solve(theta)
 
     # --- pieces -------------------------------------------------------------------------
@@ -174,25 +174,15 @@ class IMLEFunction:
     def _solve_host(self, theta: np.ndarray) -> np.ndarray:
         return _binding.solve_on_host(self.oracle, theta)
 
-    def _check_finite(self, x: jax.Array, name: str) -> None:
-        """Raise naming the first non-finite batch index of ``x``, if ``validate_args``. A traced
-        ``x`` is checked on the device; only a failing check calls the host, to raise."""
-        if not self.validate_args or x.shape[0] == 0:
+    def _check_theta(self, theta: jax.Array) -> None:
+        """Raise naming the first non-finite batch index of ``theta``, if ``validate_args``. A
+        traced ``theta`` is checked on the device; only a failing check calls the host."""
+        if not self.validate_args or theta.shape[0] == 0:
             return
-        if not isinstance(x, jax.core.Tracer):
-            check_finite(x, name)
-            return
-        rows = jnp.reshape(x, (x.shape[0], -1))
-        finite = jnp.isfinite(rows)
-        all_finite = jnp.all(finite)
-
-        def report(all_finite: jax.Array, finite: jax.Array, rows: jax.Array) -> None:
-            index = jnp.argmin(jnp.all(finite, axis=1))
-            value = rows[index, jnp.argmin(finite[index])]
-            jax.debug.callback(_raise_if_not_finite, name, all_finite, index, value)
-
-        # the host is called only when a value is not finite (under vmap: always, and it checks)
-        jax.lax.cond(all_finite, lambda *_: None, report, all_finite, finite, rows)
+        if isinstance(theta, jax.core.Tracer):
+            _check_theta_on_device(theta)
+        else:
+            check_finite(theta, "theta")
 
     # --- custom_vjp -----------------------------------------------------------------
 
@@ -205,10 +195,11 @@ class IMLEFunction:
 
     def _backward(self, saved: tuple, grad_z: jax.Array) -> tuple[jax.Array, jax.Array | None, jax.Array]:
         theta, noise, states, state = saved
-        self._check_finite(grad_z, "dL/dz")
         residuals = Residuals(theta=theta, noise=noise, z=states, sign=self.problem.sign)
         old = _binding.state_from_vector(self.estimator, state)
         grad, new = self.estimator.gradient(residuals, grad_z, self._solve, old)
+        if self.validate_args:
+            grad = _binding.nan_where_not_finite(grad_z, grad)
         update = jnp.zeros_like(state) if new is None else (_binding.state_to_vector(new, state) - state).astype(state.dtype)
         return grad, None if noise is None else jnp.zeros_like(noise), update
 
@@ -227,12 +218,30 @@ class _NumpyNoise:
         return noise.reshape(*lead, *noise.shape[1:])
 
 
-def _raise_if_not_finite(name: str, all_finite: np.ndarray, index: np.ndarray, value: np.ndarray) -> None:
-    """Host side of the traced finiteness check; under ``jax.vmap`` the arguments gain leading axes."""
+@jax.jit  # one definition, so that the check compiles once per shape, also under eager grad
+def _check_theta_on_device(theta: jax.Array) -> None:
+    rows = jnp.reshape(theta, (theta.shape[0], -1))
+    finite = jnp.isfinite(rows)
+    all_finite = jnp.all(finite)
+    # the host is called only when a value is not finite (under vmap: always, and it checks)
+    jax.lax.cond(all_finite, _nothing, _report_non_finite, all_finite, finite, rows)
+
+
+def _nothing(*_: jax.Array) -> None:
+    return None
+
+
+def _report_non_finite(all_finite: jax.Array, finite: jax.Array, rows: jax.Array) -> None:
+    index = jnp.argmin(jnp.all(finite, axis=1))
+    jax.debug.callback(_raise_if_not_finite, all_finite, index, rows[index, jnp.argmin(finite[index])])
+
+
+def _raise_if_not_finite(all_finite: np.ndarray, index: np.ndarray, value: np.ndarray) -> None:
+    """Host side of the traced check of ``theta``; under ``jax.vmap`` the arguments gain leading axes."""
     all_finite, index, value = np.asarray(all_finite), np.asarray(index), np.asarray(value)
     if not all_finite.all():
         first = np.unravel_index(np.argmin(all_finite), all_finite.shape)
-        raise non_finite_error(name, int(index[first]), float(value[first]))
+        raise non_finite_error("theta", int(index[first]), float(value[first]))
 
 
 def imle(
@@ -255,8 +264,9 @@ def imle(
         noise_source: ``"native"`` (default) draws from the key with ``jax.random``, inside
             ``jit``; ``"numpy"`` draws on the host from ``numpy.random.default_rng(numpy_seed(key))``,
             identical in torch, JAX and Keras.
-        validate_args: check that ``theta`` and ``dL/dz`` are finite (under ``jit``, on the
-            device, with one ``jax.debug.callback`` for the verdict); False skips the checks.
+        validate_args: check that ``theta`` is finite (under ``jit`` on the device; only a
+            failing check calls the host, through ``jax.debug.callback``), and give NaN
+            gradients to rows whose ``dL/dz`` is not finite; False skips both.
         n_jobs, parallel_backend, chunk_size, time_limit: passed to
             :class:`~imle_solvers.MAPOracle` (see docs/parallel.md).
     """

@@ -126,8 +126,8 @@ class MAPOracle:
         """MAP states of a batch ``theta`` of shape ``(B, *problem.shape)``, same shape out.
 
         ``validate=False`` skips the checks of ``theta``'s shape and values, for callers
-        that made them already (the bindings check once per pass; a check of a GPU
-        tensor's values waits for the device)."""
+        that made them already (the bindings check ``theta`` once per step; a check of a
+        GPU tensor's values waits for the device)."""
         framework = framework_of(theta)
         solver = self._solver_for(theta, framework)
         if solver.runs_on(framework):

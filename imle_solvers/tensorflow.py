@@ -62,9 +62,10 @@ class IMLELayer(keras.layers.Layer):
         noise_source: ``"native"`` (default) draws with TensorFlow on the layer's device;
             ``"numpy"`` draws on the host from ``numpy.random.default_rng(seed)``, identical
             in torch, JAX and Keras.
-        validate_args: check that ``theta`` and ``dL/dz`` are finite (inside ``tf.function``
-            with a ``tf.debugging.Assert``); False skips the checks, and a layer whose solver
-            is array-native then compiles with XLA (``supports_jit``).
+        validate_args: check that ``theta`` is finite (inside ``tf.function`` with a
+            ``tf.debugging.Assert``), and give NaN gradients to rows whose ``dL/dz`` is not
+            finite; False skips both, and a layer whose solver is array-native then compiles
+            with XLA (``supports_jit``).
         n_jobs, parallel_backend, chunk_size, time_limit: passed to
             :class:`~imle_solvers.MAPOracle` (see docs/parallel.md).
         **kwargs: passed to ``keras.layers.Layer`` (``name``, ...).
@@ -99,6 +100,7 @@ class IMLELayer(keras.layers.Layer):
         )
         # XLA compiles TensorFlow ops only: no host callback, no string-formatting check
         self.supports_jit = self.oracle.solver.runs_on("tensorflow") and not validate_args
+        self._compiled_step = tf.function(self._step, reduce_retracing=True)
         if noise_source == "native":
             self.noise_state = self.add_weight(
                 name="noise_state",
@@ -138,6 +140,13 @@ class IMLELayer(keras.layers.Layer):
         self._check_finite(theta, "theta")
         if not training:
             return tf.stop_gradient(self._solve(theta))
+        # Eagerly, the step runs as one graph: dozens of eager ops would cost more than the
+        # solve. Not with a state to update: a gradient function's assignments to variables
+        # do not run when an eager tape differentiates through a tf.function.
+        compiled = tf.executing_eagerly() and not self.state_variables
+        return (self._compiled_step if compiled else self._step)(theta)
+
+    def _step(self, theta: tf.Tensor) -> tf.Tensor:
         state = tf.stack([v.value for v in self.state_variables]) if self.state_variables else None
         return self._sample(theta, self._draw(theta), state)
 
@@ -149,9 +158,10 @@ class IMLELayer(keras.layers.Layer):
             z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=sign)
 
             def grad(grad_z: tf.Tensor) -> tf.Tensor:
-                self._check_finite(grad_z, "dL/dz")
                 old = None if state is None else _binding.state_from_vector(self.estimator, state)
                 grad_theta, new = self.estimator.gradient(residuals, grad_z, self._solve, old)
+                if self.validate_args:
+                    grad_theta = _binding.nan_where_not_finite(grad_z, grad_theta)
                 if new is not None:
                     vector = _binding.state_to_vector(new, state)
                     for i, variable in enumerate(self.state_variables):

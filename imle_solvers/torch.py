@@ -41,7 +41,7 @@ class _Step:
     sign: int
     source: RandomSource
     holder: Any  # has an ``estimator_state`` attribute that backward replaces
-    validate: bool  # check dL/dz's values in backward
+    validate: bool  # make rows of a non-finite dL/dz NaN in backward
 
 
 class _PerturbAndMAPFunction(torch.autograd.Function):
@@ -57,12 +57,10 @@ class _PerturbAndMAPFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_z: torch.Tensor) -> tuple[torch.Tensor, None]:
         step = ctx.step
         grad_z = grad_z.detach()
-        if step.validate:
-            check_finite(grad_z, "dL/dz")
         grad, step.holder.estimator_state = step.estimator.gradient(
             ctx.residuals, grad_z, step.solve, step.holder.estimator_state
         )
-        return grad, None
+        return (_binding.nan_where_not_finite(grad_z, grad) if step.validate else grad), None
 
 
 class NoiseGenerators:
@@ -132,9 +130,10 @@ class IMLELayer(torch.nn.Module):
         noise_source: ``"native"`` (default) draws with torch on ``theta``'s device and in
             its dtype; ``"numpy"`` draws on the host from ``numpy.random.default_rng(seed)``,
             identical in torch, JAX and Keras for one seed.
-        validate_args: check that ``theta`` (forward) and ``dL/dz`` (backward) are finite,
-            one reduction each, which waits for the device; False skips the checks (as
-            ``torch.distributions``' ``validate_args``), shapes are always checked.
+        validate_args: check that ``theta`` is finite (one reduction read back from the
+            device per step), and give NaN gradients to rows whose ``dL/dz`` is not finite
+            (on the device, nothing read back); False skips both (as
+            ``torch.distributions``' ``validate_args``). Shapes are always checked.
         n_jobs, parallel_backend, chunk_size, time_limit: passed to
             :class:`~imle_solvers.MAPOracle` (see docs/parallel.md); forward and backward
             passes share its worker pool.
