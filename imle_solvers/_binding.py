@@ -10,7 +10,8 @@ Noise sources (the ``noise_source`` argument of every binding):
 
 - ``"native"`` (default): the framework's own generator draws on the scores' device
   and in their dtype (torch: a ``torch.Generator`` per device, or torch's default one
-  when the layer has no seed; JAX: the key passed in; Keras: a ``SeedGenerator``).
+  when the layer has no seed; JAX: the key passed in; Keras: stateless TensorFlow draws
+  keyed by the layer's weight ``noise_state``).
 - ``"numpy"``: every call draws from a ``numpy.random.Generator`` on the host, so one
   seed gives the same noise, hence the same ``z`` and gradients, in every framework.
   The torch and Keras layers make one ``generator(seed)`` and draw each call from it in

@@ -32,7 +32,7 @@ from .estimators import Estimator, output_shape
 from .noise import TensorFlowSource
 from .oracle import MAPOracle
 from .problems import Problem
-from .problems.base import check_batch_shape, check_finite
+from .problems.base import NON_FINITE_MESSAGE, check_batch_shape, check_finite
 
 try:
     import keras
@@ -137,7 +137,7 @@ class IMLELayer(keras.layers.Layer):
     def call(self, theta: tf.Tensor, training: bool = True) -> tf.Tensor:
         theta = tf.convert_to_tensor(theta)
         check_batch_shape(tuple(theta.shape), self.problem.shape, "theta")
-        self._check_finite(theta, "theta")
+        self._check_theta(theta)
         if not training:
             return tf.stop_gradient(self._solve(theta))
         # Eagerly, the step runs as one graph: dozens of eager ops would cost more than the
@@ -198,21 +198,22 @@ class IMLELayer(keras.layers.Layer):
         z.set_shape(theta.shape)
         return z
 
-    def _check_finite(self, x: tf.Tensor, name: str) -> None:
-        """Raise naming the first non-finite batch index of ``x``, if ``validate_args``."""
+    def _check_theta(self, theta: tf.Tensor) -> None:
+        """Raise naming the first non-finite batch index of ``theta``, if ``validate_args``;
+        inside ``tf.function`` through a ``tf.debugging.Assert``."""
         if not self.validate_args:
             return
         if tf.executing_eagerly():
-            check_finite(x, name)
+            check_finite(theta, "theta")
             return
-        rows = tf.reshape(x, (tf.shape(x)[0], -1))
+        rows = tf.reshape(theta, (tf.shape(theta)[0], -1))
         finite = tf.math.is_finite(rows)
         all_finite = tf.reduce_all(finite)
 
         def message() -> tf.Tensor:
             index = tf.argmin(tf.cast(tf.reduce_all(finite, axis=1), tf.int32))
             value = tf.gather(rows[index], tf.argmin(tf.cast(finite[index], tf.int32)))
-            return tf.strings.format(name + ": batch index {} holds a non-finite value ({})", (index, value))
+            return tf.strings.format(NON_FINITE_MESSAGE.format(name="theta", index="{}", value="{}"), (index, value))
 
         tf.debugging.Assert(all_finite, [tf.cond(all_finite, lambda: tf.constant(""), message)])
 

@@ -68,7 +68,7 @@ def test_demo_training_learns_paths(tmp_path):
         loss = metrics[name]["loss"]
         assert loss[-1] < loss[0]
         assert metrics[name]["cost_accuracy"] > metrics["random"]["cost_accuracy"] + 0.2
-    assert metrics["imle"]["cost_accuracy"] > 0.6  # 0.775 measured with seed 0 (0.8 before the cosine schedule)
+    assert metrics["imle"]["cost_accuracy"] > 0.6  # 0.781 measured with seed 0
 
 
 def test_training_workers_run_on_one_thread_with_pinned_kernels():

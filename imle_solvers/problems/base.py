@@ -86,6 +86,9 @@ def check_finite(values: Array, name: str) -> None:
     raise non_finite_error(name, index, to_numpy(xp.reshape(values[index], (-1,)))[bad[index].argmax()])
 
 
+NON_FINITE_MESSAGE = "{name}: batch index {index} holds a non-finite value ({value})"
+
+
 def non_finite_error(name: str, index: int, value: float) -> InvalidInputError:
     """The error for a non-finite ``value`` at batch index ``index`` of ``name``."""
-    return InvalidInputError(f"{name}: batch index {index} holds a non-finite value ({value})")
+    return InvalidInputError(NON_FINITE_MESSAGE.format(name=name, index=index, value=value))
