@@ -15,7 +15,7 @@ from .errors import (
 from .estimators import AIMLE, IMLE, STE, AdaptiveState
 from .noise import Gumbel, SumOfGamma
 from .oracle import MAPOracle
-from .spec import ILPBuilder, SpecError, list_problems, problem, register_ilp
+from .spec import ILPBuilder, SpecError, SpecLimits, UnknownProblemError, list_problems, named_ilp, problem, register_ilp
 from .problems import (
     ILP,
     BipartiteMatching,
@@ -50,7 +50,10 @@ __all__ = [
     "list_solvers",
     "ILPBuilder",
     "SpecError",
+    "SpecLimits",
+    "UnknownProblemError",
     "list_problems",
+    "named_ilp",
     "problem",
     "register_ilp",
     "register_solver",

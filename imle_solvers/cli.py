@@ -42,6 +42,32 @@ PARAM = click.option(
 )
 
 
+def _parse_limits(ctx: click.Context, option: click.Parameter, values: tuple[str, ...]):
+    from .spec import SpecLimits
+
+    changes = {}
+    for item in values:
+        name, sep, text = item.partition("=")
+        if not sep or name not in SpecLimits.names():
+            raise click.BadParameter(f"expected NAME=N with NAME one of {', '.join(SpecLimits.names())}, got {item!r}",
+                                     ctx, option)
+        try:
+            changes[name] = int(text.replace("_", ""))
+        except ValueError:
+            raise click.BadParameter(f"{name}: expected a whole number, got {text!r}", ctx, option) from None
+    try:
+        return SpecLimits(**changes)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx, option) from None
+
+
+LIMIT = click.option(
+    "--limit", "-l", "limits", multiple=True, callback=_parse_limits, metavar="NAME=N",
+    help="Raise or lower a spec limit, e.g. --limit max_rows=5000000 (names and defaults: docs/spec.md, "
+         "'Limits'). Repeatable.",
+)
+
+
 def _load_array(path: Path) -> np.ndarray:
     """An array from ``.npy`` (no pickles) or ``.json``."""
     if path.suffix == ".npy":
@@ -51,19 +77,22 @@ def _load_array(path: Path) -> np.ndarray:
     raise ValueError(f"{path}: expected a .npy or .json file")
 
 
-def _try_load(spec: str, params: dict[str, Any]):
-    """The ILP of ``spec``, or None after printing its located error."""
-    from .spec import SpecError, load_yaml
+def _try_load(spec: str, params: dict[str, Any], limits):
+    """The ILP of ``spec``, or None after printing its located error (whose advice names
+    the command line's options, not Python's arguments)."""
+    from .spec import SpecError
+    from .spec.compiler import compile_spec, read_yaml
+    from .spec.limits import CLI
 
     try:
-        return load_yaml(spec, **params)
+        return compile_spec(read_yaml(spec, limits), params, limits, CLI)
     except SpecError as error:
         click.echo(f"error: {error}", err=True)
         return None
 
 
-def _load(spec: str, params: dict[str, Any]):
-    ilp = _try_load(spec, params)
+def _load(spec: str, params: dict[str, Any], limits):
+    ilp = _try_load(spec, params, limits)
     if ilp is None:
         sys.exit(1)
     return ilp
@@ -72,15 +101,17 @@ def _load(spec: str, params: dict[str, Any]):
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @PARAM
-def validate(specs: tuple[str, ...], params: dict[str, Any]) -> None:
+@LIMIT
+def validate(specs: tuple[str, ...], params: dict[str, Any], limits) -> None:
     """Check ILP spec files (YAML or JSON).
 
     Prints one line per spec: its variables, constraint rows and theta shape, or the
-    error as FILE:LINE:COLUMN: FIELD: MESSAGE. Exits 1 if any spec is broken.
+    error as FILE:LINE:COLUMN: FIELD: MESSAGE. Exits 1 if any spec is broken. A spec
+    that would expand past a limit (rows, nonzeros, ...) is refused before it is built.
     """
     failed = False
     for spec in specs:
-        ilp = _try_load(spec, params)
+        ilp = _try_load(spec, params, limits)
         if ilp is None:
             failed = True
             continue
@@ -99,9 +130,10 @@ def validate(specs: tuple[str, ...], params: dict[str, Any]) -> None:
 @click.option("--backend", "-b", default="auto", show_default=True,
               help="Solver backend for kind 'ilp' (ortools, scip; see `imle-solvers solvers`).")
 @PARAM
+@LIMIT
 @click.option("--out", "-o", type=click.Path(dir_okay=False),
               help="Write the result to a .json or .npz file instead of printing it.")
-def solve(spec: str, theta_file: str, backend: str, params: dict[str, Any], out: str | None) -> None:
+def solve(spec: str, theta_file: str, backend: str, params: dict[str, Any], limits, out: str | None) -> None:
     """Solve an ILP spec for given scores and print z and the objective as JSON.
 
     z is the theta variables' optimal values, shaped like theta. The objective is
@@ -110,7 +142,7 @@ def solve(spec: str, theta_file: str, backend: str, params: dict[str, Any], out:
     from .errors import ImleSolversError
     from .oracle import MAPOracle
 
-    ilp = _load(spec, params)
+    ilp = _load(spec, params, limits)
     try:
         theta = _load_array(Path(theta_file)).astype(np.float64)
     except (OSError, ValueError) as error:

@@ -287,3 +287,112 @@ def test_ctrl_c_after_solving_is_still_a_keyboard_interrupt(backend):
         [sys.executable, "-c", CTRL_C_AFTER_SOLVING, backend], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and result.stdout.strip() == "KeyboardInterrupt", result.stderr[-2000:]
+
+
+# -- identity, repr, label, violations ---------------------------------------------------
+
+def test_equal_matrices_in_any_storage_give_equal_programs():
+    dense = np.array([[3.0, 0.0, 4.0], [0.0, 1.0, 2.0]])
+
+    def program(matrix) -> ILP:
+        return ILP(variables=(Variable("x", (3,), "binary"),), constraints=matrix, row_lower=-np.inf,
+                   row_upper=[5.0, 2.0], theta_variables=("x",))
+
+    base = sp.csr_array(dense)
+    int32 = sp.csr_array((base.data, base.indices.astype(np.int32), base.indptr.astype(np.int32)), shape=(2, 3))
+    int64 = sp.csr_array((base.data, base.indices.astype(np.int64), base.indptr.astype(np.int64)), shape=(2, 3))
+    # row 0 stored with its columns reversed, one entry split in two duplicates and an explicit zero
+    unsorted = sp.csr_array((np.array([4.0, 1.0, 2.0, 0.0, 1.0, 2.0]), np.array([2, 0, 0, 1, 1, 2]),
+                             np.array([0, 4, 6])), shape=(2, 3))
+    assert not unsorted.has_canonical_format
+    coo = sp.coo_array(dense)
+    programs = [program(m) for m in (base, int32, int64, unsorted, coo, dense, sp.csc_matrix(dense))]
+    assert len({p.fingerprint for p in programs}) == 1
+    assert all(p == programs[0] and hash(p) == hash(programs[0]) for p in programs)
+    assert len({p for p in programs}) == 1
+    for p in programs:
+        assert p.constraints.has_canonical_format and p.constraints.nnz == 4
+    assert not unsorted.has_canonical_format and unsorted.nnz == 6  # the caller's matrix is left alone
+    assert program(sp.csr_array(dense * [[1], [2]])) != programs[0]
+    signed = ILP(variables=(Variable("x", (3,), "binary"),), constraints=base, row_lower=-0.0,
+                 row_upper=[5.0, 2.0], theta_variables=("x",), objective=[-0.0, 0.0, 0.0])
+    zero = ILP(variables=(Variable("x", (3,), "binary"),), constraints=base, row_lower=0.0,
+               row_upper=[5.0, 2.0], theta_variables=("x",))
+    assert signed == zero
+
+
+def test_repr_is_one_short_line_and_label_names_the_program():
+    from imle_solvers.spec import load_yaml
+
+    rota = load_yaml("examples/specs/rota.yaml", n_workers=60, n_days=25, max_shifts=20)
+    text = repr(rota)
+    assert "\n" not in text and len(text) < 120, text
+    assert text == (f"ILP('rota', max, x: binary (60, 50), {rota.constraints.shape[0]} constraints, "
+                    f"{rota.constraints.nnz} nonzeros, theta=x)")
+    many = ILP(variables=tuple(Variable(f"v{i}", (2,), "integer", 0, 3) for i in range(6)),
+               constraints=sp.csr_array((0, 12)), row_lower=[], row_upper=[], theta_variables=("v0", "v5"))
+    assert repr(many) == ("ILP('ilp', max, v0: integer (2,), v1: integer (2,), v2: integer (2,), v3: integer (2,), "
+                          "... 2 more (12 variables in all), 0 constraints, 0 nonzeros, theta=v0, v5)")
+    assert rota.label == "ilp 'rota'" and many.label == "ilp"
+
+
+def small_program() -> ILP:
+    """x binary (3,), theta; y integer in [0, 4], not theta; rows on x alone and on x and y."""
+    a = np.array([[1.0, 1.0, 1.0, 0.0],     # x0 + x1 + x2 <= 2
+                  [1.0, 0.0, 0.0, -1.0],    # x0 - y >= 0
+                  [0.0, 1.0, -1.0, 0.0]])   # x1 - x2 == 0
+    return ILP(variables=(Variable("x", (3,), "binary"), Variable("y", (), "integer", 0, 4)),
+               constraints=sp.csr_array(a), row_lower=[-np.inf, 0.0, 0.0], row_upper=[2.0, np.inf, 0.0],
+               theta_variables=("x",), constraint_names=("most_two", "y_needs_x0", "tied"), name="small")
+
+
+def test_violations_of_a_full_solution():
+    problem = small_program()
+    assert not problem.violations([1, 0, 0, 1]) and not problem.violations([0, 1, 1, 0])
+    found = problem.violations([1, 1, 1, 1])
+    assert bool(found) and found.unchecked_rows == 0
+    assert [(r.name, r.activity, r.lower, r.upper, r.amount) for r in found.rows] == [
+        ("most_two", 3.0, -np.inf, 2.0, 1.0)]
+    found = problem.violations([0, 1, 0, 5.5])
+    assert [(r.row, r.name, r.amount) for r in found.rows] == [(1, "y_needs_x0", 5.5), (2, "tied", 1.0)]
+    assert [(b.variable, b.index, b.value, b.lower, b.upper, b.amount) for b in found.bounds] == [
+        ("y", (), 5.5, 0.0, 4.0, 1.5)]
+    assert [(i.variable, i.index, i.value, i.distance) for i in found.integrality] == [("y", (), 5.5, 0.5)]
+    assert str(found).splitlines() == [
+        "y_needs_x0: activity -5.5, needs >= 0 (off by 5.5)",
+        "tied: activity 1, needs <= 0 (off by 1)",
+        "y = 5.5 outside [0, 4] (off by 1.5)",
+        "y = 5.5 is not an integer",
+    ]
+    binary = problem.violations([0.5, -1, 0, 0])
+    assert [(b.variable, b.index, b.amount) for b in binary.bounds] == [("x", (1,), 1.0)]
+    assert [(i.variable, i.index) for i in binary.integrality] == [("x", (0,))]
+    assert not problem.violations([1, 0, 0, 1 + 1e-9], tol=1e-6)  # within the tolerance
+    assert problem.violations([1, 0, 0, 1 + 1e-9], tol=1e-12).rows[0].name == "y_needs_x0"
+
+
+def test_violations_of_z_check_only_what_z_decides():
+    problem = small_program()
+    found = problem.violations(np.array([1.0, 1.0, 1.0]))  # z: the theta variable x alone
+    # 'y_needs_x0' involves y, whose value z does not give: not checked
+    assert found.unchecked_rows == 1
+    assert [r.name for r in found.rows] == ["most_two"]
+    assert not problem.violations(np.array([0.0, 1.0, 1.0])) and problem.violations([0, 1, 1]).unchecked_rows == 1
+    assert [r.name for r in problem.violations([1, 0, 1]).rows] == ["tied"]
+    assert "(1 rows involving non-theta variables not checked)" in str(problem.violations([1, 1, 1]))
+    with pytest.raises(InvalidInputError, match=r"ilp 'small': violations\(\) takes z of shape \(3,\) or x of "
+                                                r"shape \(4,\), got \(2,\)"):
+        problem.violations([1, 0])
+    with pytest.raises(InvalidInputError, match="finite"):
+        problem.violations([np.nan, 0, 0])
+
+
+def test_violations_agree_with_enumeration_on_random_programs(rng):
+    for _ in range(10):
+        problem = random_program(rng, integral=True)
+        lower, upper = problem.bounds()
+        a = problem.constraints.toarray()
+        for x in itertools.product(*(range(int(lo), int(hi) + 1) for lo, hi in zip(lower, upper))):
+            activity = a @ np.array(x)
+            feasible = (activity >= problem.row_lower - 1e-9).all() and (activity <= problem.row_upper + 1e-9).all()
+            assert bool(problem.violations(np.array(x, dtype=float))) == (not feasible)

@@ -15,8 +15,10 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 import imle_solvers as ims
 from imle_solvers.problems.ilp import ILP
-from imle_solvers.spec import ILPBuilder, SpecError, list_problems, load_dict, load_yaml, problem, register_ilp
-from imle_solvers.spec import unregister_ilp
+from imle_solvers.spec import ILPBuilder, SpecError, list_problems, load_dict, load_yaml, named_ilp, register_ilp
+from imle_solvers.spec import UnknownProblemError, problem, unregister_ilp
+from imle_solvers.spec.compiler import compile_spec
+from imle_solvers.spec.source import from_yaml_text
 from example_scripts import load_example
 
 SPECS = Path(__file__).resolve().parents[1] / "examples" / "specs"
@@ -38,7 +40,8 @@ def brute_force(ilp: ILP, theta: np.ndarray) -> tuple[float, np.ndarray]:
 
 def test_there_is_an_example_of_each_kind():
     names = {p.stem for p in EXAMPLES}
-    assert {"knapsack", "multi_knapsack", "ksubset_groups", "assignment", "shortest_path", "timetabling"} <= names
+    assert {"knapsack", "multi_knapsack", "ksubset_groups", "assignment", "shortest_path", "timetabling",
+            "rota"} <= names
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -213,21 +216,51 @@ def test_registered_problems_from_every_kind_of_source(registered):
     registered("ks-ilp", knapsack_by_builder().build())
     registered("ks-function", lambda capacity=10: knapsack_by_builder(capacity=capacity).build())
     names = ("ks-path", "ks-dict", "ks-builder", "ks-ilp", "ks-function")
-    made = [problem(name) for name in names]
+    made = [named_ilp(name) for name in names]
     assert len({m.fingerprint for m in made}) == 1
     assert [m.name for m in made] == list(names)
-    assert problem("ks-path", capacity=3).name == "ks-path"
+    assert named_ilp("ks-path", capacity=3).name == "ks-path"
     registered("not-an-ilp", lambda: knapsack_by_builder())
     with pytest.raises(TypeError, match="'not-an-ilp' returned an object of type ILPBuilder, not an ILP"):
-        problem("not-an-ilp")
+        named_ilp("not-an-ilp")
     assert {"ks-path", "ks-ilp"} <= set(list_problems())
-    assert problem("ks-path", capacity=3) == problem("ks-function", capacity=3)
-    with pytest.raises(ValueError, match="already registered"):
+    assert named_ilp("ks-path", capacity=3) == named_ilp("ks-function", capacity=3)
+    with pytest.raises(ValueError, match="already registered as 'ks-path'; pass replace=True"):
         register_ilp("ks-path", SPECS / "knapsack.yaml")
-    with pytest.raises(KeyError, match="ks-path"):
-        problem("no-such-problem")
     with pytest.raises(TypeError, match="takes no parameters"):
-        problem("ks-ilp", capacity=3)
+        named_ilp("ks-ilp", capacity=3)
+
+
+def test_an_unknown_name_is_a_typed_error_listing_the_registered_ones(registered):
+    registered("ks-a", SPECS / "knapsack.yaml")
+    registered("ks-b", SPECS / "knapsack.yaml")
+    with pytest.raises(UnknownProblemError) as info:
+        named_ilp("ks-c")
+    assert isinstance(info.value, KeyError) and isinstance(info.value, ims.ImleSolversError)
+    message = str(info.value)  # not KeyError's quoted repr
+    assert message.startswith("no ILP is registered as 'ks-c'; registered: [")
+    assert "'ks-a', 'ks-b'" in message
+    with pytest.raises(UnknownProblemError, match="no ILP is registered as 'ks-c'"):
+        unregister_ilp("ks-c")
+
+
+def test_named_ilp_replace_and_the_deprecated_names(registered):
+    registered("ks-r", SPECS / "knapsack.yaml")
+    register_ilp("ks-r", lambda: knapsack_by_builder(capacity=3).build(), replace=True)
+    assert named_ilp("ks-r").row_upper.tolist() == [3.0]
+    with pytest.warns(DeprecationWarning, match="use replace=") as caught:
+        register_ilp("ks-r", SPECS / "knapsack.yaml", replace_existing=True)
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert named_ilp("ks-r").row_upper.tolist() == [10.0]
+    with pytest.warns(DeprecationWarning, match=r"use imle_solvers.named_ilp\(name, ...\)"):
+        old = problem("ks-r", capacity=4)
+    assert old == named_ilp("ks-r", capacity=4)
+    assert ims.named_ilp is named_ilp and ims.problem is problem and ims.UnknownProblemError is UnknownProblemError
+    # a spec parameter called "name" does not collide with the registered name
+    spec = {"params": {"name": {"default": 1}}, "variables": {"x": {}}, "constraints": ["x <= name"],
+            "objective": {"sense": "max", "theta": "x"}}
+    registered("named-param", spec)
+    assert named_ilp("named-param", name=0).row_upper.tolist() == [0.0]
 
 
 def test_registering_a_broken_spec_fails_at_once(tmp_path):
@@ -243,7 +276,7 @@ def test_a_registered_problem_trains_in_the_torch_layer(registered):
     from imle_solvers.torch import IMLELayer
 
     registered("groups", SPECS / "ksubset_groups.yaml")
-    ilp = problem("groups", k=3, m=1)
+    ilp = named_ilp("groups", k=3, m=1)
     layer = IMLELayer(ilp, ims.IMLE(noise=ims.SumOfGamma(k=3), lambda_=10.0), backend="ortools", seed=0)
     theta = torch.randn(2, 9, requires_grad=True)
     z = layer(theta)
@@ -265,3 +298,150 @@ def test_the_knapsack_example_lowers_the_held_out_regret(capsys):
     before, after = load_example("knapsack_from_spec").main(epochs=3)
     assert after < before / 2
     assert "held-out regret after training" in capsys.readouterr().out
+
+
+# -- the language: arithmetic sizes, filtered bindings, bound expressions ---------------
+
+def rota_is_feasible(x: np.ndarray, days: int, per_day: int, cover: int, max_shifts: int) -> bool:
+    """The rota's rules, written directly (not through the spec) for the brute force."""
+    shifts = days * per_day
+    if np.any(x.sum(axis=0) < cover) or np.any(x.sum(axis=1) > max_shifts):
+        return False
+    if np.any(x.reshape(x.shape[0], days, per_day).sum(axis=2) > 1):
+        return False
+    return not np.any(x[:, : shifts - 1] + x[:, 1:] > 1)  # two consecutive shifts
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_rota_example_matches_a_brute_force_of_its_rules(backend):
+    sizes = {"n_workers": 2, "n_days": 3, "shifts_per_day": 2, "cover": 1, "max_shifts": 3}
+    ilp = load_yaml(SPECS / "rota.yaml", **sizes)
+    assert ilp.shape == (2, 6) and ilp.name == "rota"
+    names = ilp.constraint_names
+    # 'rest' has a row for s = 0..4 only: the filter dropped s = 5, which has no next shift
+    assert [n for n in names if n.startswith("rest[w=0")] == [f"rest[w=0, s={s}]" for s in range(5)]
+    points = np.array(list(itertools.product([0, 1], repeat=12)), dtype=float)
+    rules = np.array([rota_is_feasible(p.reshape(2, 6), 3, 2, 1, 3) for p in points])
+    assert 0 < rules.sum() < len(points)
+    # the compiled rows accept exactly the points the rules accept
+    assert all(bool(ilp.violations(p.reshape(2, 6))) == (not ok) for p, ok in zip(points, rules))
+    theta = np.random.default_rng(7).normal(size=(3, 2, 6))
+    z = ims.MAPOracle(ilp, backend=backend)(theta)
+    for instance, state in zip(theta, z):
+        best = (points[rules] @ instance.ravel()).max()
+        assert instance.ravel() @ state.ravel() == pytest.approx(best)
+        assert rota_is_feasible(state, 3, 2, 1, 3)
+
+
+def test_set_sizes_and_bounds_may_be_arithmetic_on_parameters():
+    spec = {
+        "params": {"n": {}},
+        "sets": {"items": "n", "pairs": "n - 1", "doubled": "2 * n", "halved": "n / 2", "both": "(n + 1) * 2 - n"},
+        "variables": {"x": {"over": ["items"]}, "y": {"over": ["doubled"], "type": "integer", "lower": "-n",
+                                                       "upper": "n / 2 + 1"}},
+        "constraints": [{"for": "i in pairs", "expr": "x[i] + x[i + 1] <= 1"}],
+        "objective": {"sense": "max", "theta": ["x", "y"]},
+    }
+    ilp = load_dict(spec, n=4)
+    assert [v.shape for v in ilp.variables] == [(4,), (8,)]
+    assert ilp.constraints.shape == (3, 12)
+    lower, upper = ilp.bounds()
+    assert lower[4:].tolist() == [-4] * 8 and upper[4:].tolist() == [3] * 8
+    with pytest.raises(SpecError, match=r"a set size must be an integer in \[0, 5,000,000\] \(max_entries\), got 2.5") as info:
+        load_dict(spec, n=5)
+    assert info.value.field == "sets.halved"
+    with pytest.raises(SpecError, match="got -1") as info:
+        load_dict(spec, n=0)
+    assert info.value.field == "sets.pairs"
+    broken = "params: {n: {}}\nsets:\n  items: n - x\nvariables: {x: {}}\nobjective: {sense: max, theta: x}\n"
+    with pytest.raises(SpecError, match="unknown name 'x'") as info:
+        compile_spec(from_yaml_text(broken, "broken.yaml"), {"n": 4})
+    assert (info.value.field, info.value.line, info.value.column) == ("sets.items", 3, 14)
+
+
+def test_filters_keep_the_assignments_where_every_condition_holds():
+    b = ILPBuilder("filters")
+    b.add_set("n", 4)
+    b.add_constant("w", [0, 2, 0, 3])
+    b.add_variable("x", over=["n", "n"])
+    b.add_constraint("x[i, j] + x[j, i] <= 1", for_each="i in n, j in n if i < j and j != 3", name="pair")
+    b.add_constraint("sum(j in n if w[j] > 0) x[i, j] >= 1", for_each="i in n if i = 0", name="some")
+    b.add_constraint("sum(i in n, j in n if i == j) x[i, j] == 2", name="diagonal")
+    b.set_objective("max", theta="x")
+    ilp = b.build()
+    assert ilp.constraint_names == ("pair[i=0, j=1]", "pair[i=0, j=2]", "pair[i=1, j=2]", "some[i=0]", "diagonal")
+    dense = ilp.constraints.toarray().reshape(5, 4, 4)
+    assert dense[0][0, 1] == dense[0][1, 0] == 1 and dense[0].sum() == 2
+    np.testing.assert_array_equal(dense[3], [[0, 1, 0, 1]] + [[0] * 4] * 3)  # w[j] > 0: j = 1, 3
+    np.testing.assert_array_equal(dense[4], np.eye(4))
+    with pytest.raises(SpecError, match="an 'if' condition compares numbers; it cannot depend on variables") as info:
+        b.add_constraint("x[i, i] <= 1", for_each="i in n if x[i, i] > 0")
+    assert (info.value.field, info.value.column) == ("for", 19)
+    with pytest.raises(SpecError, match=r"expected a comparison \(<, <=, >, >=, ==, !=\) in the 'if' condition") as info:
+        b.add_constraint("x[i, i] <= 1", for_each="i in n if i")
+    assert info.value.column == 12
+    with pytest.raises(SpecError, match="'if' is not a valid name"):
+        b.add_set("if", 2)
+
+
+def test_an_unbound_index_asks_whether_a_for_was_forgotten():
+    spec = {"sets": {"items": 3}, "variables": {"x": {"over": ["items"]}}, "constraints": ["x[i] <= 1"],
+            "objective": {"sense": "max", "theta": "x"}}
+    with pytest.raises(SpecError) as info:
+        load_dict(spec)
+    assert info.value.message == "unknown name 'i': an index must be bound; did you forget `for: i in items`?"
+    assert info.value.field == "constraints[0]"  # (a dict has no lines; the corpus checks the column)
+    b = ILPBuilder()
+    b.add_set("items", 3)
+    b.add_constant("w", [[1, 2, 3]])
+    b.add_variable("x", over=["items"])
+    with pytest.raises(SpecError, match=r'did you forget `for_each="i in items"`\?'):
+        b.add_constraint("sum(j in items) x[i] <= 1")
+    with pytest.raises(SpecError, match=r'did you forget `for_each="k in <set>"`\?'):  # w's axes have no set
+        b.add_constraint("w[0, k] * x[0] <= 1")
+    with pytest.raises(SpecError) as info:
+        b.add_constraint("x[0] + y <= 1")
+    assert info.value.message == "unknown name 'y'"  # not an index: no such hint
+
+
+def test_the_builder_section_of_the_docs_runs_as_written():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "spec.md").read_text()
+    section = text.split("## The builder", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(code, {"ILPBuilder": ILPBuilder, "np": np}, namespace)  # the docs' own example
+    ilp = namespace["rota"]
+    assert ilp.shape == (2, 4) and ilp.constraints.shape[0] == 4 + 2 * 3
+    rest = [name for name in ilp.constraint_names if name.startswith("rest")]
+    assert rest == [f"rest[w={w}, s={s}]" for w in range(2) for s in range(3)]
+    z = ims.MAPOracle(ilp, backend="ortools")(np.ones((1, 2, 4)))[0]
+    assert np.all(z[:, :-1] + z[:, 1:] <= 1) and np.all(z.sum(axis=0) >= 1)
+
+
+def test_hints_name_the_entry_point_for_a_missing_parameter(tmp_path):
+    path = tmp_path / "needs.yaml"
+    path.write_text("params:\n  cap: {}\nvariables:\n  x: {}\nconstraints: [x <= cap]\n"
+                    "objective: {sense: max, theta: x}\n")
+    cases = [
+        (lambda: load_yaml(path), "load_yaml(path, cap=...)"),
+        (lambda: ILP.from_yaml(path), "ILP.from_yaml(path, cap=...)"),
+        (lambda: load_dict(yaml.safe_load(path.read_text())), "load_dict(spec, cap=...)"),
+        (lambda: ILP.from_dict(yaml.safe_load(path.read_text())), "ILP.from_dict(spec, cap=...)"),
+    ]
+    for load, hint in cases:
+        with pytest.raises(SpecError) as info:
+            load()
+        assert info.value.message == f"missing parameter 'cap': supply it with {hint}"
+    register_ilp("needs-cap", path)
+    try:
+        with pytest.raises(SpecError, match=r"supply it with named_ilp\('needs-cap', cap=...\)$"):
+            named_ilp("needs-cap")
+    finally:
+        unregister_ilp("needs-cap")
+    from click.testing import CliRunner
+
+    from imle_solvers.cli import main
+
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert f"error: {path}:2:3: params.cap: missing parameter 'cap': supply it with --param cap=VALUE" in result.output

@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InvalidInputError
 from .base import ContentIdentity, Problem, Sense
+
+if TYPE_CHECKING:
+    from ..spec.limits import SpecLimits
 
 VariableType = Literal["binary", "integer", "continuous"]
 
@@ -93,7 +96,7 @@ class ILP(ContentIdentity, Problem):
         if self.objective_sense not in ("max", "min"):
             raise InvalidInputError(f"ILP {self.name!r}: sense must be 'max' or 'min', got {self.objective_sense!r}")
         n = self.n_variables
-        a = sp.csr_array(self.constraints, dtype=np.float64)
+        a = _canonical(self.constraints)
         m = a.shape[0]
         if a.shape[1] != n:
             raise InvalidInputError(f"ILP {self.name!r}: constraint matrix has {a.shape[1]} columns, expected {n}")
@@ -114,18 +117,111 @@ class ILP(ContentIdentity, Problem):
         object.__setattr__(self, "fingerprint", self._digest())
 
     @classmethod
-    def from_yaml(cls, path, **params) -> ILP:
-        """The ILP of a YAML/JSON spec file (docs/spec.md); ``params`` supply its ``params:``."""
-        from ..spec import load_yaml
+    def from_yaml(cls, path: Any, /, *, limits: SpecLimits | None = None, **params: Any) -> ILP:
+        """The ILP of a YAML/JSON spec file (docs/spec.md); ``params`` supply its ``params:``,
+        ``limits`` (a :class:`~imle_solvers.spec.SpecLimits`) bound what it may expand to."""
+        from ..spec.compiler import compile_spec, read_yaml, split_limits
+        from ..spec.limits import ILP_YAML
 
-        return load_yaml(path, **params)
+        params = dict(params)
+        chosen = split_limits(limits, params)
+        return compile_spec(read_yaml(path, chosen), params, chosen, ILP_YAML)
 
     @classmethod
-    def from_dict(cls, spec, **params) -> ILP:
-        """The ILP of a spec given as a dict (the YAML's structure)."""
-        from ..spec import load_dict
+    def from_dict(cls, spec: Any, /, *, limits: SpecLimits | None = None, **params: Any) -> ILP:
+        """The ILP of a spec given as a dict (the YAML's structure); ``params`` and ``limits``
+        as for :meth:`from_yaml`."""
+        from ..spec.compiler import compile_spec, split_limits
+        from ..spec.limits import ILP_DICT
+        from ..spec.source import from_mapping
 
-        return load_dict(spec, **params)
+        params = dict(params)
+        chosen = split_limits(limits, params)
+        return compile_spec(from_mapping(spec, chosen), params, chosen, ILP_DICT)
+
+    # -- how it reads -------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """How errors name the program: ``ilp 'rota'``, or ``ilp`` for the default name."""
+        return self.kind if self.name == "ilp" else f"{self.kind} {self.name!r}"
+
+    def __repr__(self) -> str:
+        """One line, however large the program: ``ILP('rota', max, x: binary (6, 10),
+        12 constraints, 96 nonzeros, theta=x)``."""
+        shown = [f"{v.name}: {v.type} {tuple(v.shape)}" for v in self.variables[:_REPR_VARIABLES]]
+        if len(self.variables) > _REPR_VARIABLES:
+            shown.append(f"... {len(self.variables) - _REPR_VARIABLES} more ({self.n_variables} variables in all)")
+        rows = self.constraints.shape[0]
+        return (f"ILP({self.name!r}, {self.objective_sense}, {', '.join(shown)}, "
+                f"{rows} constraint{'s' if rows != 1 else ''}, {self.constraints.nnz} nonzeros, "
+                f"theta={', '.join(self.theta_variables)})")
+
+    # -- checking a point ---------------------------------------------------------
+    def violations(self, values: Any, tol: float = 1e-6) -> Violations:
+        """What a point breaks: constraint rows, variable bounds, integrality.
+
+        Args:
+            values: z, the theta variables' values, of shape ``self.shape``; or a full
+                solution x of shape ``(n_variables,)``. When both shapes agree (the theta
+                variables are all the variables), it is read as z, in theta's order.
+            tol: how far a value may stray (absolute) before it counts as a violation.
+
+        With z alone, the other variables' values are unknown: only the rows whose
+        nonzeros all lie on theta variables are checked (``unchecked_rows`` counts the
+        others), and only the theta variables' bounds and integrality.
+
+        Returns:
+            A :class:`Violations`, falsy when nothing is broken.
+        """
+        point = np.asarray(values, dtype=np.float64)
+        n = self.n_variables
+        if point.shape == self.shape:
+            known = np.zeros(n, dtype=bool)
+            known[self._theta_slots] = True
+            x = np.zeros(n)
+            x[self._theta_slots] = point.ravel()
+        elif point.shape == (n,):
+            known, x = np.ones(n, dtype=bool), point
+        else:
+            raise InvalidInputError(f"{self.label}: violations() takes z of shape {self.shape} or x of shape "
+                                    f"({n},), got {point.shape}")
+        if not np.isfinite(point).all():
+            raise InvalidInputError(f"{self.label}: violations() takes finite values")
+        a = self.constraints
+        # a row can be checked when none of its nonzeros falls on an unknown variable
+        # (the canonical matrix holds no explicit zeros, so |A| @ unknown counts them)
+        checked = (abs(a) @ (~known).astype(np.float64)) == 0
+        activity = a @ x
+        below, above = self.row_lower - activity, activity - self.row_upper
+        rows = tuple(
+            RowViolation(int(i), self._row_name(i), float(activity[i]), float(self.row_lower[i]),
+                         float(self.row_upper[i]), float(max(below[i], above[i])))
+            for i in np.flatnonzero(checked & ((below > tol) | (above > tol)))
+        )
+        lower, upper = self.bounds()
+        integral = self.integrality()
+        bounds = tuple(
+            BoundViolation(*self.entry(j), float(x[j]), float(lower[j]), float(upper[j]),
+                           float(max(lower[j] - x[j], x[j] - upper[j])))
+            for j in np.flatnonzero(known & ((lower - x > tol) | (x - upper > tol)))
+        )
+        distance = np.abs(x - np.rint(x))
+        integrality = tuple(
+            IntegralityViolation(*self.entry(j), float(x[j]), float(distance[j]))
+            for j in np.flatnonzero(known & integral & (distance > tol))
+        )
+        return Violations(rows, bounds, integrality, int((~checked).sum()))
+
+    def _row_name(self, row: int) -> str:
+        return self.constraint_names[row] if row < len(self.constraint_names) else f"row {row}"
+
+    def entry(self, column: int) -> tuple[str, tuple[int, ...]]:
+        """The variable and the index within its block of entry ``column`` of the flat x."""
+        for v in self.variables:
+            if column < v.size:
+                return v.name, tuple(int(i) for i in np.unravel_index(column, v.shape)) if v.shape else ()
+            column -= v.size
+        raise IndexError(f"{self.label} has {self.n_variables} variables")
 
     # -- layout -----------------------------------------------------------------
     @property
@@ -192,13 +288,104 @@ class ILP(ContentIdentity, Problem):
 
     # -- identity: equal programs share cached solver models in each worker ---------
     def _digest(self) -> str:
+        # Hash what the program means, not how it is stored: the matrix is canonical
+        # (see _canonical), index arrays are hashed as int64 whatever scipy chose, shapes
+        # as plain ints, and -0.0 as 0.0 (+ 0.0 does that).
         h = hashlib.sha256()
         for v in self.variables:
             lower, upper = v.bounds()
-            h.update(repr((v.name, tuple(v.shape), v.type)).encode())
-            h.update(lower.tobytes() + upper.tobytes())
+            h.update(repr((v.name, tuple(int(d) for d in v.shape), v.type)).encode())
+            h.update((lower + 0.0).tobytes() + (upper + 0.0).tobytes())
         a = self.constraints
-        for array in (a.indptr, a.indices, a.data, self.row_lower, self.row_upper, self.objective):
-            h.update(np.ascontiguousarray(array).tobytes())
-        h.update(repr((self.theta_variables, self.objective_sense, a.shape)).encode())
+        for index in (a.indptr, a.indices):
+            h.update(np.ascontiguousarray(index, dtype=np.int64).tobytes())
+        for array in (a.data, self.row_lower, self.row_upper, self.objective):
+            h.update(np.ascontiguousarray(array + 0.0, dtype=np.float64).tobytes())
+        h.update(repr((tuple(self.theta_variables), self.objective_sense, tuple(int(d) for d in a.shape))).encode())
         return h.hexdigest()
+
+
+_REPR_VARIABLES = 4  # variable blocks a repr lists by name before summing up the rest
+
+
+def _canonical(matrix: Any) -> sp.csr_array:
+    """A float64 CSR copy of any sparse or dense matrix, in one canonical form: indices
+    sorted within rows, duplicates summed, explicit zeros removed. Equal matrices then
+    have equal arrays, whatever format and index dtype they came in (the fingerprint
+    hashes them)."""
+    a = sp.csr_array(matrix, dtype=np.float64, copy=True)  # a copy: never modify the caller's
+    a.sum_duplicates()  # also sorts the indices
+    a.eliminate_zeros()
+    return a
+
+
+@dataclass(frozen=True)
+class RowViolation:
+    """A constraint row that does not hold: ``lower <= activity <= upper`` is off by ``amount``."""
+
+    row: int
+    name: str
+    activity: float
+    lower: float
+    upper: float
+    amount: float
+
+    def __str__(self) -> str:
+        side = f">= {self.lower:g}" if self.activity < self.lower else f"<= {self.upper:g}"
+        return f"{self.name}: activity {self.activity:g}, needs {side} (off by {self.amount:g})"
+
+
+@dataclass(frozen=True)
+class BoundViolation:
+    """``variable[index]`` outside ``[lower, upper]`` by ``amount``."""
+
+    variable: str
+    index: tuple[int, ...]
+    value: float
+    lower: float
+    upper: float
+    amount: float
+
+    def __str__(self) -> str:
+        return (f"{self.variable}{list(self.index) if self.index else ''} = {self.value:g} outside "
+                f"[{self.lower:g}, {self.upper:g}] (off by {self.amount:g})")
+
+
+@dataclass(frozen=True)
+class IntegralityViolation:
+    """An integer or binary ``variable[index]`` whose value is ``distance`` from the nearest integer."""
+
+    variable: str
+    index: tuple[int, ...]
+    value: float
+    distance: float
+
+    def __str__(self) -> str:
+        return f"{self.variable}{list(self.index) if self.index else ''} = {self.value:g} is not an integer"
+
+
+@dataclass(frozen=True)
+class Violations:
+    """What :meth:`ILP.violations` found; falsy when nothing is broken.
+
+    Attributes:
+        rows: the constraint rows that do not hold, in row order.
+        bounds: the variable entries outside their bounds (binary: [0, 1]).
+        integrality: the binary or integer entries that are not integers.
+        unchecked_rows: rows not checked because they involve variables whose values
+            were not given (only z was); 0 when a full x was given.
+    """
+
+    rows: tuple[RowViolation, ...]
+    bounds: tuple[BoundViolation, ...]
+    integrality: tuple[IntegralityViolation, ...]
+    unchecked_rows: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.bounds or self.integrality)
+
+    def __str__(self) -> str:
+        lines = [str(item) for group in (self.rows, self.bounds, self.integrality) for item in group]
+        if self.unchecked_rows:
+            lines.append(f"({self.unchecked_rows} rows involving non-theta variables not checked)")
+        return "\n".join(lines) if lines else "no violations"

@@ -13,11 +13,11 @@ import scipy.sparse as sp
 
 from ..problems.ilp import ILP, Variable
 from .errors import SpecError, field_name
-from .expressions import KEYWORDS, ExprError, parse_bindings, parse_expression, parse_relation
-from .linear import Evaluator, Linear, Tensor, unknown
+from .expressions import KEYWORDS, Expr, ExprError, Quantifier, Ref, parse_expression, parse_quantifier, parse_relation
+from .limits import DEFAULT_LIMITS, PYTHON_BUILDER, Hints, SpecLimits
+from .linear import Evaluator, Expansion, Linear, Tensor, unknown
 from .source import KeyPath
 
-MAX_ENTRIES = 5_000_000
 VARIABLE_TYPES = ("binary", "integer", "continuous")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -43,6 +43,10 @@ def _expression_error(error: ExprError, relative: KeyPath, context: str = "") ->
     return BuildError(f"{context}{error.message}", relative, error.offset)
 
 
+def _reserved() -> str:
+    return ", ".join(repr(word) for word in sorted(KEYWORDS))
+
+
 def _row_coefficients(blocks: list[tuple[int, Tensor, np.ndarray]], row: int) -> dict[int, float]:
     """``{column: coefficient}`` of the non-zero entries of row ``row`` of coefficient ``blocks``."""
     coefs: dict[int, float] = {}
@@ -65,13 +69,25 @@ class ILPBuilder:
         b.set_objective("max", theta="x")
         problem = b.build()
 
+    A constraint with ``for_each`` adds one row per assignment of its indices, and
+    its ``if`` keeps some of them: "no worker on two consecutive shifts"::
+
+        b.add_constraint("x[w, s] + x[w, s + 1] <= 1",
+                         for_each="w in workers, s in shifts if s + 1 < n_shifts", name="rest")
+
     Every method checks its arguments at once and raises a :class:`BuildError`
     (a :class:`SpecError`) naming the argument and, in an expression, the column.
+    ``limits`` bounds what the program may grow to (:class:`SpecLimits`); a constraint
+    whose expansion would pass them is refused before any of its rows is built.
     See ``docs/spec.md`` for the expression grammar.
     """
 
-    def __init__(self, name: str = "ilp") -> None:
+    def __init__(self, name: str = "ilp", *, limits: SpecLimits | None = None) -> None:
         self.name = name
+        self.limits = DEFAULT_LIMITS if limits is None else limits
+        if not isinstance(self.limits, SpecLimits):
+            raise TypeError(f"limits must be a SpecLimits, got {type(limits).__name__}")
+        self._nonzeros = 0
         self._sets: dict[str, int] = {}
         self._tensors: dict[str, Tensor] = {}
         self._variables: list[Variable] = []
@@ -82,7 +98,16 @@ class ILPBuilder:
         self._row_names: list[str] = []
         self._constraints = 0
         self._objective: tuple[str, tuple[str, ...], dict[int, float]] | None = None
-        self._evaluator = Evaluator(self._sets, self._tensors)
+        self._evaluator = Evaluator(self._sets, self._tensors, self.limits, PYTHON_BUILDER)
+
+    @property
+    def hints(self) -> Hints:
+        """How errors phrase a fix (``for_each=`` here; the spec compiler sets ``for:``)."""
+        return self._evaluator.hints
+
+    @hints.setter
+    def hints(self, hints: Hints) -> None:
+        self._evaluator.hints = hints
 
     def __repr__(self) -> str:
         return (f"ILPBuilder({self.name!r}, sets={len(self._sets)}, variables={len(self._variables)}, "
@@ -90,27 +115,55 @@ class ILPBuilder:
 
     # -- declarations ------------------------------------------------------------------
     def add_set(self, name: str, size: int | str) -> None:
-        """Declare the index set ``{0, ..., size - 1}``; ``size`` may name a scalar constant."""
+        """Declare the index set ``{0, ..., size - 1}``.
+
+        ``size`` is an integer, or an expression of numbers and scalar constants or
+        parameters declared before, e.g. ``"n_shifts - 1"`` or ``"2 * n"``.
+        """
         self._declare(name)
+        limit = self.limits.max_entries
         if isinstance(size, str):
-            tensor = self._tensors.get(size)
-            if tensor is None or tensor.values is None or tensor.shape != ():
-                raise BuildError(f"set size {size!r} is not a scalar constant or parameter")
-            size = float(tensor.values)
-        if isinstance(size, bool) or not isinstance(size, (int, float)) or not float(size).is_integer() \
-                or not 0 <= size <= MAX_ENTRIES:
-            raise BuildError(f"a set size must be an integer in [0, {MAX_ENTRIES}], got {size!r}")
+            size = self._number(size, (), "a set size")
+        if isinstance(size, bool) or not isinstance(size, (int, float)) or not 0 <= size <= limit \
+                or not float(size).is_integer():
+            if isinstance(size, int) and not isinstance(size, bool) and size.bit_length() > 4000:
+                shown = f"an integer of {size.bit_length()} bits"  # repr() of it may exceed Python's digit limit
+            else:
+                shown = f"{size:g}" if isinstance(size, float) else repr(size)
+                shown = shown if len(shown) <= 24 else f"{shown[:12]}...({len(shown)} digits)"
+            raise BuildError(f"a set size must be an integer in [0, {limit:,}] (max_entries), got {shown}")
         self._sets[name] = int(size)
+
+    def _number(self, text: str, relative: KeyPath, what: str) -> float:
+        """The value of an expression of numbers and scalar constants (a set size, a bound)."""
+        self._check_length(text, relative)
+        try:
+            expr = parse_expression(text, self.limits.max_expression_depth)
+            if isinstance(expr, Ref) and expr.indices is None:
+                tensor = self._tensors.get(expr.name)
+                if tensor is not None and tensor.values is not None and tensor.shape != ():
+                    raise ExprError(f"{what} {expr.name!r} is not a scalar constant or parameter "
+                                    f"(it has shape {tensor.shape})", 0)
+            self._check_expansion(None, (expr,), relative, what)
+            value = self._evaluator.value(expr, {})
+        except ExprError as error:
+            raise _expression_error(error, relative) from None
+        if isinstance(value, Linear):
+            raise BuildError(f"{what} cannot depend on variables", relative, 0)
+        return value
 
     def add_constant(self, name: str, value: Any, over: Sequence[str] | None = None) -> None:
         """Declare a number or array; with ``over`` (set names), its shape is checked against them."""
         self._declare(name)
         try:
             values = np.array(value, dtype=np.float64)
+        except OverflowError:
+            raise BuildError("a number is too large to be a float (beyond 1.8e308)") from None
         except (TypeError, ValueError):
             raise BuildError("expected a number or a rectangular array of numbers (are the rows ragged?)") from None
-        if values.size > MAX_ENTRIES:
-            raise BuildError(f"more than {MAX_ENTRIES} entries")
+        if values.size > self.limits.max_entries:
+            raise BuildError(f"{values.size:,} entries; the limit is {self.limits.max_entries:,} "
+                             f"({self._raise_hint('max_entries', values.size)})")
         if not np.all(np.isfinite(values)):
             raise BuildError("values must be finite numbers")
         if over is None:
@@ -132,15 +185,17 @@ class ILPBuilder:
         """Declare a block of variables with one axis per set in ``over`` (none: a scalar).
 
         ``type`` is ``"binary"``, ``"integer"`` or ``"continuous"``; ``lower`` and
-        ``upper`` are numbers or names of constants (scalars or of the block's shape).
+        ``upper`` are numbers, names of constants (scalars or of the block's shape), or
+        expressions of numbers and scalar constants (``"n - 1"``).
         """
         self._declare(name)
         shape = self._shape(over)
         if type not in VARIABLE_TYPES:
             raise BuildError(f"type must be one of {list(VARIABLE_TYPES)}, got {type!r}", ("type",))
         size = math.prod(shape)
-        if self._columns + size > MAX_ENTRIES:
-            raise BuildError(f"more than {MAX_ENTRIES} variables in all")
+        if self._columns + size > self.limits.max_variables:
+            raise BuildError(f"{self._columns + size:,} variables in all; the limit is {self.limits.max_variables:,} "
+                             f"({self._raise_hint('max_variables', self._columns + size)})", ("over",))
         low, high = self._bound(lower, shape, "lower"), self._bound(upper, shape, "upper")
         if np.any(np.asarray(low) > np.asarray(high)):
             raise BuildError("the lower bound exceeds the upper bound", ("lower",))
@@ -163,7 +218,12 @@ class ILPBuilder:
         """Add constraint rows, from an expression or from coefficients.
 
         An expression such as ``"sum(i in items) w[i] * x[i] <= cap"`` adds one row,
-        or one per assignment of ``for_each`` (``"g in groups, t in slots"``).
+        or, with ``for_each``, one row per assignment of its indices: ``for_each="g in
+        groups, t in slots"`` adds ``|groups| * |slots|`` rows (row-major, named
+        ``name[g=0, t=0]``, ...), each with ``g`` and ``t`` bound in the expression;
+        ``"... if cond and cond"`` keeps the assignments where every comparison holds
+        (``"s in shifts if s + 1 < n_shifts"``). The expansion's size is checked
+        against ``limits`` before any row is built.
         A mapping ``{variable: coefficients}`` adds ``lower <= sum <coefficients, x> <= upper``:
         one row where each array has the variable's shape, ``m`` rows where each is
         ``(m, *shape)``; ``lower`` and ``upper`` are scalars or ``(m,)``.
@@ -180,16 +240,30 @@ class ILPBuilder:
             self._add_coefficients(constraint, lower, upper, label)
 
     def _add_expression(self, text: str, for_each: str | None, label: str) -> None:
+        depth = self.limits.max_expression_depth
+        quantifier = None
+        if for_each is not None:
+            self._check_length(for_each, ("for",))
+            try:
+                quantifier = parse_quantifier(for_each, depth)
+                self._evaluator.expansion(quantifier, ())  # unknown sets: an error at the 'for'
+            except ExprError as error:
+                raise _expression_error(error, ("for",)) from None
+        self._check_length(text, ("expr",))
         try:
-            bindings = parse_bindings(for_each) if for_each is not None else ()
-            scopes = list(self._evaluator.scopes(bindings, {}))
-        except ExprError as error:
-            raise _expression_error(error, ("for",)) from None
-        try:
-            relation = parse_relation(text)
+            relation = parse_relation(text, depth)
         except ExprError as error:
             raise _expression_error(error, ("expr",)) from None
-        for scope in scopes:
+        what = f"constraint {label!r}" if not label.startswith("constraints[") else label
+        self._check_expansion(quantifier, relation.terms, ("expr",), what, rows=True)
+        scopes = self._evaluator.scopes(quantifier, {}) if quantifier is not None else iter([{}])
+        while True:
+            try:  # the filter is evaluated as the assignments are drawn: its errors point at the 'for'
+                scope = next(scopes)
+            except StopIteration:
+                break
+            except ExprError as error:
+                raise _expression_error(error, ("for",)) from None
             where = ", ".join(f"{index}={value}" for index, (value, _) in scope.items())
             try:
                 coefs, low, high = self._evaluator.relation(relation, scope)
@@ -197,17 +271,58 @@ class ILPBuilder:
                 raise _expression_error(error, ("expr",), f"for {where}: " if where else "") from None
             self._add_row(coefs, low, high, f"{label}[{where}]" if where else label, ("expr",))
 
+    def _check_expansion(self, quantifier: Quantifier | None, terms: tuple[Expr, ...], relative: KeyPath,
+                         label: str, *, rows: bool = False) -> Expansion:
+        """Refuse, before building anything, an expansion that would pass the limits
+        (``rows``: it adds rows, it is a constraint)."""
+        try:
+            cost = self._evaluator.expansion(quantifier, terms)
+        except ExprError as error:
+            raise _expression_error(error, relative) from None
+        checks = (
+            ("max_rows", "rows", len(self._rows), cost.rows if rows else 0,
+             ("for",) if quantifier is not None else relative),
+            ("max_terms", "terms", self._evaluator.steps, cost.terms, relative),
+            ("max_nonzeros", "nonzeros", self._nonzeros, cost.nonzeros if rows else 0, relative),
+        )
+        for limit_name, what, before, added, where in checks:
+            limit = getattr(self.limits, limit_name)
+            if added and before + added > limit:
+                so_far = f" ({before + added:,} in all)" if before else ""
+                if what == "rows":
+                    sizes = [self._sets[b.set] for b in quantifier.bindings] if quantifier is not None else []
+                    detail = f" ({' x '.join(map(str, sizes))})" if len(sizes) > 1 else ""
+                else:
+                    detail = f" ({cost.rows:,} rows)" if cost.rows > 1 else ""
+                raise BuildError(f"{label} would expand to {added:,} {what}{detail}{so_far}; the limit is "
+                                 f"{limit:,} ({self._raise_hint(limit_name, before + added)})", where, 0)
+        return cost
+
+    def _raise_hint(self, limit_name: str, needed: int) -> str:
+        return "raise it with " + self.hints.limit.format(name=limit_name, value=needed)
+
+    def _check_length(self, text: str, relative: KeyPath) -> None:
+        if len(text) > self.limits.max_text_bytes:
+            raise BuildError(f"the expression is {len(text):,} characters long; the limit is "
+                             f"{self.limits.max_text_bytes:,} (max_text_bytes)", relative)
+
     def _add_coefficients(self, coefficients: Mapping[str, Any], lower: Any, upper: Any, label: str) -> None:
         blocks = self._coefficient_blocks(coefficients)
         rows = {m for m, _, _ in blocks}
         if len(rows) > 1:
             raise BuildError(f"coefficient arrays disagree on the number of rows: {sorted(rows)}")
         m = rows.pop() if rows else 1
+        nonzeros = sum(int(np.count_nonzero(array)) for _, _, array in blocks)
+        for limit_name, before, added in (("max_rows", len(self._rows), m), ("max_nonzeros", self._nonzeros, nonzeros)):
+            if before + added > getattr(self.limits, limit_name):
+                raise BuildError(f"{label} would add {added:,} {limit_name[4:]} ({before + added:,} in all); the "
+                                 f"limit is {getattr(self.limits, limit_name):,} "
+                                 f"({self._raise_hint(limit_name, before + added)})")
         bounds = []
         for side, value, default in (("lower", lower, -np.inf), ("upper", upper, np.inf)):
             try:
                 bounds.append(np.broadcast_to(np.asarray(default if value is None else value, np.float64), (m,)))
-            except ValueError:
+            except (TypeError, ValueError, OverflowError):
                 raise BuildError(f"{side} must be a scalar or have {m} entries", (side,)) from None
         for r in range(m):
             coefs = _row_coefficients(blocks, r)
@@ -221,7 +336,7 @@ class ILPBuilder:
                 raise BuildError(f"unknown variable {variable!r}", (variable,))
             try:
                 array = np.asarray(value, dtype=np.float64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise BuildError("coefficients must be a rectangular array of numbers", (variable,)) from None
             if array.shape == tensor.shape:
                 array = array[None]
@@ -242,7 +357,9 @@ class ILPBuilder:
                 return  # a row without variables that always holds
             raise BuildError(f"{label} can never hold: it has no variables and needs {lower} <= 0 <= {upper}",
                              relative)
-        self._rows.append({column: coef for column, coef in coefs.items() if coef != 0.0})
+        row = {column: coef for column, coef in coefs.items() if coef != 0.0}
+        self._rows.append(row)
+        self._nonzeros += len(row)  # what the limits count rows and nonzeros against: those built
         self._lower.append(lower)
         self._upper.append(upper)
         self._row_names.append(label)
@@ -273,8 +390,14 @@ class ILPBuilder:
         if fixed is None:
             return {}
         if isinstance(fixed, str):
+            self._check_length(fixed, ("fixed",))
             try:
-                value = self._evaluator.value(parse_expression(fixed), {})
+                expr = parse_expression(fixed, self.limits.max_expression_depth)
+            except ExprError as error:
+                raise _expression_error(error, ("fixed",)) from None
+            self._check_expansion(None, (expr,), ("fixed",), "the fixed objective")
+            try:
+                value = self._evaluator.value(expr, {})
             except ExprError as error:
                 raise _expression_error(error, ("fixed",)) from None
             coefs = value.nonzero() if isinstance(value, Linear) else {}
@@ -320,7 +443,7 @@ class ILPBuilder:
     # -- helpers -----------------------------------------------------------------------
     def _declare(self, name: str) -> None:
         if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name) or name in KEYWORDS:
-            raise BuildError(f"{name!r} is not a valid name (letters, digits, _; not 'sum' or 'in')", key=True)
+            raise BuildError(f"{name!r} is not a valid name (letters, digits, _; not {_reserved()})", key=True)
         if name in self._sets or name in self._tensors:
             raise BuildError(f"the name {name!r} is already declared", key=True)
 
@@ -336,10 +459,15 @@ class ILPBuilder:
 
     def _bound(self, bound: float | str, shape: tuple[int, ...], side: str) -> float | np.ndarray:
         if not isinstance(bound, str):
-            if isinstance(bound, bool) or not isinstance(bound, (int, float)) or math.isnan(bound):
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)) or bound != bound:  # NaN
                 raise BuildError(f"a bound must be a number or a constant's name, got {bound!r}", (side,))
-            return float(bound)
+            try:
+                return float(bound)
+            except OverflowError:  # an integer beyond the floats: beyond any variable's range
+                return math.inf if bound > 0 else -math.inf
         tensor = self._tensors.get(bound)
+        if tensor is None and not _IDENTIFIER.fullmatch(bound):  # an expression such as "n - 1"
+            return float(self._number(bound, (side,), "a bound"))
         if tensor is None or tensor.values is None:
             raise BuildError(unknown(bound, "constant", self._constants_by_name()), (side,))
         if tensor.shape not in ((), shape):

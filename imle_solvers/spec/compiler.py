@@ -4,6 +4,10 @@ The steps: read the source keeping positions, check it against the JSON Schema,
 then declare everything on a builder in dependency order: constants, scalar
 parameters, sets, array parameters, variables, constraints, objective. Every
 builder error is re-raised located at the spec entry that caused it.
+
+Every loader takes ``limits=`` (a :class:`SpecLimits`) besides the spec's own
+parameters; a spec parameter that happens to be called ``limits`` is still given as
+``limits=value``: only a ``SpecLimits`` is taken for the limits.
 """
 
 from __future__ import annotations
@@ -18,43 +22,66 @@ import numpy as np
 from ..problems.ilp import ILP
 from .builder import BuildError, ILPBuilder
 from .errors import SpecError
+from .limits import DEFAULT_LIMITS, PYTHON_DICT, PYTHON_YAML, Hints, SpecLimits
 from .schema import check_schema
 from .source import KeyPath, Source, from_mapping, from_yaml_text
 
 
-def load_yaml(path: str | Path, **params: Any) -> ILP:
+def split_limits(limits: Any, params: dict[str, Any]) -> SpecLimits:
+    """The limits a loader was given; anything but a ``SpecLimits`` (or None) passed as
+    ``limits=`` is the spec's own parameter of that name, and goes back into ``params``."""
+    if limits is None or isinstance(limits, SpecLimits):
+        return limits or DEFAULT_LIMITS
+    params["limits"] = limits
+    return DEFAULT_LIMITS
+
+
+def load_yaml(path: str | Path, /, *, limits: SpecLimits | None = None, **params: Any) -> ILP:
     """The ILP of the YAML (or JSON) spec at ``path``; ``params`` supply its ``params:``.
+
+    ``limits`` bounds the spec's size and what it expands to (default ``SpecLimits()``).
 
     Raises:
         SpecError: anything wrong with the spec, located by file, line, column and field.
     """
-    return compile_spec(read_yaml(path), params)
+    limits = split_limits(limits, params)
+    return compile_spec(read_yaml(path, limits), params, limits)
 
 
-def read_yaml(path: str | Path) -> Source:
-    """The spec at ``path``, read but not yet checked."""
+def read_yaml(path: str | Path, limits: SpecLimits = DEFAULT_LIMITS) -> Source:
+    """The spec at ``path``, read but not yet checked; a file over ``limits.max_text_bytes``
+    is refused before it is read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        size = Path(path).stat().st_size
+        text = None if size > limits.max_text_bytes else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # ValueError: a path with a NUL byte
         raise SpecError(f"cannot read the spec: {error}", file=str(path)) from None
-    return from_yaml_text(text, str(path))
+    if text is None:
+        raise SpecError(f"the spec file is {size:,} bytes; the limit is {limits.max_text_bytes:,} "
+                        "(max_text_bytes)", file=str(path))
+    return from_yaml_text(text, str(path), limits)
 
 
-def load_dict(spec: Mapping[str, Any], **params: Any) -> ILP:
-    """The ILP of a spec given as a Python dict (the YAML's structure)."""
-    return compile_spec(from_mapping(spec), params)
+def load_dict(spec: Mapping[str, Any], /, *, limits: SpecLimits | None = None, **params: Any) -> ILP:
+    """The ILP of a spec given as a Python dict (the YAML's structure); ``params`` and
+    ``limits`` as for :func:`load_yaml`."""
+    limits = split_limits(limits, params)
+    return compile_spec(from_mapping(spec, limits), params, limits, PYTHON_DICT)
 
 
-def compile_spec(source: Source, params: Mapping[str, Any]) -> ILP:
-    """Check ``source`` against the schema and compile it with ``params``."""
+def compile_spec(source: Source, params: Mapping[str, Any], limits: SpecLimits = DEFAULT_LIMITS,
+                 hints: Hints = PYTHON_YAML) -> ILP:
+    """Check ``source`` against the schema and compile it with ``params``; ``hints`` phrase
+    the errors' advice for the caller (Python or the command line)."""
     check_schema(source)
-    return compile_checked(source, params)
+    return compile_checked(source, params, limits=limits, hints=hints)
 
 
-def compile_checked(source: Source, params: Mapping[str, Any], name: str | None = None) -> ILP:
+def compile_checked(source: Source, params: Mapping[str, Any], name: str | None = None, *,
+                    limits: SpecLimits = DEFAULT_LIMITS, hints: Hints = PYTHON_YAML) -> ILP:
     """Compile ``source``, already checked against the schema, with ``params``; ``name``
     overrides the spec's own."""
-    builder = _declare(source, params, name)
+    builder = _declare(source, params, name, limits, hints)
     with _located(source, ()):
         return builder.build()
 
@@ -69,9 +96,11 @@ def _located(source: Source, path: KeyPath, remap: Mapping[KeyPath, KeyPath] | N
         raise source.error(error.message, path + relative, error.offset, key=error.key) from None
 
 
-def _declare(source: Source, supplied: Mapping[str, Any], name: str | None) -> ILPBuilder:
+def _declare(source: Source, supplied: Mapping[str, Any], name: str | None, limits: SpecLimits,
+             hints: Hints) -> ILPBuilder:
     tree = source.tree
-    builder = ILPBuilder(name or tree.get("name", Path(source.file).stem if source.file else "ilp"))
+    builder = ILPBuilder(name or tree.get("name", Path(source.file).stem if source.file else "ilp"), limits=limits)
+    builder.hints = hints
     declared = tree.get("params", {})
     unknown = sorted(set(supplied) - set(declared))
     if unknown:
@@ -82,13 +111,13 @@ def _declare(source: Source, supplied: Mapping[str, Any], name: str | None) -> I
             builder.add_constant(name, value)
     free = {name: p for name, p in declared.items() if "over" not in p}  # any shape; may size sets
     for name, param in free.items():
-        _add_param(source, builder, name, param, supplied)
+        _add_param(source, builder, name, param, supplied, hints)
     for name, size in tree.get("sets", {}).items():
         with _located(source, ("sets", name)):
             builder.add_set(name, size)
     for name, param in declared.items():
         if name not in free:
-            _add_param(source, builder, name, param, supplied)
+            _add_param(source, builder, name, param, supplied, hints)
     for name, variable in tree["variables"].items():
         with _located(source, ("variables", name)):
             builder.add_variable(name, **_variable_arguments(variable))
@@ -111,7 +140,7 @@ def _variable_arguments(variable: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _add_param(source: Source, builder: ILPBuilder, name: str, param: Mapping[str, Any],
-               supplied: Mapping[str, Any]) -> None:
+               supplied: Mapping[str, Any], hints: Hints) -> None:
     path = ("params", name)
     if name in supplied:
         value, remap = supplied[name], {(): ()}
@@ -121,14 +150,16 @@ def _add_param(source: Source, builder: ILPBuilder, name: str, param: Mapping[st
     elif "default" in param:
         value, remap = param["default"], {(): ("default",)}
     else:
-        raise source.error(f"missing parameter {name!r}: supply it at load time, e.g. from_yaml(path, {name}=...)",
+        raise source.error(f"missing parameter {name!r}: supply it with {hints.param.format(name=name)}",
                            path, key=True)
     with _located(source, path, remap):
         builder.add_constant(name, value, over=param.get("over"))
 
 
 def _numeric(value: Any) -> bool:
+    if isinstance(value, int):  # also one too large for numpy: add_constant says so
+        return True
     try:
         return np.asarray(value).dtype.kind in "biuf"
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False

@@ -4,8 +4,9 @@ Grammar (``docs/spec.md`` explains it with examples)::
 
     constraint := expr relation expr [relation expr]
     relation   := "<=" | ">=" | "==" | "="
-    bindings   := binding ("," binding)*
+    bindings   := binding ("," binding)* ["if" condition ("and" condition)*]
     binding    := NAME "in" NAME
+    condition  := expr ("<" | "<=" | ">" | ">=" | "==" | "!=") expr
     expr       := term (("+" | "-") term)*
     term       := unary (("*" | "/") unary)*
     unary      := ("+" | "-") unary | primary
@@ -13,8 +14,11 @@ Grammar (``docs/spec.md`` explains it with examples)::
                 | NAME ["[" expr ("," expr)* "]"]
 
 ``sum`` takes the *term* after it, as in AMPL: ``sum(i in I) w[i] * x[i] + 1``
-adds 1 once. The parser only builds a tree; nothing is evaluated here, and
-nothing is ever evaluated as Python.
+adds 1 once. An ``if`` after the bindings (of a ``for`` or a ``sum``) keeps only the
+assignments for which every condition holds: ``s in shifts if s + 1 < n``. The
+parser only builds a tree; nothing is evaluated here, and nothing is ever
+evaluated as Python. Its recursion is bounded by ``max_depth`` levels of nesting,
+so that a hostile expression gets an error rather than Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -83,8 +87,27 @@ class Binding:
 
 
 @dataclass(frozen=True)
-class Sum:
+class Condition:
+    """``left op right``, a comparison of numbers (no variables) in an ``if`` filter."""
+
+    left: Expr
+    op: str  # "<", "<=", ">", ">=", "==", "!="
+    right: Expr
+    offset: int  # the operator's
+
+
+@dataclass(frozen=True)
+class Quantifier:
+    """``i in I, j in J if cond and cond``: the assignments of the bound indices, row-major,
+    that satisfy every condition."""
+
     bindings: tuple[Binding, ...]
+    conditions: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sum:
+    quantifier: Quantifier
     body: Expr
     offset: int
 
@@ -100,8 +123,9 @@ class Relation:
 
 Expr = Union[Number, Ref, Negate, Binary, Sum]
 
-MAX_NESTING = 100
-KEYWORDS = frozenset({"sum", "in"})
+MAX_NESTING = 100  # the default of SpecLimits.max_expression_depth
+KEYWORDS = frozenset({"sum", "in", "if", "and"})
+COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
@@ -126,10 +150,11 @@ def tokenize(text: str) -> list[Token]:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, max_depth: int = MAX_NESTING) -> None:
         self.tokens = tokenize(text)
         self.position = 0
         self.depth = 0
+        self.max_depth = max_depth
 
     @property
     def token(self) -> Token:
@@ -181,11 +206,31 @@ class _Parser:
             raise ExprError("at most two comparisons, as in 'lo <= expr <= hi'", offsets[2])
         return Relation(tuple(terms), tuple(ops), tuple(offsets))
 
-    def bindings(self) -> tuple[Binding, ...]:
+    def quantifier(self) -> Quantifier:
         result = [self.binding()]
         while self.accept(","):
             result.append(self.binding())
-        return tuple(result)
+        conditions = []
+        if self.keyword("if"):
+            conditions.append(self.condition())
+            while self.keyword("and"):
+                conditions.append(self.condition())
+        return Quantifier(tuple(result), tuple(conditions))
+
+    def keyword(self, word: str) -> bool:
+        if self.token.kind == "name" and self.token.text == word:
+            self.advance()
+            return True
+        return False
+
+    def condition(self) -> Condition:
+        left = self.expr()
+        token = self.token
+        if token.kind != "op" or token.text not in COMPARISONS + ("=",):
+            raise ExprError(f"expected a comparison (<, <=, >, >=, ==, !=) in the 'if' condition, "
+                            f"found {self._describe(token)}", token.offset)
+        self.advance()
+        return Condition(left, "==" if token.text == "=" else token.text, self.expr(), token.offset)
 
     def binding(self) -> Binding:
         index = self.name("an index name")
@@ -200,8 +245,9 @@ class _Parser:
         """One level deeper into the expression: refused past ``MAX_NESTING``, so that a
         hostile spec gets an error rather than Python's recursion limit."""
         self.depth += 1
-        if self.depth > MAX_NESTING:
-            raise ExprError("the expression is nested too deeply", offset)
+        if self.depth > self.max_depth:
+            raise ExprError(f"the expression is nested more than {self.max_depth} levels deep "
+                            "(max_expression_depth)", offset)
         yield
         self.depth -= 1
 
@@ -241,17 +287,19 @@ class _Parser:
         if token.kind == "name" and token.text == "sum":
             self.advance()
             self.expect("(")
-            bindings = self.bindings()
+            with self.nested(token.offset):  # a condition holds expressions
+                quantifier = self.quantifier()
             self.expect(")")
             with self.nested(token.offset):
                 body = self.term()
-            return Sum(bindings, body, token.offset)
+            return Sum(quantifier, body, token.offset)
         name = self.name("a number, a name, 'sum' or '('")
         if not self.accept("["):
             return Ref(name.text, None, name.offset)
-        indices = [self.expr()]
-        while self.accept(","):
-            indices.append(self.expr())
+        with self.nested(name.offset):
+            indices = [self.expr()]
+            while self.accept(","):
+                indices.append(self.expr())
         self.expect("]")
         return Ref(name.text, tuple(indices), name.offset)
 
@@ -263,25 +311,26 @@ def start(expr: Expr) -> int:
     return expr.offset
 
 
-def parse_relation(text: str) -> Relation:
+def _parse(text: str, rule: str, max_depth: int):
+    parser = _Parser(text, max_depth)
+    try:
+        result = getattr(parser, rule)()
+    except RecursionError:  # only when max_depth is set above what Python's stack allows
+        raise ExprError("the expression is nested too deeply for Python's recursion limit", 0) from None
+    parser.finish()
+    return result
+
+
+def parse_relation(text: str, max_depth: int = MAX_NESTING) -> Relation:
     """Parse a constraint such as ``sum(i in items) w[i] * x[i] <= capacity``."""
-    parser = _Parser(text)
-    result = parser.relation()
-    parser.finish()
-    return result
+    return _parse(text, "relation", max_depth)
 
 
-def parse_expression(text: str) -> Expr:
+def parse_expression(text: str, max_depth: int = MAX_NESTING) -> Expr:
     """Parse a linear expression such as ``sum(j in jobs) cost[j] * y[j]``."""
-    parser = _Parser(text)
-    result = parser.expr()
-    parser.finish()
-    return result
+    return _parse(text, "expr", max_depth)
 
 
-def parse_bindings(text: str) -> tuple[Binding, ...]:
-    """Parse quantifiers such as ``g in groups, t in slots``."""
-    parser = _Parser(text)
-    result = parser.bindings()
-    parser.finish()
-    return result
+def parse_quantifier(text: str, max_depth: int = MAX_NESTING) -> Quantifier:
+    """Parse quantifiers such as ``g in groups, t in slots if t > 0``."""
+    return _parse(text, "quantifier", max_depth)

@@ -3,20 +3,36 @@
 A value is either a number (``float``) or a :class:`Linear` form. Products of
 two forms, and division by a form, are rejected as non-linear; every index is
 checked against its axis' size (an index may run over a set smaller than the axis).
+
+Before a constraint is expanded, :meth:`Evaluator.expansion` computes what it will
+cost (rows, terms, nonzeros) from the parsed tree and the set sizes alone, so that
+the builder can refuse a hostile spec before doing the work.
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .expressions import Binary, Binding, Expr, ExprError, Negate, Number, Ref, Relation, Sum, start
-
-MAX_STEPS = 20_000_000
+from .expressions import (
+    Binary,
+    Condition,
+    Expr,
+    ExprError,
+    Negate,
+    Number,
+    Quantifier,
+    Ref,
+    Relation,
+    Sum,
+    start,
+)
+from .limits import DEFAULT_LIMITS, PYTHON_YAML, Hints, SpecLimits
 
 
 @dataclass
@@ -67,24 +83,101 @@ class Tensor:
 Scope = Mapping[str, tuple[int, str]]  # index name -> (value, set name)
 
 
+@dataclass(frozen=True)
+class Expansion:
+    """What expanding a constraint costs, computed before expanding it.
+
+    Attributes:
+        rows: the number of assignments of its ``for`` (before its ``if`` drops any).
+        terms: the evaluation steps of all its rows (filters included).
+        nonzeros: the variable references of all its rows, an upper bound of their nonzeros.
+    """
+
+    rows: int
+    terms: int
+    nonzeros: int
+
+
+def spine(expr: Binary) -> tuple[Expr, list[Binary]]:
+    """A left-associated chain ``((a + b) * c) - d`` as ``a`` and its operations in order.
+
+    ``a + b + c + ...`` parses into a tree as deep as it is long; walking its left
+    spine in a loop keeps recursion to the nesting the parser has already bounded."""
+    chain = []
+    node: Expr = expr
+    while isinstance(node, Binary):
+        chain.append(node)
+        node = node.left
+    chain.reverse()
+    return node, chain
+
+
 class Evaluator:
     """Evaluates expressions against named ``sets`` (name -> size) and ``tensors``.
 
-    It counts its work and stops with an error past :data:`MAX_STEPS`, so a spec
-    with huge sums fails instead of hanging.
+    It counts its work and stops with an error past ``limits.max_terms``, so that a
+    spec whose expansion was underestimated still fails instead of hanging.
     """
 
-    def __init__(self, sets: Mapping[str, int], tensors: Mapping[str, Tensor]) -> None:
+    def __init__(self, sets: Mapping[str, int], tensors: Mapping[str, Tensor],
+                 limits: SpecLimits = DEFAULT_LIMITS, hints: Hints = PYTHON_YAML) -> None:
         self.sets = sets
         self.tensors = tensors
+        self.limits = limits
+        self.hints = hints
         self.steps = 0
+        self._indexing: list[tuple[Tensor, int]] = []  # (tensor, axis) of the indices being evaluated
 
+    # -- the cost of an expansion, before it happens ---------------------------------
+    def expansion(self, quantifier: Quantifier | None, terms: tuple[Expr, ...]) -> Expansion:
+        """Rows, terms and nonzeros of ``terms`` evaluated under every assignment of ``quantifier``."""
+        rows = self._assignments(quantifier) if quantifier is not None else 1
+        guard = self._conditions_cost(quantifier) if quantifier is not None else 0
+        work = sum(self._cost(term)[0] for term in terms)
+        nonzeros = sum(self._cost(term)[1] for term in terms)
+        return Expansion(rows, rows * (guard + work), rows * nonzeros)
+
+    def _assignments(self, quantifier: Quantifier) -> int:
+        return math.prod(self._set_size(binding.set, binding.set_offset) for binding in quantifier.bindings)
+
+    def _conditions_cost(self, quantifier: Quantifier) -> int:
+        return sum(self._cost(c.left)[0] + self._cost(c.right)[0] for c in quantifier.conditions)
+
+    def _cost(self, expr: Expr) -> tuple[int, int]:
+        """``(steps, variable references)`` of one evaluation of ``expr``, as :meth:`value` counts them."""
+        if isinstance(expr, Binary):
+            first, chain = spine(expr)
+            steps, refs = self._cost(first)
+            for node in chain:
+                right = self._cost(node.right)
+                steps, refs = steps + 1 + right[0], refs + right[1]
+            return steps, refs
+        if isinstance(expr, Number):
+            return 1, 0
+        if isinstance(expr, Ref):
+            tensor = self.tensors.get(expr.name)
+            index_steps = sum(self._cost(index)[0] for index in expr.indices or ())
+            return 1 + index_steps, int(tensor is not None and tensor.start is not None)
+        if isinstance(expr, Negate):
+            steps, refs = self._cost(expr.operand)
+            return 1 + steps, refs
+        assert isinstance(expr, Sum)
+        count = self._assignments(expr.quantifier)
+        steps, refs = self._cost(expr.body)
+        return 1 + count * (self._conditions_cost(expr.quantifier) + steps), count * refs
+
+    def _set_size(self, name: str, offset: int) -> int:
+        if name not in self.sets:
+            raise ExprError(unknown(name, "set", self.sets), offset)
+        return self.sets[name]
+
+    # -- evaluation -----------------------------------------------------------------
     def relation(self, relation: Relation, scope: Scope) -> tuple[dict[int, float], float, float]:
         """``(coefficients, lower, upper)`` with ``lower <= coefficients . x <= upper``."""
         values = [self.value(term, scope) for term in relation.terms]
         if len(values) == 2:
             difference = _as_linear(values[0]).add(values[1], -1.0)
-            bound = -difference.constant
+            bound = -difference.constant + 0.0  # + 0.0: no -0.0 bound
             lower = bound if relation.ops[0] in (">=", "==") else -np.inf
             upper = bound if relation.ops[0] in ("<=", "==") else np.inf
             return difference.nonzero(), lower, upper
@@ -98,13 +191,11 @@ class Evaluator:
         low, high = values[0] - middle.constant, values[2] - middle.constant
         if relation.ops[0] == ">=":
             low, high = high, low
-        return middle.nonzero(), low, high
+        return middle.nonzero(), low + 0.0, high + 0.0
 
     def value(self, expr: Expr, scope: Scope) -> float | Linear:
         """Evaluate ``expr`` to a number or a linear form."""
-        self.steps += 1
-        if self.steps > MAX_STEPS:
-            raise ExprError(f"the spec needs more than {MAX_STEPS} evaluation steps; it is too large", start(expr))
+        self._step(expr)
         if isinstance(expr, Number):
             return expr.value
         if isinstance(expr, Ref):
@@ -114,23 +205,45 @@ class Evaluator:
             return operand.scale(-1.0) if isinstance(operand, Linear) else -operand
         if isinstance(expr, Sum):
             total = Linear()
-            for inner in self.scopes(expr.bindings, scope):
+            for inner in self.scopes(expr.quantifier, scope):
                 total.add(self.value(expr.body, inner))
             return total.constant if not total.coefs else total
-        return self._binary(expr, scope)
+        self.steps -= 1  # counted per operation below
+        first, chain = spine(expr)
+        result = self.value(first, scope)
+        for node in chain:
+            self._step(node)
+            result = self._binary(node, result, self.value(node.right, scope))
+        return result
 
-    def scopes(self, bindings: tuple[Binding, ...], scope: Scope) -> Iterator[dict[str, tuple[int, str]]]:
-        """Every assignment of the bound indices, row-major, each extending ``scope``."""
+    def _step(self, expr: Expr) -> None:
+        self.steps += 1
+        if self.steps > self.limits.max_terms:
+            raise ExprError(f"the spec needs more than {self.limits.max_terms:,} evaluation steps "
+                            f"(max_terms); it is too large", start(expr))
+
+    def scopes(self, quantifier: Quantifier, scope: Scope) -> Iterator[dict[str, tuple[int, str]]]:
+        """Every assignment of the bound indices that passes the filter, row-major, each
+        extending ``scope``. Lazy: rows are built one at a time, never all listed first."""
+        bindings = quantifier.bindings
         sizes = []
         for position, binding in enumerate(bindings):
-            if binding.set not in self.sets:
-                raise ExprError(unknown(binding.set, "set", self.sets), binding.set_offset)
+            size = self._set_size(binding.set, binding.set_offset)
             taken = set(scope) | {b.index for b in bindings[:position]}
             if binding.index in taken or binding.index in self.sets or binding.index in self.tensors:
                 raise ExprError(f"index {binding.index!r} is already a name in use", binding.offset)
-            sizes.append(range(self.sets[binding.set]))
+            sizes.append(range(size))
         for values in itertools.product(*sizes):
-            yield {**scope, **{b.index: (v, b.set) for b, v in zip(bindings, values)}}
+            inner = {**scope, **{b.index: (v, b.set) for b, v in zip(bindings, values)}}
+            if all(self._holds(condition, inner) for condition in quantifier.conditions):
+                yield inner
+
+    def _holds(self, condition: Condition, scope: Scope) -> bool:
+        left, right = self.value(condition.left, scope), self.value(condition.right, scope)
+        if isinstance(left, Linear) or isinstance(right, Linear):
+            raise ExprError("an 'if' condition compares numbers; it cannot depend on variables", condition.offset)
+        return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right,
+                "==": left == right, "!=": left != right}[condition.op]
 
     def index(self, expr: Expr, scope: Scope) -> int:
         """An index expression's integer value."""
@@ -149,7 +262,7 @@ class Evaluator:
                             "or 'for'", ref.offset)
         tensor = self.tensors.get(ref.name)
         if tensor is None:
-            raise ExprError(unknown(ref.name, "name", {**self.tensors, **scope}), ref.offset)
+            raise ExprError(self._unknown_name(ref, scope), ref.offset)
         indices = ref.indices or ()
         if len(indices) != len(tensor.shape):
             axes = f"{len(tensor.shape)} ax{'i' if len(tensor.shape) == 1 else 'e'}s"
@@ -161,8 +274,21 @@ class Evaluator:
         flat = int(np.ravel_multi_index(position, tensor.shape)) if position else 0
         return Linear({tensor.start + flat: 1.0})
 
+    def _unknown_name(self, ref: Ref, scope: Scope) -> str:
+        """``unknown name 'i'``, and when ``i`` is used as an index, how to bind it."""
+        if ref.indices is None and self._indexing:
+            tensor, axis = self._indexing[-1]
+            over = tensor.over[axis] or "<set>"
+            bind = self.hints.bind.format(index=ref.name, set=over)
+            return f"unknown name {ref.name!r}: an index must be bound; did you forget `{bind}`?"
+        return unknown(ref.name, "name", {**self.tensors, **scope})
+
     def _axis(self, ref: Ref, tensor: Tensor, axis: int, expr: Expr, scope: Scope) -> int:
-        value = self.index(expr, scope)
+        self._indexing.append((tensor, axis))
+        try:
+            value = self.index(expr, scope)
+        finally:
+            self._indexing.pop()
         if not 0 <= value < tensor.shape[axis]:
             over = f" over {tensor.over[axis]!r}" if tensor.over[axis] else ""
             bound = f"; {expr.name!r} ranges over {scope[expr.name][1]!r}" if isinstance(expr, Ref) and expr.name in scope else ""
@@ -170,12 +296,11 @@ class Evaluator:
                             f"(size {tensor.shape[axis]}{over}){bound}", start(expr))
         return value
 
-    def _binary(self, expr: Binary, scope: Scope) -> float | Linear:
-        left, right = self.value(expr.left, scope), self.value(expr.right, scope)
+    def _binary(self, expr: Binary, left: float | Linear, right: float | Linear) -> float | Linear:
         if expr.op in ("+", "-"):
             sign = 1.0 if expr.op == "+" else -1.0
             if not isinstance(left, Linear) and not isinstance(right, Linear):
-                return left + sign * right
+                return _finite(left + sign * right, expr)
             return _as_linear(left).add(right, sign)
         if isinstance(right, Linear):
             if expr.op == "/":
@@ -187,7 +312,13 @@ class Evaluator:
             if right == 0:
                 raise ExprError("division by zero", expr.offset)
             right = 1.0 / right
-        return left.scale(right) if isinstance(left, Linear) else left * right
+        return left.scale(right) if isinstance(left, Linear) else _finite(left * right, expr)
+
+
+def _finite(number: float, expr: Binary) -> float:
+    if not math.isfinite(number):
+        raise ExprError("the result is too large to be a finite number", expr.offset)
+    return number
 
 
 def _as_linear(value: float | Linear) -> Linear:

@@ -10,7 +10,12 @@ from typing import Any
 
 import jsonschema
 
+from .expressions import KEYWORDS
 from .source import Source
+
+
+def _reserved() -> str:
+    return ", ".join(repr(word) for word in sorted(KEYWORDS))
 
 
 @cache
@@ -39,7 +44,7 @@ def check_schema(source: Source) -> None:
         known = ", ".join(sorted(allowed))
         raise source.error(f"unknown key {extra[0]!r}; expected one of: {known}", path + (extra[0],), key=True)
     if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
-        raise source.error(f"{error.instance!r} is not a valid name (letters, digits, _; not 'sum' or 'in')",
+        raise source.error(f"{error.instance!r} is not a valid name (letters, digits, _; not {_reserved()})",
                            path + (error.instance,), key=True)
     if error.validator == "not":
         raise source.error(f"{error.instance!r} is a reserved word", path)
@@ -52,6 +57,7 @@ def check_schema(source: Source) -> None:
 def _form(schema: dict[str, Any]) -> str:
     """A few words for one alternative of a ``oneOf``: its type, or the name it refers to."""
     if "$ref" in schema:
-        return "a name" if schema["$ref"].endswith("identifier") else schema["$ref"].rsplit("/", 1)[-1]
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return {"identifier": "a name", "expression": "an expression (a string)"}.get(name, name)
     kind = schema.get("type", "value")
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"

@@ -18,11 +18,10 @@ import numpy as np
 import yaml
 
 from .errors import Location, SpecError, field_name
+from .limits import DEFAULT_LIMITS, SpecLimits
 
 KeyPath = tuple[str | int, ...]
 
-MAX_DEPTH = 64
-MAX_NODES = 1_000_000
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
@@ -97,13 +96,43 @@ class Source:
         return Location(self.file, mark.line + 1, mark.column + 1)
 
 
-def from_yaml_text(text: str, file: str | None = None) -> Source:
+class _Composer(yaml.SafeLoader):
+    """PyYAML's safe loader, whose (recursive) composer refuses to nest past ``max_depth``:
+    ``[[[[...`` a few thousand deep would otherwise exhaust Python's stack."""
+
+    def __init__(self, text: str, max_depth: int) -> None:
+        super().__init__(text)
+        self.max_depth = max_depth
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        self.depth += 1
+        if self.depth > self.max_depth:
+            mark = self.peek_event().start_mark
+            raise SpecError(f"the spec is nested more than {self.max_depth} levels deep (max_document_depth)",
+                            line=mark.line + 1, column=mark.column + 1)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def from_yaml_text(text: str, file: str | None = None, limits: SpecLimits = DEFAULT_LIMITS) -> Source:
     """Parse YAML text into a :class:`Source`; any YAML problem is a located :class:`SpecError`."""
+    if len(text) > limits.max_text_bytes:
+        raise SpecError(f"the spec is {len(text):,} characters long; the limit is {limits.max_text_bytes:,} "
+                        "(max_text_bytes)", file=file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        composer = _Composer(text, limits.max_document_depth)
+        try:
+            node = composer.get_single_node()
+        except SpecError as error:
+            raise SpecError(error.message, file=file, line=error.line, column=error.column) from None
+        finally:
+            composer.dispose()
         if node is None:
             raise SpecError("the spec is empty", file=file, line=1, column=1)
-        reader = _NodeReader(file)
+        reader = _NodeReader(file, limits)
         tree = reader.read(node, ())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -116,21 +145,27 @@ def from_yaml_text(text: str, file: str | None = None) -> Source:
         ) from None
     except yaml.YAMLError as error:  # reader errors (bad characters) carry no mark
         raise SpecError(f"YAML syntax: {error}", file=file) from None
+    except RecursionError:  # only when max_document_depth is set above what Python's stack allows
+        raise SpecError("the spec is nested too deeply for Python's recursion limit", file=file) from None
     return Source(tree, file, reader.marks, reader.key_marks, tuple(text.splitlines()))
 
 
-def from_mapping(spec: Mapping[str, Any]) -> Source:
+def from_mapping(spec: Mapping[str, Any], limits: SpecLimits = DEFAULT_LIMITS) -> Source:
     """A :class:`Source` from a Python dict (numpy arrays and tuples become lists)."""
     if not isinstance(spec, Mapping):
         raise SpecError(f"a spec is a mapping, got {type(spec).__name__}")
-    return Source(_plain(spec, (), 0, [0]))
+    try:
+        return Source(_plain(spec, (), 0, [0], limits))
+    except RecursionError:  # only when max_document_depth is set above what Python's stack allows
+        raise SpecError("the spec is nested too deeply for Python's recursion limit") from None
 
 
 class _NodeReader:
     """Rebuilds the tree from composed nodes, recording each entry's mark."""
 
-    def __init__(self, file: str | None) -> None:
+    def __init__(self, file: str | None, limits: SpecLimits) -> None:
         self.file = file
+        self.limits = limits
         self.marks: dict[KeyPath, Mark] = {}
         self.key_marks: dict[KeyPath, Mark] = {}
         self.constructor = yaml.SafeLoader("")
@@ -142,8 +177,10 @@ class _NodeReader:
 
     def read(self, node: yaml.Node, path: KeyPath) -> Any:
         self.nodes += 1
-        if self.nodes > MAX_NODES or len(path) > MAX_DEPTH:
-            raise self._fail("the spec is nested too deeply or too large (aliases?)", node, path)
+        if self.nodes > self.limits.max_document_nodes or len(path) > self.limits.max_document_depth:
+            raise self._fail(f"the spec is nested too deeply or too large (aliases?): more than "
+                             f"{self.limits.max_document_depth} levels (max_document_depth) or "
+                             f"{self.limits.max_document_nodes:,} entries (max_document_nodes)", node, path)
         self.marks[path] = Mark(node.start_mark.line, node.start_mark.column, getattr(node, "style", None))
         if isinstance(node, yaml.MappingNode):
             if node.tag != _MAP_TAG:
@@ -168,10 +205,18 @@ class _NodeReader:
     def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self._fail("keys must be strings", node, path)
-        return self.constructor.construct_object(node)
+        try:
+            return self.constructor.construct_object(node)
+        except ValueError as error:  # int() of more digits than Python converts (4300 by default)
+            raise self._fail(f"cannot read the number: {error}", node, path) from None
+
+
+_LARGEST = 2 ** 1024  # beyond the largest float: no use in a program, and slow to print
 
 
 def _check_scalar(value: Any, fail: Callable[[str], SpecError]) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -_LARGEST < value < _LARGEST:
+        raise fail(f"an integer of {value.bit_length()} bits is too large (beyond 1.8e308)")
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -181,12 +226,17 @@ def _check_scalar(value: Any, fail: Callable[[str], SpecError]) -> Any:
     raise fail(f"expected a number, string, boolean or null, got {type(value).__name__}")
 
 
-def _plain(value: Any, path: KeyPath, depth: int, count: list[int]) -> Any:
+def _plain(value: Any, path: KeyPath, depth: int, count: list[int], limits: SpecLimits) -> Any:
     """A dict's tree as plain JSON-like data, checked as YAML's is."""
     count[0] += 1
-    if depth > MAX_DEPTH or count[0] > MAX_NODES:
-        raise SpecError("the spec is nested too deeply or too large", field=field_name(path))
+    if depth > limits.max_document_depth or count[0] > limits.max_document_nodes:
+        raise SpecError(f"the spec is nested too deeply or too large: more than {limits.max_document_depth} "
+                        f"levels (max_document_depth) or {limits.max_document_nodes:,} entries "
+                        "(max_document_nodes)", field=field_name(path))
     if isinstance(value, np.ndarray):
+        if value.size > limits.max_document_nodes:  # before tolist() makes a Python object of each
+            raise SpecError(f"an array of {value.size:,} entries; the limit is {limits.max_document_nodes:,} "
+                            "(max_document_nodes)", field=field_name(path))
         value = value.tolist()
     elif isinstance(value, np.generic):
         value = value.item()
@@ -195,10 +245,13 @@ def _plain(value: Any, path: KeyPath, depth: int, count: list[int]) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise SpecError(f"keys must be strings, got {key!r}", field=field_name(path))
-            result[key] = _plain(item, path + (key,), depth + 1, count)
+            result[key] = _plain(item, path + (key,), depth + 1, count, limits)
         return result
     if isinstance(value, (list, tuple)):
-        return [_plain(item, path + (i,), depth + 1, count) for i, item in enumerate(value)]
+        return [_plain(item, path + (i,), depth + 1, count, limits) for i, item in enumerate(value)]
+    if isinstance(value, str) and len(value) > limits.max_text_bytes:
+        raise SpecError(f"a string of {len(value):,} characters; the limit is {limits.max_text_bytes:,} "
+                        "(max_text_bytes)", field=field_name(path))
 
     def fail(message: str) -> SpecError:
         return SpecError(message, field=field_name(path))
