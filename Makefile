@@ -16,7 +16,7 @@ $(VENV)/.demo: $(VENV)/bin/python pyproject.toml ci/constraints.txt
 	touch $@
 
 $(VENV)/.test: $(VENV)/bin/python pyproject.toml ci/constraints.txt
-	$(PIP) -e '.[torch,jax,tensorflow,ortools,scip,dask,plot,dev]'
+	$(PIP) -e '.[torch,jax,tensorflow,ortools,scip,dask,ray,plot,dev]'
 	touch $@
 
 demo: $(VENV)/.demo

@@ -7,13 +7,30 @@ the order of the tasks, retries once the tasks a dead worker took with it, turns
 joblib's per-task timeout into an error that names the task, and shuts down
 cleanly on :meth:`WorkerPool.close`, on ``KeyboardInterrupt``, when garbage
 collected and at interpreter exit.
+
+Two invariants hold whatever joblib does underneath:
+
+- **Results never cross calls.** Every task is tagged with its call and its
+  position, and a result is placed by its tag, never by the order it arrives in.
+  A ``joblib.Parallel`` whose call was aborted (a dead worker, a timeout, an
+  error) is never reused: joblib keeps batches it had sliced off the aborted
+  call's task list in a queue that it does not clear, and a later call on the
+  same ``Parallel`` would run them first and yield their results as its own.
+  The pool exits it and enters a fresh one for the next call (with loky, on the
+  same, restarted executor: no worker start-up is added).
+- **Nothing is dropped silently.** A task whose result did not come back is
+  either retried or named in the error.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import multiprocessing
+import os
+import socket
 import sys
+import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +45,34 @@ from .errors import UnknownBackendError, missing_dependency
 # so the last pool to close is the one that stops its workers.
 _OPEN_LOKY_POOLS: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
+# What one task costs a backend beyond the solving, in seconds: pickling the chunk
+# there and back and the scheduler's bookkeeping (benchmarks/bench_pool.py measures
+# it: 64 empty tasks in one call on two workers, per task; loky 1-2 ms, Dask 10-18 ms
+# on a loaded 2-core machine). Dask goes through its scheduler; Ray through an actor
+# call and its object store.
+TASK_OVERHEAD_SECONDS = {
+    "loky": 0.001,
+    "multiprocessing": 0.001,
+    "threading": 0.0002,
+    "sequential": 0.0,
+    "dask": 0.01,
+    "ray": 0.005,
+}
+# A task should carry this many times its overhead in solving (the overhead is then
+# under 20% of the task). Larger multiples leave too few tasks to share the workers:
+# on Dask, a batch of 64 instances of 2.5 ms became a single task, solved in-process.
+OVERHEAD_FACTOR = 5
+# The floor of a task's solving time: joblib polls for finished tasks every 10 ms,
+# so on any backend a shorter task mostly waits.
+MIN_TARGET_TASK_SECONDS = 0.02
+
+# A warm-up task holds its worker this long, so that the first worker to start
+# does not take every warm-up task of a round before the others are up.
+WARM_UP_HOLD_SECONDS = 0.05
+# Rounds of warm-up tasks before giving up on reaching every worker (one round
+# reaches them all unless some start much later than others).
+WARM_UP_ROUNDS = 5
+
 
 class WorkersLost(Exception):
     """Workers died twice while holding ``tasks`` (indices into the mapped sequence)."""
@@ -38,10 +83,19 @@ class WorkersLost(Exception):
 
 
 class TaskTimedOut(Exception):
-    """Task ``task`` ran past the pool's per-task timeout; its workers were stopped."""
+    """A task ran past the pool's per-task timeout; its workers were stopped.
 
-    def __init__(self, task: int) -> None:
-        super().__init__(f"task {task} timed out")
+    Attributes:
+        task: the task that timed out (its index in the mapped sequence).
+        tasks: every task it may be: ``[task]`` on backends that stream results;
+            on those that return a call's results only all at once (see
+            :attr:`WorkerPool.streams_results`), every task of the call, since
+            which of them had finished is not known.
+    """
+
+    def __init__(self, task: int, tasks: list[int] | None = None) -> None:
+        self.tasks = [task] if tasks is None else list(tasks)
+        super().__init__(f"task {task} timed out" if len(self.tasks) == 1 else f"one of tasks {self.tasks} timed out")
         self.task = task
 
 
@@ -83,6 +137,19 @@ def effective_workers(n_jobs: int, backend: str) -> int:
         return joblib.effective_n_jobs(n_jobs)
 
 
+def task_overhead_seconds(backend: str) -> float:
+    """What one task costs ``backend`` beyond its solving (a measured figure; 10 ms for
+    backends not measured here, as a cautious guess)."""
+    return TASK_OVERHEAD_SECONDS.get(backend, 0.01)
+
+
+def target_task_seconds(backend: str) -> float:
+    """How much solving a task on ``backend`` should carry to be worth its dispatch:
+    ``OVERHEAD_FACTOR`` times its overhead, and at least ``MIN_TARGET_TASK_SECONDS``
+    (0.02 s on loky, 0.05 s on Dask)."""
+    return max(MIN_TARGET_TASK_SECONDS, OVERHEAD_FACTOR * task_overhead_seconds(backend))
+
+
 def lost_worker_errors() -> tuple[type[BaseException], ...]:
     """What each backend raises when the workers went away under a task.
 
@@ -102,21 +169,39 @@ def lost_worker_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+class _Holder:
+    """The live ``joblib.Parallel`` of a pool, or None: the pool's finalizer holds this
+    (not the pool), so that it can stop whichever ``Parallel`` is current at the end."""
+
+    def __init__(self) -> None:
+        self.parallel: joblib.Parallel | None = None
+
+
 class WorkerPool:
     """A persistent ``joblib.Parallel(n_jobs, backend)``, opened on first use.
 
     Args:
         n_jobs: concurrent tasks, as joblib counts them (-1: every core).
         backend: a joblib backend name (see :func:`known_backends`).
+
+    Attributes:
+        openings: how many times the pool was opened (first use, and first use after
+            :meth:`close`).
+        restarts: how many times a ``joblib.Parallel`` whose call was aborted (a dead
+            worker, a timeout, an error raised by a task) was replaced by a fresh one.
     """
 
     def __init__(self, n_jobs: int, backend: str) -> None:
         check_backend(backend)
         self.n_jobs = n_jobs
         self.backend = backend
-        self._parallel: joblib.Parallel | None = None
+        self._holder = _Holder()
+        self._open = False
         self._finalizer: weakref.finalize | None = None
-        self.openings = 0  # how many times the pool was opened
+        self._streams: bool | None = None  # known once a Parallel was built
+        self._calls = 0  # tags every call's tasks, so that no result is taken for another call's
+        self.openings = 0
+        self.restarts = 0
         self._warm = False  # workers known to be up: the last call on them succeeded
 
     def __repr__(self) -> str:
@@ -125,17 +210,37 @@ class WorkerPool:
 
     def __getstate__(self) -> dict:
         # a copy (pickled oracle, deep-copied layer) starts closed and opens its own workers
-        return {**self.__dict__, "_parallel": None, "_finalizer": None}
+        return {**self.__dict__, "_holder": _Holder(), "_open": False, "_finalizer": None, "_warm": False}
 
     @property
     def is_open(self) -> bool:
-        return self._parallel is not None
+        return self._open
+
+    @property
+    def streams_results(self) -> bool | None:
+        """Whether results come back one task at a time (joblib's ``return_as="generator"``),
+        or a call's all at once (``"list"``: backends without generator support, such as
+        ``"ray"`` and ``"multiprocessing"``); None until the pool was first opened.
+
+        Streaming keeps what a call completed when a worker dies and names the one task
+        that timed out. All at once, a dead worker makes the whole call run again, and a
+        timeout names every task of the call.
+        """
+        return self._streams
+
+    @property
+    def target_task_seconds(self) -> float:
+        """How much solving one task should carry on this pool's backend (see
+        :func:`target_task_seconds`)."""
+        return target_task_seconds(self.backend)
 
     def map(self, fn: Callable[..., Any], tasks: Sequence[tuple], timeout: float | None = None) -> list[Any]:
         """``[fn(*task) for task in tasks]`` on the workers, in order.
 
         Tasks lost with their workers are run once more on restarted workers (joblib
-        restarts them when it aborts the failed call).
+        restarts them when it aborts the failed call, and the pool enters a fresh
+        ``joblib.Parallel``). Workers that died between calls are found when the call
+        dispatches its first task, and count as that loss.
 
         Raises:
             WorkersLost: workers died again during the retry; names the unfinished tasks.
@@ -143,7 +248,7 @@ class WorkerPool:
             Whatever ``fn`` raises, unchanged.
         """
         if timeout is not None and not self._warm:
-            self._warm_up()
+            self._start_workers()
         results: list[Any] = [None] * len(tasks)
         unfinished, lost = self._attempt(fn, tasks, list(range(len(tasks))), results, timeout)
         if unfinished:  # joblib restarted the workers when it aborted the call: once more
@@ -151,6 +256,28 @@ class WorkerPool:
         if unfinished:
             raise WorkersLost(unfinished) from lost
         return results
+
+    def warm_up(self, fn: Callable[..., Any] | None = None, args: tuple = ()) -> int:
+        """Start every worker ahead of the first real call, and run ``fn(*args)`` in each
+        (to import its module and build what it caches); the number of workers reached.
+
+        What ``fn`` returns or raises is ignored: a warm-up builds, it does not solve.
+        Rounds of one task per worker are sent until every worker answered (each task
+        holds its worker ``WARM_UP_HOLD_SECONDS``, so that one worker does not take a
+        whole round), ``WARM_UP_ROUNDS`` at most. No timeout applies: the first round
+        includes the workers' start-up.
+        """
+        workers = effective_workers(self.n_jobs, self.backend)
+        reached: set[tuple[str, int, int]] = set()
+        for _ in range(WARM_UP_ROUNDS):
+            reached.update(self.map(_warm_task, [(fn, args)] * workers))
+            if len(reached) >= workers:
+                break
+        return len(reached)
+
+    def _start_workers(self) -> None:
+        """Start every worker, so that a timeout times tasks, not start-up and imports."""
+        self.warm_up()
 
     def _attempt(
         self,
@@ -162,65 +289,116 @@ class WorkerPool:
     ) -> tuple[list[int], BaseException | None]:
         """Run ``tasks[i] for i in indices`` into ``results``: the indices lost workers
         left unfinished, and the error that said so."""
-        done = 0
+        self._calls += 1
+        call = self._calls
+        pending = dict.fromkeys(indices)  # in dispatch order: joblib times out the oldest first
         self._warm = False  # until this call succeeds: an aborted call restarts the workers
         try:
-            for result in self._run(fn, [tasks[i] for i in indices], timeout):
-                results[indices[done]] = result
-                done += 1
+            for tag, position, result in self._run(_tagged, [(call, i, fn, tasks[i]) for i in indices], timeout):
+                if tag != call or position not in pending:
+                    continue  # another call's result (see the module docstring): never this call's
+                results[position] = result
+                del pending[position]
         except lost_worker_errors() as error:
-            return indices[done:], error  # results come in order: those before `done` are kept
+            self._restart()
+            return list(pending), error  # results that came back are kept
         except (TimeoutError, multiprocessing.TimeoutError) as error:
-            # in ordered mode joblib times out the oldest unfinished task, the `done`-th
-            raise TaskTimedOut(indices[done]) from error
+            self._restart()
+            unfinished = list(pending)
+            # streaming, joblib times out the oldest unfinished task; all at once, any of them
+            raise TaskTimedOut(unfinished[0], unfinished[:1] if self._streams else unfinished) from error
         except KeyboardInterrupt:
             self.close()
             raise
+        except BaseException:
+            self._restart()  # joblib aborted the call: its Parallel must not run another
+            raise
+        if pending:  # joblib ended the call without these results and without an error
+            self._restart()
+            return list(pending), None
         self._warm = True
         return [], None
 
-    def _warm_up(self) -> None:
-        """Start every worker, so that a timeout times tasks, not start-up and imports."""
-        list(self._run(_ready, [()] * effective_workers(self.n_jobs, self.backend), None))
-
     def _run(self, fn: Callable[..., Any], tasks: list[tuple], timeout: float | None):
-        parallel = self._open()
+        parallel = self._parallel()
         parallel.timeout = timeout  # read at each call: a per-call limit on the persistent pool
         task = joblib.delayed(fn)
         return parallel(task(*args) for args in tasks)
 
-    def _open(self) -> joblib.Parallel:
-        if self._parallel is None:
-            _register(self.backend)
-            # batch_size=1: the oracle already chunks, and a chunk is what gets retried or timed out
-            # the backend comes from parallel_config, not Parallel(backend=name): joblib 1.6 then
-            # passes its nesting level on to Dask's client.submit, which fails every task
-            with joblib.parallel_config(backend=self.backend):
-                parallel = joblib.Parallel(n_jobs=self.n_jobs, batch_size=1, return_as="generator")
-            parallel.__enter__()
-            self._parallel = parallel
-            self._warm = False
-            self._finalizer = weakref.finalize(self, _shut_down, parallel, self.backend == "loky")
+    def _parallel(self) -> joblib.Parallel:
+        """The current ``joblib.Parallel``, entered; opens the pool on first use."""
+        if not self._open:
+            self._open = True
             self.openings += 1
+            self._warm = False
+            self._finalizer = weakref.finalize(self, _shut_down, self._holder, self.backend == "loky")
             if self.backend == "loky":
                 _OPEN_LOKY_POOLS.add(self)
-        return self._parallel
+        if self._holder.parallel is None:
+            self._holder.parallel = self._enter_parallel()
+        return self._holder.parallel
+
+    def _enter_parallel(self) -> joblib.Parallel:
+        _register(self.backend)
+        # batch_size=1: the oracle already chunks, and a chunk is what gets retried or timed out
+        # the backend comes from parallel_config, not Parallel(backend=name): joblib 1.6 then
+        # passes its nesting level on to Dask's client.submit, which fails every task
+        with joblib.parallel_config(backend=self.backend):
+            try:
+                parallel = joblib.Parallel(n_jobs=self.n_jobs, batch_size=1, return_as="generator")
+                self._streams = True
+            except ValueError:  # joblib refuses generators on backends without them (ray, multiprocessing)
+                parallel = joblib.Parallel(n_jobs=self.n_jobs, batch_size=1, return_as="list")
+                self._streams = False
+        parallel.__enter__()
+        return parallel
+
+    def _restart(self) -> None:
+        """Replace the current ``joblib.Parallel`` after an aborted call (the module
+        docstring says why); the next call enters a fresh one on the same backend."""
+        parallel, self._holder.parallel = self._holder.parallel, None
+        if parallel is not None:
+            self.restarts += 1
+            _exit_parallel(parallel)
 
     def close(self) -> None:
         """Stop the workers (a later :meth:`map` starts new ones)."""
-        if self._parallel is None:
+        if not self._open:
             return
         _OPEN_LOKY_POOLS.discard(self)
-        self._parallel = None
+        self._open = False
+        self._warm = False
         self._finalizer()  # runs _shut_down; a finalizer never runs twice
 
 
-def _ready() -> None:
-    """A task that only makes a worker start (and import this package)."""
+def _tagged(call: int, position: int, fn: Callable[..., Any], args: tuple) -> tuple[int, int, Any]:
+    """``fn(*args)`` with the call and position it belongs to, to be placed by them."""
+    return call, position, fn(*args)
 
 
-def _shut_down(parallel: joblib.Parallel, stop_loky: bool) -> None:
+def _warm_task(fn: Callable[..., Any] | None, args: tuple) -> tuple[str, int, int]:
+    """Run ``fn(*args)`` ignoring its outcome, hold the worker ``WARM_UP_HOLD_SECONDS``,
+    and say which worker this is (host, process, thread)."""
+    start = time.perf_counter()
+    if fn is not None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a warm-up builds; the first real call reports failures
+            pass
+    time.sleep(max(0.0, WARM_UP_HOLD_SECONDS - (time.perf_counter() - start)))
+    return socket.gethostname(), os.getpid(), threading.get_ident()
+
+
+def _exit_parallel(parallel: joblib.Parallel) -> None:
+    """Leave an entered ``joblib.Parallel``. With loky this releases its temporary files
+    but leaves the process-wide executor running (:func:`_shut_down` stops that)."""
     parallel.__exit__(None, None, None)
+
+
+def _shut_down(holder: _Holder, stop_loky: bool) -> None:
+    parallel, holder.parallel = holder.parallel, None
+    if parallel is not None:
+        _exit_parallel(parallel)
     if stop_loky and not _OPEN_LOKY_POOLS:
         # joblib leaves loky's workers idling for 300 s; nobody else here uses them
         get_reusable_executor(reuse=True).shutdown(wait=True)

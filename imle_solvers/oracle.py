@@ -169,7 +169,7 @@ class MAPOracle:
         balanced = math.ceil(n / (TASKS_PER_WORKER * workers))
         if self._seconds_per_instance is None:
             return balanced
-        worthwhile = math.ceil(TARGET_TASK_SECONDS / max(self._seconds_per_instance, 1e-9))
+        worthwhile = math.ceil(self.pool.target_task_seconds / max(self._seconds_per_instance, 1e-9))
         return min(n, max(balanced, worthwhile))
 
     def _solve_in_process(self, values: np.ndarray) -> tuple[list[np.ndarray], float]:
@@ -215,6 +215,24 @@ class MAPOracle:
             status="time-limit",
             indices=tuple(range(*chunk)),
         )
+
+    def warm_up(self) -> float:
+        """Start every worker and build the solver's model in each, ahead of training; the
+        seconds it took.
+
+        A pool's first call otherwise pays for the workers' start-up, their imports and
+        each worker's first model build (seconds with loky), which looks like a hang in
+        the first training step. Each worker, and the calling process (which solves
+        batches too small to ship), solves one instance of zeros; its result or failure
+        is ignored. Inline solvers and ``n_jobs=1`` use no pool: nothing to do.
+        """
+        if not self._pooled:
+            return 0.0
+        start = time.perf_counter()
+        task = (self.solver, self.problem, np.zeros((1, *self.problem.shape)), 0, self.time_limit)
+        solve_task(*task)  # returns a failure rather than raise it
+        self.pool.warm_up(solve_task, task)
+        return time.perf_counter() - start
 
     def close(self) -> None:
         """Stop the worker pool (a later call starts a new one)."""

@@ -297,6 +297,28 @@ def test_keyboard_interrupt_stops_the_workers(pick, alone):
     assert wait_until_gone(loky_workers()) == set()
 
 
+def test_warm_up_starts_every_worker_and_builds_its_model_before_the_first_call(pick, scores, tmp_path, alone):
+    oracle = ims.MAPOracle(pick, backend="argmax", n_jobs=2, chunk_size=2)
+    try:
+        assert oracle.warm_up() > 0
+        workers = loky_workers()
+        assert len(workers) == 2 and oracle.pool.openings == 1
+        # each worker solved the instance of zeros (the argmax solver logs its process), and
+        # so did the calling process, which solves batches too small to ship
+        assert logged_pids(tmp_path) == workers | {os.getpid()}
+        np.testing.assert_array_equal(oracle(scores), one_hot_argmax(scores))
+        assert oracle.pool.openings == 1 and oracle.pool.restarts == 0
+        assert loky_workers() == workers  # the call started no worker
+    finally:
+        oracle.close()
+
+
+def test_warm_up_of_an_oracle_without_a_pool_does_nothing():
+    with ims.MAPOracle(ims.KSubset(6, 2), n_jobs=2) as oracle:
+        assert oracle.warm_up() == 0.0
+        assert not oracle.pool.is_open
+
+
 # -- failures ---------------------------------------------------------------------------------
 
 
@@ -305,6 +327,81 @@ def test_a_killed_worker_is_replaced_and_its_instances_retried(pick, scores, tmp
         np.testing.assert_array_equal(oracle(scores), one_hot_argmax(scores))
         assert (tmp_path / "killed").exists()  # a worker really died
         np.testing.assert_array_equal(oracle(scores[:4]), one_hot_argmax(scores[:4]))
+
+
+def test_workers_killed_between_calls_are_restarted_and_no_result_crosses_calls(pick, rng):
+    # as an out-of-memory killer would: from outside, while no call runs. The next call
+    # must restart them and answer its own batch; joblib keeps batches of an aborted call
+    # queued, which a reused joblib.Parallel would run and yield as the next call's
+    with ims.MAPOracle(pick, backend="argmax", n_jobs=2, chunk_size=2) as oracle:
+        killed: set[int] = set()
+        for _ in range(3):
+            scores = rng.normal(size=(12, pick.n))  # a new batch each call: a stale result would show
+            np.testing.assert_array_equal(oracle(scores), one_hot_argmax(scores))
+            workers = loky_workers()
+            assert workers
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            assert wait_until_gone(workers) == set()
+            killed |= workers
+        scores = rng.normal(size=(12, pick.n))
+        np.testing.assert_array_equal(oracle(scores), one_hot_argmax(scores))
+        assert loky_workers() and loky_workers().isdisjoint(killed)  # new workers answered
+        assert oracle.pool.openings == 1 and oracle.pool.restarts >= 3
+
+
+def test_a_torch_layer_whose_workers_are_killed_between_steps_trains_as_undisturbed(pick):
+    torch = pytest.importorskip("torch")
+    from imle_solvers.torch import IMLELayer
+
+    def train(kill: bool, **kwargs) -> torch.Tensor:
+        layer = IMLELayer(pick, ims.IMLE(ims.SumOfGamma(k=3), lambda_=10.0), backend="argmax", seed=0, **kwargs)
+        theta = torch.nn.Parameter(torch.linspace(-1, 1, 8 * pick.n, dtype=torch.float64).reshape(8, pick.n))
+        target = torch.zeros(8, pick.n, dtype=torch.float64)
+        target[:, 0] = 1
+        optimiser = torch.optim.SGD([theta], lr=0.1)
+        try:
+            for _ in range(4):
+                optimiser.zero_grad()
+                ((layer(theta) - target) ** 2).sum().backward()
+                optimiser.step()
+                if kill:
+                    workers = loky_workers()
+                    for pid in workers:
+                        os.kill(pid, signal.SIGKILL)
+                    wait_until_gone(workers)
+        finally:
+            layer.oracle.close()
+        return theta.detach()
+
+    torch.testing.assert_close(train(kill=True, n_jobs=2, chunk_size=4), train(kill=False), rtol=0, atol=0)
+
+
+def test_a_task_error_leaves_no_work_behind_for_the_next_call():
+    # an aborted call (here a task raising) must not hand anything to the next one
+    pool = _pool.WorkerPool(2, "loky")
+    try:
+        with pytest.raises(ZeroDivisionError):
+            pool.map(divmod, [(1, 1)] * 5 + [(1, 0)] + [(1, 1)] * 10)
+        assert pool.map(divmod, [(i, 3) for i in range(16)]) == [divmod(i, 3) for i in range(16)]
+        assert pool.restarts == 1
+    finally:
+        pool.close()
+
+
+def test_a_backend_without_streamed_results_solves_and_times_out_naming_every_task(pick, scores):
+    # joblib's multiprocessing backend, like Ray's, returns a call's results all at once
+    with ims.MAPOracle(pick, backend="argmax", n_jobs=2, parallel_backend="multiprocessing", chunk_size=3) as oracle:
+        np.testing.assert_array_equal(oracle(scores), one_hot_argmax(scores))
+        assert oracle.pool.streams_results is False
+    pool = _pool.WorkerPool(2, "multiprocessing")
+    try:
+        with pytest.raises(_pool.TaskTimedOut) as caught:
+            pool.map(time.sleep, [(0.0,), (60.0,), (0.0,)], timeout=1.0)
+        assert caught.value.tasks == [0, 1, 2]  # which one hung is not known
+        assert pool.map(divmod, [(7, 2), (9, 4)]) == [(3, 1), (2, 1)]  # the hung worker was stopped
+    finally:
+        pool.close()
 
 
 def test_workers_dying_twice_raise_an_error_naming_the_instances(pick, scores):
