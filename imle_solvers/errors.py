@@ -56,3 +56,17 @@ def missing_dependency(modules: str | list[str], extra: str, needed_by: str | No
     names = ", ".join(map(repr, [modules] if isinstance(modules, str) else modules))
     what = f"{names} is not installed" if needed_by is None else f"{needed_by} needs {names}"
     return MissingDependencyError(f"{what}; install with `pip install imle_solvers[{extra}]`")
+
+
+class UnknownProblemError(ImleSolversError, KeyError):
+    """A name that no ILP is registered under (``named_ilp``); the message lists the
+    registered names."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class SerializationError(ImleSolversError, ValueError):
+    """An object that has no JSON config (a class not registered with
+    :func:`imle_solvers.serialization.register`, or a field of an unsupported type), or a
+    config that cannot be read back; the message names the class or the config's path."""

@@ -29,6 +29,13 @@ An unused output (no backward pass) leaves the cotangent zero, i.e. the state un
 
 from __future__ import annotations
 
+import collections
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from . import _binding
@@ -140,14 +147,14 @@ class IMLEFunction:
             if self.state_fields
             else jnp.zeros((0,), dtype=theta.dtype)
         )
-        return self._compiled_sample(theta, key, vector)
+        return _unwrapping_errors(self._compiled_sample, theta, key, vector)
 
     def map(self, theta: jax.Array) -> jax.Array:
         """The MAP states ``(B, *shape)`` of ``theta`` ``(B, *shape)``; no gradient flows."""
         theta = jax.lax.stop_gradient(jnp.asarray(theta))
         check_batch_shape(theta.shape, self.problem.shape, "theta")
         self._check_theta(theta)
-        return self._compiled_solve(theta)
+        return _unwrapping_errors(self._compiled_solve, theta)
 
     # --- pieces -------------------------------------------------------------------------
 
@@ -161,7 +168,7 @@ class IMLEFunction:
         if self.noise_source == "native":
             return self.estimator.draw(theta, JaxSource(key, theta.dtype))
         spec = jax.ShapeDtypeStruct(_binding.noise_shape(self.estimator, theta.shape), theta.dtype)
-        host = _NumpyNoise(self.estimator, theta.shape, theta.dtype)
+        host = functools.partial(_recording_errors, _NumpyNoise(self.estimator, theta.shape, theta.dtype))
         return jax.pure_callback(host, spec, _seed_words(key), vmap_method="broadcast_all")
 
     def _solve(self, theta: jax.Array) -> jax.Array:
@@ -172,15 +179,15 @@ class IMLEFunction:
         return jax.pure_callback(self._solve_host, spec, theta, vmap_method="broadcast_all")
 
     def _solve_host(self, theta: np.ndarray) -> np.ndarray:
-        return _binding.solve_on_host(self.oracle, theta)
+        return _recording_errors(_binding.solve_on_host, self.oracle, theta)
 
     def _check_theta(self, theta: jax.Array) -> None:
         """Raise naming the first non-finite batch index of ``theta``, if ``validate_args``. A
         traced ``theta`` is checked on the device; only a failing check calls the host."""
         if not self.validate_args or theta.shape[0] == 0:
             return
-        if isinstance(theta, jax.core.Tracer):
-            _check_theta_on_device(theta)
+        if isinstance(theta, jax.core.Tracer):  # under jit: nothing runs here; under grad: it runs
+            _unwrapping_errors(_check_theta_on_device, theta)
         else:
             check_finite(theta, "theta")
 
@@ -233,7 +240,7 @@ def _nothing(*_: jax.Array) -> None:
 
 def _report_non_finite(all_finite: jax.Array, finite: jax.Array, rows: jax.Array) -> None:
     index = jnp.argmin(jnp.all(finite, axis=1))
-    jax.debug.callback(_raise_if_not_finite, all_finite, index, rows[index, jnp.argmin(finite[index])])
+    jax.debug.callback(functools.partial(_recording_errors, _raise_if_not_finite), all_finite, index, rows[index, jnp.argmin(finite[index])])
 
 
 def _raise_if_not_finite(all_finite: np.ndarray, index: np.ndarray, value: np.ndarray) -> None:
@@ -242,6 +249,78 @@ def _raise_if_not_finite(all_finite: np.ndarray, index: np.ndarray, value: np.nd
     if not all_finite.all():
         first = np.unravel_index(np.argmin(all_finite), all_finite.shape)
         raise non_finite_error("theta", int(index[first]), float(value[first]))
+
+
+# --- errors: ours, not JAX's wrapping of them ---------------------------------------
+#
+# An exception raised in a host callback reaches the caller as a JaxRuntimeError (or, under
+# some transformations, another type) whose message is XLA's "INTERNAL: CpuCallback error
+# calling callback: Traceback ...", our message last; and JAX logs the traceback before.
+# The host side therefore records what it raises: an eager call re-raises the recorded
+# original, and JAX's log of it is dropped (the exception carries the same traceback).
+# Recorded errors are matched to the wrapping error by their text, not by thread: on an
+# accelerator the callback runs on another thread than the call.
+
+_RECENT_ERRORS: collections.deque[BaseException] = collections.deque(maxlen=8)  # bounded: a jit's are never taken
+_RECENT_LOCK = threading.Lock()
+
+
+def _recording_errors(host: Callable[..., Any], *args: Any) -> Any:
+    """``host(*args)``, recording the exception it raises (see above)."""
+    try:
+        return host(*args)
+    except Exception as error:
+        with _RECENT_LOCK:
+            _RECENT_ERRORS.append(error)
+        raise
+
+
+def _recorded(error: BaseException | None) -> bool:
+    with _RECENT_LOCK:
+        return any(error is e for e in _RECENT_ERRORS)
+
+
+def _take_original(wrapped: BaseException) -> BaseException | None:
+    """The recorded exception that ``wrapped`` wraps (the latest whose ``Type: message``
+    its message holds), forgotten once taken; None if there is none."""
+    text = str(wrapped)
+    with _RECENT_LOCK:
+        for error in reversed(_RECENT_ERRORS):
+            if f"{type(error).__name__}: {error}" in text:
+                _RECENT_ERRORS.remove(error)
+                return error
+    return None
+
+
+def _unwrapping_errors(compiled: Callable[..., jax.Array], *args: Any) -> jax.Array:
+    """``compiled(*args)``, run to completion, raising a host callback's own exception
+    (e.g. a :class:`~imle_solvers.errors.SolverError` with its ``index``) instead of
+    JAX's wrapping of it. Under an outer ``jax.jit`` (traced ``args``) nothing runs here,
+    and errors arrive as JAX raises them."""
+    try:
+        # block: with asynchronous dispatch the error would otherwise surface later, elsewhere
+        return jax.block_until_ready(compiled(*args))
+    except Exception as wrapped:
+        original = _take_original(wrapped)
+        if original is None:
+            raise
+    # raised outside the except block: no "During handling of the above exception" wrapper
+    raise original
+
+
+class _DropRecordedErrors(logging.Filter):
+    """Drops JAX's log of an exception our host side raised: it reaches the caller anyway,
+    with the same traceback, and was printed twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and _recorded(record.exc_info[1]))
+
+
+# the loggers of jax.pure_callback's and jax.debug.callback's failures (jax/_src/callback.py,
+# jax/_src/debugging.py); a filter on a logger sees only that logger's own records
+for _name in ("jax._src.callback", "jax._src.debugging"):
+    logging.getLogger(_name).addFilter(_DropRecordedErrors())
+del _name
 
 
 def imle(

@@ -20,14 +20,15 @@ saved with the model's weights.
 from __future__ import annotations
 
 import functools
+import json
 import random
 from typing import Any
 
 import numpy as np
 
-from . import _binding
+from . import _binding, serialization
 from ._binding import NoiseSource
-from .errors import missing_dependency
+from .errors import ImleSolversError, missing_dependency
 from .estimators import Estimator, output_shape
 from .noise import TensorFlowSource
 from .oracle import MAPOracle
@@ -42,7 +43,11 @@ except ImportError as error:  # pragma: no cover - exercised without tensorflow 
 
 __all__ = ["IMLELayer"]
 
+# the entry of a saved layer's store that holds its numpy generator's state (noise_source="numpy")
+_GENERATOR_KEY = "numpy_generator_state"
 
+
+@keras.saving.register_keras_serializable(package="imle_solvers")
 class IMLELayer(keras.layers.Layer):
     """A differentiable discrete layer: ``theta (B, *problem.shape) -> z``.
 
@@ -69,6 +74,11 @@ class IMLELayer(keras.layers.Layer):
         n_jobs, parallel_backend, chunk_size, time_limit: passed to
             :class:`~imle_solvers.MAPOracle` (see docs/parallel.md).
         **kwargs: passed to ``keras.layers.Layer`` (``name``, ...).
+
+    Saving: ``model.save("m.keras")`` and ``keras.models.load_model`` round-trip the layer
+    (problem, estimator and options through :meth:`get_config`, see
+    :mod:`imle_solvers.serialization`; the noise and estimator state as weights), as do
+    ``save_weights``/``load_weights``.
     """
 
     def __init__(
@@ -86,6 +96,17 @@ class IMLELayer(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(trainable=False, **kwargs)
+        # the arguments as given, for get_config (backend "auto" is resolved again on loading)
+        self._options = {
+            "backend": backend,
+            "seed": seed,
+            "noise_source": noise_source,
+            "validate_args": validate_args,
+            "n_jobs": n_jobs,
+            "parallel_backend": parallel_backend,
+            "chunk_size": chunk_size,
+            "time_limit": time_limit,
+        }
         self.problem = problem
         self.estimator = estimator
         self.noise_source = _binding.check_noise_source(noise_source)
@@ -131,10 +152,68 @@ class IMLELayer(keras.layers.Layer):
             return None
         return type(initial).from_state_dict({v.name: float(v.numpy()) for v in self.state_variables})
 
+    # --- saving ---------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """The layer's config: Keras' own entries, the problem's and the estimator's
+        configs (:func:`imle_solvers.serialization.to_config`) and the options as given.
+
+        Raises:
+            imle_solvers.errors.SerializationError: the problem or estimator has no config
+                (a class not registered with :func:`imle_solvers.serialization.register`).
+        """
+        config = super().get_config()
+        config.pop("trainable", None)  # always False: the layer has no trainable weights
+        config.update(
+            problem=serialization.to_config(self.problem),
+            estimator=serialization.to_config(self.estimator),
+            **self._options,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> IMLELayer:
+        """The layer of a :meth:`get_config` config (its weights are loaded after)."""
+        config = dict(config)
+        config.pop("trainable", None)
+        problem = serialization.from_config(config.pop("problem"))
+        estimator = serialization.from_config(config.pop("estimator"))
+        return cls(problem, estimator, **config)
+
+    def save_own_variables(self, store: Any) -> None:
+        """Keras' weights, and with ``noise_source="numpy"`` the numpy generator's state, so
+        that a restored layer draws what the saved one would have drawn next."""
+        super().save_own_variables(store)
+        if self.noise_source == "numpy":
+            state = json.dumps(self.rng.bit_generator.state).encode()
+            store[_GENERATOR_KEY] = np.frombuffer(state, dtype=np.uint8)
+
+    def load_own_variables(self, store: Any) -> None:
+        """The inverse of :meth:`save_own_variables` (a file without a generator state, e.g.
+        saved before it was kept, leaves the generator as built)."""
+        keys = list(store.keys())
+        if self.noise_source == "numpy" and _GENERATOR_KEY in keys:
+            state = json.loads(np.asarray(store[_GENERATOR_KEY], dtype=np.uint8).tobytes().decode())
+            self.rng.bit_generator.state = state
+        if _GENERATOR_KEY in keys:
+            # Keras checks that the store holds exactly the layer's variables
+            store = {key: store[key] for key in keys if key != _GENERATOR_KEY}
+        super().load_own_variables(store)
+
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return output_shape(tuple(input_shape), self.estimator.samples)
 
     def call(self, theta: tf.Tensor, training: bool = True) -> tf.Tensor:
+        try:
+            return self._call(theta, training)
+        except ImleSolversError as error:
+            # Keras rebuilds a layer's exception as ``type(error)(message + context)``, which
+            # drops a SolverError's index and status; marked as already annotated, it is
+            # re-raised as it is (our messages name the failing batch index themselves)
+            error._keras_call_info_injected = True
+            raise
+
+    def _call(self, theta: tf.Tensor, training: bool) -> tf.Tensor:
         theta = tf.convert_to_tensor(theta)
         check_batch_shape(tuple(theta.shape), self.problem.shape, "theta")
         self._check_theta(theta)
@@ -142,9 +221,18 @@ class IMLELayer(keras.layers.Layer):
             return tf.stop_gradient(self._solve(theta))
         # Eagerly, the step runs as one graph: dozens of eager ops would cost more than the
         # solve. Not with a state to update: a gradient function's assignments to variables
-        # do not run when an eager tape differentiates through a tf.function.
-        compiled = tf.executing_eagerly() and not self.state_variables
+        # do not run when an eager tape differentiates through a tf.function. Nor with a host
+        # callback: inside a graph, an exception it raises is logged twice by TensorFlow and
+        # arrives wrapped in an UnknownError, where eagerly tf.numpy_function calls it
+        # directly and it arrives as raised (a host solve costs more than the eager ops).
+        compiled = tf.executing_eagerly() and not self.state_variables and not self._calls_host(theta)
         return (self._compiled_step if compiled else self._step)(theta)
+
+    def _calls_host(self, theta: tf.Tensor) -> bool:
+        """Whether a step on ``theta`` leaves TensorFlow: a solver that is not array-native,
+        or numpy noise."""
+        noise_on_host = self.estimator.noise is not None and self.noise_source == "numpy"
+        return noise_on_host or not self.oracle.solver_for(theta).runs_on("tensorflow")
 
     def _step(self, theta: tf.Tensor) -> tf.Tensor:
         state = tf.stack([v.value for v in self.state_variables]) if self.state_variables else None
