@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ImleSolversError(Exception):
     """Base class of every error raised by imle_solvers."""
@@ -27,6 +29,8 @@ class SolverError(ImleSolversError, RuntimeError):
         indices: every instance the failure concerns (several when a worker died or a
             task timed out holding a chunk), ``(index,)`` otherwise.
         status: the solver's own word for what happened (``"infeasible"``, ...).
+        incumbent: the best feasible state found before a time limit stopped the solver
+            (shape ``problem.shape``), or None; ``on_failure="incumbent"`` uses it.
     """
 
     def __init__(
@@ -36,18 +40,21 @@ class SolverError(ImleSolversError, RuntimeError):
         index: int | None = None,
         status: str | None = None,
         indices: tuple[int, ...] | None = None,
+        incumbent: Any = None,
     ):
         super().__init__(message)
+        self.incumbent = incumbent
         self.index = index
         self.indices = tuple(indices) if indices is not None else (() if index is None else (index,))
         self.status = status
 
     def __reduce__(self):  # keep the attributes across process boundaries
-        return (_rebuild_solver_error, (type(self), self.args[0], self.index, self.status, self.indices))
+        fields = (type(self), self.args[0], self.index, self.status, self.indices, self.incumbent)
+        return (_rebuild_solver_error, fields)
 
 
-def _rebuild_solver_error(cls, message, index, status, indices=None):
-    return cls(message, index=index, status=status, indices=indices)
+def _rebuild_solver_error(cls, message, index, status, indices=None, incumbent=None):
+    return cls(message, index=index, status=status, indices=indices, incumbent=incumbent)
 
 
 def missing_dependency(modules: str | list[str], extra: str, needed_by: str | None = None) -> MissingDependencyError:
@@ -56,3 +63,17 @@ def missing_dependency(modules: str | list[str], extra: str, needed_by: str | No
     names = ", ".join(map(repr, [modules] if isinstance(modules, str) else modules))
     what = f"{names} is not installed" if needed_by is None else f"{needed_by} needs {names}"
     return MissingDependencyError(f"{what}; install with `pip install imle_solvers[{extra}]`")
+
+
+class UnknownProblemError(ImleSolversError, KeyError):
+    """A name that no ILP is registered under (``named_ilp``); the message lists the
+    registered names."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class SerializationError(ImleSolversError, ValueError):
+    """An object that has no JSON config (a class not registered with
+    :func:`imle_solvers.serialization.register`, or a field of an unsupported type), or a
+    config that cannot be read back; the message names the class or the config's path."""

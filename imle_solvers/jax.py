@@ -15,9 +15,10 @@ Randomness: with ``noise_source="numpy"`` a call's noise comes from
 the same noise as a torch or Keras layer built with ``seed=numpy_seed(key)`` and
 ``noise_source="numpy"`` (first call).
 
-Adaptive state (AIMLE): a dict of scalars passed in and updated functionally. The
-update is only known in the backward pass, so it comes back as the *cotangent of
-the state argument*, to be added to the state::
+Adaptive state (AIMLE): an :class:`~imle_solvers.AdaptiveState` (a named tuple, hence
+a pytree) of scalars passed in and updated functionally. The update is only known in
+the backward pass, so it comes back as the *cotangent of the state argument*, to be
+added to the state::
 
     f = imle(problem, AIMLE(...))
     state = f.initial_state()
@@ -25,16 +26,27 @@ the state argument*, to be added to the state::
     state = apply_state_update(state, g_state)   # state + g_state
 
 An unused output (no backward pass) leaves the cotangent zero, i.e. the state unchanged.
+
+Failure policy: with ``on_failure`` other than ``"raise"`` a call returns ``(z, status)``
+(see :mod:`imle_solvers.failures`); the statuses come back from the host with the states.
 """
 
 from __future__ import annotations
+
+import collections
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from . import _binding
 from ._binding import NoiseSource
 from .errors import InvalidInputError, missing_dependency
-from .estimators import Estimator, Residuals
+from .estimators import AdaptiveState, Estimator, Residuals
+from .failures import OnFailure, gradient_with_status, sample_with_status
 from .noise import JaxSource
 from .oracle import MAPOracle
 from .problems import Problem
@@ -48,7 +60,7 @@ except ImportError as error:  # pragma: no cover - exercised without jax install
 
 __all__ = ["IMLEFunction", "imle", "numpy_seed", "apply_state_update"]
 
-State = dict[str, jax.Array]
+State = AdaptiveState
 
 
 def numpy_seed(key: jax.Array) -> int:
@@ -74,7 +86,9 @@ class IMLEFunction:
     dtype. ``key`` is a JAX PRNG key. A stateful estimator (AIMLE) takes its
     ``state`` (see :meth:`initial_state`) as third argument; see the module
     docstring for how the updated state comes back. :meth:`map` gives the MAP state
-    (evaluation), without noise or gradient.
+    (evaluation), without noise or gradient. With ``on_failure`` other than ``"raise"``
+    both return ``(z, status)``, ``status`` ``(B,)`` int8; ``failures`` counts the
+    failed solves by reason.
 
     Build it with :func:`imle`.
     """
@@ -90,7 +104,9 @@ class IMLEFunction:
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
     ) -> None:
+        _binding.check_estimator("imle", estimator)
         self.problem = problem
         self.estimator = estimator
         self.noise_source = _binding.check_noise_source(noise_source)
@@ -102,7 +118,9 @@ class IMLEFunction:
             parallel_backend=parallel_backend,
             chunk_size=chunk_size,
             time_limit=time_limit,
+            on_failure=on_failure,
         )
+        self._with_status = on_failure != "raise"
         self.state_fields = _binding.state_fields(estimator)
         core = jax.custom_vjp(self._primal)
         core.defvjp(self._forward, self._backward)
@@ -110,7 +128,7 @@ class IMLEFunction:
         # Compiled once per shape, so that an eager call costs one dispatch rather than one
         # per op (inside the caller's own jit they are inlined).
         self._compiled_sample = jax.jit(self._sample)
-        self._compiled_solve = jax.jit(self._solve)
+        self._compiled_map = jax.jit(self._map)
 
     def __repr__(self) -> str:
         return (
@@ -118,14 +136,19 @@ class IMLEFunction:
             f"noise_source={self.noise_source!r})"
         )
 
-    def initial_state(self) -> State | None:
-        """The estimator's initial state as a dict of float scalars (None if stateless)."""
-        if not self.state_fields:
-            return None
-        values = self.estimator.initial_state().state_dict()
-        return {name: jnp.asarray(values[name], dtype=jnp.result_type(float)) for name in self.state_fields}
+    @property
+    def failures(self) -> Any:
+        """Failed solves by reason (a ``collections.Counter``), since the function was built."""
+        return self.oracle.failures
 
-    def __call__(self, theta: jax.Array, key: jax.Array, state: State | None = None) -> jax.Array:
+    def initial_state(self) -> State | None:
+        """The estimator's initial state, its fields float scalars (None if stateless)."""
+        initial = self.estimator.initial_state()
+        return None if initial is None else _as_state(initial)
+
+    def __call__(
+        self, theta: jax.Array, key: jax.Array, state: State | None = None
+    ) -> jax.Array | tuple[jax.Array, jax.Array]:
         """Perturb-and-MAP samples of ``theta`` ``(B, *shape)`` with the estimator's gradient."""
         theta = jnp.asarray(theta)
         check_batch_shape(theta.shape, self.problem.shape, "theta")
@@ -135,24 +158,22 @@ class IMLEFunction:
                 + ("passed (see initial_state())" if self.state_fields else "None: the estimator is stateless")
             )
         self._check_theta(theta)
-        vector = (
-            jnp.stack([jnp.asarray(state[name]) for name in self.state_fields])
-            if self.state_fields
-            else jnp.zeros((0,), dtype=theta.dtype)
-        )
-        return self._compiled_sample(theta, key, vector)
+        return _unwrapping_errors(self._compiled_sample, theta, key, None if state is None else _as_state(state))
 
-    def map(self, theta: jax.Array) -> jax.Array:
+    def map(self, theta: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
         """The MAP states ``(B, *shape)`` of ``theta`` ``(B, *shape)``; no gradient flows."""
         theta = jax.lax.stop_gradient(jnp.asarray(theta))
         check_batch_shape(theta.shape, self.problem.shape, "theta")
         self._check_theta(theta)
-        return self._compiled_solve(theta)
+        return _unwrapping_errors(self._compiled_map, theta)
 
     # --- pieces -------------------------------------------------------------------------
 
-    def _sample(self, theta: jax.Array, key: jax.Array, state: jax.Array) -> jax.Array:
+    def _sample(self, theta: jax.Array, key: jax.Array, state: State | None) -> jax.Array:
         return self._core(theta, self._draw(theta, key), state)
+
+    def _map(self, theta: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
+        return self._solve_with_status(theta) if self._with_status else self._solve(theta)
 
     def _draw(self, theta: jax.Array, key: jax.Array) -> jax.Array | None:
         """The call's noise ``(B, samples, marginal_samples, *shape)``, or None."""
@@ -161,7 +182,7 @@ class IMLEFunction:
         if self.noise_source == "native":
             return self.estimator.draw(theta, JaxSource(key, theta.dtype))
         spec = jax.ShapeDtypeStruct(_binding.noise_shape(self.estimator, theta.shape), theta.dtype)
-        host = _NumpyNoise(self.estimator, theta.shape, theta.dtype)
+        host = functools.partial(_recording_errors, _NumpyNoise(self.estimator, theta.shape, theta.dtype))
         return jax.pure_callback(host, spec, _seed_words(key), vmap_method="broadcast_all")
 
     def _solve(self, theta: jax.Array) -> jax.Array:
@@ -169,39 +190,63 @@ class IMLEFunction:
         if self.oracle.solver_for(theta).runs_on("jax"):
             return self.oracle(theta, validate=False)
         spec = jax.ShapeDtypeStruct(theta.shape, theta.dtype)
-        return jax.pure_callback(self._solve_host, spec, theta, vmap_method="broadcast_all")
+        return jax.pure_callback(self._states_host, spec, theta, vmap_method="broadcast_all")
 
-    def _solve_host(self, theta: np.ndarray) -> np.ndarray:
-        return _binding.solve_on_host(self.oracle, theta)
+    def _solve_with_status(self, theta: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """:meth:`_solve`, and the ``(N,)`` statuses (see :mod:`imle_solvers.failures`)."""
+        if self.oracle.solver_for(theta).runs_on("jax"):
+            return self.oracle.solve(theta, validate=False)
+        specs = (jax.ShapeDtypeStruct(theta.shape, theta.dtype), jax.ShapeDtypeStruct(theta.shape[:1], jnp.int8))
+        return jax.pure_callback(self._solve_host, specs, theta, vmap_method="broadcast_all")
+
+    def _states_host(self, theta: np.ndarray) -> np.ndarray:
+        return self._solve_host(theta)[0]
+
+    def _solve_host(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _recording_errors(_binding.solve_on_host, self.oracle, theta)
 
     def _check_theta(self, theta: jax.Array) -> None:
         """Raise naming the first non-finite batch index of ``theta``, if ``validate_args``. A
         traced ``theta`` is checked on the device; only a failing check calls the host."""
         if not self.validate_args or theta.shape[0] == 0:
             return
-        if isinstance(theta, jax.core.Tracer):
-            _check_theta_on_device(theta)
+        if isinstance(theta, jax.core.Tracer):  # under jit: nothing runs here; under grad: it runs
+            _unwrapping_errors(_check_theta_on_device, theta)
         else:
             check_finite(theta, "theta")
 
     # --- custom_vjp -----------------------------------------------------------------
 
-    def _primal(self, theta: jax.Array, noise: jax.Array | None, state: jax.Array) -> jax.Array:
+    def _primal(self, theta: jax.Array, noise: jax.Array | None, state: State | None) -> Any:
         return self._forward(theta, noise, state)[0]
 
-    def _forward(self, theta: jax.Array, noise: jax.Array | None, state: jax.Array) -> tuple[jax.Array, tuple]:
-        z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=self.problem.sign)
-        return z, (theta, noise, residuals.z, state)
+    def _forward(self, theta: jax.Array, noise: jax.Array | None, state: State | None) -> tuple[Any, tuple]:
+        sign = self.problem.sign
+        if self._with_status:
+            z, status, residuals = sample_with_status(self.estimator, theta, noise, self._solve_with_status, sign)
+            return (z, status), (residuals.theta, noise, residuals.z, state, status)
+        z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=sign)
+        return z, (residuals.theta, noise, residuals.z, state, None)
 
-    def _backward(self, saved: tuple, grad_z: jax.Array) -> tuple[jax.Array, jax.Array | None, jax.Array]:
-        theta, noise, states, state = saved
-        residuals = Residuals(theta=theta, noise=noise, z=states, sign=self.problem.sign)
-        old = _binding.state_from_vector(self.estimator, state)
-        grad, new = self.estimator.gradient(residuals, grad_z, self._solve, old)
+    def _backward(self, saved: tuple, cotangent: Any) -> tuple[jax.Array, jax.Array | None, State | None]:
+        scores, noise, states, state, status = saved
+        grad_z = cotangent[0] if self._with_status else cotangent
+        residuals = Residuals(theta=scores, noise=noise, z=states, sign=self.problem.sign)
+        if status is None:
+            grad, new = self.estimator.gradient(residuals, grad_z, self._solve, state)
+        else:
+            grad, new = gradient_with_status(self.estimator, residuals, grad_z, self._solve_with_status, state, status)
         if self.validate_args:
             grad = _binding.nan_where_not_finite(grad_z, grad)
-        update = jnp.zeros_like(state) if new is None else (_binding.state_to_vector(new, state) - state).astype(state.dtype)
+        update = None if state is None else jax.tree.map(lambda n, o: jnp.asarray(n - o, dtype=o.dtype), new, state)
         return grad, None if noise is None else jnp.zeros_like(noise), update
+
+
+def _as_state(state: AdaptiveState | dict[str, Any]) -> State:
+    """An adaptive state whose fields are float scalars (traced ones stay traced); a dict
+    (a ``state_dict()``) is taken too."""
+    values = state._asdict() if isinstance(state, AdaptiveState) else dict(state)
+    return AdaptiveState(**{name: jnp.asarray(value, dtype=jnp.result_type(float)) for name, value in values.items()})
 
 
 class _NumpyNoise:
@@ -233,7 +278,7 @@ def _nothing(*_: jax.Array) -> None:
 
 def _report_non_finite(all_finite: jax.Array, finite: jax.Array, rows: jax.Array) -> None:
     index = jnp.argmin(jnp.all(finite, axis=1))
-    jax.debug.callback(_raise_if_not_finite, all_finite, index, rows[index, jnp.argmin(finite[index])])
+    jax.debug.callback(functools.partial(_recording_errors, _raise_if_not_finite), all_finite, index, rows[index, jnp.argmin(finite[index])])
 
 
 def _raise_if_not_finite(all_finite: np.ndarray, index: np.ndarray, value: np.ndarray) -> None:
@@ -242,6 +287,78 @@ def _raise_if_not_finite(all_finite: np.ndarray, index: np.ndarray, value: np.nd
     if not all_finite.all():
         first = np.unravel_index(np.argmin(all_finite), all_finite.shape)
         raise non_finite_error("theta", int(index[first]), float(value[first]))
+
+
+# --- errors: ours, not JAX's wrapping of them ---------------------------------------
+#
+# An exception raised in a host callback reaches the caller as a JaxRuntimeError (or, under
+# some transformations, another type) whose message is XLA's "INTERNAL: CpuCallback error
+# calling callback: Traceback ...", our message last; and JAX logs the traceback before.
+# The host side therefore records what it raises: an eager call re-raises the recorded
+# original, and JAX's log of it is dropped (the exception carries the same traceback).
+# Recorded errors are matched to the wrapping error by their text, not by thread: on an
+# accelerator the callback runs on another thread than the call.
+
+_RECENT_ERRORS: collections.deque[BaseException] = collections.deque(maxlen=8)  # bounded: a jit's are never taken
+_RECENT_LOCK = threading.Lock()
+
+
+def _recording_errors(host: Callable[..., Any], *args: Any) -> Any:
+    """``host(*args)``, recording the exception it raises (see above)."""
+    try:
+        return host(*args)
+    except Exception as error:
+        with _RECENT_LOCK:
+            _RECENT_ERRORS.append(error)
+        raise
+
+
+def _recorded(error: BaseException | None) -> bool:
+    with _RECENT_LOCK:
+        return any(error is e for e in _RECENT_ERRORS)
+
+
+def _take_original(wrapped: BaseException) -> BaseException | None:
+    """The recorded exception that ``wrapped`` wraps (the latest whose ``Type: message``
+    its message holds), forgotten once taken; None if there is none."""
+    text = str(wrapped)
+    with _RECENT_LOCK:
+        for error in reversed(_RECENT_ERRORS):
+            if f"{type(error).__name__}: {error}" in text:
+                _RECENT_ERRORS.remove(error)
+                return error
+    return None
+
+
+def _unwrapping_errors(compiled: Callable[..., jax.Array], *args: Any) -> jax.Array:
+    """``compiled(*args)``, run to completion, raising a host callback's own exception
+    (e.g. a :class:`~imle_solvers.errors.SolverError` with its ``index``) instead of
+    JAX's wrapping of it. Under an outer ``jax.jit`` (traced ``args``) nothing runs here,
+    and errors arrive as JAX raises them."""
+    try:
+        # block: with asynchronous dispatch the error would otherwise surface later, elsewhere
+        return jax.block_until_ready(compiled(*args))
+    except Exception as wrapped:
+        original = _take_original(wrapped)
+        if original is None:
+            raise
+    # raised outside the except block: no "During handling of the above exception" wrapper
+    raise original
+
+
+class _DropRecordedErrors(logging.Filter):
+    """Drops JAX's log of an exception our host side raised: it reaches the caller anyway,
+    with the same traceback, and was printed twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and _recorded(record.exc_info[1]))
+
+
+# the loggers of jax.pure_callback's and jax.debug.callback's failures (jax/_src/callback.py,
+# jax/_src/debugging.py); a filter on a logger sees only that logger's own records
+for _name in ("jax._src.callback", "jax._src.debugging"):
+    logging.getLogger(_name).addFilter(_DropRecordedErrors())
+del _name
 
 
 def imle(
@@ -254,6 +371,7 @@ def imle(
     parallel_backend: str = "loky",
     chunk_size: int | str = "auto",
     time_limit: float | None = None,
+    on_failure: OnFailure = "raise",
 ) -> IMLEFunction:
     """The differentiable JAX function of ``problem`` under ``estimator``; see :class:`IMLEFunction`.
 
@@ -267,8 +385,8 @@ def imle(
         validate_args: check that ``theta`` is finite (under ``jit`` on the device; only a
             failing check calls the host, through ``jax.debug.callback``), and give NaN
             gradients to rows whose ``dL/dz`` is not finite; False skips both.
-        n_jobs, parallel_backend, chunk_size, time_limit: passed to
-            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md).
+        n_jobs, parallel_backend, chunk_size, time_limit, on_failure: passed to
+            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md and docs/failures.md).
     """
     return IMLEFunction(
         problem,
@@ -280,4 +398,5 @@ def imle(
         parallel_backend=parallel_backend,
         chunk_size=chunk_size,
         time_limit=time_limit,
+        on_failure=on_failure,
     )

@@ -20,15 +20,17 @@ saved with the model's weights.
 from __future__ import annotations
 
 import functools
+import json
 import random
 from typing import Any
 
 import numpy as np
 
-from . import _binding
+from . import _binding, serialization
 from ._binding import NoiseSource
-from .errors import missing_dependency
+from .errors import ImleSolversError, missing_dependency
 from .estimators import Estimator, output_shape
+from .failures import OnFailure, gradient_with_status, sample_with_status
 from .noise import TensorFlowSource
 from .oracle import MAPOracle
 from .problems import Problem
@@ -42,7 +44,11 @@ except ImportError as error:  # pragma: no cover - exercised without tensorflow 
 
 __all__ = ["IMLELayer"]
 
+# the entry of a saved layer's store that holds its numpy generator's state (noise_source="numpy")
+_GENERATOR_KEY = "numpy_generator_state"
 
+
+@keras.saving.register_keras_serializable(package="imle_solvers")
 class IMLELayer(keras.layers.Layer):
     """A differentiable discrete layer: ``theta (B, *problem.shape) -> z``.
 
@@ -50,7 +56,10 @@ class IMLELayer(keras.layers.Layer):
     perturb-and-MAP samples (``(B, *shape)``, or ``(B, samples, *shape)`` when the
     estimator draws several) whose gradient is the estimator's; with
     ``training=False`` (``model.predict``, ``model.evaluate``) the MAP state
-    ``(B, *shape)``, without gradient. Outputs have ``theta``'s dtype.
+    ``(B, *shape)``, without gradient. Outputs have ``theta``'s dtype. With
+    ``on_failure`` other than ``"raise"`` the layer returns ``(z, status)``, ``status``
+    ``(B,)`` int8 (see :mod:`imle_solvers.failures`); ``failures`` counts the failed
+    solves by reason.
 
     Args:
         problem: what to solve, e.g. ``KSubset(n, k)``.
@@ -66,9 +75,14 @@ class IMLELayer(keras.layers.Layer):
             ``tf.debugging.Assert``), and give NaN gradients to rows whose ``dL/dz`` is not
             finite; False skips both, and a layer whose solver is array-native then compiles
             with XLA (``supports_jit``).
-        n_jobs, parallel_backend, chunk_size, time_limit: passed to
-            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md).
+        n_jobs, parallel_backend, chunk_size, time_limit, on_failure: passed to
+            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md and docs/failures.md).
         **kwargs: passed to ``keras.layers.Layer`` (``name``, ...).
+
+    Saving: ``model.save("m.keras")`` and ``keras.models.load_model`` round-trip the layer
+    (problem, estimator and options through :meth:`get_config`, see
+    :mod:`imle_solvers.serialization`; the noise and estimator state as weights), as do
+    ``save_weights``/``load_weights``.
     """
 
     def __init__(
@@ -83,9 +97,23 @@ class IMLELayer(keras.layers.Layer):
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
         **kwargs: Any,
     ) -> None:
         super().__init__(trainable=False, **kwargs)
+        _binding.check_estimator("IMLELayer", estimator)
+        # the arguments as given, for get_config (backend "auto" is resolved again on loading)
+        self._options = {
+            "backend": backend,
+            "seed": seed,
+            "noise_source": noise_source,
+            "validate_args": validate_args,
+            "n_jobs": n_jobs,
+            "parallel_backend": parallel_backend,
+            "chunk_size": chunk_size,
+            "time_limit": time_limit,
+            "on_failure": on_failure,
+        }
         self.problem = problem
         self.estimator = estimator
         self.noise_source = _binding.check_noise_source(noise_source)
@@ -97,7 +125,9 @@ class IMLELayer(keras.layers.Layer):
             parallel_backend=parallel_backend,
             chunk_size=chunk_size,
             time_limit=time_limit,
+            on_failure=on_failure,
         )
+        self._with_status = on_failure != "raise"
         # XLA compiles TensorFlow ops only: no host callback, no string-formatting check
         self.supports_jit = self.oracle.solver.runs_on("tensorflow") and not validate_args
         self._compiled_step = tf.function(self._step, reduce_retracing=True)
@@ -124,6 +154,11 @@ class IMLELayer(keras.layers.Layer):
         ]
 
     @property
+    def failures(self) -> Any:
+        """Failed solves by reason (a ``collections.Counter``), since the layer was built."""
+        return self.oracle.failures
+
+    @property
     def estimator_state(self) -> Any:
         """The estimator's current state (an ``AdaptiveState``), or None if stateless."""
         initial = self.estimator.initial_state()
@@ -131,35 +166,116 @@ class IMLELayer(keras.layers.Layer):
             return None
         return type(initial).from_state_dict({v.name: float(v.numpy()) for v in self.state_variables})
 
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return output_shape(tuple(input_shape), self.estimator.samples)
+    # --- saving ---------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """The layer's config: Keras' own entries, the problem's and the estimator's
+        configs (:func:`imle_solvers.serialization.to_config`) and the options as given.
+
+        Raises:
+            imle_solvers.errors.SerializationError: the problem or estimator has no config
+                (a class not registered with :func:`imle_solvers.serialization.register`).
+        """
+        config = super().get_config()
+        config.pop("trainable", None)  # always False: the layer has no trainable weights
+        config.update(
+            problem=serialization.to_config(self.problem),
+            estimator=serialization.to_config(self.estimator),
+            **self._options,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> IMLELayer:
+        """The layer of a :meth:`get_config` config (its weights are loaded after)."""
+        config = dict(config)
+        config.pop("trainable", None)
+        problem = serialization.from_config(config.pop("problem"))
+        estimator = serialization.from_config(config.pop("estimator"))
+        return cls(problem, estimator, **config)
+
+    def save_own_variables(self, store: Any) -> None:
+        """Keras' weights, and with ``noise_source="numpy"`` the numpy generator's state, so
+        that a restored layer draws what the saved one would have drawn next."""
+        super().save_own_variables(store)
+        if self.noise_source == "numpy":
+            state = json.dumps(self.rng.bit_generator.state).encode()
+            store[_GENERATOR_KEY] = np.frombuffer(state, dtype=np.uint8)
+
+    def load_own_variables(self, store: Any) -> None:
+        """The inverse of :meth:`save_own_variables` (a file without a generator state, e.g.
+        saved before it was kept, leaves the generator as built)."""
+        keys = list(store.keys())
+        if self.noise_source == "numpy" and _GENERATOR_KEY in keys:
+            state = json.loads(np.asarray(store[_GENERATOR_KEY], dtype=np.uint8).tobytes().decode())
+            self.rng.bit_generator.state = state
+        if _GENERATOR_KEY in keys:
+            # Keras checks that the store holds exactly the layer's variables
+            store = {key: store[key] for key in keys if key != _GENERATOR_KEY}
+        super().load_own_variables(store)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> Any:
+        shape = output_shape(tuple(input_shape), self.estimator.samples)
+        return (shape, tuple(input_shape[:1])) if self._with_status else shape
 
     def call(self, theta: tf.Tensor, training: bool = True) -> tf.Tensor:
+        try:
+            return self._call(theta, training)
+        except ImleSolversError as error:
+            # Keras rebuilds a layer's exception as ``type(error)(message + context)``, which
+            # drops a SolverError's index and status; marked as already annotated, it is
+            # re-raised as it is (our messages name the failing batch index themselves)
+            error._keras_call_info_injected = True
+            raise
+
+    def _call(self, theta: tf.Tensor, training: bool) -> tf.Tensor:
         theta = tf.convert_to_tensor(theta)
         check_batch_shape(tuple(theta.shape), self.problem.shape, "theta")
         self._check_theta(theta)
         if not training:
+            if self._with_status:
+                z, status = self._solve_with_status(theta)
+                return tf.stop_gradient(z), status
             return tf.stop_gradient(self._solve(theta))
         # Eagerly, the step runs as one graph: dozens of eager ops would cost more than the
         # solve. Not with a state to update: a gradient function's assignments to variables
-        # do not run when an eager tape differentiates through a tf.function.
-        compiled = tf.executing_eagerly() and not self.state_variables
+        # do not run when an eager tape differentiates through a tf.function. Nor with a host
+        # callback: inside a graph, an exception it raises is logged twice by TensorFlow and
+        # arrives wrapped in an UnknownError, where eagerly tf.numpy_function calls it
+        # directly and it arrives as raised (a host solve costs more than the eager ops).
+        compiled = tf.executing_eagerly() and not self.state_variables and not self._calls_host(theta)
         return (self._compiled_step if compiled else self._step)(theta)
+
+    def _calls_host(self, theta: tf.Tensor) -> bool:
+        """Whether a step on ``theta`` leaves TensorFlow: a solver that is not array-native,
+        or numpy noise."""
+        noise_on_host = self.estimator.noise is not None and self.noise_source == "numpy"
+        return noise_on_host or not self.oracle.solver_for(theta).runs_on("tensorflow")
 
     def _step(self, theta: tf.Tensor) -> tf.Tensor:
         state = tf.stack([v.value for v in self.state_variables]) if self.state_variables else None
         return self._sample(theta, self._draw(theta), state)
 
-    def _sample(self, theta: tf.Tensor, noise: tf.Tensor | None, state: tf.Tensor | None) -> tf.Tensor:
+    def _sample(self, theta: tf.Tensor, noise: tf.Tensor | None, state: tf.Tensor | None) -> Any:
         sign = self.problem.sign
+        status = None
 
         @tf.custom_gradient
         def sample(theta: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=sign)
+            nonlocal status
+            if self._with_status:
+                z, status, residuals = sample_with_status(self.estimator, theta, noise, self._solve_with_status, sign)
+            else:
+                z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=sign)
 
             def grad(grad_z: tf.Tensor) -> tf.Tensor:
                 old = None if state is None else _binding.state_from_vector(self.estimator, state)
-                grad_theta, new = self.estimator.gradient(residuals, grad_z, self._solve, old)
+                if status is None:
+                    grad_theta, new = self.estimator.gradient(residuals, grad_z, self._solve, old)
+                else:
+                    grad_theta, new = gradient_with_status(
+                        self.estimator, residuals, grad_z, self._solve_with_status, old, status
+                    )
                 if self.validate_args:
                     grad_theta = _binding.nan_where_not_finite(grad_z, grad_theta)
                 if new is not None:
@@ -170,7 +286,8 @@ class IMLELayer(keras.layers.Layer):
 
             return z, grad
 
-        return sample(theta)
+        z = sample(theta)
+        return (z, status) if self._with_status else z
 
     def _draw(self, theta: tf.Tensor) -> tf.Tensor | None:
         """The call's noise ``(B, samples, marginal_samples, *shape)``, or None."""
@@ -194,9 +311,18 @@ class IMLELayer(keras.layers.Layer):
         """MAP states of ``(N, *shape)``: as TensorFlow ops when the solver is array-native, else on the host."""
         if self.oracle.solver_for(theta).runs_on("tensorflow"):
             return self.oracle(theta, validate=False)
-        z = tf.numpy_function(self._solve_host, [theta], theta.dtype, stateful=False)
+        z = tf.numpy_function(self._states_host, [theta], theta.dtype, stateful=False)
         z.set_shape(theta.shape)
         return z
+
+    def _solve_with_status(self, theta: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """:meth:`_solve`, and the ``(N,)`` statuses (see :mod:`imle_solvers.failures`)."""
+        if self.oracle.solver_for(theta).runs_on("tensorflow"):
+            return self.oracle.solve(theta, validate=False)
+        z, status = tf.numpy_function(self._solve_host, [theta], [theta.dtype, tf.int8], stateful=False)
+        z.set_shape(theta.shape)
+        status.set_shape(theta.shape[:1])
+        return z, status
 
     def _check_theta(self, theta: tf.Tensor) -> None:
         """Raise naming the first non-finite batch index of ``theta``, if ``validate_args``;
@@ -219,7 +345,10 @@ class IMLELayer(keras.layers.Layer):
 
     # --- host side (numpy) --------------------------------------------------------------
 
-    def _solve_host(self, theta: np.ndarray) -> np.ndarray:
+    def _states_host(self, theta: np.ndarray) -> np.ndarray:
+        return _binding.solve_on_host(self.oracle, theta)[0]
+
+    def _solve_host(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _binding.solve_on_host(self.oracle, theta)
 
     def _numpy_noise_host(self, theta_shape: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -99,10 +99,11 @@ def test_aimle_state_is_passed_in_and_returned():
     _, residuals = estimator.sample(np.asarray(theta), f.oracle, sign=1, rng=np.random.default_rng(numpy_seed(key)))
     grad, expected_state = estimator.gradient(residuals, np.asarray(w), f.oracle, estimator.initial_state())
     np.testing.assert_allclose(g_theta, grad, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(float(new["beta"]), expected_state.beta, rtol=1e-6)
-    assert float(new["steps"]) == 1 and float(state["steps"]) == 0
+    assert isinstance(new, ims.AdaptiveState), "the state keeps its one type through grad and updates"
+    np.testing.assert_allclose(float(new.beta), expected_state.beta, rtol=1e-6)
+    assert float(new.steps) == 1 and float(state.steps) == 0
     unused = jax.grad(lambda t, s: (f(t, key, s), jnp.sum(t))[1], argnums=1)(theta, state)
-    assert not any(float(v) for v in unused.values()), "no backward pass leaves the state as it is"
+    assert not any(float(v) for v in unused), "no backward pass leaves the state as it is"
     with pytest.raises(ims.InvalidInputError, match="state"):
         f(theta, key)
 
@@ -117,3 +118,71 @@ def test_l2x_training_finds_the_relevant_features():
     result = load_example("l2x_jax").train(steps=200)
     assert result["loss_after"] < 0.2 * result["loss_before"]
     assert result["precision_after"] >= 0.9 > 0.5 > result["precision_before"]
+
+
+# --- errors: ours, once -------------------------------------------------------------
+
+NEGATIVE_RAISES = ims.GridShortestPath(3, 3, negative_costs="raise")
+
+
+def nan_theta():
+    theta = np.zeros((3, KSUBSET.n), np.float32)
+    theta[2, 4] = np.nan
+    return jnp.asarray(theta)
+
+
+def negative_theta():
+    theta = np.ones((3, 3, 3), np.float32)
+    theta[1, 0, 2] = -1.0
+    return jnp.asarray(theta)
+
+
+def test_eager_nan_theta_raises_our_error_naming_the_index(caplog, capfd):
+    f = imle(KSUBSET, ims.IMLE(noise=ims.Gumbel()))
+    key = jax.random.key(0)
+    with pytest.raises(ims.InvalidInputError, match=r"^theta: batch index 2 holds a non-finite value \(nan\)$"):
+        f(nan_theta(), key)
+    with pytest.raises(ims.InvalidInputError, match=r"^theta: batch index 2 holds"):
+        f.map(nan_theta())
+    # under grad, theta is traced: the device check's host callback raises, and we unwrap it
+    with pytest.raises(ims.InvalidInputError, match=r"^theta: batch index 2 holds"):
+        jax.grad(lambda t: jnp.sum(f(t, key)))(nan_theta())
+    out, err = capfd.readouterr()
+    assert "Traceback" not in caplog.text + out + err
+
+
+def test_eager_host_solver_failure_raises_solver_error_with_its_index(caplog, capfd):
+    f = imle(NEGATIVE_RAISES, ims.IMLE(noise=ims.Gumbel()), backend="scipy")
+    for call in (lambda t: f(t, jax.random.key(0)), f.map, jax.grad(lambda t: jnp.sum(f(t, jax.random.key(0))))):
+        with pytest.raises(ims.SolverError, match=r"^instance 1 \(grid-shortest-path, backend 'scipy'\)") as caught:
+            call(negative_theta())
+        assert caught.value.index == 1
+    out, err = capfd.readouterr()
+    assert "Traceback" not in caplog.text + out + err, "JAX logged the error besides raising it"
+
+
+def test_a_backward_failure_under_grad_arrives_wrapped_with_our_message(caplog, capfd):
+    """The backward pass runs inside jax.grad, where the binding cannot catch: as under jit."""
+    f = imle(NEGATIVE_RAISES, ims.IMLE(noise=None, lambda_=100.0), backend="scipy")
+    theta, w = jnp.ones((2, 3, 3)), -jnp.ones((2, 3, 3))  # the target theta + 100 * dL/dz is negative
+    with pytest.raises(Exception, match=r"SolverError: instance 0 \(grid-shortest-path") as caught:
+        jax.grad(lambda t: jnp.sum(f(t, jax.random.key(0)) * w))(theta)
+    assert not isinstance(caught.value, ims.ImleSolversError)
+    out, err = capfd.readouterr()
+    assert "SolverError" not in caplog.text + out + err
+
+
+@pytest.mark.parametrize("case", ["nan-theta", "solver-failure"])
+def test_under_an_outer_jit_the_error_holds_our_message_and_is_logged_nowhere(caplog, capfd, case):
+    if case == "nan-theta":
+        f, theta, ours = imle(KSUBSET, ims.IMLE(noise=ims.Gumbel())), nan_theta(), "InvalidInputError: theta: batch index 2"
+    else:
+        f, theta = imle(NEGATIVE_RAISES, ims.IMLE(noise=ims.Gumbel()), backend="scipy"), negative_theta()
+        ours = "SolverError: instance 1 (grid-shortest-path"
+    with pytest.raises(Exception) as caught:
+        jax.block_until_ready(jax.jit(f)(theta, jax.random.key(0)))
+    message = str(caught.value)
+    assert message.count(ours) == 1  # after XLA's "INTERNAL: CpuCallback error ..." and a traceback
+    # the traceback is in the message, once; JAX's own log of it is dropped
+    out, err = capfd.readouterr()
+    assert ours.split(":")[0] not in caplog.text + out + err

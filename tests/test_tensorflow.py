@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -111,3 +113,138 @@ def test_ortools_in_a_process_that_imported_tensorflow_first():
     result = subprocess.run([sys.executable, "-c", ORTOOLS_AFTER_TENSORFLOW], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == str([[0.0, 1.0, 0.0, 1.0, 0.0]] * 4)
+
+
+# --- saving -----------------------------------------------------------------------
+
+ILP_PROBLEM = ims.ILP((ims.Variable("x", (5,)),), np.ones((1, 5)), -np.inf, 2.0, ("x",), name="pick-two")
+OPTIONS = (
+    "backend", "seed", "noise_source", "validate_args", "n_jobs", "parallel_backend", "chunk_size", "time_limit", "on_failure")
+
+
+def one_training_step(model, theta, w):
+    """A step that moves the noise counter and, for AIMLE, the estimator's state."""
+    with tf.GradientTape() as tape:
+        tape.watch(theta)
+        loss = tf.reduce_sum(model(theta, training=True) * w)
+    return tape.gradient(loss, theta)
+
+
+@pytest.mark.parametrize(
+    "problem, estimator, options",
+    [
+        (KSUBSET, ims.IMLE(noise=ims.SumOfGamma(k=3, nb_iterations=5), lambda_=5.0), {"chunk_size": 2}),
+        (KSUBSET, ims.AIMLE(noise=ims.Gumbel(), initial_beta=2.0, beta_step=0.25), {"validate_args": False}),
+        (ILP_PROBLEM, ims.IMLE(noise=ims.Gumbel()), {"backend": "ortools", "time_limit": 30.0}),
+        (ims.GridShortestPath(4, 5, neighbourhood=4), ims.IMLE(noise=ims.Gumbel()), {"backend": "scipy"}),
+        (ims.BipartiteMatching(3, 4, perfect=False), ims.STE(noise=ims.Gumbel()), {"noise_source": "numpy"}),
+    ],
+    ids=["k-subset-imle-sog", "k-subset-aimle", "ilp", "grid", "bipartite-numpy-noise"],
+)
+def test_saved_model_loads_and_draws_what_the_saved_one_would_have(tmp_path, problem, estimator, options):
+    layer = IMLELayer(problem, estimator, seed=7, name="imle", **options)
+    model = keras.Sequential([keras.Input(problem.shape), layer])
+    theta, w = batch(problem, b=4)
+    one_training_step(model, theta, w)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    restored = loaded.get_layer("imle")
+    assert isinstance(restored, IMLELayer)
+    assert restored.problem == problem and restored.estimator == estimator
+    assert restored.get_config() == layer.get_config()
+    assert {k: restored.get_config()[k] for k in OPTIONS} == {**layer._options, **options, "seed": 7}
+    if isinstance(estimator, ims.AIMLE):
+        assert restored.estimator_state == layer.estimator_state and layer.estimator_state.steps == 1
+    # the next step of each: same noise, so the same sample and gradient
+    np.testing.assert_array_equal(loaded(theta, training=True), model(theta, training=True))
+    np.testing.assert_array_equal(one_training_step(loaded, theta, w), one_training_step(model, theta, w))
+    assert restored.estimator_state == layer.estimator_state
+
+
+@pytest.mark.parametrize("noise_source", ["native", "numpy"])
+def test_weights_file_restores_the_noise_and_estimator_state(tmp_path, noise_source):
+    estimator = ims.AIMLE(noise=ims.Gumbel(), beta_step=0.25)
+    model = keras.Sequential([keras.Input((KSUBSET.n,)), IMLELayer(KSUBSET, estimator, seed=1, noise_source=noise_source)])
+    theta, w = batch(KSUBSET)
+    one_training_step(model, theta, w)
+    model.save_weights(tmp_path / "m.weights.h5")
+    other = keras.Sequential([keras.Input((KSUBSET.n,)), IMLELayer(KSUBSET, estimator, seed=2, noise_source=noise_source)])
+    fresh = other(theta, training=True)  # seed 2's own draw, before loading
+    other.load_weights(tmp_path / "m.weights.h5")
+    expected = model(theta, training=True)
+    assert not np.array_equal(fresh, expected)
+    np.testing.assert_array_equal(other(theta, training=True), expected)
+    assert other.layers[0].estimator_state == model.layers[0].estimator_state
+
+
+@dataclass(frozen=True)
+class Halves(ims.Problem):
+    """A problem of the user's own: k of n, as a dataclass of plain fields (a KSubset)."""
+
+    n: int
+    k: int
+    kind: ClassVar[str] = "k-subset"  # solved by the k-subset solvers
+
+    @property
+    def shape(self):
+        return (self.n,)
+
+    @property
+    def sense(self):
+        return "max"
+
+
+def test_a_registered_problem_of_ones_own_is_saved(tmp_path):
+    ims.serialization.register(Halves, name="tests.Halves")
+    model = keras.Sequential([keras.Input((6,)), IMLELayer(Halves(6, 3), ims.IMLE(noise=ims.Gumbel()), seed=0)])
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").layers[0].problem == Halves(6, 3)
+
+
+def test_an_unregistered_problem_fails_to_save_naming_its_class(tmp_path):
+    class Unregistered(ims.KSubset):
+        pass
+
+    model = keras.Sequential([keras.Input((10,)), IMLELayer(Unregistered(10, 3), ims.IMLE(), seed=0)])
+    with pytest.raises(ims.errors.SerializationError, match=r"Unregistered has no config: register it"):
+        model.save(tmp_path / "m.keras")
+
+
+# --- errors -----------------------------------------------------------------------
+
+NEGATIVE_RAISES = ims.GridShortestPath(3, 3, negative_costs="raise")
+
+
+def test_eager_host_solver_errors_arrive_as_raised_and_once(capfd):
+    layer = IMLELayer(NEGATIVE_RAISES, ims.IMLE(noise=None, lambda_=100.0), backend="scipy")
+    theta = np.ones((3, 3, 3), np.float32)
+    theta[2, 1, 1] = -1.0
+    capfd.readouterr()
+    for training in (True, False):
+        with pytest.raises(ims.SolverError, match=r"^instance 2 \(grid-shortest-path") as caught:
+            layer(tf.constant(theta), training=training)
+        assert caught.value.index == 2 and caught.value.status is not None
+    # the backward pass's solve fails: the target theta + lambda * dL/dz has negative costs
+    positive, w = tf.ones((3, 3, 3)), -tf.ones((3, 3, 3))
+    with pytest.raises(ims.SolverError, match="instance 0"):
+        one_training_step(layer, positive, w)
+    out, err = capfd.readouterr()
+    assert "negative cell cost" not in out + err, "TensorFlow logged the error besides raising it"
+
+
+def test_fit_with_run_eagerly_raises_our_error():
+    model = keras.Sequential([keras.Input((3, 3)), IMLELayer(NEGATIVE_RAISES, ims.IMLE(noise=None), backend="scipy")])
+    model.compile(loss="mse", run_eagerly=True)
+    with pytest.raises(ims.SolverError, match="^instance 0") as caught:
+        model.fit(-np.ones((2, 3, 3), np.float32), np.zeros((2, 3, 3), np.float32), epochs=1, verbose=0)
+    assert caught.value.index == 0
+
+
+def test_graph_errors_hold_our_message():
+    layer = IMLELayer(NEGATIVE_RAISES, ims.IMLE(noise=None), backend="scipy")
+    theta = -tf.ones((2, 3, 3))
+    with pytest.raises(tf.errors.UnknownError, match=r"SolverError: instance 0 \(grid-shortest-path"):
+        tf.function(lambda t: layer(t))(theta)
+    nan = tf.constant(np.where(np.arange(9).reshape(1, 3, 3) == 4, np.nan, 1.0).astype(np.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"assertion failed: \[theta: batch index 0 holds"):
+        tf.function(lambda t: layer(t))(nan)

@@ -35,6 +35,8 @@ class Problem:
     """
 
     kind: ClassVar[str]
+    #: MAP states hold only zeros and ones; the oracle checks solvers' results against it
+    binary_states: ClassVar[bool] = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -43,6 +45,11 @@ class Problem:
     @property
     def sense(self) -> Sense:
         raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        """How errors name the problem: its kind, and for a named program (an ILP) its name."""
+        return self.kind
 
     @property
     def sign(self) -> int:

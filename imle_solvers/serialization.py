@@ -1,0 +1,276 @@
+"""Problems, estimators and noise distributions as JSON-able dicts, and back.
+
+One generic mechanism serves every class: a registered dataclass is written as its
+*type tag* and its ``__init__`` fields, each field walked recursively::
+
+    >>> to_config(KSubset(n=10, k=3))
+    {'__class__': 'KSubset', 'fields': {'n': 10, 'k': 3}}
+    >>> from_config(to_config(KSubset(n=10, k=3))) == KSubset(n=10, k=3)
+    True
+
+Values a field may hold, and how they are written:
+
+- ``None``, ``bool``, ``int``, ``str`` and finite ``float`` as themselves; a non-finite
+  float as ``{"__float__": "inf" | "-inf" | "nan"}`` (JSON has no infinity);
+- numpy scalars as the Python number they hold;
+- ``list`` as a list, ``tuple`` as ``{"__tuple__": [...]}``, a dict with string keys as
+  ``{"__dict__": {...}}``;
+- a numpy array of booleans or numbers as ``{"__ndarray__": {"dtype", "shape", "data"}}``,
+  ``data`` the base64 of its bytes in that dtype (exact, also for floats);
+- a scipy sparse matrix as ``{"__sparse__": {"shape", "data", "indices", "indptr"}}``
+  (CSR arrays, read back as ``scipy.sparse.csr_array``);
+- an instance of a registered class, as above.
+
+Reading a config back builds only registered classes (a closed list, never an import
+by name) and arrays of boolean or numeric dtype: a config file is data, not code. Each
+class's own ``__init__`` / ``__post_init__`` checks the values again.
+
+Registered: every problem (:class:`~imle_solvers.KSubset`,
+:class:`~imle_solvers.GridShortestPath`, :class:`~imle_solvers.GraphShortestPath`,
+:class:`~imle_solvers.BipartiteMatching`, :class:`~imle_solvers.GraphMatching`,
+:class:`~imle_solvers.ILP` and its :class:`~imle_solvers.Variable` blocks, the graphs'
+:class:`~imle_solvers.problems.EdgeListGraph`), estimator (``IMLE``, ``AIMLE``, ``STE``)
+and noise distribution (``Gumbel``, ``SumOfGamma``) of the library. A problem of your
+own that is a dataclass of such values joins with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import SerializationError
+from .estimators import AIMLE, IMLE, STE
+from .noise import Gumbel, SumOfGamma
+from .problems import (
+    ILP,
+    BipartiteMatching,
+    EdgeListGraph,
+    GraphMatching,
+    GraphShortestPath,
+    GridShortestPath,
+    KSubset,
+    Variable,
+)
+
+__all__ = ["register", "registered", "to_config", "from_config"]
+
+T = TypeVar("T", bound=type)
+
+_BY_TAG: dict[str, type] = {}
+_BY_CLASS: dict[type, str] = {}
+
+# array dtype kinds a config may hold: booleans, signed and unsigned integers, floats, complex
+_ARRAY_KINDS = "biufc"
+
+
+def register(cls: T | None = None, *, name: str | None = None) -> T | Callable[[T], T]:
+    """Allow the dataclass ``cls`` in configs, under the tag ``name`` (default: the class's
+    name). Usable as a decorator, with or without arguments::
+
+        @imle_solvers.serialization.register
+        @dataclass(frozen=True)
+        class Knapsack(imle_solvers.Problem):
+            weights: np.ndarray
+            capacity: float
+            kind: ClassVar[str] = "knapsack"
+
+    The class is rebuilt as ``cls(**fields)`` from its ``__init__`` fields (those with
+    ``init=False`` are left to ``__post_init__``), so each field must hold a value listed
+    in the module docstring. The module that registers a class must be imported before a
+    config naming it is read (e.g. before ``keras.models.load_model``).
+
+    Raises:
+        SerializationError: ``cls`` is not a dataclass, or the tag is taken by another class.
+    """
+
+    def decorate(klass: T) -> T:
+        if not (isinstance(klass, type) and dataclasses.is_dataclass(klass)):
+            raise SerializationError(f"register: {klass!r} is not a dataclass; only dataclasses can be registered")
+        tag = klass.__name__ if name is None else name
+        if _BY_TAG.get(tag, klass) is not klass:
+            raise SerializationError(
+                f"register: the tag {tag!r} is already taken by {_qualified(_BY_TAG[tag])}; pass another name="
+            )
+        _BY_TAG[tag] = klass
+        _BY_CLASS[klass] = tag
+        return klass
+
+    return decorate if cls is None else decorate(cls)
+
+
+def registered() -> dict[str, type]:
+    """The registered classes by tag (a copy)."""
+    return dict(_BY_TAG)
+
+
+def to_config(obj: Any) -> dict[str, Any]:
+    """The JSON-able config of ``obj``, an instance of a registered class.
+
+    Raises:
+        SerializationError: ``obj`` (or a value in its fields) has no config; the message
+            names its class and where it sits (e.g. ``ILP.variables[0].lower``).
+    """
+    if type(obj) not in _BY_CLASS:
+        raise _unregistered(obj, type(obj).__name__)
+    return _encode(obj, type(obj).__name__)
+
+
+def from_config(config: dict[str, Any]) -> Any:
+    """The object a :func:`to_config` config describes.
+
+    Raises:
+        SerializationError: the config is malformed or names a class that is not
+            registered (the message says where in the config).
+        imle_solvers.errors.InvalidInputError: the class's own checks refuse the values.
+    """
+    if not (isinstance(config, dict) and "__class__" in config):
+        raise SerializationError(f"from_config: expected a config with a '__class__' entry, got {_short(config)}")
+    return _decode(config, "config")
+
+
+# --- encoding ---------------------------------------------------------------------
+
+
+def _encode(value: Any, path: str) -> Any:
+    if isinstance(value, np.generic) and value.dtype.kind in _ARRAY_KINDS + "U":
+        value = value.item()  # a numpy scalar (np.float32(1.5), np.int64(3)) as the Python value it holds
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"__float__": repr(value)}
+    if isinstance(value, list):
+        return [_encode(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, f"{path}[{i}]") for i, v in enumerate(value)]}
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise SerializationError(f"{path}: only dicts with string keys have a config")
+        return {"__dict__": {k: _encode(v, f"{path}[{k!r}]") for k, v in value.items()}}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": _encode_array(value, path)}
+    if sp.issparse(value):
+        csr = sp.csr_array(value)
+        return {
+            "__sparse__": {
+                "shape": list(csr.shape),
+                **{part: _encode_array(getattr(csr, part), f"{path}.{part}") for part in ("data", "indices", "indptr")},
+            }
+        }
+    if type(value) in _BY_CLASS:
+        fields = {
+            field.name: _encode(getattr(value, field.name), f"{path}.{field.name}")
+            for field in dataclasses.fields(value)
+            if field.init
+        }
+        return {"__class__": _BY_CLASS[type(value)], "fields": fields}
+    raise _unregistered(value, path)
+
+
+def _encode_array(array: np.ndarray, path: str) -> dict[str, Any]:
+    if array.dtype.kind not in _ARRAY_KINDS:
+        raise SerializationError(f"{path}: arrays of dtype {array.dtype} have no config (booleans and numbers only)")
+    data = np.ascontiguousarray(array)
+    return {"dtype": data.dtype.str, "shape": list(data.shape), "data": base64.b64encode(data.tobytes()).decode("ascii")}
+
+
+def _unregistered(value: Any, path: str) -> SerializationError:
+    cls = type(value)
+    if dataclasses.is_dataclass(cls):
+        how = (f"register it with imle_solvers.serialization.register({cls.__name__}) "
+               f"(its fields must be numbers, strings, tuples, lists, numpy arrays or registered classes)")
+    else:
+        how = "only registered dataclasses, numbers, strings, tuples, lists, dicts and numpy/scipy arrays have one"
+    return SerializationError(f"{path}: {_qualified(cls)} has no config: {how}")
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+# --- decoding ---------------------------------------------------------------------
+
+
+def _decode(value: Any, path: str) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list):
+        return [_decode(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, dict) or len(value) not in (1, 2):
+        raise SerializationError(f"{path}: not a config value: {_short(value)}")
+    if "__class__" in value:
+        return _decode_instance(value, path)
+    if len(value) != 1:
+        raise SerializationError(f"{path}: not a config value: {_short(value)}")
+    (tag, body), = value.items()
+    if tag == "__float__" and body in ("inf", "-inf", "nan"):
+        return float(body)
+    if tag == "__tuple__" and isinstance(body, list):
+        return tuple(_decode(v, f"{path}[{i}]") for i, v in enumerate(body))
+    if tag == "__dict__" and isinstance(body, dict):
+        return {k: _decode(v, f"{path}[{k!r}]") for k, v in body.items()}
+    if tag == "__ndarray__":
+        return _decode_array(body, path)
+    if tag == "__sparse__" and isinstance(body, dict) and set(body) == {"shape", "data", "indices", "indptr"}:
+        parts = [_decode_array(body[part], f"{path}.{part}") for part in ("data", "indices", "indptr")]
+        try:
+            return sp.csr_array(tuple(parts), shape=tuple(_shape(body["shape"], path)))
+        except (ValueError, TypeError) as error:
+            raise SerializationError(f"{path}: not a CSR matrix: {error}") from None
+    raise SerializationError(f"{path}: not a config value: {_short(value)}")
+
+
+def _decode_instance(value: dict[str, Any], path: str) -> Any:
+    tag, fields = value.get("__class__"), value.get("fields")
+    if set(value) != {"__class__", "fields"} or not isinstance(fields, dict):
+        raise SerializationError(f"{path}: a class's config holds '__class__' and 'fields', got {_short(value)}")
+    cls = _BY_TAG.get(tag) if isinstance(tag, str) else None
+    if cls is None:
+        raise SerializationError(
+            f"{path}: unknown class {tag!r}; registered: {', '.join(sorted(_BY_TAG))} (a class of your own must be "
+            f"registered with imle_solvers.serialization.register before its config is read)"
+        )
+    known = {field.name for field in dataclasses.fields(cls) if field.init}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise SerializationError(f"{path}: {tag} has no fields {unknown}")
+    return cls(**{k: _decode(v, f"{path}.{k}") for k, v in fields.items()})
+
+
+def _decode_array(body: Any, path: str) -> np.ndarray:
+    if not (isinstance(body, dict) and set(body) == {"dtype", "shape", "data"}):
+        raise SerializationError(f"{path}: an array's config holds 'dtype', 'shape' and 'data', got {_short(body)}")
+    try:
+        dtype = np.dtype(body["dtype"])
+        data = base64.b64decode(body["data"], validate=True)
+    except (TypeError, ValueError) as error:
+        raise SerializationError(f"{path}: unreadable array: {error}") from None
+    if dtype.kind not in _ARRAY_KINDS:
+        raise SerializationError(f"{path}: arrays of dtype {dtype} are not read (booleans and numbers only)")
+    shape = _shape(body["shape"], path)
+    if len(data) != dtype.itemsize * math.prod(shape):
+        raise SerializationError(f"{path}: {len(data)} bytes do not make a {dtype} array of shape {tuple(shape)}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()  # a copy: writeable, owning its memory
+
+
+def _shape(shape: Any, path: str) -> list[int]:
+    if not (isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+        raise SerializationError(f"{path}: a shape is a list of non-negative integers, got {_short(shape)}")
+    return shape
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+for _cls in (KSubset, GridShortestPath, GraphShortestPath, EdgeListGraph, BipartiteMatching, GraphMatching, ILP,
+             Variable, IMLE, AIMLE, STE, Gumbel, SumOfGamma):
+    register(_cls)
+del _cls

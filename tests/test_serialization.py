@@ -1,0 +1,137 @@
+"""Configs of problems, estimators and noise: JSON round trips through one registry of
+allowed classes, arrays kept exactly, nothing else built from a config."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import imle_solvers as ims
+from imle_solvers.errors import SerializationError
+from imle_solvers.problems import EdgeListGraph
+from imle_solvers.serialization import from_config, register, registered, to_config
+
+GRAPH = EdgeListGraph(nodes=((0, 0), (0, 1), "c", 3), edges=[(0, 1), (1, 2), (2, 3), (0, 3)], directed=False)
+ILP = ims.ILP(
+    (ims.Variable("x", (2, 3)), ims.Variable("y", (2,), type="integer", lower=np.array([-1.0, 0.5]), upper=7)),
+    sp.csr_array(np.array([[1.0, 0, 2.5, 0, 0, 1e-300, 3.0, 0], [0, 1, 0, 1, 0, 0, 0, -1]])),
+    np.array([-np.inf, 1.0]),
+    np.array([4.0, np.inf]),
+    ("x",),
+    objective_sense="min",
+    objective=np.linspace(-1, 1, 8) / 3,
+    name="tiny",
+)
+OBJECTS = [
+    ims.KSubset(10, 3),
+    ims.GridShortestPath(3, 4, neighbourhood=4, negative_costs="raise"),
+    ims.GraphShortestPath(GRAPH, (0, 0), 3, negative_cycles="clamp"),
+    ims.BipartiteMatching(2, 5, perfect=False),
+    ims.GraphMatching(GRAPH),
+    ILP,
+    ims.IMLE(noise=ims.SumOfGamma(k=3, nb_iterations=4, method="exact"), lambda_=2.5, samples=2, alpha=0.5),
+    ims.AIMLE(noise=ims.Gumbel(), symmetric=True, target_nonzeros=3.0),
+    ims.STE(),
+    ims.Gumbel(),
+]
+
+
+def through_json(config):
+    return json.loads(json.dumps(config, allow_nan=False))  # strict JSON: no NaN or Infinity literals
+
+
+@pytest.mark.parametrize("obj", OBJECTS, ids=lambda o: type(o).__name__)
+def test_built_ins_round_trip_through_strict_json(obj):
+    back = from_config(through_json(to_config(obj)))
+    assert type(back) is type(obj) and back == obj
+
+
+def test_an_ilp_keeps_its_arrays_exactly():
+    back = from_config(through_json(to_config(ILP)))
+    for name in ("row_lower", "row_upper", "objective"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(ILP, name))
+        assert getattr(back, name).dtype == np.float64
+    assert (back.constraints != ILP.constraints).nnz == 0 and back.constraints.data[2] == 1e-300
+    np.testing.assert_array_equal(back.variables[1].lower, [-1.0, 0.5])
+    assert back.fingerprint == ILP.fingerprint and back.shape == (2, 3)
+
+
+def test_a_graph_keeps_its_node_labels():
+    back = from_config(through_json(to_config(GRAPH)))
+    assert back.nodes == ((0, 0), (0, 1), "c", 3) and not back.edges.flags.writeable
+
+
+@dataclass(frozen=True)
+class Knapsack(ims.Problem):
+    weights: np.ndarray
+    capacity: float
+    kind: ClassVar[str] = "knapsack"
+
+    @property
+    def shape(self):
+        return (len(self.weights),)
+
+    @property
+    def sense(self):
+        return "max"
+
+
+def test_a_registered_dataclass_of_ones_own_round_trips():
+    register(Knapsack, name="tests.Knapsack")
+    back = from_config(through_json(to_config(Knapsack(np.array([1, 2, 3], np.int32), float("inf")))))
+    assert isinstance(back, Knapsack) and back.capacity == float("inf")
+    np.testing.assert_array_equal(back.weights, [1, 2, 3])
+    assert back.weights.dtype == np.int32
+    assert registered()["tests.Knapsack"] is Knapsack
+
+
+def test_unsupported_objects_fail_naming_the_class():
+    @dataclass(frozen=True)
+    class Unregistered(ims.KSubset):
+        pass
+
+    with pytest.raises(SerializationError, match=r"Unregistered has no config: register it"):
+        to_config(Unregistered(3, 1))
+    with pytest.raises(SerializationError, match=r"IMLE\.noise: .*Noisy has no config"):
+        to_config(ims.IMLE(noise=type("Noisy", (), {})()))
+    with pytest.raises(SerializationError, match="object has no config"):
+        to_config(object())
+    with pytest.raises(SerializationError, match="not a dataclass"):
+        register(int)
+    with pytest.raises(SerializationError, match="already taken"):
+        register(Unregistered, name="KSubset")
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"__class__": "os.system", "fields": {}}, "unknown class 'os.system'"),
+        ({"__class__": "KSubset", "fields": {"n": 3, "k": 1, "evil": 1}}, r"KSubset has no fields \['evil'\]"),
+        (
+            {"__class__": "Knapsack2", "fields": {}},
+            "unknown class",
+        ),
+        (
+            {"__class__": "KSubset", "fields": {"n": {"__ndarray__": {"dtype": "|O", "shape": [], "data": ""}}, "k": 1}},
+            "dtype object are not read",
+        ),
+        (
+            {"__class__": "KSubset", "fields": {"n": {"__ndarray__": {"dtype": "<f8", "shape": [2], "data": "AAAA"}}, "k": 1}},
+            "3 bytes do not make",
+        ),
+        ({"__class__": "KSubset", "fields": {"n": {"__pickle__": "gASVAA=="}, "k": 1}}, "not a config value"),
+    ],
+)
+def test_configs_build_registered_classes_and_plain_arrays_only(config, message):
+    with pytest.raises(SerializationError, match=message):
+        from_config(config)
+
+
+def test_the_classes_own_checks_run_on_loading():
+    with pytest.raises(ims.InvalidInputError, match="k must be in 1..n=3"):
+        from_config({"__class__": "KSubset", "fields": {"n": 3, "k": 5}})
