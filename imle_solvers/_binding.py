@@ -25,7 +25,6 @@ call and :func:`numpy_noise` draws each group's noise from its own generator.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -34,12 +33,14 @@ import numpy as np
 from ._array import Array, array_namespace, device, state_float
 from .errors import InvalidInputError
 from .estimators import Estimator, draw_noise
+from .failures import batch_size
 from .oracle import MAPOracle
 
 NoiseSource = Literal["native", "numpy"]
 
 __all__ = [
     "NoiseSource",
+    "check_estimator",
     "check_noise_source",
     "generator",
     "seed_from_words",
@@ -51,6 +52,15 @@ __all__ = [
     "state_to_vector",
     "state_from_vector",
 ]
+
+
+def check_estimator(owner: str, estimator: Any) -> None:
+    """Raise unless ``estimator`` is an estimator object (``IMLE(...)``, not the class)."""
+    required = ("sample_with", "gradient", "draw", "initial_state")
+    if isinstance(estimator, type) or not all(callable(getattr(estimator, name, None)) for name in required):
+        raise InvalidInputError(
+            f"{owner}: estimator must be an estimator such as IMLE(...), AIMLE(...) or STE(), got {estimator!r}"
+        )
 
 
 def check_noise_source(noise_source: str) -> NoiseSource:
@@ -104,31 +114,33 @@ def nan_where_not_finite(grad_z: Array, grad: Array) -> Array:
     cannot pass as a finite gradient computed from a meaningless target."""
     xp = array_namespace(grad)
     # 0 * x is 0 for a finite x and NaN for NaN and +-inf: each row's sum is 0 or NaN, exactly
-    poison = xp.sum(xp.reshape(grad_z * 0, (grad_z.shape[0], -1)), axis=1)
+    poison = xp.sum(xp.reshape(grad_z * 0, (batch_size(grad_z), -1)), axis=1)
     return grad + xp.reshape(xp.astype(poison, grad.dtype), (-1, *(1,) * (grad.ndim - 1)))
 
 
-def solve_on_host(oracle: MAPOracle, theta: np.ndarray) -> np.ndarray:
+def solve_on_host(oracle: MAPOracle, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """MAP states of ``theta`` ``(..., *problem.shape)``: every leading axis (the batch, and
-    the groups of a ``jax.vmap``) in one oracle call; in ``theta``'s dtype and shape."""
+    the groups of a ``jax.vmap``) in one oracle call; in ``theta``'s dtype and shape; and
+    the statuses ``(...)`` (int8, see :mod:`imle_solvers.failures`)."""
     theta = np.asarray(theta)
-    z = oracle(theta.reshape(-1, *oracle.problem.shape), validate=False)
-    return np.asarray(z, dtype=theta.dtype).reshape(theta.shape)
+    lead = theta.shape[: theta.ndim - len(oracle.problem.shape)]
+    z, status = oracle.solve(theta.reshape(-1, *oracle.problem.shape), validate=False)
+    return np.asarray(z, dtype=theta.dtype).reshape(theta.shape), np.asarray(status).reshape(lead)
 
 
 def state_fields(estimator: Estimator) -> tuple[str, ...]:
     """Names of the estimator state's fields (``()`` for a stateless estimator); the state
-    is a dataclass (as :class:`~imle_solvers.AdaptiveState`)."""
+    is a named tuple (as :class:`~imle_solvers.AdaptiveState`)."""
     state = estimator.initial_state()
-    return () if state is None else tuple(field.name for field in dataclasses.fields(state))
+    return () if state is None else tuple(state._fields)
 
 
 def state_to_vector(state: Any, like: Array) -> Array:
     """A state as a ``(F,)`` vector in :func:`state_fields` order, in ``like``'s framework and
-    on its device, in the state dtype (float64 where the framework has it)."""
+    on its device, in the state dtype (float64 where the framework has it): the form a
+    Keras layer keeps in its weights."""
     xp = array_namespace(like)
-    values = [getattr(state, field.name) for field in dataclasses.fields(state)]
-    return xp.stack([xp.asarray(v, dtype=state_float(xp), device=device(like)) for v in values])
+    return xp.stack([xp.asarray(v, dtype=state_float(xp), device=device(like)) for v in state])
 
 
 def state_from_vector(estimator: Estimator, vector: Array) -> Any:

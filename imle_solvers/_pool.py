@@ -75,11 +75,13 @@ WARM_UP_ROUNDS = 5
 
 
 class WorkersLost(Exception):
-    """Workers died twice while holding ``tasks`` (indices into the mapped sequence)."""
+    """Workers died twice while holding ``tasks`` (indices into the mapped sequence);
+    ``results`` holds the results of the other tasks (None for ``tasks``)."""
 
-    def __init__(self, tasks: list[int]) -> None:
+    def __init__(self, tasks: list[int], results: list[Any] | None = None) -> None:
         super().__init__(f"workers died holding tasks {tasks}")
         self.tasks = tasks
+        self.results = results
 
 
 class TaskTimedOut(Exception):
@@ -91,10 +93,12 @@ class TaskTimedOut(Exception):
             on those that return a call's results only all at once (see
             :attr:`WorkerPool.streams_results`), every task of the call, since
             which of them had finished is not known.
+        results: the results of the tasks that finished (None for the others).
     """
 
-    def __init__(self, task: int, tasks: list[int] | None = None) -> None:
+    def __init__(self, task: int, tasks: list[int] | None = None, results: list[Any] | None = None) -> None:
         self.tasks = [task] if tasks is None else list(tasks)
+        self.results = results
         super().__init__(f"task {task} timed out" if len(self.tasks) == 1 else f"one of tasks {self.tasks} timed out")
         self.task = task
 
@@ -254,7 +258,7 @@ class WorkerPool:
         if unfinished:  # joblib restarted the workers when it aborted the call: once more
             unfinished, lost = self._attempt(fn, tasks, unfinished, results, timeout)
         if unfinished:
-            raise WorkersLost(unfinished) from lost
+            raise WorkersLost(unfinished, results) from lost
         return results
 
     def warm_up(self, fn: Callable[..., Any] | None = None, args: tuple = ()) -> int:
@@ -306,7 +310,8 @@ class WorkerPool:
             self._restart()
             unfinished = list(pending)
             # streaming, joblib times out the oldest unfinished task; all at once, any of them
-            raise TaskTimedOut(unfinished[0], unfinished[:1] if self._streams else unfinished) from error
+            suspects = unfinished[:1] if self._streams else unfinished
+            raise TaskTimedOut(unfinished[0], suspects, results) from error
         except KeyboardInterrupt:
             self.close()
             raise

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 float16, float32, float64 = tf.float16, tf.float32, tf.float64
-int32, int64, bool = tf.int32, tf.int64, tf.bool  # noqa: A001  (array-API names)
+int8, int32, int64, bool = tf.int8, tf.int32, tf.int64, tf.bool  # noqa: A001  (array-API names)
 
 isfinite = tf.math.is_finite
 sqrt, log, log1p, exp, floor = tf.sqrt, tf.math.log, tf.math.log1p, tf.exp, tf.floor
@@ -63,6 +63,14 @@ def mean(x: tf.Tensor, axis: Any = None, keepdims: bool = False) -> tf.Tensor:
 
 def sum(x: tf.Tensor, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> tf.Tensor:  # noqa: A001
     return tf.reduce_sum(x if dtype is None else tf.cast(x, dtype), axis=axis, keepdims=keepdims)
+
+
+def max(x: tf.Tensor, axis: Any = None, keepdims: bool = False) -> tf.Tensor:  # noqa: A001
+    return tf.reduce_max(x, axis=axis, keepdims=keepdims)
+
+
+def zeros(shape: Sequence[Any], dtype: Any = None, device: Any = None) -> tf.Tensor:
+    return tf.zeros(shape, dtype=dtype or tf.float32)
 
 
 def all(x: tf.Tensor, axis: Any = None, keepdims: bool = False) -> tf.Tensor:  # noqa: A001

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ImleSolversError(Exception):
     """Base class of every error raised by imle_solvers."""
@@ -27,6 +29,8 @@ class SolverError(ImleSolversError, RuntimeError):
         indices: every instance the failure concerns (several when a worker died or a
             task timed out holding a chunk), ``(index,)`` otherwise.
         status: the solver's own word for what happened (``"infeasible"``, ...).
+        incumbent: the best feasible state found before a time limit stopped the solver
+            (shape ``problem.shape``), or None; ``on_failure="incumbent"`` uses it.
     """
 
     def __init__(
@@ -36,18 +40,21 @@ class SolverError(ImleSolversError, RuntimeError):
         index: int | None = None,
         status: str | None = None,
         indices: tuple[int, ...] | None = None,
+        incumbent: Any = None,
     ):
         super().__init__(message)
+        self.incumbent = incumbent
         self.index = index
         self.indices = tuple(indices) if indices is not None else (() if index is None else (index,))
         self.status = status
 
     def __reduce__(self):  # keep the attributes across process boundaries
-        return (_rebuild_solver_error, (type(self), self.args[0], self.index, self.status, self.indices))
+        fields = (type(self), self.args[0], self.index, self.status, self.indices, self.incumbent)
+        return (_rebuild_solver_error, fields)
 
 
-def _rebuild_solver_error(cls, message, index, status, indices=None):
-    return cls(message, index=index, status=status, indices=indices)
+def _rebuild_solver_error(cls, message, index, status, indices=None, incumbent=None):
+    return cls(message, index=index, status=status, indices=indices, incumbent=incumbent)
 
 
 def missing_dependency(modules: str | list[str], extra: str, needed_by: str | None = None) -> MissingDependencyError:

@@ -8,8 +8,12 @@ device), with everything the backward pass needs carried explicitly:
 
 ``solve`` is a batched MAP oracle in the problem's own sense,
 ``(N, *shape) -> (N, *shape)``; ``sign`` is +1 for a max problem and -1 for a min
-problem (costs). Internally everything is a max problem over ``sign * theta``, so
-users pass costs as costs. ``rng`` is a ``numpy.random.Generator`` (noise drawn on the
+problem (costs). Users pass costs as costs: the public methods turn the problem into
+a max problem over ``sign * theta`` once, on entry (:func:`oriented`), the estimators'
+formulas are written for max problems only, and the gradient is turned back on exit.
+A ``solve`` of ``N`` rows for a batch of ``B`` instances always holds ``N / B``
+consecutive rows per instance (instance-major): the failure policy
+(:mod:`imle_solvers.failures`) relies on it to tell which instance a failed row is of. ``rng`` is a ``numpy.random.Generator`` (noise drawn on the
 host in float64, then moved to ``theta``'s dtype and device) or any
 :class:`~imle_solvers.noise.RandomSource` (noise drawn where ``theta`` is; the bindings
 pass their framework's). The estimators check shapes, not values: their callers check
@@ -23,9 +27,10 @@ entries in [0, 1]). ``grad_theta`` is ``(B, *shape)``: per-sample gradients aver
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import KW_ONLY, dataclass, replace
-from typing import Any, Protocol
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -42,7 +47,7 @@ class Residuals:
     """What a backward pass needs from its forward pass.
 
     Attributes:
-        theta: ``(B, *shape)`` the scores.
+        theta: ``(B, *shape)`` the scores of the max problem, ``sign * theta``.
         noise: ``(B, samples, marginal_samples, *shape)`` the noise draw, or None.
         z: ``(B, samples, *shape)`` the sampled (marginal) states.
         sign: +1 max problem, -1 min problem.
@@ -82,22 +87,30 @@ def draw_noise(noise: NoiseDistribution | None, rng: Rng, theta: Array, samples:
     return xp.asarray(draw, dtype=theta.dtype, device=device(theta))
 
 
-def perturbed_map(solve: Solve, theta: Array, noise: Array | None, temperature: float, sign: int) -> Array:
-    """Perturb-and-MAP states averaged over the marginal samples.
+def oriented(solve: Solve, sign: int) -> Solve:
+    """The MAP oracle of the max problem over ``sign * theta``, from the problem's own ``solve``."""
+    if sign == 1:
+        return solve
+    return lambda scores: solve(-scores)
+
+
+def perturbed_map(solve: Solve, theta: Array, noise: Array | None, temperature: float) -> Array:
+    """Perturb-and-MAP states of a max problem, averaged over the marginal samples.
 
     Args:
+        solve: the max problem's oracle (see :func:`oriented`).
         theta: ``(B, samples, *shape)`` scores per sample.
         noise: ``(B, samples, M, *shape)`` or None (then the plain MAP state of ``theta``).
     Returns:
-        ``(B, samples, *shape)``: the mean over M of ``MAP(theta + sign * temperature * noise)``.
+        ``(B, samples, *shape)``: the mean over M of ``MAP(theta + temperature * noise)``.
     """
     xp = array_namespace(theta)
     event = tuple(theta.shape[2:])
     if noise is None or temperature == 0:
         return xp.reshape(solve(xp.reshape(theta, (-1, *event))), theta.shape)
-    scale, theta = sign * temperature, theta[:, :, None, ...]
-    # one pass fewer where the scale is +-1 (the default temperature)
-    perturbed = theta + noise if scale == 1 else theta - noise if scale == -1 else theta + scale * noise
+    theta = theta[:, :, None, ...]
+    # one pass fewer at the default temperature
+    perturbed = theta + noise if temperature == 1 else theta + temperature * noise
     z = xp.reshape(solve(xp.reshape(perturbed, (-1, *event))), perturbed.shape)
     return mean_over_axis(z, 2)
 
@@ -139,19 +152,43 @@ def instance_norm(x: Array, event_ndim: int) -> Array:
 
 def _check_positive_int(owner: str, **values: int) -> None:
     for name, value in values.items():
-        if int(value) != value or value < 1:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidInputError(f"{owner}: {name} must be a positive integer, got {value!r}")
+
+
+def _check_number(owner: str, name: str, value: Any, *, low: float, strict: bool = False) -> None:
+    """``value`` must be a finite real number ``>= low`` (``> low`` when ``strict``)."""
+    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not is_number or not math.isfinite(value) or value < low or (strict and value == low):
+        bound = f"{'>' if strict else '>='} {low:g}"
+        raise InvalidInputError(f"{owner}: {name} must be a finite number {bound}, got {value!r}")
+
+
+def _check_noise(owner: str, noise: Any) -> None:
+    if noise is not None and not callable(getattr(noise, "sample", None)):
+        raise InvalidInputError(
+            f"{owner}: noise must be a noise distribution such as Gumbel() or SumOfGamma(k=...), or None; "
+            f"got {noise!r}"
+        )
 
 
 @dataclass(frozen=True)
 class _PerturbAndMAP:
-    """The forward pass shared by all estimators: ``z = MAP(theta + tau * eps)``."""
+    """What all estimators share: the forward pass ``z = MAP(theta + tau * eps)``, their
+    settings' checks, and the turn of a min problem into a max problem on entry and of
+    the gradient back on exit. Subclasses write :meth:`max_gradient` for max problems."""
 
     noise: NoiseDistribution | None = None
     _: KW_ONLY
     noise_temperature: float = 1.0
     samples: int = 1
     marginal_samples: int = 1
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        _check_noise(owner, self.noise)
+        _check_number(owner, "noise_temperature", self.noise_temperature, low=0.0)
+        _check_positive_int(owner, samples=self.samples, marginal_samples=self.marginal_samples)
 
     def initial_state(self) -> Any:
         return None
@@ -168,11 +205,24 @@ class _PerturbAndMAP:
         """Forward pass with a given noise draw. Rows are independent, so the batches of
         several calls may be concatenated into one (one solver call under ``jax.vmap``)."""
         xp = array_namespace(theta)
-        per_sample_theta = theta[:, None, ...]
+        scores = theta if sign == 1 else -theta
+        per_sample_theta = scores[:, None, ...]
         if self.samples > 1:
             per_sample_theta = xp.broadcast_to(per_sample_theta, (theta.shape[0], self.samples, *theta.shape[1:]))
-        z = perturbed_map(solve, per_sample_theta, noise, self.noise_temperature, sign)
-        return output(z, self.samples), Residuals(theta=theta, noise=noise, z=z, sign=sign)
+        z = perturbed_map(oriented(solve, sign), per_sample_theta, noise, self.noise_temperature)
+        return output(z, self.samples), Residuals(theta=scores, noise=noise, z=z, sign=sign)
+
+    def gradient(self, residuals: Residuals, grad_z: Array, solve: Solve, state: Any = None) -> tuple[Array, Any]:
+        """Backward pass: the ``(B, *shape)`` gradient with respect to ``theta`` of the loss
+        whose gradient with respect to ``z`` is ``grad_z``, and the updated state."""
+        g = per_sample(grad_z, self.samples, residuals.theta)
+        grad, state = self.max_gradient(residuals, g, oriented(solve, residuals.sign), state)
+        return (grad if residuals.sign == 1 else -grad), state
+
+    def max_gradient(self, residuals: Residuals, g: Array, solve: Solve, state: Any) -> tuple[Array, Any]:
+        """The gradient ``(B, *shape)`` for the max problem over ``residuals.theta``, from
+        ``g`` ``(B, samples, *shape)`` and that problem's oracle ``solve``."""
+        raise NotImplementedError
 
 
 # --- the estimators --------------------------------------------------------------
@@ -212,32 +262,34 @@ class IMLE(_PerturbAndMAP):
     scale_by_lambda: bool = True
 
     def __post_init__(self) -> None:
-        _check_positive_int("IMLE", samples=self.samples, marginal_samples=self.marginal_samples)
-        if not self.lambda_ > 0:
-            raise InvalidInputError(f"IMLE: lambda_ must be positive, got {self.lambda_!r}")
+        super().__post_init__()
+        if self.target_noise_temperature is not None:
+            _check_number("IMLE", "target_noise_temperature", self.target_noise_temperature, low=0.0)
+        _check_number("IMLE", "lambda_", self.lambda_, low=0.0, strict=True)
+        _check_number("IMLE", "alpha", self.alpha, low=-math.inf)
 
-    def gradient(self, residuals: Residuals, grad_z: Array, solve: Solve, state: Any = None) -> tuple[Array, Any]:
-        """Backward pass: ``(B, *shape)`` gradient with respect to theta; the state is unchanged."""
-        theta, sign = residuals.theta, residuals.sign
-        g = per_sample(grad_z, self.samples, theta)
+    def max_gradient(self, residuals: Residuals, g: Array, solve: Solve, state: Any) -> tuple[Array, Any]:
+        """``(z - MAP(alpha theta - lambda g + tau' eps)) / lambda``, averaged over samples; the
+        state is unchanged."""
+        theta = residuals.theta
         # Augmented assignments on fresh temporaries: in place for numpy and torch (a buffer
         # fewer to allocate on the hot path), a plain rebinding for JAX and TensorFlow.
-        target = (-sign * self.lambda_) * g
+        target = (-self.lambda_) * g
         target += theta[:, None, ...] if self.alpha == 1 else self.alpha * theta[:, None, ...]
         tau = self.noise_temperature if self.target_noise_temperature is None else self.target_noise_temperature
-        z_target = perturbed_map(solve, target, residuals.noise, tau, sign)
-        difference = residuals.z - z_target
-        difference *= sign / (self.lambda_ if self.scale_by_lambda else 1.0)
+        difference = residuals.z - perturbed_map(solve, target, residuals.noise, tau)
+        if self.scale_by_lambda:
+            difference *= 1.0 / self.lambda_
         return mean_over_axis(difference, 1), state
 
 
-@dataclass(frozen=True)
-class AdaptiveState:
-    """The state of :class:`AIMLE`, checkpointable with ``state_dict``.
+class AdaptiveState(NamedTuple):
+    """The state of :class:`AIMLE`: one type everywhere, a pytree in JAX (a named tuple).
 
     Fields are Python numbers as built (``initial_state``, ``from_state_dict``) and 0-d
     arrays of the scores' framework once a backward pass has updated them there, so that
-    training never waits on a device to read them; ``state_dict()`` gives plain numbers.
+    training never waits on a device to read them; ``state_dict()`` gives plain numbers,
+    the form checkpoints hold.
 
     Attributes:
         beta: the current step multiplier.
@@ -287,35 +339,36 @@ class AIMLE(_PerturbAndMAP):
     symmetric: bool = False
 
     def __post_init__(self) -> None:
-        _check_positive_int("AIMLE", samples=self.samples, marginal_samples=self.marginal_samples)
-        if self.initial_beta < 0 or self.beta_step < 0 or not 0 <= self.decay < 1:
-            raise InvalidInputError("AIMLE: initial_beta and beta_step must be >= 0 and decay in [0, 1)")
+        super().__post_init__()
+        for name in ("initial_beta", "beta_step", "target_nonzeros", "decay"):
+            _check_number("AIMLE", name, getattr(self, name), low=0.0)
+        if not self.decay < 1:
+            raise InvalidInputError(f"AIMLE: decay must be in [0, 1), got {self.decay!r}")
 
     def initial_state(self) -> AdaptiveState:
         return AdaptiveState(beta=self.initial_beta)
 
-    def gradient(
-        self, residuals: Residuals, grad_z: Array, solve: Solve, state: AdaptiveState | None = None
+    def max_gradient(
+        self, residuals: Residuals, g: Array, solve: Solve, state: AdaptiveState | None
     ) -> tuple[Array, AdaptiveState]:
-        """Backward pass: the ``(B, *shape)`` gradient and the updated state."""
+        """The ``(B, *shape)`` gradient, lambda chosen per instance, and the updated state."""
         state = self.initial_state() if state is None else state
         xp = array_namespace(residuals.theta)
-        theta, sign = residuals.theta, residuals.sign
+        theta = residuals.theta
         event_ndim = theta.ndim - 1
-        g = per_sample(grad_z, self.samples, theta)
         lam = self.lambdas(theta, g, state.beta)  # (B, samples)
         lam_b = xp.reshape(lam, (*lam.shape, *(1,) * event_ndim))
-        step = (sign * lam_b) * g
-        towards = perturbed_map(solve, theta[:, None, ...] - step, residuals.noise, self.noise_temperature, sign)
+        step = lam_b * g
+        towards = perturbed_map(solve, theta[:, None, ...] - step, residuals.noise, self.noise_temperature)
         if self.symmetric:
-            away = perturbed_map(solve, theta[:, None, ...] + step, residuals.noise, self.noise_temperature, sign)
+            away = perturbed_map(solve, theta[:, None, ...] + step, residuals.noise, self.noise_temperature)
             difference, divisor = away - towards, 2 * lam_b
         else:
             difference, divisor = residuals.z - towards, lam_b
         safe = xp.where(divisor > 0, divisor, xp.ones_like(divisor))
         per_sample_grad = xp.where(divisor > 0, difference / safe, xp.zeros_like(difference))
         nonzeros = xp.sum(xp.astype(per_sample_grad != 0, theta.dtype), axis=tuple(range(2, per_sample_grad.ndim)))
-        return sign * mean_over_axis(per_sample_grad, 1), self.update(state, xp.mean(nonzeros))
+        return mean_over_axis(per_sample_grad, 1), self.update(state, xp.mean(nonzeros))
 
     def lambdas(self, theta: Array, g: Array, beta: Any) -> Array:
         """``(B, samples)`` lambda = beta * |theta_b| / |g_bs|, 0 where g_bs = 0."""
@@ -340,7 +393,7 @@ class AIMLE(_PerturbAndMAP):
         direction = xp.where(average < self.target_nonzeros, xp.ones_like(average), -xp.ones_like(average))
         beta = beta + direction * self.beta_step
         beta = xp.where(beta > 0, beta, xp.zeros_like(beta))
-        return replace(state, beta=beta, nnz_average=average, steps=steps + 1)
+        return AdaptiveState(beta=beta, nnz_average=average, steps=steps + 1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -351,12 +404,8 @@ class STE(_PerturbAndMAP):
     A baseline over the same oracle; ``noise=None`` is the deterministic STE.
     """
 
-    def __post_init__(self) -> None:
-        _check_positive_int("STE", samples=self.samples, marginal_samples=self.marginal_samples)
-
-    def gradient(self, residuals: Residuals, grad_z: Array, solve: Solve, state: Any = None) -> tuple[Array, Any]:
-        g = per_sample(grad_z, self.samples, residuals.theta)
-        return residuals.sign * mean_over_axis(g, 1), state
+    def max_gradient(self, residuals: Residuals, g: Array, solve: Solve, state: Any) -> tuple[Array, Any]:
+        return mean_over_axis(g, 1), state
 
 
-__all__ = ["Estimator", "Residuals", "IMLE", "AIMLE", "AdaptiveState", "STE", "perturbed_map", "draw_noise"]
+__all__ = ["Estimator", "Residuals", "IMLE", "AIMLE", "AdaptiveState", "STE", "oriented", "perturbed_map", "draw_noise"]

@@ -15,9 +15,10 @@ Randomness: with ``noise_source="numpy"`` a call's noise comes from
 the same noise as a torch or Keras layer built with ``seed=numpy_seed(key)`` and
 ``noise_source="numpy"`` (first call).
 
-Adaptive state (AIMLE): a dict of scalars passed in and updated functionally. The
-update is only known in the backward pass, so it comes back as the *cotangent of
-the state argument*, to be added to the state::
+Adaptive state (AIMLE): an :class:`~imle_solvers.AdaptiveState` (a named tuple, hence
+a pytree) of scalars passed in and updated functionally. The update is only known in
+the backward pass, so it comes back as the *cotangent of the state argument*, to be
+added to the state::
 
     f = imle(problem, AIMLE(...))
     state = f.initial_state()
@@ -25,6 +26,9 @@ the state argument*, to be added to the state::
     state = apply_state_update(state, g_state)   # state + g_state
 
 An unused output (no backward pass) leaves the cotangent zero, i.e. the state unchanged.
+
+Failure policy: with ``on_failure`` other than ``"raise"`` a call returns ``(z, status)``
+(see :mod:`imle_solvers.failures`); the statuses come back from the host with the states.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ import numpy as np
 from . import _binding
 from ._binding import NoiseSource
 from .errors import InvalidInputError, missing_dependency
-from .estimators import Estimator, Residuals
+from .estimators import AdaptiveState, Estimator, Residuals
+from .failures import OnFailure, gradient_with_status, sample_with_status
 from .noise import JaxSource
 from .oracle import MAPOracle
 from .problems import Problem
@@ -55,7 +60,7 @@ except ImportError as error:  # pragma: no cover - exercised without jax install
 
 __all__ = ["IMLEFunction", "imle", "numpy_seed", "apply_state_update"]
 
-State = dict[str, jax.Array]
+State = AdaptiveState
 
 
 def numpy_seed(key: jax.Array) -> int:
@@ -81,7 +86,9 @@ class IMLEFunction:
     dtype. ``key`` is a JAX PRNG key. A stateful estimator (AIMLE) takes its
     ``state`` (see :meth:`initial_state`) as third argument; see the module
     docstring for how the updated state comes back. :meth:`map` gives the MAP state
-    (evaluation), without noise or gradient.
+    (evaluation), without noise or gradient. With ``on_failure`` other than ``"raise"``
+    both return ``(z, status)``, ``status`` ``(B,)`` int8; ``failures`` counts the
+    failed solves by reason.
 
     Build it with :func:`imle`.
     """
@@ -97,7 +104,9 @@ class IMLEFunction:
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
     ) -> None:
+        _binding.check_estimator("imle", estimator)
         self.problem = problem
         self.estimator = estimator
         self.noise_source = _binding.check_noise_source(noise_source)
@@ -109,7 +118,9 @@ class IMLEFunction:
             parallel_backend=parallel_backend,
             chunk_size=chunk_size,
             time_limit=time_limit,
+            on_failure=on_failure,
         )
+        self._with_status = on_failure != "raise"
         self.state_fields = _binding.state_fields(estimator)
         core = jax.custom_vjp(self._primal)
         core.defvjp(self._forward, self._backward)
@@ -117,7 +128,7 @@ class IMLEFunction:
         # Compiled once per shape, so that an eager call costs one dispatch rather than one
         # per op (inside the caller's own jit they are inlined).
         self._compiled_sample = jax.jit(self._sample)
-        self._compiled_solve = jax.jit(self._solve)
+        self._compiled_map = jax.jit(self._map)
 
     def __repr__(self) -> str:
         return (
@@ -125,14 +136,19 @@ class IMLEFunction:
             f"noise_source={self.noise_source!r})"
         )
 
-    def initial_state(self) -> State | None:
-        """The estimator's initial state as a dict of float scalars (None if stateless)."""
-        if not self.state_fields:
-            return None
-        values = self.estimator.initial_state().state_dict()
-        return {name: jnp.asarray(values[name], dtype=jnp.result_type(float)) for name in self.state_fields}
+    @property
+    def failures(self) -> Any:
+        """Failed solves by reason (a ``collections.Counter``), since the function was built."""
+        return self.oracle.failures
 
-    def __call__(self, theta: jax.Array, key: jax.Array, state: State | None = None) -> jax.Array:
+    def initial_state(self) -> State | None:
+        """The estimator's initial state, its fields float scalars (None if stateless)."""
+        initial = self.estimator.initial_state()
+        return None if initial is None else _as_state(initial)
+
+    def __call__(
+        self, theta: jax.Array, key: jax.Array, state: State | None = None
+    ) -> jax.Array | tuple[jax.Array, jax.Array]:
         """Perturb-and-MAP samples of ``theta`` ``(B, *shape)`` with the estimator's gradient."""
         theta = jnp.asarray(theta)
         check_batch_shape(theta.shape, self.problem.shape, "theta")
@@ -142,24 +158,22 @@ class IMLEFunction:
                 + ("passed (see initial_state())" if self.state_fields else "None: the estimator is stateless")
             )
         self._check_theta(theta)
-        vector = (
-            jnp.stack([jnp.asarray(state[name]) for name in self.state_fields])
-            if self.state_fields
-            else jnp.zeros((0,), dtype=theta.dtype)
-        )
-        return _unwrapping_errors(self._compiled_sample, theta, key, vector)
+        return _unwrapping_errors(self._compiled_sample, theta, key, None if state is None else _as_state(state))
 
-    def map(self, theta: jax.Array) -> jax.Array:
+    def map(self, theta: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
         """The MAP states ``(B, *shape)`` of ``theta`` ``(B, *shape)``; no gradient flows."""
         theta = jax.lax.stop_gradient(jnp.asarray(theta))
         check_batch_shape(theta.shape, self.problem.shape, "theta")
         self._check_theta(theta)
-        return _unwrapping_errors(self._compiled_solve, theta)
+        return _unwrapping_errors(self._compiled_map, theta)
 
     # --- pieces -------------------------------------------------------------------------
 
-    def _sample(self, theta: jax.Array, key: jax.Array, state: jax.Array) -> jax.Array:
+    def _sample(self, theta: jax.Array, key: jax.Array, state: State | None) -> jax.Array:
         return self._core(theta, self._draw(theta, key), state)
+
+    def _map(self, theta: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
+        return self._solve_with_status(theta) if self._with_status else self._solve(theta)
 
     def _draw(self, theta: jax.Array, key: jax.Array) -> jax.Array | None:
         """The call's noise ``(B, samples, marginal_samples, *shape)``, or None."""
@@ -176,9 +190,19 @@ class IMLEFunction:
         if self.oracle.solver_for(theta).runs_on("jax"):
             return self.oracle(theta, validate=False)
         spec = jax.ShapeDtypeStruct(theta.shape, theta.dtype)
-        return jax.pure_callback(self._solve_host, spec, theta, vmap_method="broadcast_all")
+        return jax.pure_callback(self._states_host, spec, theta, vmap_method="broadcast_all")
 
-    def _solve_host(self, theta: np.ndarray) -> np.ndarray:
+    def _solve_with_status(self, theta: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """:meth:`_solve`, and the ``(N,)`` statuses (see :mod:`imle_solvers.failures`)."""
+        if self.oracle.solver_for(theta).runs_on("jax"):
+            return self.oracle.solve(theta, validate=False)
+        specs = (jax.ShapeDtypeStruct(theta.shape, theta.dtype), jax.ShapeDtypeStruct(theta.shape[:1], jnp.int8))
+        return jax.pure_callback(self._solve_host, specs, theta, vmap_method="broadcast_all")
+
+    def _states_host(self, theta: np.ndarray) -> np.ndarray:
+        return self._solve_host(theta)[0]
+
+    def _solve_host(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _recording_errors(_binding.solve_on_host, self.oracle, theta)
 
     def _check_theta(self, theta: jax.Array) -> None:
@@ -193,22 +217,36 @@ class IMLEFunction:
 
     # --- custom_vjp -----------------------------------------------------------------
 
-    def _primal(self, theta: jax.Array, noise: jax.Array | None, state: jax.Array) -> jax.Array:
+    def _primal(self, theta: jax.Array, noise: jax.Array | None, state: State | None) -> Any:
         return self._forward(theta, noise, state)[0]
 
-    def _forward(self, theta: jax.Array, noise: jax.Array | None, state: jax.Array) -> tuple[jax.Array, tuple]:
-        z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=self.problem.sign)
-        return z, (theta, noise, residuals.z, state)
+    def _forward(self, theta: jax.Array, noise: jax.Array | None, state: State | None) -> tuple[Any, tuple]:
+        sign = self.problem.sign
+        if self._with_status:
+            z, status, residuals = sample_with_status(self.estimator, theta, noise, self._solve_with_status, sign)
+            return (z, status), (residuals.theta, noise, residuals.z, state, status)
+        z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=sign)
+        return z, (residuals.theta, noise, residuals.z, state, None)
 
-    def _backward(self, saved: tuple, grad_z: jax.Array) -> tuple[jax.Array, jax.Array | None, jax.Array]:
-        theta, noise, states, state = saved
-        residuals = Residuals(theta=theta, noise=noise, z=states, sign=self.problem.sign)
-        old = _binding.state_from_vector(self.estimator, state)
-        grad, new = self.estimator.gradient(residuals, grad_z, self._solve, old)
+    def _backward(self, saved: tuple, cotangent: Any) -> tuple[jax.Array, jax.Array | None, State | None]:
+        scores, noise, states, state, status = saved
+        grad_z = cotangent[0] if self._with_status else cotangent
+        residuals = Residuals(theta=scores, noise=noise, z=states, sign=self.problem.sign)
+        if status is None:
+            grad, new = self.estimator.gradient(residuals, grad_z, self._solve, state)
+        else:
+            grad, new = gradient_with_status(self.estimator, residuals, grad_z, self._solve_with_status, state, status)
         if self.validate_args:
             grad = _binding.nan_where_not_finite(grad_z, grad)
-        update = jnp.zeros_like(state) if new is None else (_binding.state_to_vector(new, state) - state).astype(state.dtype)
+        update = None if state is None else jax.tree.map(lambda n, o: jnp.asarray(n - o, dtype=o.dtype), new, state)
         return grad, None if noise is None else jnp.zeros_like(noise), update
+
+
+def _as_state(state: AdaptiveState | dict[str, Any]) -> State:
+    """An adaptive state whose fields are float scalars (traced ones stay traced); a dict
+    (a ``state_dict()``) is taken too."""
+    values = state._asdict() if isinstance(state, AdaptiveState) else dict(state)
+    return AdaptiveState(**{name: jnp.asarray(value, dtype=jnp.result_type(float)) for name, value in values.items()})
 
 
 class _NumpyNoise:
@@ -333,6 +371,7 @@ def imle(
     parallel_backend: str = "loky",
     chunk_size: int | str = "auto",
     time_limit: float | None = None,
+    on_failure: OnFailure = "raise",
 ) -> IMLEFunction:
     """The differentiable JAX function of ``problem`` under ``estimator``; see :class:`IMLEFunction`.
 
@@ -346,8 +385,8 @@ def imle(
         validate_args: check that ``theta`` is finite (under ``jit`` on the device; only a
             failing check calls the host, through ``jax.debug.callback``), and give NaN
             gradients to rows whose ``dL/dz`` is not finite; False skips both.
-        n_jobs, parallel_backend, chunk_size, time_limit: passed to
-            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md).
+        n_jobs, parallel_backend, chunk_size, time_limit, on_failure: passed to
+            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md and docs/failures.md).
     """
     return IMLEFunction(
         problem,
@@ -359,4 +398,5 @@ def imle(
         parallel_backend=parallel_backend,
         chunk_size=chunk_size,
         time_limit=time_limit,
+        on_failure=on_failure,
     )

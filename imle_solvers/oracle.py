@@ -12,21 +12,20 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._array import Array, framework_of, from_numpy, stays_in_framework, to_numpy
+from ._array import Array, array_namespace, device, framework_of, from_numpy, stays_in_framework, to_numpy
 from ._pool import TaskTimedOut, WorkerPool, WorkersLost, effective_workers
 from .adapters import resolve_solver
 from .adapters.registry import SolverEntry, resolve_native_solver
 from .errors import InvalidInputError, SolverError
+from .failures import STATUS_DTYPE, OnFailure, Status, check_on_failure
 from .problems import Problem
 
-# A task should carry at least this much solving: loky's round trip costs about a
-# millisecond and joblib polls for results every 10 ms, so shorter tasks mostly wait.
-TARGET_TASK_SECONDS = 0.02
 # Several tasks per worker even out instances of uneven difficulty.
 TASKS_PER_WORKER = 4
 # Added to a chunk's time limit: a fresh worker's start-up and a solver model's first build.
@@ -50,17 +49,25 @@ class MAPOracle:
         parallel_backend: a joblib backend: ``"loky"`` (processes), ``"threading"``,
             ``"sequential"``, ``"dask"`` (needs a ``distributed.Client``), ``"ray"``.
         chunk_size: instances per task, or ``"auto"``: about ``TASKS_PER_WORKER`` tasks
-            per worker, but no task shorter than ``TARGET_TASK_SECONDS`` as measured on
+            per worker, but no task shorter than the pool's ``target_task_seconds`` (a few
+            times its backend's per-task overhead) as measured on
             the previous call; a batch that makes a single task is solved in-process.
         time_limit: seconds per instance, or None. Solvers registered with
             ``time_limit=True`` get it as a keyword; on the pool, a chunk of ``m``
             instances is also stopped after ``m * time_limit + TIMEOUT_GRACE_SECONDS``
             seconds. Not enforced for other solvers in the calling process.
+        on_failure: ``"raise"`` (default), ``"skip"`` or ``"incumbent"``: what a failing
+            instance gives (see :mod:`imle_solvers.failures`).
 
     Row ``i`` of the output is the MAP state of row ``i`` of the input; the output has
-    the input's array type, dtype and device. A failing instance raises
-    :class:`~imle_solvers.errors.SolverError` with its batch index, whichever process
-    solved it. Call :meth:`close` (or use ``with``) to stop the workers early; they
+    the input's array type, dtype and device. With ``on_failure="raise"`` a failing
+    instance raises :class:`~imle_solvers.errors.SolverError` with its batch index,
+    whichever process solved it; otherwise its row is the placeholder (zeros), and
+    :meth:`solve` also returns each row's :class:`~imle_solvers.failures.Status`.
+    Solvers' results are checked (shape, finite, binary where the problem's states are):
+    a bad one is a failure like any other. ``failures`` counts the failures by reason
+    since the oracle was built, ``last_failures`` holds the errors of the last call.
+    Call :meth:`close` (or use ``with``) to stop the workers early; they
     are also stopped when the oracle is garbage collected and at interpreter exit.
     """
 
@@ -72,11 +79,21 @@ class MAPOracle:
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
     ) -> None:
-        if chunk_size != "auto" and not (isinstance(chunk_size, int) and chunk_size > 0):
+        if not isinstance(problem, Problem):
+            raise InvalidInputError(f"MAPOracle: problem must be an imle_solvers Problem, got {type(problem).__name__}")
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+            raise InvalidInputError(
+                f"MAPOracle: n_jobs must be a non-zero int (1: in process, -1: every core), got {n_jobs!r}"
+            )
+        if isinstance(chunk_size, bool) or chunk_size != "auto" and not (isinstance(chunk_size, int) and chunk_size > 0):
             raise InvalidInputError(f"MAPOracle: chunk_size must be a positive int or 'auto', got {chunk_size!r}")
-        if time_limit is not None and not time_limit > 0:
+        if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
             raise InvalidInputError(f"MAPOracle: time_limit must be positive seconds or None, got {time_limit!r}")
+        self.on_failure = check_on_failure("MAPOracle", on_failure)
+        self.failures: Counter[str] = Counter()
+        self.last_failures: tuple[SolverError, ...] = ()
         self.problem = problem
         self.solver: SolverEntry = resolve_solver(problem.kind, backend)
         self._auto = backend == "auto"
@@ -103,6 +120,7 @@ class MAPOracle:
 
     def __repr__(self) -> str:
         extras = "" if self.time_limit is None else f", time_limit={self.time_limit}"
+        extras += "" if self.on_failure == "raise" else f", on_failure={self.on_failure!r}"
         return (
             f"MAPOracle({self.problem!r}, backend={self.solver.backend!r}, n_jobs={self.n_jobs}, "
             f"parallel_backend={self.parallel_backend!r}, chunk_size={self.chunk_size!r}{extras})"
@@ -128,24 +146,50 @@ class MAPOracle:
         ``validate=False`` skips the checks of ``theta``'s shape and values, for callers
         that made them already (the bindings check ``theta`` once per step; a check of a
         GPU tensor's values waits for the device)."""
+        return self._solve(theta, validate)[0]
+
+    def solve(self, theta: Array, *, validate: bool = True) -> tuple[Array, Array]:
+        """MAP states ``(B, *problem.shape)`` of ``theta``, and each row's
+        :class:`~imle_solvers.failures.Status` ``(B,)`` (int8, in ``theta``'s framework and
+        on its device): OK, INCUMBENT or FAILED (then the row is zeros). With
+        ``on_failure="raise"`` every returned status is OK."""
+        z, status = self._solve(theta, validate)
+        xp = array_namespace(theta)
+        if status is None:
+            return z, xp.zeros((theta.shape[0],), dtype=getattr(xp, STATUS_DTYPE), device=device(theta))
+        return z, xp.asarray(status, device=device(theta))
+
+    def _solve(self, theta: Array, validate: bool) -> tuple[Array, np.ndarray | None]:
+        """States, and the statuses as numpy ``(B,)`` (None: all OK, nothing left the framework)."""
         framework = framework_of(theta)
         solver = self._solver_for(theta, framework)
-        if solver.runs_on(framework):
+        if solver.runs_on(framework) and not (solver is self.solver and self._pooled):
             if validate:
                 self.problem.validate(theta)
-            return solver.solve(theta, self.problem)
+            z = solver.solve(theta, self.problem)
+            if tuple(z.shape) != tuple(theta.shape):
+                raise SolverError(
+                    f"instances 0-{theta.shape[0] - 1} ({self.problem.label}, backend {solver.backend!r}): the "
+                    f"solver returned shape {tuple(z.shape)}, expected {tuple(theta.shape)}",
+                    index=0,
+                    status="bad-output",
+                )
+            return z, None
         values = to_numpy(theta)
         if validate:
             self.problem.validate(values)
         if len(values) == 0:
-            return from_numpy(np.zeros_like(values), like=theta)
+            return from_numpy(np.zeros_like(values), like=theta), None
         chunks = self._chunks(len(values))
         if len(chunks) == 1 and not (self._pooled and self._task_timeout_needed):
             results, seconds = self._solve_in_process(values)
         else:
             results, seconds = self._solve_on_pool(values, chunks)
         self._seconds_per_instance = seconds / len(values)
-        return from_numpy(np.concatenate(results), like=theta)
+        status = np.concatenate([result.status for result in results])
+        self.last_failures = tuple(error for result in results for error in result.failures)
+        self.failures.update(_reason(error, self.on_failure) for error in self.last_failures)
+        return from_numpy(np.concatenate([result.z for result in results]), like=theta), status
 
     @property
     def _pooled(self) -> bool:
@@ -172,32 +216,67 @@ class MAPOracle:
         worthwhile = math.ceil(self.pool.target_task_seconds / max(self._seconds_per_instance, 1e-9))
         return min(n, max(balanced, worthwhile))
 
-    def _solve_in_process(self, values: np.ndarray) -> tuple[list[np.ndarray], float]:
+    def _solve_in_process(self, values: np.ndarray) -> tuple[list[ChunkResult], float]:
         start = time.perf_counter()
-        z = solve_chunk(self.solver, self.problem, values, 0, self.time_limit)
-        return [z], time.perf_counter() - start
+        result = solve_chunk(self.solver, self.problem, values, 0, self.time_limit, self.on_failure)
+        return [result], time.perf_counter() - start
 
-    def _solve_on_pool(self, values: np.ndarray, chunks: list[Chunk]) -> tuple[list[np.ndarray], float]:
-        tasks = [(self.solver, self.problem, values[a:b], a, self.time_limit) for a, b in chunks]
+    def _solve_on_pool(self, values: np.ndarray, chunks: list[Chunk]) -> tuple[list[ChunkResult], float]:
+        tasks = [(self.solver, self.problem, values[a:b], a, self.time_limit, self.on_failure) for a, b in chunks]
         timeout = None
         if self.time_limit is not None:
             timeout = self.time_limit * max(b - a for a, b in chunks) + TIMEOUT_GRACE_SECONDS
-        try:
-            outputs = self.pool.map(solve_task, tasks, timeout=timeout)
-        except WorkersLost as lost:
-            raise self._lost_error([chunks[i] for i in lost.tasks], lost.__cause__) from lost
-        except TaskTimedOut as timed_out:
-            raise self._timeout_error(chunks[timed_out.task], timeout) from timed_out
+        outputs: list[TaskOutput | None] = [None] * len(tasks)
+        pending = list(range(len(tasks)))
+        while pending:  # more than one round only when a policy other than "raise" skips lost chunks
+            try:
+                for i, output in zip(pending, self.pool.map(solve_task, [tasks[i] for i in pending], timeout=timeout)):
+                    outputs[i] = output
+                pending = []
+            except WorkersLost as lost:
+                error = self._lost_error([chunks[pending[t]] for t in lost.tasks], lost.__cause__)
+                pending = self._skip_chunks(error, lost, pending, [pending[t] for t in lost.tasks], chunks, outputs)
+            except TaskTimedOut as timed_out:
+                suspects = [pending[t] for t in timed_out.tasks]
+                error = self._timeout_error([chunks[i] for i in suspects], timeout)
+                pending = self._skip_chunks(error, timed_out, pending, suspects, chunks, outputs)
         for category, message in dict.fromkeys(w for output in outputs for w in output.warnings):
-            warnings.warn(message, category, stacklevel=3)  # the workers' warnings, once each
+            warnings.warn(message, category, stacklevel=4)  # the workers' warnings, once each
         for output in outputs:
-            if isinstance(output.z, SolverError):  # the first failing instance, as in-process
-                raise output.z
-        return [output.z for output in outputs], sum(output.seconds for output in outputs)
+            if isinstance(output.result, SolverError):  # the first failing instance, as in-process
+                raise output.result
+        return [output.result for output in outputs], sum(output.seconds for output in outputs)
+
+    def _skip_chunks(
+        self,
+        error: SolverError,
+        cause: WorkersLost | TaskTimedOut,
+        pending: list[int],
+        failed: list[int],
+        chunks: list[Chunk],
+        outputs: list[TaskOutput | None],
+    ) -> list[int]:
+        """Under a policy other than ``"raise"``: the chunks ``failed`` (task indices) become
+        placeholders, the pool's finished results are kept; the tasks still to run.
+        Under ``"raise"``: ``error``."""
+        if self.on_failure == "raise":
+            raise error from cause
+        for i, output in zip(pending, cause.results or ()):
+            if output is not None:
+                outputs[i] = output
+        for i in failed:
+            a, b = chunks[i]
+            placeholder = ChunkResult(
+                z=np.zeros((b - a, *self.problem.shape)),
+                status=np.full(b - a, Status.FAILED, dtype=STATUS_DTYPE),
+                failures=(error,),
+            )
+            outputs[i] = TaskOutput(result=placeholder, seconds=0.0, warnings=())
+        return [i for i in pending if outputs[i] is None]
 
     def _lost_error(self, chunks: list[Chunk], cause: BaseException | None) -> SolverError:
         return SolverError(
-            f"instances {_spans(chunks)} ({self.problem.kind}, backend {self.solver.backend!r}): "
+            f"instances {_spans(chunks)} ({self.problem.label}, backend {self.solver.backend!r}): "
             f"a worker died while solving them, and again when they were retried on restarted "
             f"workers ({cause!r})",
             index=chunks[0][0],
@@ -205,15 +284,16 @@ class MAPOracle:
             indices=tuple(i for a, b in chunks for i in range(a, b)),
         )
 
-    def _timeout_error(self, chunk: Chunk, timeout: float | None) -> SolverError:
+    def _timeout_error(self, chunks: list[Chunk], timeout: float | None) -> SolverError:
+        """The error for a task timeout among ``chunks`` (one, on backends that stream results)."""
         how = "" if self.solver.time_limit else f"; backend {self.solver.backend!r} does not enforce time limits itself"
         return SolverError(
-            f"instances {_spans([chunk])} ({self.problem.kind}, backend {self.solver.backend!r}): "
+            f"instances {_spans(chunks)} ({self.problem.label}, backend {self.solver.backend!r}): "
             f"time limit hit, no result within {timeout:.3g} s (time_limit={self.time_limit} s per "
             f"instance, plus {TIMEOUT_GRACE_SECONDS} s grace); the workers were stopped{how}",
-            index=chunk[0],
+            index=chunks[0][0],
             status="time-limit",
-            indices=tuple(range(*chunk)),
+            indices=tuple(i for a, b in chunks for i in range(a, b)),
         )
 
     def warm_up(self) -> float:
@@ -245,22 +325,65 @@ class MAPOracle:
         self.close()
 
 
+@dataclass(frozen=True)
+class ChunkResult:
+    """The solved rows of a chunk.
+
+    Attributes:
+        z: ``(n, *shape)`` MAP states; a failed row is zeros.
+        status: ``(n,)`` int8 :class:`~imle_solvers.failures.Status` per row.
+        failures: the errors of the rows that failed (or gave an incumbent).
+    """
+
+    z: np.ndarray
+    status: np.ndarray
+    failures: tuple[SolverError, ...] = ()
+
+
 def solve_chunk(
-    solver: SolverEntry, problem: Problem, theta: np.ndarray, offset: int, time_limit: float | None = None
-) -> np.ndarray:
+    solver: SolverEntry,
+    problem: Problem,
+    theta: np.ndarray,
+    offset: int,
+    time_limit: float | None = None,
+    on_failure: OnFailure = "raise",
+) -> ChunkResult:
     """Solve rows ``theta`` (``(n, *shape)``), the ``offset``-th onwards of the batch.
 
     ``time_limit`` (seconds per instance) is passed on to solvers registered with
-    ``time_limit=True``. A failure becomes a :class:`SolverError` naming the
-    instance's index in the batch.
+    ``time_limit=True``. A failure (an error, or a result that fails
+    :func:`check_states`) is a :class:`SolverError` naming the instance's index in the
+    batch: raised under ``on_failure="raise"``, otherwise recorded in the result. A
+    batched solver that fails is asked again one instance at a time, to find the
+    failing ones (under ``"raise"`` only when its error did not say which it was).
     """
     options = {"time_limit": time_limit} if solver.time_limit and time_limit is not None else {}
+    n = len(theta)
+    status = np.zeros(n, dtype=STATUS_DTYPE)
     if solver.batched:
-        return _named_failure(solver, problem, offset, theta, options)
-    z = np.empty_like(theta)
-    for i, instance in enumerate(theta):
-        z[i] = _named_failure(solver, problem, offset + i, instance, options)
-    return z
+        try:
+            return ChunkResult(_checked_solve(solver, problem, offset, theta, options), status)
+        except SolverError as error:
+            located = isinstance(error.__cause__, SolverError) and error.__cause__.index is not None
+            if n == 1 or (on_failure == "raise" and located):
+                raise
+    z = np.zeros_like(theta)
+    failures: list[SolverError] = []
+    for i in range(n):
+        # a batched solver gets one-row batches: the same call, one instance at a time
+        instance = theta[i : i + 1] if solver.batched else theta[i]
+        try:
+            z[i] = _checked_solve(solver, problem, offset + i, instance, options).reshape(theta.shape[1:])
+        except SolverError as error:
+            if on_failure == "raise":
+                raise
+            failures.append(error)
+            if on_failure == "incumbent" and error.incumbent is not None:
+                z[i] = np.asarray(error.incumbent, dtype=theta.dtype).reshape(theta.shape[1:])
+                status[i] = Status.INCUMBENT
+            else:
+                status[i] = Status.FAILED
+    return ChunkResult(z, status, tuple(failures))
 
 
 @dataclass(frozen=True)
@@ -268,20 +391,25 @@ class TaskOutput:
     """What a worker sends back for a chunk.
 
     Attributes:
-        z: the chunk's MAP states ``(n, *shape)``, or the :class:`SolverError` of its
-            first failing instance.
+        result: the chunk's :class:`ChunkResult`, or, under ``on_failure="raise"``, the
+            :class:`SolverError` of its first failing instance.
         seconds: time spent solving.
         warnings: ``(category, message)`` of the warnings raised, for the caller to
             re-emit (a worker's own warnings would never reach the user).
     """
 
-    z: np.ndarray | SolverError
+    result: ChunkResult | SolverError
     seconds: float
     warnings: tuple[tuple[type[Warning], str], ...]
 
 
 def solve_task(
-    solver: SolverEntry, problem: Problem, theta: np.ndarray, offset: int, time_limit: float | None
+    solver: SolverEntry,
+    problem: Problem,
+    theta: np.ndarray,
+    offset: int,
+    time_limit: float | None,
+    on_failure: OnFailure = "raise",
 ) -> TaskOutput:
     """:func:`solve_chunk` on a worker.
 
@@ -292,35 +420,84 @@ def solve_task(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            z: np.ndarray | SolverError = solve_chunk(solver, problem, theta, offset, time_limit)
+            result: ChunkResult | SolverError = solve_chunk(solver, problem, theta, offset, time_limit, on_failure)
         except SolverError as error:
-            z = error
+            result = error
     raised = tuple((w.category, str(w.message)) for w in caught)
-    return TaskOutput(z=z, seconds=time.perf_counter() - start, warnings=raised)
+    return TaskOutput(result=result, seconds=time.perf_counter() - start, warnings=raised)
 
 
-def _named_failure(
+def _checked_solve(
     solver: SolverEntry, problem: Problem, index: int, theta: np.ndarray, options: dict[str, Any]
 ) -> np.ndarray:
-    """``solver.solve(theta, problem, **options)`` in ``theta``'s dtype and shape; a failure
-    becomes a :class:`SolverError` naming instance ``index`` of the batch."""
+    """``solver.solve(theta, problem, **options)``, checked by :func:`check_states`, in
+    ``theta``'s dtype and shape; a failure becomes a :class:`SolverError` naming
+    instance ``index`` of the batch (the first of a batched call's rows)."""
     try:
         z = solver.solve(theta, problem, **options)
     except SolverError as error:
         where = index + (error.index or 0) if solver.batched else index
         raise SolverError(
-            f"instance {where} ({problem.kind}, backend {solver.backend!r}): {error}",
+            f"instance {where} ({problem.label}, backend {solver.backend!r}): {error}",
             index=where,
             status=error.status,
+            incumbent=error.incumbent,
         ) from error
     except Exception as error:
         raise SolverError(
-            f"instance {index}{'+' if solver.batched else ''} ({problem.kind}, backend {solver.backend!r}) "
+            f"instance {index}{'+' if solver.batched else ''} ({problem.label}, backend {solver.backend!r}) "
             f"failed: {error!r}",
             index=index,
             status="error",
         ) from error
-    return np.asarray(z, dtype=theta.dtype).reshape(theta.shape)
+    return check_states(z, theta, problem, solver.backend, index, batched=solver.batched)
+
+
+def check_states(
+    z: Any, theta: np.ndarray, problem: Problem, backend: str, index: int, *, batched: bool
+) -> np.ndarray:
+    """A solver's result ``z`` for ``theta`` as an array of ``theta``'s shape and dtype, or a
+    :class:`SolverError` (status ``"bad-output"``) naming the instance and the backend:
+    ``z`` must be numeric, hold as many entries as ``theta``, be finite, and be 0 or 1
+    where ``problem.binary_states``. ``index`` is the batch index of ``theta``'s first row
+    (of its only instance when not ``batched``)."""
+
+    def bad(what: str, row: int = 0) -> SolverError:
+        where = index + row
+        return SolverError(
+            f"instance {where} ({problem.label}, backend {backend!r}): the solver returned {what}",
+            index=where,
+            status="bad-output",
+        )
+
+    if z is None:
+        raise bad("None instead of a state")
+    try:
+        values = np.asarray(z)
+    except Exception as error:  # ragged lists, objects that refuse conversion
+        raise bad(f"something that is not an array ({error!r})") from error
+    if values.dtype.kind not in "biuf":
+        raise bad(f"an array of dtype {values.dtype}, not numbers")
+    if values.size != theta.size:
+        raise bad(f"shape {values.shape} ({values.size} entries), expected {tuple(theta.shape)}")
+    values = values.astype(theta.dtype, copy=False).reshape(theta.shape)
+    rows = values.reshape(len(values), -1) if batched else values.reshape(1, -1)
+    finite = np.isfinite(rows)
+    if not finite.all():
+        row = int(np.argmin(finite.all(axis=1)))
+        raise bad(f"a non-finite value ({rows[row][np.argmin(finite[row])]})", row)
+    if problem.binary_states:
+        binary = (rows == 0) | (rows == 1)
+        if not binary.all():
+            row = int(np.argmin(binary.all(axis=1)))
+            raise bad(f"the value {rows[row][np.argmin(binary[row])]} in a state of zeros and ones", row)
+    return values
+
+
+def _reason(error: SolverError, on_failure: OnFailure) -> str:
+    """The key a failure is counted under in ``MAPOracle.failures``: the error's status, or
+    ``"incumbent"`` where the policy kept the solver's incumbent."""
+    return "incumbent" if on_failure == "incumbent" and error.incumbent is not None else (error.status or "error")
 
 
 def _spans(chunks: list[Chunk]) -> str:

@@ -30,6 +30,7 @@ from . import _binding, serialization
 from ._binding import NoiseSource
 from .errors import ImleSolversError, missing_dependency
 from .estimators import Estimator, output_shape
+from .failures import OnFailure, gradient_with_status, sample_with_status
 from .noise import TensorFlowSource
 from .oracle import MAPOracle
 from .problems import Problem
@@ -55,7 +56,10 @@ class IMLELayer(keras.layers.Layer):
     perturb-and-MAP samples (``(B, *shape)``, or ``(B, samples, *shape)`` when the
     estimator draws several) whose gradient is the estimator's; with
     ``training=False`` (``model.predict``, ``model.evaluate``) the MAP state
-    ``(B, *shape)``, without gradient. Outputs have ``theta``'s dtype.
+    ``(B, *shape)``, without gradient. Outputs have ``theta``'s dtype. With
+    ``on_failure`` other than ``"raise"`` the layer returns ``(z, status)``, ``status``
+    ``(B,)`` int8 (see :mod:`imle_solvers.failures`); ``failures`` counts the failed
+    solves by reason.
 
     Args:
         problem: what to solve, e.g. ``KSubset(n, k)``.
@@ -71,8 +75,8 @@ class IMLELayer(keras.layers.Layer):
             ``tf.debugging.Assert``), and give NaN gradients to rows whose ``dL/dz`` is not
             finite; False skips both, and a layer whose solver is array-native then compiles
             with XLA (``supports_jit``).
-        n_jobs, parallel_backend, chunk_size, time_limit: passed to
-            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md).
+        n_jobs, parallel_backend, chunk_size, time_limit, on_failure: passed to
+            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md and docs/failures.md).
         **kwargs: passed to ``keras.layers.Layer`` (``name``, ...).
 
     Saving: ``model.save("m.keras")`` and ``keras.models.load_model`` round-trip the layer
@@ -93,9 +97,11 @@ class IMLELayer(keras.layers.Layer):
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
         **kwargs: Any,
     ) -> None:
         super().__init__(trainable=False, **kwargs)
+        _binding.check_estimator("IMLELayer", estimator)
         # the arguments as given, for get_config (backend "auto" is resolved again on loading)
         self._options = {
             "backend": backend,
@@ -106,6 +112,7 @@ class IMLELayer(keras.layers.Layer):
             "parallel_backend": parallel_backend,
             "chunk_size": chunk_size,
             "time_limit": time_limit,
+            "on_failure": on_failure,
         }
         self.problem = problem
         self.estimator = estimator
@@ -118,7 +125,9 @@ class IMLELayer(keras.layers.Layer):
             parallel_backend=parallel_backend,
             chunk_size=chunk_size,
             time_limit=time_limit,
+            on_failure=on_failure,
         )
+        self._with_status = on_failure != "raise"
         # XLA compiles TensorFlow ops only: no host callback, no string-formatting check
         self.supports_jit = self.oracle.solver.runs_on("tensorflow") and not validate_args
         self._compiled_step = tf.function(self._step, reduce_retracing=True)
@@ -143,6 +152,11 @@ class IMLELayer(keras.layers.Layer):
             )
             for name, value in ({} if initial is None else initial.state_dict()).items()
         ]
+
+    @property
+    def failures(self) -> Any:
+        """Failed solves by reason (a ``collections.Counter``), since the layer was built."""
+        return self.oracle.failures
 
     @property
     def estimator_state(self) -> Any:
@@ -200,8 +214,9 @@ class IMLELayer(keras.layers.Layer):
             store = {key: store[key] for key in keys if key != _GENERATOR_KEY}
         super().load_own_variables(store)
 
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return output_shape(tuple(input_shape), self.estimator.samples)
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> Any:
+        shape = output_shape(tuple(input_shape), self.estimator.samples)
+        return (shape, tuple(input_shape[:1])) if self._with_status else shape
 
     def call(self, theta: tf.Tensor, training: bool = True) -> tf.Tensor:
         try:
@@ -218,6 +233,9 @@ class IMLELayer(keras.layers.Layer):
         check_batch_shape(tuple(theta.shape), self.problem.shape, "theta")
         self._check_theta(theta)
         if not training:
+            if self._with_status:
+                z, status = self._solve_with_status(theta)
+                return tf.stop_gradient(z), status
             return tf.stop_gradient(self._solve(theta))
         # Eagerly, the step runs as one graph: dozens of eager ops would cost more than the
         # solve. Not with a state to update: a gradient function's assignments to variables
@@ -238,16 +256,26 @@ class IMLELayer(keras.layers.Layer):
         state = tf.stack([v.value for v in self.state_variables]) if self.state_variables else None
         return self._sample(theta, self._draw(theta), state)
 
-    def _sample(self, theta: tf.Tensor, noise: tf.Tensor | None, state: tf.Tensor | None) -> tf.Tensor:
+    def _sample(self, theta: tf.Tensor, noise: tf.Tensor | None, state: tf.Tensor | None) -> Any:
         sign = self.problem.sign
+        status = None
 
         @tf.custom_gradient
         def sample(theta: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=sign)
+            nonlocal status
+            if self._with_status:
+                z, status, residuals = sample_with_status(self.estimator, theta, noise, self._solve_with_status, sign)
+            else:
+                z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=sign)
 
             def grad(grad_z: tf.Tensor) -> tf.Tensor:
                 old = None if state is None else _binding.state_from_vector(self.estimator, state)
-                grad_theta, new = self.estimator.gradient(residuals, grad_z, self._solve, old)
+                if status is None:
+                    grad_theta, new = self.estimator.gradient(residuals, grad_z, self._solve, old)
+                else:
+                    grad_theta, new = gradient_with_status(
+                        self.estimator, residuals, grad_z, self._solve_with_status, old, status
+                    )
                 if self.validate_args:
                     grad_theta = _binding.nan_where_not_finite(grad_z, grad_theta)
                 if new is not None:
@@ -258,7 +286,8 @@ class IMLELayer(keras.layers.Layer):
 
             return z, grad
 
-        return sample(theta)
+        z = sample(theta)
+        return (z, status) if self._with_status else z
 
     def _draw(self, theta: tf.Tensor) -> tf.Tensor | None:
         """The call's noise ``(B, samples, marginal_samples, *shape)``, or None."""
@@ -282,9 +311,18 @@ class IMLELayer(keras.layers.Layer):
         """MAP states of ``(N, *shape)``: as TensorFlow ops when the solver is array-native, else on the host."""
         if self.oracle.solver_for(theta).runs_on("tensorflow"):
             return self.oracle(theta, validate=False)
-        z = tf.numpy_function(self._solve_host, [theta], theta.dtype, stateful=False)
+        z = tf.numpy_function(self._states_host, [theta], theta.dtype, stateful=False)
         z.set_shape(theta.shape)
         return z
+
+    def _solve_with_status(self, theta: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """:meth:`_solve`, and the ``(N,)`` statuses (see :mod:`imle_solvers.failures`)."""
+        if self.oracle.solver_for(theta).runs_on("tensorflow"):
+            return self.oracle.solve(theta, validate=False)
+        z, status = tf.numpy_function(self._solve_host, [theta], [theta.dtype, tf.int8], stateful=False)
+        z.set_shape(theta.shape)
+        status.set_shape(theta.shape[:1])
+        return z, status
 
     def _check_theta(self, theta: tf.Tensor) -> None:
         """Raise naming the first non-finite batch index of ``theta``, if ``validate_args``;
@@ -307,7 +345,10 @@ class IMLELayer(keras.layers.Layer):
 
     # --- host side (numpy) --------------------------------------------------------------
 
-    def _solve_host(self, theta: np.ndarray) -> np.ndarray:
+    def _states_host(self, theta: np.ndarray) -> np.ndarray:
+        return _binding.solve_on_host(self.oracle, theta)[0]
+
+    def _solve_host(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _binding.solve_on_host(self.oracle, theta)
 
     def _numpy_noise_host(self, theta_shape: np.ndarray, dtype: np.dtype) -> np.ndarray:

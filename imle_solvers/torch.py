@@ -7,7 +7,6 @@ on any array (top-k) see the tensor itself, others get a host copy.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -17,8 +16,9 @@ import numpy as np
 from . import _binding
 from ._binding import NoiseSource
 from .adapters import register_solver
-from .errors import missing_dependency
-from .estimators import Estimator, Solve
+from .errors import InvalidInputError, missing_dependency
+from .estimators import Estimator
+from .failures import OnFailure, gradient_with_status, sample_with_status
 from .noise import NumpySource, RandomSource, TorchSource
 from .oracle import MAPOracle
 from .problems import Problem, Sense
@@ -37,29 +37,45 @@ class _Step:
     """What one differentiable call needs; the state holder is the caller's."""
 
     estimator: Estimator
-    solve: Solve
-    sign: int
+    oracle: MAPOracle
     source: RandomSource
     holder: Any  # has an ``estimator_state`` attribute that backward replaces
     validate: bool  # make rows of a non-finite dL/dz NaN in backward
+    status: torch.Tensor | None = None  # (B,) statuses of the forward pass, under a failure policy
+
+    def solve(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.oracle(theta, validate=False)
+
+    def solve_with_status(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.oracle.solve(theta, validate=False)
 
 
 class _PerturbAndMAPFunction(torch.autograd.Function):
-    """``z = estimator.sample(theta)`` forward, ``estimator.gradient`` backward."""
+    """``z = estimator.sample(theta)`` forward, ``estimator.gradient`` backward; under a
+    failure policy other than ``"raise"``, through :mod:`imle_solvers.failures`."""
 
     @staticmethod
     def forward(ctx: Any, theta: torch.Tensor, step: _Step) -> torch.Tensor:
-        z, residuals = step.estimator.sample(theta.detach(), step.solve, sign=step.sign, rng=step.source)
+        theta, sign = theta.detach(), step.oracle.problem.sign
+        noise = step.estimator.draw(theta, step.source)
+        if step.oracle.on_failure == "raise":
+            z, residuals = step.estimator.sample_with(theta, noise, step.solve, sign=sign)
+        else:
+            z, step.status, residuals = sample_with_status(step.estimator, theta, noise, step.solve_with_status, sign)
         ctx.residuals, ctx.step = residuals, step
         return z
 
     @staticmethod
     def backward(ctx: Any, grad_z: torch.Tensor) -> tuple[torch.Tensor, None]:
         step = ctx.step
-        grad_z = grad_z.detach()
-        grad, step.holder.estimator_state = step.estimator.gradient(
-            ctx.residuals, grad_z, step.solve, step.holder.estimator_state
-        )
+        grad_z, state = grad_z.detach(), step.holder.estimator_state
+        if step.status is None:
+            grad, state = step.estimator.gradient(ctx.residuals, grad_z, step.solve, state)
+        else:
+            grad, state = gradient_with_status(
+                step.estimator, ctx.residuals, grad_z, step.solve_with_status, state, step.status
+            )
+        step.holder.estimator_state = state
         return (_binding.nan_where_not_finite(grad_z, grad) if step.validate else grad), None
 
 
@@ -118,7 +134,10 @@ class IMLELayer(torch.nn.Module):
 
     In training mode it returns perturb-and-MAP samples (shape ``(B, *shape)``, or
     ``(B, samples, *shape)`` when the estimator draws several) whose gradient is the
-    estimator's; in eval mode the MAP state ``(B, *shape)``, without gradient.
+    estimator's; in eval mode the MAP state ``(B, *shape)``, without gradient. With
+    ``on_failure`` other than ``"raise"`` it returns ``(z, status)``, ``status`` being
+    each instance's :class:`~imle_solvers.failures.Status` ``(B,)`` (int8): a FAILED
+    instance's ``z`` is zeros and its gradient zero, so a loss can mask it.
 
     Args:
         problem: what to solve, e.g. ``KSubset(n, k)``.
@@ -134,12 +153,12 @@ class IMLELayer(torch.nn.Module):
             device per step), and give NaN gradients to rows whose ``dL/dz`` is not finite
             (on the device, nothing read back); False skips both (as
             ``torch.distributions``' ``validate_args``). Shapes are always checked.
-        n_jobs, parallel_backend, chunk_size, time_limit: passed to
-            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md); forward and backward
-            passes share its worker pool.
+        n_jobs, parallel_backend, chunk_size, time_limit, on_failure: passed to
+            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md and docs/failures.md);
+            forward and backward passes share its worker pool.
 
     An adaptive estimator's state (AIMLE's beta) and the noise generators' states are
-    part of ``state_dict()``.
+    part of ``state_dict()``. ``failures`` counts the failed solves by reason.
     """
 
     def __init__(
@@ -154,8 +173,10 @@ class IMLELayer(torch.nn.Module):
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
     ) -> None:
         super().__init__()
+        _binding.check_estimator("IMLELayer", estimator)
         self.problem = problem
         self.estimator = estimator
         self.validate_args = validate_args
@@ -166,21 +187,28 @@ class IMLELayer(torch.nn.Module):
             parallel_backend=parallel_backend,
             chunk_size=chunk_size,
             time_limit=time_limit,
+            on_failure=on_failure,
         )
         self.noise = NoiseGenerators(seed, noise_source)
         self.estimator_state = estimator.initial_state()
 
-    def forward(self, theta: torch.Tensor) -> torch.Tensor:
+    @property
+    def failures(self) -> Any:
+        """Failed solves by reason (a ``collections.Counter``), since the layer was built."""
+        return self.oracle.failures
+
+    def forward(self, theta: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         check_batch_shape(tuple(theta.shape), self.problem.shape, "theta")
         if self.validate_args:
             check_finite(theta.detach(), "theta")
-        solve = functools.partial(self.oracle, validate=False)
+        with_status = self.oracle.on_failure != "raise"
         if not self.training:
             with torch.no_grad():
-                return solve(theta)
-        source = self.noise.source(theta)
-        step = _Step(self.estimator, solve, self.problem.sign, source, self, self.validate_args)
-        return _PerturbAndMAPFunction.apply(theta, step)
+                z, status = self.oracle.solve(theta, validate=False)
+            return (z, status) if with_status else z
+        step = _Step(self.estimator, self.oracle, self.noise.source(theta), self, self.validate_args)
+        z = _PerturbAndMAPFunction.apply(theta, step)
+        return (z, step.status) if with_status else z
 
     def get_extra_state(self) -> dict:
         state = self.estimator_state
@@ -193,26 +221,42 @@ class IMLELayer(torch.nn.Module):
         self.noise.load_state_dict(extra.get("noise", {}))
 
     def extra_repr(self) -> str:
+        policy = "" if self.oracle.on_failure == "raise" else f", on_failure={self.oracle.on_failure!r}"
         return (
             f"problem={self.problem!r}, estimator={self.estimator!r}, backend={self.oracle.solver.backend!r}, "
-            f"noise_source={self.noise.noise_source!r}"
+            f"noise_source={self.noise.noise_source!r}{policy}"
         )
-
-
-class _Holder:
-    def __init__(self, state: Any) -> None:
-        self.estimator_state = state
 
 
 @dataclass(frozen=True)
 class TorchFunctionProblem(Problem):
-    """A user's batched torch solver ``fn: (N, *shape) -> (N, *shape)`` as a problem, so
-    that :class:`~imle_solvers.MAPOracle` can spread its batches over workers."""
+    """A user's batched torch solver ``fn: (N, *shape) -> (N, *shape)`` as a problem.
+
+    With ``n_jobs=1`` the function receives the scores as they are (on their device);
+    on a pool (``n_jobs != 1``), chunks of CPU tensors, so it must then be picklable
+    (cloudpickle takes closures and lambdas). Its results are cast to the scores'
+    dtype and device, and checked like any solver's (shape; on the host path also
+    finite, and zeros and ones when ``binary=True``).
+
+    Attributes:
+        fn: the solver, maximising ``<z, theta>`` (or minimising, ``objective_sense="min"``).
+        event_shape: the per-instance shape of theta and z.
+        objective_sense: ``"max"`` or ``"min"``.
+        binary: the function's states hold only zeros and ones.
+    """
 
     fn: Callable[[torch.Tensor], torch.Tensor]
     event_shape: tuple[int, ...]
     objective_sense: Sense = "max"
+    binary: bool = False
     kind: ClassVar[str] = "torch-function"
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise InvalidInputError(f"TorchFunctionProblem: fn must be callable, got {self.fn!r}")
+        if self.objective_sense not in ("max", "min"):
+            raise InvalidInputError(f"TorchFunctionProblem: sense must be 'max' or 'min', got {self.objective_sense!r}")
+        object.__setattr__(self, "event_shape", tuple(int(n) for n in self.event_shape))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -222,70 +266,52 @@ class TorchFunctionProblem(Problem):
     def sense(self) -> Sense:
         return self.objective_sense
 
+    @property
+    def binary_states(self) -> bool:  # type: ignore[override]
+        return self.binary
 
-@register_solver(TorchFunctionProblem.kind, "torch", batched=True)
-def solve_torch_function(theta: np.ndarray, problem: TorchFunctionProblem) -> np.ndarray:
-    """A chunk ``(N, *shape)`` through the user's function, on CPU tensors."""
+
+@register_solver(TorchFunctionProblem.kind, "torch", batched=True, array_native=("torch",), inline=False)
+def solve_torch_function(theta: torch.Tensor | np.ndarray, problem: TorchFunctionProblem) -> torch.Tensor | np.ndarray:
+    """A batch ``(N, *shape)`` through the user's function: a tensor as it is (``n_jobs=1``),
+    or a numpy chunk on a worker as a CPU tensor; the result as the input's kind, dtype, device."""
     with torch.no_grad():
-        return torch.as_tensor(problem.fn(torch.from_numpy(theta))).numpy()
+        if isinstance(theta, np.ndarray):
+            return torch.as_tensor(problem.fn(torch.from_numpy(theta))).numpy()
+        return torch.as_tensor(problem.fn(theta)).to(dtype=theta.dtype, device=theta.device)
 
 
 def imle(
+    problem: Problem,
     estimator: Estimator,
-    sense: Sense = "max",
+    backend: str = "auto",
     seed: int | None = None,
     noise_source: NoiseSource = "native",
     validate_args: bool = True,
     n_jobs: int = 1,
     parallel_backend: str = "loky",
-) -> Callable[[Callable[[torch.Tensor], torch.Tensor]], Callable[[torch.Tensor], torch.Tensor]]:
-    """Make a user's batched solver differentiable::
+    chunk_size: int | str = "auto",
+    time_limit: float | None = None,
+    on_failure: OnFailure = "raise",
+) -> IMLELayer:
+    """The differentiable torch layer of ``problem`` under ``estimator``: the same entry
+    point as :func:`imle_solvers.jax.imle` and :func:`imle_solvers.tensorflow.imle`
+    (arguments as :class:`IMLELayer`'s). A user's own batched torch solver becomes a
+    problem with :class:`TorchFunctionProblem`::
 
-        @imle(IMLE(noise=SumOfGamma(k=10)))
-        def topk(theta):  # (B, n) tensor -> (B, n) tensor
-            ...
-
-    The wrapped function takes ``theta`` and returns perturb-and-MAP samples with
-    the estimator's gradient; ``sense="min"`` for solvers that minimise costs. Its
-    output is cast back to ``theta``'s dtype and device. The estimator's state lives
-    on the returned function as ``wrapped.state_holder.estimator_state``; ``seed``,
-    ``noise_source`` and ``validate_args`` are as :class:`IMLELayer`'s, and the noise
-    generators are ``wrapped.noise`` (a :class:`NoiseGenerators`).
-
-    With ``n_jobs=1`` the solver receives the tensors as they are (on ``theta``'s
-    device). Otherwise each batch is split into chunks of CPU tensors solved on a
-    persistent worker pool (``parallel_backend``, as :class:`~imle_solvers.MAPOracle`),
-    shared by the forward and backward passes; the solver must then be picklable
-    (cloudpickle takes closures and lambdas).
+        layer = imle(TorchFunctionProblem(my_topk, event_shape=(n,)), IMLE(noise=SumOfGamma(k=10)))
+        z = layer(theta)  # (B, n)
     """
-    if sense not in ("max", "min"):
-        raise ValueError(f"imle: sense must be 'max' or 'min', got {sense!r}")
-    noise = NoiseGenerators(seed, noise_source)
-
-    def decorate(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-        oracles: dict[tuple[int, ...], MAPOracle] = {}  # one persistent pool per event shape
-
-        def solve(theta: torch.Tensor) -> torch.Tensor:
-            if n_jobs != 1:
-                shape = tuple(theta.shape[1:])
-                if shape not in oracles:
-                    problem = TorchFunctionProblem(fn, shape, sense)
-                    oracles[shape] = MAPOracle(problem, n_jobs=n_jobs, parallel_backend=parallel_backend)
-                return oracles[shape](theta, validate=False)
-            with torch.no_grad():
-                return torch.as_tensor(fn(theta)).to(dtype=theta.dtype, device=theta.device)
-
-        holder = _Holder(estimator.initial_state())
-
-        def wrapped(theta: torch.Tensor) -> torch.Tensor:
-            if validate_args:
-                check_finite(theta.detach(), "theta")
-            step = _Step(estimator, solve, 1 if sense == "max" else -1, noise.source(theta), holder, validate_args)
-            return _PerturbAndMAPFunction.apply(theta, step)
-
-        wrapped.__wrapped__ = fn
-        wrapped.state_holder = holder
-        wrapped.noise = noise
-        return wrapped
-
-    return decorate
+    return IMLELayer(
+        problem,
+        estimator,
+        backend=backend,
+        seed=seed,
+        noise_source=noise_source,
+        validate_args=validate_args,
+        n_jobs=n_jobs,
+        parallel_backend=parallel_backend,
+        chunk_size=chunk_size,
+        time_limit=time_limit,
+        on_failure=on_failure,
+    )

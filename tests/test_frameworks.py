@@ -105,8 +105,7 @@ def run_jax(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_op
     f.oracle.close()
     new_state = None
     if state is not None:
-        values = {k: float(v) for k, v in apply_state_update(state, update[0]).items()}
-        new_state = type(estimator.initial_state()).from_state_dict(values)
+        new_state = apply_state_update(state, update[0])
     return Result(np.asarray(z), np.asarray(grad), new_state)
 
 

@@ -99,10 +99,11 @@ def test_aimle_state_is_passed_in_and_returned():
     _, residuals = estimator.sample(np.asarray(theta), f.oracle, sign=1, rng=np.random.default_rng(numpy_seed(key)))
     grad, expected_state = estimator.gradient(residuals, np.asarray(w), f.oracle, estimator.initial_state())
     np.testing.assert_allclose(g_theta, grad, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(float(new["beta"]), expected_state.beta, rtol=1e-6)
-    assert float(new["steps"]) == 1 and float(state["steps"]) == 0
+    assert isinstance(new, ims.AdaptiveState), "the state keeps its one type through grad and updates"
+    np.testing.assert_allclose(float(new.beta), expected_state.beta, rtol=1e-6)
+    assert float(new.steps) == 1 and float(state.steps) == 0
     unused = jax.grad(lambda t, s: (f(t, key, s), jnp.sum(t))[1], argnums=1)(theta, state)
-    assert not any(float(v) for v in unused.values()), "no backward pass leaves the state as it is"
+    assert not any(float(v) for v in unused), "no backward pass leaves the state as it is"
     with pytest.raises(ims.InvalidInputError, match="state"):
         f(theta, key)
 

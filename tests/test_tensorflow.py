@@ -118,7 +118,8 @@ def test_ortools_in_a_process_that_imported_tensorflow_first():
 # --- saving -----------------------------------------------------------------------
 
 ILP_PROBLEM = ims.ILP((ims.Variable("x", (5,)),), np.ones((1, 5)), -np.inf, 2.0, ("x",), name="pick-two")
-OPTIONS = ("backend", "seed", "noise_source", "validate_args", "n_jobs", "parallel_backend", "chunk_size", "time_limit")
+OPTIONS = (
+    "backend", "seed", "noise_source", "validate_args", "n_jobs", "parallel_backend", "chunk_size", "time_limit", "on_failure")
 
 
 def one_training_step(model, theta, w):

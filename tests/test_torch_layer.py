@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 import imle_solvers as ims  # noqa: E402
 from imle_solvers.adapters.topk import topk_mask  # noqa: E402
 from imle_solvers.errors import InvalidInputError  # noqa: E402
-from imle_solvers.torch import IMLELayer, imle  # noqa: E402
+from imle_solvers.torch import IMLELayer, TorchFunctionProblem, imle  # noqa: E402
 
 
 def numpy_reference(problem, estimator, theta, grad_z, seed):
@@ -91,11 +91,11 @@ def test_aimle_state_is_part_of_the_state_dict(rng):
 def test_imle_wrapper_makes_a_user_solver_differentiable(rng):
     calls = []
 
-    @imle(ims.IMLE(lambda_=2.0), seed=0)
-    def argmax_one_hot(theta):
+    def one_hot_argmax(theta):
         calls.append(theta)
         return torch.nn.functional.one_hot(theta.argmax(dim=-1), theta.shape[-1])
 
+    argmax_one_hot = imle(TorchFunctionProblem(one_hot_argmax, (3,), binary=True), ims.IMLE(lambda_=2.0), seed=0)
     theta = torch.tensor([[0.0, 1.0, 0.5]], requires_grad=True)
     z = argmax_one_hot(theta)
     assert z.dtype == theta.dtype and torch.equal(z, torch.tensor([[0.0, 1.0, 0.0]]))
@@ -106,10 +106,10 @@ def test_imle_wrapper_makes_a_user_solver_differentiable(rng):
 
 
 def test_imle_wrapper_for_a_min_solver():
-    @imle(ims.IMLE(lambda_=1.0), sense="min")
-    def argmin_one_hot(costs):
+    def one_hot_argmin(costs):
         return torch.nn.functional.one_hot(costs.argmin(dim=-1), costs.shape[-1])
 
+    argmin_one_hot = imle(TorchFunctionProblem(one_hot_argmin, (3,), "min"), ims.IMLE(lambda_=1.0))
     costs = torch.tensor([[1.0, 0.0, 0.5]], requires_grad=True)
     argmin_one_hot(costs).backward(torch.tensor([[0.0, 1.0, 0.0]]))
     # costs + g = (1, 1, 0.5) -> item 2; gradient (z' - z) / 1 raises item 1's cost
@@ -138,7 +138,7 @@ def test_imle_wrapper_spreads_batches_over_workers_with_the_same_result(rng):
     theta, upstream = rng.normal(size=(12, 6)), rng.normal(size=(12, 6))
     results = []
     for n_jobs in (1, 2):
-        wrapped = imle(ims.IMLE(ims.Gumbel(), lambda_=3.0), seed=5, n_jobs=n_jobs)(top2)
+        wrapped = imle(TorchFunctionProblem(top2, (6,)), ims.IMLE(ims.Gumbel(), lambda_=3.0), seed=5, n_jobs=n_jobs)
         theta_t = torch.tensor(theta, requires_grad=True)
         z = wrapped(theta_t)
         z.backward(torch.tensor(upstream))

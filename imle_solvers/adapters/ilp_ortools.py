@@ -42,13 +42,19 @@ def solve_ilp_ortools(theta: np.ndarray, problem: ILP, time_limit: float | None 
 
     Raises:
         SolverError: status ``"infeasible"``, ``"unbounded"``, ``"time-limit"`` (no
-            proven optimum within ``time_limit`` seconds), or the solver's own word.
+            proven optimum within ``time_limit`` seconds; its ``incumbent`` is the best
+            state found, if any), or the solver's own word.
     """
     costs = problem.objective_for(theta)
-    if CP_SAT_SAFE_HERE and cp_sat_compatible(problem):
-        x = solve_cp_sat(cp_sat_model(problem, threading.get_ident()), costs, problem.sign, time_limit)
-    else:
-        x = solve_pywraplp(pywraplp_model(problem, threading.get_ident()), costs, problem.sign, time_limit)
+    try:
+        if CP_SAT_SAFE_HERE and cp_sat_compatible(problem):
+            x = solve_cp_sat(cp_sat_model(problem, threading.get_ident()), costs, problem.sign, time_limit)
+        else:
+            x = solve_pywraplp(pywraplp_model(problem, threading.get_ident()), costs, problem.sign, time_limit)
+    except SolverError as error:
+        if error.incumbent is not None:  # the solvers' incumbents are full solutions x
+            error.incumbent = problem.state_from_solution(error.incumbent)
+        raise
     return problem.state_from_solution(x)
 
 
@@ -152,7 +158,8 @@ def solve_cp_sat(built: CpSatModel, costs: np.ndarray, sign: int, time_limit: fl
     if status == cp_model.INFEASIBLE:
         raise SolverError("CP-SAT proved the program infeasible", status="infeasible")
     if status in (cp_model.FEASIBLE, cp_model.UNKNOWN) and time_limit is not None:
-        raise SolverError(f"CP-SAT found no proven optimum within {time_limit} s", status="time-limit")
+        incumbent = np.asarray(solver.response_proto.solution, dtype=np.float64) if status == cp_model.FEASIBLE else None
+        raise SolverError(f"CP-SAT found no proven optimum within {time_limit} s", status="time-limit", incumbent=incumbent)
     if status == cp_model.MODEL_INVALID:
         raise SolverError(f"CP-SAT rejected the model: {built.model.validate()}", status="model-invalid")
     name = solver.status_name(status)
@@ -216,5 +223,7 @@ def solve_pywraplp(built: PywraplpModel, costs: np.ndarray, sign: int, time_limi
     if status == pywraplp.Solver.UNBOUNDED:
         raise SolverError("SCIP (OR-Tools): the objective is unbounded", status="unbounded")
     if status in (pywraplp.Solver.FEASIBLE, pywraplp.Solver.NOT_SOLVED) and time_limit is not None:
-        raise SolverError(f"SCIP (OR-Tools) found no proven optimum within {time_limit} s", status="time-limit")
+        incumbent = np.array([v.solution_value() for v in built.variables]) if status == pywraplp.Solver.FEASIBLE else None
+        message = f"SCIP (OR-Tools) found no proven optimum within {time_limit} s"
+        raise SolverError(message, status="time-limit", incumbent=incumbent)
     raise SolverError(f"SCIP (OR-Tools) stopped with result status {status}", status="error")

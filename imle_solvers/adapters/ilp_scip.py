@@ -66,7 +66,8 @@ def solve_ilp_scip(theta: np.ndarray, problem: ILP, time_limit: float | None = N
 
     Raises:
         SolverError: status ``"infeasible"``, ``"unbounded"``, ``"time-limit"`` (no
-            proven optimum within ``time_limit`` seconds), or SCIP's own word.
+            proven optimum within ``time_limit`` seconds; its ``incumbent`` is the best
+            state found, if any), or SCIP's own word.
     """
     import pyscipopt
 
@@ -90,7 +91,11 @@ def solve_ilp_scip(theta: np.ndarray, problem: ILP, time_limit: float | None = N
     if status == "unbounded":
         raise SolverError("SCIP: the objective is unbounded", status="unbounded")
     if status == "timelimit":
-        raise SolverError(f"SCIP found no proven optimum within {time_limit} s", status="time-limit")
+        incumbent = None
+        if model.getNSols() > 0:
+            best = model.getBestSol()
+            incumbent = problem.state_from_solution(np.array([model.getSolVal(best, v) for v in built.variables]))
+        raise SolverError(f"SCIP found no proven optimum within {time_limit} s", status="time-limit", incumbent=incumbent)
     raise SolverError(f"SCIP stopped with status {status!r}", status=status)
 
 

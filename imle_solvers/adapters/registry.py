@@ -39,7 +39,7 @@ class SolverEntry:
         array_native: the frameworks (``"numpy"``, ``"torch"``, ``"jax"``,
             ``"tensorflow"``) whose arrays ``solve`` takes as they are, on their device and
             inside ``jax.jit``/``tf.function``, returning an array of the same kind; empty
-            for a solver that takes numpy only. Implies ``inline``.
+            for a solver that takes numpy only. Inline unless registered ``inline=False``.
         time_limit: ``solve`` accepts a ``time_limit=`` keyword (seconds per instance, or
             None) and raises :class:`~imle_solvers.errors.SolverError` with
             ``status="time-limit"`` when it is hit without a proven optimum.
@@ -76,7 +76,7 @@ def register_solver(
     backend: str,
     *,
     batched: bool = False,
-    inline: bool = False,
+    inline: bool | None = None,
     array_native: bool | Sequence[str] = False,
     time_limit: bool = False,
     priority: int = 0,
@@ -96,7 +96,9 @@ def register_solver(
 
     ``array_native=True`` declares a solver written against the array API (it takes
     numpy, torch and JAX arrays as they are); a list of framework names says exactly
-    which (``("numpy", "torch", "jax", "tensorflow")``).
+    which (``("numpy", "torch", "jax", "tensorflow")``). Such a solver is ``inline``
+    unless ``inline=False`` says otherwise: then ``n_jobs=1`` hands it the arrays as they
+    are, and a pool hands it numpy chunks (it must take both).
 
     Registering a taken ``(kind, backend)`` raises unless ``replace=True``. The
     solver must be picklable (a module-level function) to run in worker processes.
@@ -115,7 +117,7 @@ def register_solver(
             backend=backend,
             solve=solve if _takes_problem(solve) else functools.partial(_without_problem, solve),
             batched=batched or bool(frameworks),
-            inline=inline or bool(frameworks),
+            inline=bool(frameworks) if inline is None else inline,
             array_native=frameworks,
             time_limit=time_limit,
             priority=priority,

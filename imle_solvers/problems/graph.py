@@ -130,6 +130,7 @@ class GraphShortestPath(Problem):
     target: Hashable
     negative_cycles: NegativeCyclePolicy = "raise"
     kind: ClassVar[str] = "graph-shortest-path"
+    binary_states: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "graph", EdgeListGraph.from_networkx(self.graph))

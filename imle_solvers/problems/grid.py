@@ -36,6 +36,7 @@ class GridShortestPath(Problem):
     neighbourhood: int = 8
     negative_costs: NegativeCostPolicy = "clamp"
     kind: ClassVar[str] = "grid-shortest-path"
+    binary_states: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols"):

@@ -260,6 +260,12 @@ class ILP(ContentIdentity, Problem):
         return (sum(by_name[n].size for n in self.theta_variables),)
 
     @property
+    def binary_states(self) -> bool:  # type: ignore[override]
+        """Whether every theta variable is binary, so states hold only zeros and ones."""
+        by_name = {v.name: v for v in self.variables}
+        return all(by_name[name].type == "binary" for name in self.theta_variables)
+
+    @property
     def sense(self) -> Sense:
         return self.objective_sense
 

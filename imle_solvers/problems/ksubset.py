@@ -22,6 +22,7 @@ class KSubset(Problem):
     n: int
     k: int
     kind: ClassVar[str] = "k-subset"
+    binary_states: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if int(self.n) != self.n or self.n < 1:

@@ -30,6 +30,7 @@ class BipartiteMatching(Problem):
     n_right: int
     perfect: bool = True
     kind: ClassVar[str] = "bipartite-matching"
+    binary_states: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         for name in ("n_left", "n_right"):
@@ -64,6 +65,7 @@ class GraphMatching(Problem):
 
     graph: EdgeListGraph
     kind: ClassVar[str] = "graph-matching"
+    binary_states: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "graph", EdgeListGraph.from_networkx(self.graph))
