@@ -15,7 +15,7 @@ $(VENV)/.demo: $(VENV)/bin/python pyproject.toml ci/constraints.txt
 	$(PIP) -e '.[torch,plot]'
 	touch $@
 
-$(VENV)/.test: $(VENV)/bin/python pyproject.toml ci/constraints.txt
+$(VENV)/.test: $(VENV)/bin/python pyproject.toml ci/constraints.txt Makefile
 	$(PIP) -e '.[torch,jax,tensorflow,ortools,scip,dask,ray,plot,dev]'
 	touch $@
 

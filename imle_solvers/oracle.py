@@ -65,7 +65,7 @@ class MAPOracle:
     whichever process solved it; otherwise its row is the placeholder (zeros), and
     :meth:`solve` also returns each row's :class:`~imle_solvers.failures.Status`.
     Solvers' results are checked (shape, finite, binary where the problem's states are):
-    a bad one is a failure like any other. ``failures`` counts the failures by reason
+    a bad one is a failure like any other. ``failures`` counts failed instances by reason
     since the oracle was built, ``last_failures`` holds the errors of the last call.
     Call :meth:`close` (or use ``with``) to stop the workers early; they
     are also stopped when the oracle is garbage collected and at interpreter exit.
@@ -188,7 +188,8 @@ class MAPOracle:
         self._seconds_per_instance = seconds / len(values)
         status = np.concatenate([result.status for result in results])
         self.last_failures = tuple(error for result in results for error in result.failures)
-        self.failures.update(_reason(error, self.on_failure) for error in self.last_failures)
+        for error in self.last_failures:  # per instance: a lost chunk's error names all of its
+            self.failures[_reason(error, self.on_failure)] += max(len(error.indices), 1)
         return from_numpy(np.concatenate([result.z for result in results]), like=theta), status
 
     @property
@@ -227,19 +228,28 @@ class MAPOracle:
         if self.time_limit is not None:
             timeout = self.time_limit * max(b - a for a, b in chunks) + TIMEOUT_GRACE_SECONDS
         outputs: list[TaskOutput | None] = [None] * len(tasks)
-        pending = list(range(len(tasks)))
-        while pending:  # more than one round only when a policy other than "raise" skips lost chunks
+        pending, one_at_a_time = list(range(len(tasks))), False
+        while pending:  # more than one round only where a policy other than "raise" skips chunks
+            batch = pending[:1] if one_at_a_time else pending
             try:
-                for i, output in zip(pending, self.pool.map(solve_task, [tasks[i] for i in pending], timeout=timeout)):
+                for i, output in zip(batch, self.pool.map(solve_task, [tasks[i] for i in batch], timeout=timeout)):
                     outputs[i] = output
-                pending = []
-            except WorkersLost as lost:
-                error = self._lost_error([chunks[pending[t]] for t in lost.tasks], lost.__cause__)
-                pending = self._skip_chunks(error, lost, pending, [pending[t] for t in lost.tasks], chunks, outputs)
-            except TaskTimedOut as timed_out:
-                suspects = [pending[t] for t in timed_out.tasks]
-                error = self._timeout_error([chunks[i] for i in suspects], timeout)
-                pending = self._skip_chunks(error, timed_out, pending, suspects, chunks, outputs)
+            except (WorkersLost, TaskTimedOut) as fault:
+                suspects = [batch[t] for t in fault.tasks]
+                if isinstance(fault, WorkersLost):
+                    error = self._lost_error([chunks[i] for i in suspects], fault.__cause__)
+                else:
+                    error = self._timeout_error([chunks[i] for i in suspects], timeout)
+                if self.on_failure == "raise":
+                    raise error from fault
+                for i, output in zip(batch, fault.results or ()):
+                    if output is not None:  # finished before the fault: kept
+                        outputs[i] = output
+                if len(suspects) > 1:
+                    one_at_a_time = True  # which chunk was it? each suspect alone tells
+                else:
+                    outputs[suspects[0]] = self._placeholder(chunks[suspects[0]], error)
+            pending = [i for i in pending if outputs[i] is None]
         for category, message in dict.fromkeys(w for output in outputs for w in output.warnings):
             warnings.warn(message, category, stacklevel=4)  # the workers' warnings, once each
         for output in outputs:
@@ -247,32 +257,15 @@ class MAPOracle:
                 raise output.result
         return [output.result for output in outputs], sum(output.seconds for output in outputs)
 
-    def _skip_chunks(
-        self,
-        error: SolverError,
-        cause: WorkersLost | TaskTimedOut,
-        pending: list[int],
-        failed: list[int],
-        chunks: list[Chunk],
-        outputs: list[TaskOutput | None],
-    ) -> list[int]:
-        """Under a policy other than ``"raise"``: the chunks ``failed`` (task indices) become
-        placeholders, the pool's finished results are kept; the tasks still to run.
-        Under ``"raise"``: ``error``."""
-        if self.on_failure == "raise":
-            raise error from cause
-        for i, output in zip(pending, cause.results or ()):
-            if output is not None:
-                outputs[i] = output
-        for i in failed:
-            a, b = chunks[i]
-            placeholder = ChunkResult(
-                z=np.zeros((b - a, *self.problem.shape)),
-                status=np.full(b - a, Status.FAILED, dtype=STATUS_DTYPE),
-                failures=(error,),
-            )
-            outputs[i] = TaskOutput(result=placeholder, seconds=0.0, warnings=())
-        return [i for i in pending if outputs[i] is None]
+    def _placeholder(self, chunk: Chunk, error: SolverError) -> TaskOutput:
+        """A skipped chunk: zeros, every row FAILED, ``error`` its failure."""
+        a, b = chunk
+        result = ChunkResult(
+            z=np.zeros((b - a, *self.problem.shape)),
+            status=np.full(b - a, Status.FAILED, dtype=STATUS_DTYPE),
+            failures=(error,),
+        )
+        return TaskOutput(result=result, seconds=0.0, warnings=())
 
     def _lost_error(self, chunks: list[Chunk], cause: BaseException | None) -> SolverError:
         return SolverError(

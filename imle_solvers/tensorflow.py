@@ -42,7 +42,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised without tensorflow installed
     raise missing_dependency("tensorflow", "tensorflow") from error
 
-__all__ = ["IMLELayer"]
+__all__ = ["IMLELayer", "imle"]
 
 # the entry of a saved layer's store that holds its numpy generator's state (noise_source="numpy")
 _GENERATOR_KEY = "numpy_generator_state"
@@ -353,3 +353,10 @@ class IMLELayer(keras.layers.Layer):
 
     def _numpy_noise_host(self, theta_shape: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return _binding.numpy_noise(self.estimator, tuple(theta_shape), dtype, [self.rng])[0]
+
+
+def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:
+    """The differentiable Keras layer of ``problem`` under ``estimator``: the same entry
+    point as :func:`imle_solvers.torch.imle` and :func:`imle_solvers.jax.imle`
+    (``options`` as :class:`IMLELayer`'s)."""
+    return IMLELayer(problem, estimator, **options)

@@ -21,6 +21,14 @@ def test_parallel_training_learns_with_two_workers():
     assert load("parallel_training").main(steps=30, n_jobs=2) > 0.8
 
 
+def test_failure_policy_trains_through_failing_instances():
+    results = load("failure_policy").main(steps=100)
+    assert results["failed share, first 10 steps"] > 0.05, "the poor start makes instances fail"
+    assert results["failed share, last 10 steps"] < results["failed share, first 10 steps"]
+    assert results["failures by reason"]["unbounded"] > 0
+    assert results["held-out routes reproduced"] > 0.6  # 0.04 at the start
+
+
 def test_fast_path_example_stays_in_every_framework():
     pytest.importorskip("jax")
     pytest.importorskip("tensorflow")

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import imle_solvers as ims
+from imle_solvers.failures import Status
 from imle_solvers import _pool
 from imle_solvers.errors import InvalidInputError, SolverError, UnknownBackendError
 from imle_solvers.problems.base import Problem, Sense
@@ -79,6 +80,14 @@ def solve_killing_once(theta: np.ndarray, problem: Pick) -> np.ndarray:
 @ims.register_solver(Pick.kind, "kill-always")
 def solve_killing_always(theta: np.ndarray, problem: Pick) -> np.ndarray:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@ims.register_solver(Pick.kind, "kill-marked")
+def solve_killing_on_marked(theta: np.ndarray, problem: Pick) -> np.ndarray:
+    if theta[0] > 100:  # the marked instance kills its worker, every time
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.01)
+    return one_hot_argmax(theta)
 
 
 @ims.register_solver(Pick.kind, "fail-negative")
@@ -447,6 +456,31 @@ def test_a_hung_solver_without_time_limits_is_stopped_on_the_pool(pick, scores, 
         assert caught.value.indices == (6, 7)
         # the hung worker was stopped; the pool answers again
         np.testing.assert_array_equal(oracle(scores[:4]), one_hot_argmax(scores[:4]))
+
+
+def test_skip_makes_a_hung_chunk_placeholders_and_keeps_the_rest(pick, scores, monkeypatch):
+    monkeypatch.setattr(ims.oracle, "TIMEOUT_GRACE_SECONDS", 1.0)
+    scores[6, 0] = 1000.0
+    with ims.MAPOracle(pick, backend="sleepy", n_jobs=2, chunk_size=2, time_limit=0.5, on_failure="skip") as oracle:
+        z, status = oracle.solve(scores)
+    expected = one_hot_argmax(scores)
+    expected[6:8] = 0
+    np.testing.assert_array_equal(z, expected)
+    np.testing.assert_array_equal(status, [0] * 6 + [Status.FAILED] * 2 + [0] * 4)
+    assert oracle.failures == {"time-limit": 2}
+
+
+def test_skip_makes_the_chunk_that_kills_its_workers_placeholders_and_only_it(pick, scores):
+    scores[5, 0] = 1000.0
+    with ims.MAPOracle(pick, backend="kill-marked", n_jobs=2, chunk_size=4, on_failure="skip") as oracle:
+        z, status = oracle.solve(scores)
+        np.testing.assert_array_equal(oracle(scores[:4]), one_hot_argmax(scores[:4]))  # the pool answers again
+    expected = one_hot_argmax(scores)
+    expected[4:8] = 0
+    np.testing.assert_array_equal(z, expected)
+    np.testing.assert_array_equal(status, [0] * 4 + [Status.FAILED] * 4 + [0] * 4)
+    assert oracle.failures == {"worker-died": 4}
+    assert oracle.last_failures == ()  # the last call had none
 
 
 def test_time_limit_that_cannot_be_enforced_in_process_warns(pick):
