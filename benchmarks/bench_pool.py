@@ -34,13 +34,13 @@ import signal
 import time
 
 import numpy as np
-import scipy.sparse as sp
 
 import imle_solvers as ims
 from imle_solvers import _pool
 from imle_solvers._pool import WorkerPool
 
 from _timing import interleaved_medians  # beside this script
+from bench_oracle import knapsack_ilp  # beside this script
 
 N_WORKERS = 2
 EMPTY_TASKS = 64
@@ -48,20 +48,6 @@ EMPTY_TASKS = 64
 
 def _empty() -> None:
     """A task that does nothing: what remains is the backend's overhead."""
-
-
-def small_knapsack(items: int = 20, constraints: int = 2, seed: int = 0) -> ims.ILP:
-    """``max theta.x  s.t.  W x <= capacity``: a few milliseconds a solve."""
-    weights = np.random.default_rng(seed).integers(5, 40, size=(constraints, items)).astype(float)
-    return ims.ILP(
-        variables=(ims.Variable("x", (items,), "binary"),),
-        constraints=sp.csr_array(weights),
-        row_lower=np.full(constraints, -np.inf),
-        row_upper=weights.sum(axis=1) / 3,
-        theta_variables=("x",),
-        objective_sense="max",
-        name="knapsack",
-    )
 
 
 def overhead_row(backend: str) -> dict:
@@ -110,7 +96,7 @@ def dask_chunk_rows(rng: np.random.Generator) -> list[dict]:
 
 
 def warm_up_rows(rng: np.random.Generator) -> list[dict]:
-    problem = small_knapsack()
+    problem = knapsack_ilp(items=20, constraints=2)
     theta = rng.uniform(1, 10, size=(32, 20))
     rows = []
     for warm in (False, True):

@@ -88,7 +88,7 @@ class IMLEFunction:
     docstring for how the updated state comes back. :meth:`map` gives the MAP state
     (evaluation), without noise or gradient. With ``on_failure`` other than ``"raise"``
     both return ``(z, status)``, ``status`` ``(B,)`` int8; ``failures`` counts the
-    failed solves by reason.
+    failed solves of instances by reason.
 
     Build it with :func:`imle`.
     """
@@ -138,7 +138,7 @@ class IMLEFunction:
 
     @property
     def failures(self) -> Any:
-        """Failed solves by reason (a ``collections.Counter``), since the function was built."""
+        """Failed solves of instances by reason, since built (``oracle.failures``, a ``Counter``)."""
         return self.oracle.failures
 
     def initial_state(self) -> State | None:
@@ -278,7 +278,8 @@ def _nothing(*_: jax.Array) -> None:
 
 def _report_non_finite(all_finite: jax.Array, finite: jax.Array, rows: jax.Array) -> None:
     index = jnp.argmin(jnp.all(finite, axis=1))
-    jax.debug.callback(functools.partial(_recording_errors, _raise_if_not_finite), all_finite, index, rows[index, jnp.argmin(finite[index])])
+    report = functools.partial(_recording_errors, _raise_if_not_finite)
+    jax.debug.callback(report, all_finite, index, rows[index, jnp.argmin(finite[index])])
 
 
 def _raise_if_not_finite(all_finite: np.ndarray, index: np.ndarray, value: np.ndarray) -> None:

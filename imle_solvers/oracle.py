@@ -65,8 +65,9 @@ class MAPOracle:
     whichever process solved it; otherwise its row is the placeholder (zeros), and
     :meth:`solve` also returns each row's :class:`~imle_solvers.failures.Status`.
     Solvers' results are checked (shape, finite, binary where the problem's states are):
-    a bad one is a failure like any other. ``failures`` counts failed instances by reason
-    since the oracle was built, ``last_failures`` holds the errors of the last call.
+    a bad one is a failure like any other. ``failures`` counts failed solves of instances
+    by reason since the oracle was built (an instance failing in a layer's forward and
+    backward passes counts twice); ``last_failures`` holds the errors of the last call.
     Call :meth:`close` (or use ``with``) to stop the workers early; they
     are also stopped when the oracle is garbage collected and at interpreter exit.
     """

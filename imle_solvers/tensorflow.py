@@ -155,7 +155,7 @@ class IMLELayer(keras.layers.Layer):
 
     @property
     def failures(self) -> Any:
-        """Failed solves by reason (a ``collections.Counter``), since the layer was built."""
+        """Failed solves of instances by reason, since built (``oracle.failures``, a ``Counter``)."""
         return self.oracle.failures
 
     @property

@@ -158,7 +158,7 @@ class IMLELayer(torch.nn.Module):
             forward and backward passes share its worker pool.
 
     An adaptive estimator's state (AIMLE's beta) and the noise generators' states are
-    part of ``state_dict()``. ``failures`` counts the failed solves by reason.
+    part of ``state_dict()``. ``failures`` counts the failed solves of instances by reason.
     """
 
     def __init__(
@@ -194,7 +194,7 @@ class IMLELayer(torch.nn.Module):
 
     @property
     def failures(self) -> Any:
-        """Failed solves by reason (a ``collections.Counter``), since the layer was built."""
+        """Failed solves of instances by reason, since built (``oracle.failures``, a ``Counter``)."""
         return self.oracle.failures
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -281,37 +281,13 @@ def solve_torch_function(theta: torch.Tensor | np.ndarray, problem: TorchFunctio
         return torch.as_tensor(problem.fn(theta)).to(dtype=theta.dtype, device=theta.device)
 
 
-def imle(
-    problem: Problem,
-    estimator: Estimator,
-    backend: str = "auto",
-    seed: int | None = None,
-    noise_source: NoiseSource = "native",
-    validate_args: bool = True,
-    n_jobs: int = 1,
-    parallel_backend: str = "loky",
-    chunk_size: int | str = "auto",
-    time_limit: float | None = None,
-    on_failure: OnFailure = "raise",
-) -> IMLELayer:
+def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:
     """The differentiable torch layer of ``problem`` under ``estimator``: the same entry
     point as :func:`imle_solvers.jax.imle` and :func:`imle_solvers.tensorflow.imle`
-    (arguments as :class:`IMLELayer`'s). A user's own batched torch solver becomes a
+    (``options`` as :class:`IMLELayer`'s). A user's own batched torch solver becomes a
     problem with :class:`TorchFunctionProblem`::
 
         layer = imle(TorchFunctionProblem(my_topk, event_shape=(n,)), IMLE(noise=SumOfGamma(k=10)))
         z = layer(theta)  # (B, n)
     """
-    return IMLELayer(
-        problem,
-        estimator,
-        backend=backend,
-        seed=seed,
-        noise_source=noise_source,
-        validate_args=validate_args,
-        n_jobs=n_jobs,
-        parallel_backend=parallel_backend,
-        chunk_size=chunk_size,
-        time_limit=time_limit,
-        on_failure=on_failure,
-    )
+    return IMLELayer(problem, estimator, **options)
