@@ -174,7 +174,7 @@ def train_torch(
     optimiser = torch.optim.SGD(model.parameters(), lr=0.01)
     layer = IMLELayer(problem, ims.IMLE(ims.SumOfGamma(k=5), lambda_=10.0), seed=seed, **layer_kwargs)
     targets = torch.tensor(ims.MAPOracle(problem)(values))  # in-process: the sets the rule chooses
-    warm = max(50, steps // 10)
+    warm = min(max(50, steps // 10), steps // 2)  # a short run (the Dask one) samples at half-way
     figures: dict[str, Any] = {"steps": steps, "kills": 0}
     timers: list[threading.Timer] = []
     start = time.perf_counter()
@@ -235,7 +235,7 @@ def train_jax(steps: int, seed: int = 0, **imle_kwargs: Any) -> dict[str, Any]:
     grad = jax.jit(jax.grad(loss))
     w = jnp.zeros(FEATURES, dtype=features.dtype)
     key = jax.random.key(seed)
-    warm = max(50, steps // 10)
+    warm = min(max(50, steps // 10), steps // 2)  # a short run (the Dask one) samples at half-way
     figures: dict[str, Any] = {"steps": steps, "kills": 0}
     start = time.perf_counter()
     try:
@@ -319,10 +319,25 @@ def main(short: bool = False, steps: int = 10_000, kill_every: int = 500, jax_st
     if short:
         steps, kill_every, jax_steps = 300, 100, 100
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
-    runs = {"torch soak": train_torch(steps), "torch faults": train_torch(steps, kill_every=kill_every)}
-    runs["torch faults"]["equal"] = _params_equal(runs["torch faults"], runs["torch soak"])
+    print("| run | steps survived | kills | s | RSS growth after warm-up | params = undisturbed "
+          "| fds / threads / processes (warm→end→closed) |")
+    print("|---|---:|---:|---:|---:|---|---|", flush=True)
+    runs: dict[str, Any] = {}
+
+    def report(name: str, figures: dict, reference: dict | None = None) -> None:
+        """Keep a run's figures and print its row at once: a long soak reports as it goes."""
+        if reference is not None:
+            figures["equal"] = _params_equal(figures, reference)
+        runs[name] = figures
+        equal = {True: "yes", False: "NO"}.get(figures.get("equal"), "")
+        print(f"| {name} | {figures['steps_done']}/{figures['steps']} | {figures['kills']} | {figures['seconds']:.0f} "
+              f"| {figures['rss_growth_pct']:+.1f}% ({figures['rss_mb_warm']:.0f}→{figures['rss_mb_end']:.0f} MiB) "
+              f"| {equal} | {_counts(figures)} |", flush=True)
+
+    report("torch soak", train_torch(steps))
+    report("torch faults", train_torch(steps, kill_every=kill_every), runs["torch soak"])
     if importlib.util.find_spec("jax") is not None:
-        runs["JAX soak"] = train_jax(jax_steps)
+        report("JAX soak", train_jax(jax_steps))
     if importlib.util.find_spec("distributed") is not None:
         import distributed
 
@@ -330,16 +345,7 @@ def main(short: bool = False, steps: int = 10_000, kill_every: int = 500, jax_st
         undisturbed = train_torch(dask_steps, n_jobs=1)
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                       dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-            runs["Dask fault"] = dask_kill_run(dask_steps, kill_at=dask_steps // 2, client=client)
-        runs["Dask fault"]["equal"] = _params_equal(runs["Dask fault"], undisturbed)
-    print("| run | steps survived | kills | s | RSS growth after warm-up | params = undisturbed "
-          "| fds / threads / processes (warm→end→closed) |")
-    print("|---|---:|---:|---:|---:|---|---|")
-    for name, r in runs.items():
-        equal = {True: "yes", False: "NO"}.get(r.get("equal"), "")
-        print(f"| {name} | {r['steps_done']}/{r['steps']} | {r['kills']} | {r['seconds']:.0f} "
-              f"| {r['rss_growth_pct']:+.1f}% ({r['rss_mb_warm']:.0f}→{r['rss_mb_end']:.0f} MiB) | {equal} "
-              f"| {_counts(r)} |")
+            report("Dask fault", dask_kill_run(dask_steps, kill_at=dask_steps // 2, client=client), undisturbed)
     hang = hang_run()
     error = hang["error"]
     print(f"\nhang: {type(error).__name__} status={getattr(error, 'status', None)!r} "

@@ -15,7 +15,7 @@ from .errors import (
 from .estimators import AIMLE, IMLE, STE, AdaptiveState
 from .noise import Gumbel, SumOfGamma
 from .oracle import MAPOracle
-from .spec import ILPBuilder, SpecError, SpecLimits, UnknownProblemError, list_problems, named_ilp, problem, register_ilp
+from .spec import ILPBuilder, SpecError, SpecLimits, UnknownProblemError, list_named_ilps, list_problems, named_ilp, problem, register_ilp
 from .problems import (
     ILP,
     BipartiteMatching,
@@ -52,6 +52,7 @@ __all__ = [
     "SpecError",
     "SpecLimits",
     "UnknownProblemError",
+    "list_named_ilps",
     "list_problems",
     "named_ilp",
     "problem",

@@ -15,7 +15,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 import imle_solvers as ims
 from imle_solvers.problems.ilp import ILP
-from imle_solvers.spec import ILPBuilder, SpecError, list_problems, load_dict, load_yaml, named_ilp, register_ilp
+from imle_solvers.spec import ILPBuilder, SpecError, list_named_ilps, load_dict, load_yaml, named_ilp, register_ilp
 from imle_solvers.spec import UnknownProblemError, problem, unregister_ilp
 from imle_solvers.spec.compiler import compile_spec
 from imle_solvers.spec.source import from_yaml_text
@@ -223,7 +223,7 @@ def test_registered_problems_from_every_kind_of_source(registered):
     registered("not-an-ilp", lambda: knapsack_by_builder())
     with pytest.raises(TypeError, match="'not-an-ilp' returned an object of type ILPBuilder, not an ILP"):
         named_ilp("not-an-ilp")
-    assert {"ks-path", "ks-ilp"} <= set(list_problems())
+    assert {"ks-path", "ks-ilp"} <= set(list_named_ilps())
     assert named_ilp("ks-path", capacity=3) == named_ilp("ks-function", capacity=3)
     with pytest.raises(ValueError, match="already registered as 'ks-path'; pass replace=True"):
         register_ilp("ks-path", SPECS / "knapsack.yaml")
@@ -256,6 +256,8 @@ def test_named_ilp_replace_and_the_deprecated_names(registered):
         old = problem("ks-r", capacity=4)
     assert old == named_ilp("ks-r", capacity=4)
     assert ims.named_ilp is named_ilp and ims.problem is problem and ims.UnknownProblemError is UnknownProblemError
+    with pytest.warns(DeprecationWarning, match=r"use imle_solvers.list_named_ilps\(\)"):
+        assert ims.list_problems() == ims.list_named_ilps()
     # a spec parameter called "name" does not collide with the registered name
     spec = {"params": {"name": {"default": 1}}, "variables": {"x": {}}, "constraints": ["x <= name"],
             "objective": {"sense": "max", "theta": "x"}}
@@ -268,7 +270,7 @@ def test_registering_a_broken_spec_fails_at_once(tmp_path):
     broken.write_text("variables: {x: {}}\nobjective: {sense: maximise, theta: x}\n")
     with pytest.raises(SpecError) as info:
         register_ilp("broken", broken)
-    assert info.value.line == 2 and "broken" not in list_problems()
+    assert info.value.line == 2 and "broken" not in list_named_ilps()
 
 
 def test_a_registered_problem_trains_in_the_torch_layer(registered):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from ..errors import InvalidInputError
+
 
 @dataclass(frozen=True)
 class SpecLimits:
@@ -48,7 +50,7 @@ class SpecLimits:
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"SpecLimits.{item.name} must be a non-negative integer, got {value!r}")
+                raise InvalidInputError(f"SpecLimits.{item.name} must be a non-negative integer, got {value!r}")
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

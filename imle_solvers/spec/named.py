@@ -76,9 +76,16 @@ def problem(name: str, /, **params: Any) -> ILP:
     return named_ilp(name, **params)
 
 
-def list_problems() -> list[str]:
+def list_named_ilps() -> list[str]:
     """The names of the registered ILPs, sorted."""
     return sorted(_NAMED)
+
+
+def list_problems() -> list[str]:
+    """Deprecated name of :func:`list_named_ilps`."""
+    warnings.warn("imle_solvers.list_problems() is deprecated; use imle_solvers.list_named_ilps()",
+                  DeprecationWarning, stacklevel=2)
+    return list_named_ilps()
 
 
 def unregister_ilp(name: str) -> None:
