@@ -164,6 +164,7 @@ class MAPOracle:
         """States, and the statuses as numpy ``(B,)`` (None: all OK, nothing left the framework)."""
         framework = framework_of(theta)
         solver = self._solver_for(theta, framework)
+        self.last_failures = ()
         if solver.runs_on(framework) and not (solver is self.solver and self._pooled):
             if validate:
                 self.problem.validate(theta)
@@ -216,7 +217,10 @@ class MAPOracle:
         if self._seconds_per_instance is None:
             return balanced
         worthwhile = math.ceil(self.pool.target_task_seconds / max(self._seconds_per_instance, 1e-9))
-        return min(n, max(balanced, worthwhile))
+        if worthwhile >= n:  # the whole batch is less solving than one task should carry: in-process
+            return n
+        # larger chunks, but never fewer tasks than workers: an idle worker is the worst overhead
+        return min(math.ceil(n / workers), max(balanced, worthwhile))
 
     def _solve_in_process(self, values: np.ndarray) -> tuple[list[ChunkResult], float]:
         start = time.perf_counter()

@@ -214,6 +214,8 @@ def test_auto_chunks_spread_a_slow_batch_and_keep_a_tiny_one_in_process(pick):
         assert oracle._chunks(40) == [(start, start + 5) for start in range(0, 40, 5)]
         oracle._seconds_per_instance = 0.002  # 10 instances make one
         assert oracle._chunks(40) == [(0, 10), (10, 20), (20, 30), (30, 40)]
+        oracle._seconds_per_instance = 0.0006  # 34 would make one: still a task for each worker
+        assert oracle._chunks(40) == [(0, 20), (20, 40)]
 
 
 def test_inline_solvers_skip_the_pool(rng):
