@@ -174,7 +174,7 @@ def train_torch(
     optimiser = torch.optim.SGD(model.parameters(), lr=0.01)
     layer = IMLELayer(problem, ims.IMLE(ims.SumOfGamma(k=5), lambda_=10.0), seed=seed, **layer_kwargs)
     targets = torch.tensor(ims.MAPOracle(problem)(values))  # in-process: the sets the rule chooses
-    warm = min(max(50, steps // 10), steps // 2)  # a short run (the Dask one) samples at half-way
+    warm = warm_up_steps(steps)
     figures: dict[str, Any] = {"steps": steps, "kills": 0}
     timers: list[threading.Timer] = []
     start = time.perf_counter()
@@ -204,12 +204,8 @@ def train_torch(
             timer.join()
         figures["rss_mb_end"], figures["after"] = rss_mb(), resources()
         figures["workers_rss_mb_end"] = sum(rss_mb(pid) for pid in loky_workers())
-        figures["restarts"] = layer.oracle.pool.restarts
     finally:
-        layer.oracle.close()
-    _wait_for_workers_to_exit()
-    figures["after_close"] = resources()
-    figures["rss_growth_pct"] = 100 * (figures["rss_mb_end"] / figures["rss_mb_warm"] - 1)
+        _close(layer.oracle, figures)
     figures["params"] = [p.detach().numpy().copy() for p in model.parameters()]
     return figures
 
@@ -235,7 +231,7 @@ def train_jax(steps: int, seed: int = 0, **imle_kwargs: Any) -> dict[str, Any]:
     grad = jax.jit(jax.grad(loss))
     w = jnp.zeros(FEATURES, dtype=features.dtype)
     key = jax.random.key(seed)
-    warm = min(max(50, steps // 10), steps // 2)  # a short run (the Dask one) samples at half-way
+    warm = warm_up_steps(steps)
     figures: dict[str, Any] = {"steps": steps, "kills": 0}
     start = time.perf_counter()
     try:
@@ -248,12 +244,8 @@ def train_jax(steps: int, seed: int = 0, **imle_kwargs: Any) -> dict[str, Any]:
         w.block_until_ready()
         figures["seconds"] = time.perf_counter() - start
         figures["rss_mb_end"], figures["after"] = rss_mb(), resources()
-        figures["restarts"] = f.oracle.pool.restarts
     finally:
-        f.oracle.close()
-    _wait_for_workers_to_exit()
-    figures["after_close"] = resources()
-    figures["rss_growth_pct"] = 100 * (figures["rss_mb_end"] / figures["rss_mb_warm"] - 1)
+        _close(f.oracle, figures)
     figures["params"] = [np.asarray(w)]
     return figures
 
@@ -293,6 +285,23 @@ def hang_run(time_limit: float = 0.5) -> dict[str, Any]:
     finally:
         layer.oracle.close()
     return {"error": None, "seconds": time.perf_counter() - start}
+
+
+def warm_up_steps(steps: int) -> int:
+    """The step at which memory and resources are first sampled: a tenth of the run, at
+    least 50, and half-way through a short run (the Dask one)."""
+    return min(max(50, steps // 10), steps // 2)
+
+
+def _close(oracle: ims.MAPOracle, figures: dict[str, Any]) -> None:
+    """Close a run's pool and add what it leaves: restarts, resources after closing, and
+    the resident memory's growth since warm-up (a run cut short by an error has none)."""
+    figures["restarts"] = oracle.pool.restarts
+    oracle.close()
+    _wait_for_workers_to_exit()
+    figures["after_close"] = resources()
+    if "rss_mb_end" in figures:
+        figures["rss_growth_pct"] = 100 * (figures["rss_mb_end"] / figures["rss_mb_warm"] - 1)
 
 
 def _wait_for_workers_to_exit(seconds: float = 30.0) -> None:
