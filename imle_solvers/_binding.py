@@ -25,7 +25,7 @@ call and :func:`numpy_noise` draws each group's noise from its own generator.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +34,7 @@ from ._array import Array, array_namespace, device, state_float
 from .errors import InvalidInputError
 from .estimators import Estimator, draw_noise
 from .failures import batch_size
+from .instances import InstanceData, check_data, check_values, for_framework, per_instance
 from .oracle import MAPOracle
 
 NoiseSource = Literal["native", "numpy"]
@@ -47,7 +48,10 @@ __all__ = [
     "noise_shape",
     "numpy_noise",
     "nan_where_not_finite",
+    "instance_data",
+    "oracle_solves",
     "solve_on_host",
+    "HostSolve",
     "state_fields",
     "state_to_vector",
     "state_from_vector",
@@ -118,14 +122,59 @@ def nan_where_not_finite(grad_z: Array, grad: Array) -> Array:
     return grad + xp.reshape(xp.astype(poison, grad.dtype), (-1, *(1,) * (grad.ndim - 1)))
 
 
-def solve_on_host(oracle: MAPOracle, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def instance_data(oracle: MAPOracle, data: dict[str, Any], theta: Array, validate: bool) -> dict[str, Array]:
+    """A call's per-instance data in ``theta``'s framework and on its device, their names,
+    shapes and kinds checked, and with ``validate`` their values too (one read back from
+    the device; arrays being traced are left to the binding's own check)."""
+    if not data:
+        return {}
+    check_data(oracle.problem, data, batch_size(theta))
+    converted = for_framework(oracle.problem, data, theta)
+    if validate:
+        check_values(oracle.problem, converted)
+    return converted
+
+
+def oracle_solves(oracle: MAPOracle, data: InstanceData, batch: Any) -> tuple[Any, Any]:
+    """The two solves a binding hands an estimator for a batch of ``batch`` instances with
+    ``data``: ``(N, *shape) -> states`` and ``-> (states, statuses)``, each row solved with
+    its own instance's data (:func:`imle_solvers.instances.per_instance`)."""
+    states = per_instance(lambda x, rows: oracle(x, validate=False, **rows), data, batch)
+    with_status = per_instance(lambda x, rows: oracle.solve(x, validate=False, **rows), data, batch)
+    return states, with_status
+
+
+def solve_on_host(
+    oracle: MAPOracle, theta: np.ndarray, data: Mapping[str, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """MAP states of ``theta`` ``(..., *problem.shape)``: every leading axis (the batch, and
     the groups of a ``jax.vmap``) in one oracle call; in ``theta``'s dtype and shape; and
-    the statuses ``(...)`` (int8, see :mod:`imle_solvers.failures`)."""
+    the statuses ``(...)`` (int8, see :mod:`imle_solvers.failures`). ``data``: the rows'
+    per-instance data, with the same leading axes."""
     theta = np.asarray(theta)
     lead = theta.shape[: theta.ndim - len(oracle.problem.shape)]
-    z, status = oracle.solve(theta.reshape(-1, *oracle.problem.shape), validate=False)
+    fields = oracle.problem.instance_fields
+    flat = {name: np.asarray(value).reshape(-1, *fields[name].shape) for name, value in (data or {}).items()}
+    z, status = oracle.solve(theta.reshape(-1, *oracle.problem.shape), validate=False, **flat)
     return np.asarray(z, dtype=theta.dtype).reshape(theta.shape), np.asarray(status).reshape(lead)
+
+
+class HostSolve:
+    """The host side of a solver callback (``jax.pure_callback``, ``tf.numpy_function``):
+    ``(theta, *values) -> (states, statuses)``, ``values`` being the per-instance data of
+    ``names`` in order (callbacks take arrays, not dicts)."""
+
+    def __init__(self, oracle: MAPOracle, names: Sequence[str], wrap: Any = None) -> None:
+        self.oracle, self.names, self.wrap = oracle, tuple(names), wrap
+
+    def __call__(self, theta: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        data = dict(zip(self.names, values))
+        if self.wrap is None:
+            return solve_on_host(self.oracle, theta, data)
+        return self.wrap(solve_on_host, self.oracle, theta, data)
+
+    def states(self, theta: np.ndarray, *values: np.ndarray) -> np.ndarray:
+        return self(theta, *values)[0]
 
 
 def state_fields(estimator: Estimator) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ isfinite = tf.math.is_finite
 sqrt, log, log1p, exp, floor = tf.sqrt, tf.math.log, tf.math.log1p, tf.exp, tf.floor
 maximum, minimum = tf.maximum, tf.minimum
 ones_like, zeros_like = tf.ones_like, tf.zeros_like
+repeat = tf.repeat
 
 
 def finfo(dtype: Any) -> np.finfo:

@@ -48,6 +48,7 @@ from .errors import InvalidInputError, missing_dependency
 from .estimators import AdaptiveState, Estimator, Residuals
 from .failures import OnFailure, gradient_with_status, sample_with_status
 from .noise import JaxSource
+from .instances import check_values, per_instance
 from .oracle import MAPOracle
 from .problems import Problem
 from .problems.base import check_batch_shape, check_finite, non_finite_error
@@ -147,9 +148,11 @@ class IMLEFunction:
         return None if initial is None else _as_state(initial)
 
     def __call__(
-        self, theta: jax.Array, key: jax.Array, state: State | None = None
+        self, theta: jax.Array, key: jax.Array, state: State | None = None, **data: Any
     ) -> jax.Array | tuple[jax.Array, jax.Array]:
-        """Perturb-and-MAP samples of ``theta`` ``(B, *shape)`` with the estimator's gradient."""
+        """Perturb-and-MAP samples of ``theta`` ``(B, *shape)`` with the estimator's gradient;
+        ``data``: the instances' own data by field name (``problem.instance_fields``), each
+        ``(B, *field.shape)``, carrying no gradient."""
         theta = jnp.asarray(theta)
         check_batch_shape(theta.shape, self.problem.shape, "theta")
         if (state is None) != (not self.state_fields):
@@ -158,22 +161,38 @@ class IMLEFunction:
                 + ("passed (see initial_state())" if self.state_fields else "None: the estimator is stateless")
             )
         self._check_theta(theta)
-        return _unwrapping_errors(self._compiled_sample, theta, key, None if state is None else _as_state(state))
+        data = self._instance_data(data, theta)
+        state = None if state is None else _as_state(state)
+        return _unwrapping_errors(self._compiled_sample, theta, key, state, data)
 
-    def map(self, theta: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
-        """The MAP states ``(B, *shape)`` of ``theta`` ``(B, *shape)``; no gradient flows."""
+    def map(self, theta: jax.Array, **data: Any) -> jax.Array | tuple[jax.Array, jax.Array]:
+        """The MAP states ``(B, *shape)`` of ``theta`` ``(B, *shape)`` (and ``data``, as for
+        calls); no gradient flows."""
         theta = jax.lax.stop_gradient(jnp.asarray(theta))
         check_batch_shape(theta.shape, self.problem.shape, "theta")
         self._check_theta(theta)
-        return _unwrapping_errors(self._compiled_map, theta)
+        return _unwrapping_errors(self._compiled_map, theta, self._instance_data(data, theta))
 
     # --- pieces -------------------------------------------------------------------------
 
-    def _sample(self, theta: jax.Array, key: jax.Array, state: State | None) -> jax.Array:
-        return self._core(theta, self._draw(theta, key), state)
+    def _sample(self, theta: jax.Array, key: jax.Array, state: State | None, data: dict[str, jax.Array]) -> jax.Array:
+        return self._core(theta, self._draw(theta, key), state, data)
 
-    def _map(self, theta: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
-        return self._solve_with_status(theta) if self._with_status else self._solve(theta)
+    def _map(self, theta: jax.Array, data: dict[str, jax.Array]) -> jax.Array | tuple[jax.Array, jax.Array]:
+        return self._solve_with_status(theta, data) if self._with_status else self._solve(theta, data)
+
+    def _instance_data(self, data: dict[str, Any], theta: jax.Array) -> dict[str, jax.Array]:
+        """The call's data as JAX arrays, checked; traced values are checked on the host
+        through a callback when ``validate_args`` (a concrete call reads them directly)."""
+        data = _binding.instance_data(self.oracle, data, theta, self.validate_args)
+        if self.validate_args and any(isinstance(v, jax.core.Tracer) for v in data.values()):
+            check = functools.partial(_recording_errors, _check_data_on_host, self.problem, tuple(data))
+            _unwrapping_errors(lambda *values: jax.debug.callback(check, *values), *data.values())
+        return data
+
+    def _solves(self, data: dict[str, jax.Array], batch: int) -> tuple[Callable, Callable]:
+        """The estimator's solves, each row with its instance's data (see :mod:`imle_solvers.instances`)."""
+        return per_instance(self._solve, data, batch), per_instance(self._solve_with_status, data, batch)
 
     def _draw(self, theta: jax.Array, key: jax.Array) -> jax.Array | None:
         """The call's noise ``(B, samples, marginal_samples, *shape)``, or None."""
@@ -185,25 +204,22 @@ class IMLEFunction:
         host = functools.partial(_recording_errors, _NumpyNoise(self.estimator, theta.shape, theta.dtype))
         return jax.pure_callback(host, spec, _seed_words(key), vmap_method="broadcast_all")
 
-    def _solve(self, theta: jax.Array) -> jax.Array:
-        """MAP states of ``(N, *shape)``: as JAX ops when the solver is array-native, else on the host."""
+    def _solve(self, theta: jax.Array, data: dict[str, jax.Array]) -> jax.Array:
+        """MAP states of ``(N, *shape)`` with their rows' ``data``: as JAX ops when the solver
+        is array-native, else on the host."""
         if self.oracle.solver_for(theta).runs_on("jax"):
-            return self.oracle(theta, validate=False)
+            return self.oracle(theta, validate=False, **data)
         spec = jax.ShapeDtypeStruct(theta.shape, theta.dtype)
-        return jax.pure_callback(self._states_host, spec, theta, vmap_method="broadcast_all")
+        host = _binding.HostSolve(self.oracle, tuple(data), _recording_errors).states
+        return jax.pure_callback(host, spec, theta, *data.values(), vmap_method="broadcast_all")
 
-    def _solve_with_status(self, theta: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def _solve_with_status(self, theta: jax.Array, data: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
         """:meth:`_solve`, and the ``(N,)`` statuses (see :mod:`imle_solvers.failures`)."""
         if self.oracle.solver_for(theta).runs_on("jax"):
-            return self.oracle.solve(theta, validate=False)
+            return self.oracle.solve(theta, validate=False, **data)
         specs = (jax.ShapeDtypeStruct(theta.shape, theta.dtype), jax.ShapeDtypeStruct(theta.shape[:1], jnp.int8))
-        return jax.pure_callback(self._solve_host, specs, theta, vmap_method="broadcast_all")
-
-    def _states_host(self, theta: np.ndarray) -> np.ndarray:
-        return self._solve_host(theta)[0]
-
-    def _solve_host(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _recording_errors(_binding.solve_on_host, self.oracle, theta)
+        host = _binding.HostSolve(self.oracle, tuple(data), _recording_errors)
+        return jax.pure_callback(host, specs, theta, *data.values(), vmap_method="broadcast_all")
 
     def _check_theta(self, theta: jax.Array) -> None:
         """Raise naming the first non-finite batch index of ``theta``, if ``validate_args``. A
@@ -217,29 +233,34 @@ class IMLEFunction:
 
     # --- custom_vjp -----------------------------------------------------------------
 
-    def _primal(self, theta: jax.Array, noise: jax.Array | None, state: State | None) -> Any:
-        return self._forward(theta, noise, state)[0]
+    def _primal(self, theta: jax.Array, noise: jax.Array | None, state: State | None, data: dict) -> Any:
+        return self._forward(theta, noise, state, data)[0]
 
-    def _forward(self, theta: jax.Array, noise: jax.Array | None, state: State | None) -> tuple[Any, tuple]:
+    def _forward(
+        self, theta: jax.Array, noise: jax.Array | None, state: State | None, data: dict[str, jax.Array]
+    ) -> tuple[Any, tuple]:
         sign = self.problem.sign
+        solve, solve_with_status = self._solves(data, theta.shape[0])
         if self._with_status:
-            z, status, residuals = sample_with_status(self.estimator, theta, noise, self._solve_with_status, sign)
-            return (z, status), (residuals.theta, noise, residuals.z, state, status)
-        z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=sign)
-        return z, (residuals.theta, noise, residuals.z, state, None)
+            z, status, residuals = sample_with_status(self.estimator, theta, noise, solve_with_status, sign)
+            return (z, status), (residuals.theta, noise, residuals.z, state, status, data)
+        z, residuals = self.estimator.sample_with(theta, noise, solve, sign=sign)
+        return z, (residuals.theta, noise, residuals.z, state, None, data)
 
-    def _backward(self, saved: tuple, cotangent: Any) -> tuple[jax.Array, jax.Array | None, State | None]:
-        scores, noise, states, state, status = saved
+    def _backward(self, saved: tuple, cotangent: Any) -> tuple[jax.Array, jax.Array | None, State | None, None]:
+        scores, noise, states, state, status, data = saved
         grad_z = cotangent[0] if self._with_status else cotangent
         residuals = Residuals(theta=scores, noise=noise, z=states, sign=self.problem.sign)
+        solve, solve_with_status = self._solves(data, scores.shape[0])
         if status is None:
-            grad, new = self.estimator.gradient(residuals, grad_z, self._solve, state)
+            grad, new = self.estimator.gradient(residuals, grad_z, solve, state)
         else:
-            grad, new = gradient_with_status(self.estimator, residuals, grad_z, self._solve_with_status, state, status)
+            grad, new = gradient_with_status(self.estimator, residuals, grad_z, solve_with_status, state, status)
         if self.validate_args:
             grad = _binding.nan_where_not_finite(grad_z, grad)
         update = None if state is None else jax.tree.map(lambda n, o: jnp.asarray(n - o, dtype=o.dtype), new, state)
-        return grad, None if noise is None else jnp.zeros_like(noise), update
+        # the data carry no gradient (None: a zero cotangent, whatever their dtypes)
+        return grad, None if noise is None else jnp.zeros_like(noise), update, None
 
 
 def _as_state(state: AdaptiveState | dict[str, Any]) -> State:
@@ -274,6 +295,16 @@ def _check_theta_on_device(theta: jax.Array) -> None:
 
 def _nothing(*_: jax.Array) -> None:
     return None
+
+
+def _check_data_on_host(problem: Problem, names: tuple[str, ...], *values: np.ndarray) -> None:
+    """Host side of the traced check of per-instance data; under ``jax.vmap`` the values gain
+    leading axes (each mapped call is checked as a batch of its own)."""
+    fields = problem.instance_fields
+    arrays = {name: np.asarray(value) for name, value in zip(names, values)}
+    lead = next(iter(arrays.values())).shape[: -len(fields[names[0]].shape) - 1]
+    for group in np.ndindex(*lead):
+        check_values(problem, {name: value[group] for name, value in arrays.items()})
 
 
 def _report_non_finite(all_finite: jax.Array, finite: jax.Array, rows: jax.Array) -> None:

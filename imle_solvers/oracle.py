@@ -24,6 +24,7 @@ from .adapters import resolve_solver
 from .adapters.registry import SolverEntry, resolve_native_solver
 from .errors import InvalidInputError, SolverError
 from .failures import STATUS_DTYPE, OnFailure, Status, check_on_failure
+from .instances import InstanceData, check_data, check_values, for_framework, instance, rows, to_host
 from .problems import Problem
 
 # Several tasks per worker even out instances of uneven difficulty.
@@ -60,7 +61,10 @@ class MAPOracle:
             instance gives (see :mod:`imle_solvers.failures`).
 
     Row ``i`` of the output is the MAP state of row ``i`` of the input; the output has
-    the input's array type, dtype and device. With ``on_failure="raise"`` a failing
+    the input's array type, dtype and device. Per-instance data (the problem's
+    ``instance_fields``: a mask, a source, an ILP's batched parameter) are passed by name,
+    each with the batch axis first, ``oracle(theta, mask=mask)``; row ``i`` is solved with
+    row ``i`` of each (see :mod:`imle_solvers.instances`). With ``on_failure="raise"`` a failing
     instance raises :class:`~imle_solvers.errors.SolverError` with its batch index,
     whichever process solved it; otherwise its row is the placeholder (zeros), and
     :meth:`solve` also returns each row's :class:`~imle_solvers.failures.Status`.
@@ -141,34 +145,44 @@ class MAPOracle:
             return self._native_solvers[framework] or self.solver
         return self.solver
 
-    def __call__(self, theta: Array, *, validate: bool = True) -> Array:
+    def __call__(self, theta: Array, /, *, validate: bool = True, **data: Any) -> Array:
         """MAP states of a batch ``theta`` of shape ``(B, *problem.shape)``, same shape out.
 
-        ``validate=False`` skips the checks of ``theta``'s shape and values, for callers
-        that made them already (the bindings check ``theta`` once per step; a check of a
+        ``data``: the instances' own data by field name (``problem.instance_fields``), each
+        ``(B, *field.shape)``; a field not given takes the problem's value for every row.
+        ``validate=False`` skips the checks of ``theta``'s and the data's shapes and values,
+        for callers that made them already (the bindings check once per step; a check of a
         GPU tensor's values waits for the device)."""
-        return self._solve(theta, validate)[0]
+        return self._solve(theta, validate, data)[0]
 
-    def solve(self, theta: Array, *, validate: bool = True) -> tuple[Array, Array]:
-        """MAP states ``(B, *problem.shape)`` of ``theta``, and each row's
-        :class:`~imle_solvers.failures.Status` ``(B,)`` (int8, in ``theta``'s framework and
-        on its device): OK, INCUMBENT or FAILED (then the row is zeros). With
+    def solve(self, theta: Array, /, *, validate: bool = True, **data: Any) -> tuple[Array, Array]:
+        """MAP states ``(B, *problem.shape)`` of ``theta`` (and ``data``, as for calls), and
+        each row's :class:`~imle_solvers.failures.Status` ``(B,)`` (int8, in ``theta``'s
+        framework and on its device): OK, INCUMBENT or FAILED (then the row is zeros). With
         ``on_failure="raise"`` every returned status is OK."""
-        z, status = self._solve(theta, validate)
+        z, status = self._solve(theta, validate, data)
         xp = array_namespace(theta)
         if status is None:
             return z, xp.zeros((theta.shape[0],), dtype=getattr(xp, STATUS_DTYPE), device=device(theta))
         return z, xp.asarray(status, device=device(theta))
 
-    def _solve(self, theta: Array, validate: bool) -> tuple[Array, np.ndarray | None]:
+    def _solve(self, theta: Array, validate: bool, data: InstanceData) -> tuple[Array, np.ndarray | None]:
         """States, and the statuses as numpy ``(B,)`` (None: all OK, nothing left the framework)."""
         framework = framework_of(theta)
         solver = self._solver_for(theta, framework)
         self.last_failures = ()
+        if data:
+            self._check_takes_data(solver, data)
+            if validate:
+                check_data(self.problem, data, theta.shape[0])
         if solver.runs_on(framework) and not (solver is self.solver and self._pooled):
             if validate:
                 self.problem.validate(theta)
-            z = solver.solve(theta, self.problem)
+                check_values(self.problem, data)
+            if data:
+                z = solver.solve(theta, self.problem, data=for_framework(self.problem, data, theta))
+            else:
+                z = solver.solve(theta, self.problem)
             if tuple(z.shape) != tuple(theta.shape):
                 raise SolverError(
                     f"instances 0-{theta.shape[0] - 1} ({self.problem.label}, backend {solver.backend!r}): the "
@@ -177,22 +191,31 @@ class MAPOracle:
                     status="bad-output",
                 )
             return z, None
-        values = to_numpy(theta)
+        values, host = to_numpy(theta), to_host(self.problem, data)
         if validate:
             self.problem.validate(values)
+            check_values(self.problem, host)
         if len(values) == 0:
             return from_numpy(np.zeros_like(values), like=theta), None
         chunks = self._chunks(len(values))
         if len(chunks) == 1 and not (self._pooled and self._task_timeout_needed):
-            results, seconds = self._solve_in_process(values)
+            results, seconds = self._solve_in_process(values, host)
         else:
-            results, seconds = self._solve_on_pool(values, chunks)
+            results, seconds = self._solve_on_pool(values, host, chunks)
         self._seconds_per_instance = seconds / len(values)
         status = np.concatenate([result.status for result in results])
         self.last_failures = tuple(error for result in results for error in result.failures)
         for error in self.last_failures:  # per instance: a lost chunk's error names all of its
             self.failures[_reason(error, self.on_failure)] += max(len(error.indices), 1)
         return from_numpy(np.concatenate([result.z for result in results]), like=theta), status
+
+    def _check_takes_data(self, solver: SolverEntry, data: InstanceData) -> None:
+        if not solver.takes_data:
+            raise InvalidInputError(
+                f"{self.problem.label}: backend {solver.backend!r} takes no per-instance data, "
+                f"and {', '.join(map(repr, data))} {'was' if len(data) == 1 else 'were'} given; "
+                "pick a backend that does (imle_solvers.list_solvers shows them)"
+            )
 
     @property
     def _pooled(self) -> bool:
@@ -222,13 +245,18 @@ class MAPOracle:
         # larger chunks, but never fewer tasks than workers: an idle worker is the worst overhead
         return min(math.ceil(n / workers), max(balanced, worthwhile))
 
-    def _solve_in_process(self, values: np.ndarray) -> tuple[list[ChunkResult], float]:
+    def _solve_in_process(self, values: np.ndarray, data: InstanceData) -> tuple[list[ChunkResult], float]:
         start = time.perf_counter()
-        result = solve_chunk(self.solver, self.problem, values, 0, self.time_limit, self.on_failure)
+        result = solve_chunk(self.solver, self.problem, values, 0, self.time_limit, self.on_failure, data)
         return [result], time.perf_counter() - start
 
-    def _solve_on_pool(self, values: np.ndarray, chunks: list[Chunk]) -> tuple[list[ChunkResult], float]:
-        tasks = [(self.solver, self.problem, values[a:b], a, self.time_limit, self.on_failure) for a, b in chunks]
+    def _solve_on_pool(
+        self, values: np.ndarray, data: InstanceData, chunks: list[Chunk]
+    ) -> tuple[list[ChunkResult], float]:
+        tasks = [
+            (self.solver, self.problem, values[a:b], a, self.time_limit, self.on_failure, rows(data, a, b))
+            for a, b in chunks
+        ]
         timeout = None
         if self.time_limit is not None:
             timeout = self.time_limit * max(b - a for a, b in chunks) + TIMEOUT_GRACE_SECONDS
@@ -345,8 +373,11 @@ def solve_chunk(
     offset: int,
     time_limit: float | None = None,
     on_failure: OnFailure = "raise",
+    data: InstanceData | None = None,
 ) -> ChunkResult:
-    """Solve rows ``theta`` (``(n, *shape)``), the ``offset``-th onwards of the batch.
+    """Solve rows ``theta`` (``(n, *shape)``), the ``offset``-th onwards of the batch, with
+    their per-instance ``data`` (numpy, ``(n, *field.shape)`` each; see
+    :mod:`imle_solvers.instances`).
 
     ``time_limit`` (seconds per instance) is passed on to solvers registered with
     ``time_limit=True``. A failure (an error, or a result that fails
@@ -355,12 +386,13 @@ def solve_chunk(
     batched solver that fails is asked again one instance at a time, to find the
     failing ones (under ``"raise"`` only when its error did not say which it was).
     """
-    options = {"time_limit": time_limit} if solver.time_limit and time_limit is not None else {}
+    options: dict[str, Any] = {"time_limit": time_limit} if solver.time_limit and time_limit is not None else {}
+    data = data or {}
     n = len(theta)
     status = np.zeros(n, dtype=STATUS_DTYPE)
     if solver.batched:
         try:
-            return ChunkResult(_checked_solve(solver, problem, offset, theta, options), status)
+            return ChunkResult(_checked_solve(solver, problem, offset, theta, options | _data_option(data)), status)
         except SolverError as error:
             located = isinstance(error.__cause__, SolverError) and error.__cause__.index is not None
             if n == 1 or (on_failure == "raise" and located):
@@ -369,9 +401,14 @@ def solve_chunk(
     failures: list[SolverError] = []
     for i in range(n):
         # a batched solver gets one-row batches: the same call, one instance at a time
-        instance = theta[i : i + 1] if solver.batched else theta[i]
+        if solver.batched:
+            one, its_data = theta[i : i + 1], rows(data, i, i + 1)
+        else:
+            one, its_data = theta[i], instance(data, i)
         try:
-            z[i] = _checked_solve(solver, problem, offset + i, instance, options).reshape(theta.shape[1:])
+            z[i] = _checked_solve(solver, problem, offset + i, one, options | _data_option(its_data)).reshape(
+                theta.shape[1:]
+            )
         except SolverError as error:
             if on_failure == "raise":
                 raise
@@ -382,6 +419,11 @@ def solve_chunk(
             else:
                 status[i] = Status.FAILED
     return ChunkResult(z, status, tuple(failures))
+
+
+def _data_option(data: InstanceData) -> dict[str, InstanceData]:
+    """The ``data=`` keyword of a solver call: only for instances that have data."""
+    return {"data": data} if data else {}
 
 
 @dataclass(frozen=True)
@@ -408,6 +450,7 @@ def solve_task(
     offset: int,
     time_limit: float | None,
     on_failure: OnFailure = "raise",
+    data: InstanceData | None = None,
 ) -> TaskOutput:
     """:func:`solve_chunk` on a worker.
 
@@ -418,7 +461,9 @@ def solve_task(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result: ChunkResult | SolverError = solve_chunk(solver, problem, theta, offset, time_limit, on_failure)
+            result: ChunkResult | SolverError = solve_chunk(
+                solver, problem, theta, offset, time_limit, on_failure, data
+            )
         except SolverError as error:
             result = error
     raised = tuple((w.category, str(w.message)) for w in caught)

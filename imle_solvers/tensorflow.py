@@ -30,7 +30,8 @@ from . import _binding, serialization
 from ._binding import NoiseSource
 from .errors import ImleSolversError, missing_dependency
 from .estimators import Estimator, output_shape
-from .failures import OnFailure, gradient_with_status, sample_with_status
+from .failures import OnFailure, batch_size, gradient_with_status, sample_with_status
+from .instances import check_values, per_instance
 from .noise import TensorFlowSource
 from .oracle import MAPOracle
 from .problems import Problem
@@ -218,9 +219,12 @@ class IMLELayer(keras.layers.Layer):
         shape = output_shape(tuple(input_shape), self.estimator.samples)
         return (shape, tuple(input_shape[:1])) if self._with_status else shape
 
-    def call(self, theta: tf.Tensor, training: bool = True) -> tf.Tensor:
+    def call(self, theta: tf.Tensor, training: bool = True, **data: Any) -> tf.Tensor:
+        """``z`` (and the statuses, under a failure policy) of ``theta`` ``(B, *shape)``;
+        ``data``: the instances' own data by field name (``problem.instance_fields``), each
+        ``(B, *field.shape)``, carrying no gradient."""
         try:
-            return self._call(theta, training)
+            return self._call(theta, training, data)
         except ImleSolversError as error:
             # Keras rebuilds a layer's exception as ``type(error)(message + context)``, which
             # drops a SolverError's index and status; marked as already annotated, it is
@@ -228,15 +232,16 @@ class IMLELayer(keras.layers.Layer):
             error._keras_call_info_injected = True
             raise
 
-    def _call(self, theta: tf.Tensor, training: bool) -> tf.Tensor:
+    def _call(self, theta: tf.Tensor, training: bool, data: dict[str, Any]) -> tf.Tensor:
         theta = tf.convert_to_tensor(theta)
         check_batch_shape(tuple(theta.shape), self.problem.shape, "theta")
         self._check_theta(theta)
+        data = self._instance_data(data, theta)
         if not training:
             if self._with_status:
-                z, status = self._solve_with_status(theta)
+                z, status = self._solve_with_status(theta, data)
                 return tf.stop_gradient(z), status
-            return tf.stop_gradient(self._solve(theta))
+            return tf.stop_gradient(self._solve(theta, data))
         # Eagerly, the step runs as one graph: dozens of eager ops would cost more than the
         # solve. Not with a state to update: a gradient function's assignments to variables
         # do not run when an eager tape differentiates through a tf.function. Nor with a host
@@ -244,7 +249,17 @@ class IMLELayer(keras.layers.Layer):
         # arrives wrapped in an UnknownError, where eagerly tf.numpy_function calls it
         # directly and it arrives as raised (a host solve costs more than the eager ops).
         compiled = tf.executing_eagerly() and not self.state_variables and not self._calls_host(theta)
-        return (self._compiled_step if compiled else self._step)(theta)
+        return (self._compiled_step if compiled else self._step)(theta, data)
+
+    def _instance_data(self, data: dict[str, Any], theta: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The call's data as tensors, checked; inside a graph their values are checked on the
+        host by a ``tf.numpy_function`` when ``validate_args`` (eagerly, read directly)."""
+        data = _binding.instance_data(self.oracle, data, theta, self.validate_args)
+        if self.validate_args and data and not tf.executing_eagerly():
+            names = tuple(data)
+            check = functools.partial(_check_data_on_host, self.problem, names)
+            tf.numpy_function(check, list(data.values()), tf.bool, stateful=True)
+        return data
 
     def _calls_host(self, theta: tf.Tensor) -> bool:
         """Whether a step on ``theta`` leaves TensorFlow: a solver that is not array-native,
@@ -252,29 +267,34 @@ class IMLELayer(keras.layers.Layer):
         noise_on_host = self.estimator.noise is not None and self.noise_source == "numpy"
         return noise_on_host or not self.oracle.solver_for(theta).runs_on("tensorflow")
 
-    def _step(self, theta: tf.Tensor) -> tf.Tensor:
+    def _step(self, theta: tf.Tensor, data: dict[str, tf.Tensor]) -> tf.Tensor:
         state = tf.stack([v.value for v in self.state_variables]) if self.state_variables else None
-        return self._sample(theta, self._draw(theta), state)
+        return self._sample(theta, self._draw(theta), state, data)
 
-    def _sample(self, theta: tf.Tensor, noise: tf.Tensor | None, state: tf.Tensor | None) -> Any:
+    def _sample(
+        self, theta: tf.Tensor, noise: tf.Tensor | None, state: tf.Tensor | None, data: dict[str, tf.Tensor]
+    ) -> Any:
         sign = self.problem.sign
         status = None
+        batch = batch_size(theta)
+        solve = per_instance(self._solve, data, batch)
+        solve_with_status = per_instance(self._solve_with_status, data, batch)
 
         @tf.custom_gradient
         def sample(theta: tf.Tensor) -> tuple[tf.Tensor, Any]:
             nonlocal status
             if self._with_status:
-                z, status, residuals = sample_with_status(self.estimator, theta, noise, self._solve_with_status, sign)
+                z, status, residuals = sample_with_status(self.estimator, theta, noise, solve_with_status, sign)
             else:
-                z, residuals = self.estimator.sample_with(theta, noise, self._solve, sign=sign)
+                z, residuals = self.estimator.sample_with(theta, noise, solve, sign=sign)
 
             def grad(grad_z: tf.Tensor) -> tf.Tensor:
                 old = None if state is None else _binding.state_from_vector(self.estimator, state)
                 if status is None:
-                    grad_theta, new = self.estimator.gradient(residuals, grad_z, self._solve, old)
+                    grad_theta, new = self.estimator.gradient(residuals, grad_z, solve, old)
                 else:
                     grad_theta, new = gradient_with_status(
-                        self.estimator, residuals, grad_z, self._solve_with_status, old, status
+                        self.estimator, residuals, grad_z, solve_with_status, old, status
                     )
                 if self.validate_args:
                     grad_theta = _binding.nan_where_not_finite(grad_z, grad_theta)
@@ -307,19 +327,22 @@ class IMLELayer(keras.layers.Layer):
         self.noise_state.assign(current + tf.constant([0, 1], dtype=current.dtype))
         return tf.cast(tf.math.floormod(current, 2**31 - 1), tf.int32)  # int32 seeds compile with XLA
 
-    def _solve(self, theta: tf.Tensor) -> tf.Tensor:
-        """MAP states of ``(N, *shape)``: as TensorFlow ops when the solver is array-native, else on the host."""
+    def _solve(self, theta: tf.Tensor, data: dict[str, tf.Tensor]) -> tf.Tensor:
+        """MAP states of ``(N, *shape)`` with their rows' ``data``: as TensorFlow ops when the
+        solver is array-native, else on the host."""
         if self.oracle.solver_for(theta).runs_on("tensorflow"):
-            return self.oracle(theta, validate=False)
-        z = tf.numpy_function(self._states_host, [theta], theta.dtype, stateful=False)
+            return self.oracle(theta, validate=False, **data)
+        host = _binding.HostSolve(self.oracle, tuple(data)).states
+        z = tf.numpy_function(host, [theta, *data.values()], theta.dtype, stateful=False)
         z.set_shape(theta.shape)
         return z
 
-    def _solve_with_status(self, theta: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _solve_with_status(self, theta: tf.Tensor, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """:meth:`_solve`, and the ``(N,)`` statuses (see :mod:`imle_solvers.failures`)."""
         if self.oracle.solver_for(theta).runs_on("tensorflow"):
-            return self.oracle.solve(theta, validate=False)
-        z, status = tf.numpy_function(self._solve_host, [theta], [theta.dtype, tf.int8], stateful=False)
+            return self.oracle.solve(theta, validate=False, **data)
+        host = _binding.HostSolve(self.oracle, tuple(data))
+        z, status = tf.numpy_function(host, [theta, *data.values()], [theta.dtype, tf.int8], stateful=False)
         z.set_shape(theta.shape)
         status.set_shape(theta.shape[:1])
         return z, status
@@ -345,14 +368,14 @@ class IMLELayer(keras.layers.Layer):
 
     # --- host side (numpy) --------------------------------------------------------------
 
-    def _states_host(self, theta: np.ndarray) -> np.ndarray:
-        return _binding.solve_on_host(self.oracle, theta)[0]
-
-    def _solve_host(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _binding.solve_on_host(self.oracle, theta)
-
     def _numpy_noise_host(self, theta_shape: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return _binding.numpy_noise(self.estimator, tuple(theta_shape), dtype, [self.rng])[0]
+
+
+def _check_data_on_host(problem: Problem, names: tuple[str, ...], *values: np.ndarray) -> np.ndarray:
+    """Host side of the graph's check of per-instance data."""
+    check_values(problem, dict(zip(names, values)))
+    return np.bool_(True)
 
 
 def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:

@@ -41,13 +41,13 @@ class _Step:
     source: RandomSource
     holder: Any  # has an ``estimator_state`` attribute that backward replaces
     validate: bool  # make rows of a non-finite dL/dz NaN in backward
+    data: dict[str, torch.Tensor]  # the instances' own data, (B, *field.shape) each
+    batch: int
     status: torch.Tensor | None = None  # (B,) statuses of the forward pass, under a failure policy
 
-    def solve(self, theta: torch.Tensor) -> torch.Tensor:
-        return self.oracle(theta, validate=False)
-
-    def solve_with_status(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.oracle.solve(theta, validate=False)
+    def __post_init__(self) -> None:
+        # every solve of the estimator's, each row with its own instance's data
+        self.solve, self.solve_with_status = _binding.oracle_solves(self.oracle, self.data, self.batch)
 
 
 class _PerturbAndMAPFunction(torch.autograd.Function):
@@ -197,16 +197,22 @@ class IMLELayer(torch.nn.Module):
         """Failed solves of instances by reason, since built (``oracle.failures``, a ``Counter``)."""
         return self.oracle.failures
 
-    def forward(self, theta: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, theta: torch.Tensor, **data: Any) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``z`` (and the statuses, under a failure policy) of ``theta`` ``(B, *shape)``;
+        ``data``: the instances' own data by field name (``problem.instance_fields``), each
+        ``(B, *field.shape)``, tensors or arrays, carrying no gradient."""
         check_batch_shape(tuple(theta.shape), self.problem.shape, "theta")
         if self.validate_args:
             check_finite(theta.detach(), "theta")
+        data = _binding.instance_data(self.oracle, data, theta.detach(), self.validate_args)
         with_status = self.oracle.on_failure != "raise"
         if not self.training:
             with torch.no_grad():
-                z, status = self.oracle.solve(theta, validate=False)
+                z, status = self.oracle.solve(theta, validate=False, **data)
             return (z, status) if with_status else z
-        step = _Step(self.estimator, self.oracle, self.noise.source(theta), self, self.validate_args)
+        step = _Step(
+            self.estimator, self.oracle, self.noise.source(theta), self, self.validate_args, data, theta.shape[0]
+        )
         z = _PerturbAndMAPFunction.apply(theta, step)
         return (z, step.status) if with_status else z
 

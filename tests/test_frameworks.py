@@ -80,19 +80,19 @@ def seed() -> int:
     return numpy_seed(jax.random.key(3))
 
 
-def run_torch(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_options) -> Result:
+def run_torch(problem, estimator, theta, grad_z, seed, backend="auto", data=None, **oracle_options) -> Result:
     torch = pytest.importorskip("torch")
     from imle_solvers.torch import IMLELayer
 
     layer = IMLELayer(problem, estimator, backend=backend, seed=seed, noise_source="numpy", **oracle_options)
     t = torch.tensor(theta, requires_grad=True)
-    z = layer(t)
+    z = layer(t, **{name: torch.as_tensor(value) for name, value in (data or {}).items()})
     z.backward(torch.tensor(grad_z))
     layer.oracle.close()  # a pool left open would keep loky's shared workers up for the whole session
     return Result(z.detach().numpy(), t.grad.numpy(), layer.estimator_state)
 
 
-def run_jax(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_options) -> Result:
+def run_jax(problem, estimator, theta, grad_z, seed, backend="auto", data=None, **oracle_options) -> Result:
     jax = pytest.importorskip("jax")
     from imle_solvers.jax import apply_state_update, imle
 
@@ -100,7 +100,8 @@ def run_jax(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_op
     key = jax.random.key(3)
     state = f.initial_state()
     args = () if state is None else (state,)
-    z, pullback = jax.vjp(lambda t, *s: f(t, key, *s), jax.numpy.asarray(theta), *args)
+    arrays = {name: jax.numpy.asarray(value) for name, value in (data or {}).items()}
+    z, pullback = jax.vjp(lambda t, *s: f(t, key, *s, **arrays), jax.numpy.asarray(theta), *args)
     grad, *update = pullback(jax.numpy.asarray(grad_z))
     f.oracle.close()
     new_state = None
@@ -109,7 +110,7 @@ def run_jax(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_op
     return Result(np.asarray(z), np.asarray(grad), new_state)
 
 
-def run_tensorflow(problem, estimator, theta, grad_z, seed, backend="auto", **oracle_options) -> Result:
+def run_tensorflow(problem, estimator, theta, grad_z, seed, backend="auto", data=None, **oracle_options) -> Result:
     tf = pytest.importorskip("tensorflow")
     from imle_solvers.tensorflow import IMLELayer
 
@@ -117,7 +118,7 @@ def run_tensorflow(problem, estimator, theta, grad_z, seed, backend="auto", **or
     t = tf.constant(theta)
     with tf.GradientTape() as tape:
         tape.watch(t)
-        z = layer(t)
+        z = layer(t, **{name: tf.constant(value) for name, value in (data or {}).items()})
     grad = tape.gradient(z, t, output_gradients=tf.constant(grad_z))
     layer.oracle.close()
     return Result(z.numpy(), grad.numpy(), layer.estimator_state)

@@ -40,6 +40,10 @@ class SolverEntry:
             ``"tensorflow"``) whose arrays ``solve`` takes as they are, on their device and
             inside ``jax.jit``/``tf.function``, returning an array of the same kind; empty
             for a solver that takes numpy only. Inline unless registered ``inline=False``.
+        takes_data: ``solve`` accepts a ``data=`` keyword: the per-instance data of the
+            instances it solves (see :mod:`imle_solvers.instances`), by field name, ``(N,
+            *field.shape)`` for a batched solver and ``field.shape`` for one instance. It is
+            passed only when a batch has data; a field not given takes the problem's value.
         time_limit: ``solve`` accepts a ``time_limit=`` keyword (seconds per instance, or
             None) and raises :class:`~imle_solvers.errors.SolverError` with
             ``status="time-limit"`` when it is hit without a proven optimum.
@@ -55,6 +59,7 @@ class SolverEntry:
     inline: bool = False
     array_native: tuple[str, ...] = ()
     time_limit: bool = False
+    takes_data: bool = False
     priority: int = 0
     requires: tuple[str, ...] = ()
     extra: str | None = None
@@ -100,6 +105,10 @@ def register_solver(
     unless ``inline=False`` says otherwise: then ``n_jobs=1`` hands it the arrays as they
     are, and a pool hands it numpy chunks (it must take both).
 
+    A solver that takes per-instance data (``KSubset``'s mask, an ILP's batched
+    parameters) declares a ``data=None`` keyword; it receives them only for batches that
+    have some (see :mod:`imle_solvers.instances`).
+
     Registering a taken ``(kind, backend)`` raises unless ``replace=True``. The
     solver must be picklable (a module-level function) to run in worker processes.
     """
@@ -120,6 +129,7 @@ def register_solver(
             inline=bool(frameworks) if inline is None else inline,
             array_native=frameworks,
             time_limit=time_limit,
+            takes_data=_takes_keyword(solve, "data"),
             priority=priority,
             requires=tuple(requires),
             extra=extra,
@@ -148,6 +158,15 @@ def _takes_problem(solve: SolveFn) -> bool:
         return True
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+
+
+def _takes_keyword(solve: SolveFn, name: str) -> bool:
+    """Whether ``solve`` accepts the keyword ``name`` (by name, or through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(solve).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name and p.kind != p.POSITIONAL_ONLY or p.kind == p.VAR_KEYWORD for p in parameters)
 
 
 def _without_problem(solve: Callable[[Any], Any], theta: Any, problem: Any, **options: Any) -> Any:

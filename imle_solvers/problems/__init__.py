@@ -1,6 +1,6 @@
 """Problems: *what* is solved (shapes, sense, input checks), never *how*."""
 
-from .base import Problem, Sense, check_batch
+from .base import DataField, Problem, Sense, check_batch
 from .graph import EdgeListGraph, GraphShortestPath
 from .grid import GridShortestPath, NegativeCostWarning
 from .ilp import ILP, Variable
@@ -9,6 +9,7 @@ from .matching import BipartiteMatching, GraphMatching
 
 __all__ = [
     "Problem",
+    "DataField",
     "Sense",
     "check_batch",
     "KSubset",

@@ -4,12 +4,37 @@ input checks. Problems hold no solver code and are plain picklable data."""
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from .._array import Array, array_namespace, is_traced, to_numpy
 from ..errors import InvalidInputError
 
 Sense = Literal["max", "min"]
+
+
+DataKind = Literal["bool", "int", "float"]
+
+
+@dataclass(frozen=True)
+class DataField:
+    """One named array of per-instance data that a problem takes beside ``theta``.
+
+    A batch passes it with the batch axis first, ``(B, *shape)``; each instance's solves
+    (forward, backward, every sample) see that instance's own row. Data carry no gradient.
+
+    Attributes:
+        shape: the shape of one instance's value (``()`` for a scalar).
+        kind: ``"bool"``, ``"int"`` or ``"float"``: what values it holds (solvers receive
+            bool, int64 and float64 arrays on the host; the framework's bool, int64 and the
+            scores' dtype in an array-native solver).
+        doc: what it means, for error messages and ``describe``.
+    """
+
+    shape: tuple[int, ...]
+    kind: DataKind
+    doc: str = ""
 
 
 class ContentIdentity:
@@ -55,6 +80,20 @@ class Problem:
     def sign(self) -> int:
         """+1 for a max problem, -1 for a min problem: ``sign * theta`` are scores to maximise."""
         return 1 if self.sense == "max" else -1
+
+    @property
+    def instance_fields(self) -> Mapping[str, DataField]:
+        """The per-instance data this problem takes, by name (none by default). An instance
+        that is not given a field uses the problem's own fixed value."""
+        return {}
+
+    def check_instance_data(self, data: Mapping[str, Any]) -> None:
+        """Check what the values of a batch's per-instance data mean (a ``k`` in range, a
+        mask that leaves a solution), raising :class:`InvalidInputError` that names the
+        field and the first bad batch index.
+
+        ``data`` holds numpy arrays ``(B, *field.shape)`` of the fields given, whose
+        names, shapes, kinds and finiteness are checked already."""
 
     def validate(self, theta: Array, name: str = "theta") -> None:
         """Raise :class:`InvalidInputError` unless ``theta`` is a finite ``(B, *shape)`` batch.

@@ -1,0 +1,158 @@
+"""Per-instance data: named arrays beside ``theta`` that differ from instance to instance.
+
+A problem fixes what every instance shares (a grid's size, a program's structure) and
+declares what may differ (:attr:`~imle_solvers.problems.Problem.instance_fields`: a
+k-subset's mask and ``k``, a route's source and target, an ILP's batched parameters).
+A batch passes them by name, each with the batch axis first::
+
+    oracle(theta, mask=mask, k=k)      # theta (B, n), mask (B, n) bool, k (B,) int
+
+This module is the one place that checks them (:func:`check_data`), converts them for
+a solver (:func:`for_framework`, :func:`to_host`), cuts them into chunks
+(:func:`rows`) and gives each solve its instances' rows (:func:`per_instance`): an
+estimator's solve of ``N`` rows for ``B`` instances holds ``N / B`` consecutive rows per
+instance (the rule :mod:`imle_solvers.failures` relies on too), so each instance's data
+are repeated ``N / B`` times. Estimators never see data: every solve they make (forward,
+target, every sample) gets its instances' own rows through that wrapper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ._array import Array, array_namespace, device, framework_of, is_traced, to_numpy
+from .errors import InvalidInputError
+from .failures import batch_size
+from .problems.base import DataField, Problem, check_finite
+
+InstanceData = Mapping[str, Array]
+Result = TypeVar("Result")
+
+__all__ = ["InstanceData", "check_data", "check_values", "for_framework", "per_instance", "repeat_rows", "rows", "to_host"]
+
+_HOST_DTYPES = {"bool": np.bool_, "int": np.int64, "float": np.float64}
+
+
+def check_data(problem: Problem, data: Mapping[str, Any], batch: Any) -> None:
+    """Check the names, shapes and kinds of ``data`` for a batch of ``batch`` instances.
+
+    Raises :class:`InvalidInputError` naming the field: an unknown name (the message
+    lists the problem's fields), a shape other than ``(batch, *field.shape)``, or values
+    of the wrong kind (a bool field takes bools only; an int field integers; a float field
+    real numbers). ``batch`` may be unknown (None, or a tensor in a graph)."""
+    fields = problem.instance_fields
+    for name, value in data.items():
+        if name not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise InvalidInputError(f"{problem.label} takes no per-instance data {name!r}; its fields: {known}")
+        field = fields[name]
+        shape = tuple(getattr(value, "shape", np.shape(value)))
+        expected_batch = batch if isinstance(batch, int) else None
+        if len(shape) != 1 + len(field.shape) or tuple(shape[1:]) != field.shape or (
+            expected_batch is not None and shape[0] is not None and shape[0] != expected_batch
+        ):
+            expected = ", ".join(["B" if expected_batch is None else str(expected_batch), *map(str, field.shape)])
+            raise InvalidInputError(f"{name}: expected shape ({expected}) (batch axis first), got {shape}")
+        _check_kind(name, field, value)
+
+
+def _check_kind(name: str, field: DataField, value: Any) -> None:
+    dtype = np.dtype(_dtype_name(value))
+    accepted = {"bool": "b", "int": "iu", "float": "biuf"}[field.kind]
+    if dtype.kind not in accepted:
+        described = {"bool": "bools (True/False)", "int": "integers", "float": "real numbers"}[field.kind]
+        raise InvalidInputError(f"{name}: expected {described}, got dtype {dtype}")
+
+
+def _dtype_name(value: Any) -> str:
+    """The numpy name of ``value``'s dtype, whatever its framework."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        return np.asarray(value).dtype.name
+    if hasattr(dtype, "as_numpy_dtype"):  # TensorFlow
+        return np.dtype(dtype.as_numpy_dtype).name
+    return str(dtype).removeprefix("torch.")
+
+
+def check_values(problem: Problem, data: InstanceData) -> None:
+    """Check what ``data`` hold (finite floats, then the problem's own meaning, see
+    :meth:`~imle_solvers.problems.Problem.check_instance_data`), naming the first bad batch
+    index. Reads the values (a device synchronisation); traced arrays are skipped."""
+    if not data or any(is_traced(value) for value in data.values()):
+        return
+    host = to_host(problem, data)
+    for name, value in host.items():
+        if problem.instance_fields[name].kind == "float" and value.shape[0]:
+            check_finite(value, name)
+    if host and next(iter(host.values())).shape[0]:
+        problem.check_instance_data(host)
+
+
+def to_host(problem: Problem, data: InstanceData) -> dict[str, np.ndarray]:
+    """``data`` as numpy arrays of the kinds' host dtypes (bool, int64, float64)."""
+    fields = problem.instance_fields
+    return {name: np.asarray(to_numpy(value), dtype=_HOST_DTYPES[fields[name].kind]) for name, value in data.items()}
+
+
+def for_framework(problem: Problem, data: Mapping[str, Any], like: Array) -> dict[str, Array]:
+    """``data`` in ``like``'s framework and on its device: bool fields as bool, int fields
+    as the framework's default integer (int64; int32 in JAX without x64), float fields in
+    ``like``'s dtype."""
+    xp = array_namespace(like)
+    where = device(like)
+    fields = problem.instance_fields
+    dtypes = {"bool": xp.bool, "int": xp.asarray(0).dtype, "float": like.dtype}
+    converted = {}
+    for name, value in data.items():
+        dtype = dtypes[fields[name].kind]
+        if framework_of_or_none(value) == framework_of(like):
+            converted[name] = value if value.dtype == dtype else xp.astype(value, dtype)
+        else:
+            converted[name] = xp.asarray(to_numpy(value) if framework_of_or_none(value) else value, dtype=dtype,
+                                         device=where)
+    return converted
+
+
+def framework_of_or_none(value: Any) -> str | None:
+    """The framework of an array, or None for Python lists and numbers."""
+    try:
+        return framework_of(value)
+    except TypeError:
+        return None
+
+
+def rows(data: InstanceData, start: int, stop: int) -> dict[str, Array]:
+    """Rows ``[start, stop)`` of every field."""
+    return {name: value[start:stop] for name, value in data.items()}
+
+
+def instance(data: InstanceData, index: int) -> dict[str, Array]:
+    """One instance's values (the batch axis dropped)."""
+    return {name: value[index] for name, value in data.items()}
+
+
+def repeat_rows(x: Array, times: Any) -> Array:
+    """``x`` ``(B, ...)`` with each row repeated ``times`` times in place: ``(B * times, ...)``."""
+    if isinstance(times, int) and times == 1:
+        return x
+    return array_namespace(x).repeat(x, times, axis=0)
+
+
+def per_instance(
+    solve: Callable[[Array, InstanceData], Result], data: InstanceData, batch: Any
+) -> Callable[[Array], Result]:
+    """An estimator's ``solve(x)`` for a batch of ``batch`` instances whose data are
+    ``data`` (``batch`` rows each), from ``solve(x, data)``: a call of ``N`` rows gets each
+    instance's data repeated ``N / batch`` times (instance-major), so that every row is
+    solved with its own instance's data. ``batch`` may be a tensor (a graph's unknown B)."""
+    if not data:
+        return lambda x: solve(x, {})
+
+    def solve_rows(x: Array) -> Result:
+        times = batch_size(x) // batch
+        return solve(x, {name: repeat_rows(value, times) for name, value in data.items()})
+
+    return solve_rows

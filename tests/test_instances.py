@@ -1,0 +1,219 @@
+"""Per-instance data on their way: checked, carried to the solver with their own row,
+through chunks on the pool, into every solve of every estimator, in every binding."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+import imle_solvers as ims
+from imle_solvers import _binding
+from imle_solvers.errors import InvalidInputError
+from imle_solvers.instances import per_instance
+
+from instance_problems import PickOne, PickOneFixed, pick_one
+from test_frameworks import FRAMEWORKS, RUNNERS
+
+N = 6
+
+
+def batch(b: int = 8, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(size=(b, N))
+    allowed = rng.random((b, N)) < 0.5
+    allowed[np.arange(b), rng.integers(0, N, b)] = True  # at least one item each
+    return theta, {"allowed": allowed, "bonus": rng.normal(size=(b, N))}
+
+
+def one_by_one(theta: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
+    return np.stack([pick_one(row, **{k: v[i] for k, v in data.items()}) for i, row in enumerate(theta)])
+
+
+@pytest.mark.parametrize("backend", ["python", "batched"])
+@pytest.mark.parametrize("fields", [("allowed",), ("bonus",), ("allowed", "bonus")])
+def test_each_row_is_solved_with_its_own_data(backend, fields):
+    theta, data = batch()
+    data = {name: data[name] for name in fields}
+    z = ims.MAPOracle(PickOne(N), backend=backend)(theta, **data)
+    np.testing.assert_array_equal(z, one_by_one(theta, data))
+    assert not np.array_equal(z, one_by_one(theta, {})), "the data must change something here"
+
+
+def test_a_batched_solver_asked_row_by_row_gets_each_rows_data():
+    """Under a skip policy a failing batched solve is asked again one row at a time."""
+    theta, data = batch()
+    oracle = ims.MAPOracle(PickOne(N), backend="batched", on_failure="skip")
+    theta[3] = 0.0  # still finite: the check passes; the result is per row either way
+    z, status = oracle.solve(theta, **data)
+    np.testing.assert_array_equal(z, one_by_one(theta, data))
+    assert (status == 0).all()
+
+
+def test_the_pool_carries_each_chunks_data():
+    theta, data = batch(23)
+    with ims.MAPOracle(PickOne(N), backend="python", n_jobs=2, chunk_size=4) as oracle:
+        z = oracle(theta, **data)
+    np.testing.assert_array_equal(z, one_by_one(theta, data))
+
+
+def test_data_may_be_lists_and_other_frameworks_arrays():
+    torch = pytest.importorskip("torch")
+    theta, data = batch(3)
+    oracle = ims.MAPOracle(PickOne(N), backend="python")
+    z = oracle(theta, allowed=data["allowed"].tolist(), bonus=torch.tensor(data["bonus"]))
+    np.testing.assert_array_equal(z, one_by_one(theta, data))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(mask=d.pop("allowed")), r"takes no per-instance data 'mask'; its fields: allowed, bonus"),
+        (lambda d: d.update(allowed=d["allowed"][:5]), r"allowed: expected shape \(8, 6\) \(batch axis first\), got \(5, 6\)"),
+        (lambda d: d.update(allowed=d["allowed"][:, :3]), r"allowed: expected shape \(8, 6\)"),
+        (lambda d: d.update(allowed=d["allowed"].astype(float)), r"allowed: expected bools \(True/False\), got dtype float64"),
+        (lambda d: d.update(bonus=d["bonus"].astype(str)), r"bonus: expected real numbers"),
+        (lambda d: d["bonus"].__setitem__((5, 2), np.inf), r"bonus: batch index 5 holds a non-finite value \(inf\)"),
+        (lambda d: d["allowed"].__setitem__(4, False), r"allowed: batch index 4 allows no item"),
+    ],
+)
+def test_bad_data_is_refused_naming_the_field_and_batch_index(change, message):
+    theta, data = batch()
+    change(data)
+    with pytest.raises(InvalidInputError, match=message):
+        ims.MAPOracle(PickOne(N), backend="python")(theta, **data)
+
+
+def test_a_backend_that_takes_no_data_says_so():
+    theta, data = batch()
+    with pytest.raises(InvalidInputError, match=r"backend 'no-data' takes no per-instance data, and 'allowed' was given"):
+        ims.MAPOracle(PickOne(N), backend="no-data")(theta, allowed=data["allowed"])
+
+
+def test_a_problem_without_fields_takes_no_data():
+    with pytest.raises(InvalidInputError, match=r"takes no per-instance data 'cap'; its fields: none"):
+        ims.MAPOracle(PickOneFixed(N), backend="python")(np.ones((2, N)), cap=np.ones(2))
+
+
+ESTIMATORS = [
+    pytest.param(ims.IMLE(noise=ims.Gumbel(), lambda_=3.0, samples=2, marginal_samples=3), id="imle-2x3"),
+    pytest.param(ims.AIMLE(noise=ims.Gumbel(), initial_beta=2.0, symmetric=True, samples=2), id="aimle-symmetric"),
+    pytest.param(ims.STE(noise=ims.Gumbel(), samples=3), id="ste"),
+    pytest.param(ims.IMLE(noise=None, lambda_=5.0), id="imle-no-noise"),
+]
+
+
+def per_instance_reference(estimator, theta, noise, grad_z, data):
+    """z and the gradient of each instance alone, with an oracle that knows only its data."""
+    zs, grads = [], []
+    for i in range(len(theta)):
+        oracle = ims.MAPOracle(PickOne(N), backend="python")
+        own = {name: value[i : i + 1] for name, value in data.items()}
+
+        def solve(x, own=own, oracle=oracle):
+            return oracle(x, **{name: np.repeat(value, len(x), axis=0) for name, value in own.items()})
+
+        one_noise = None if noise is None else noise[i : i + 1]
+        z, residuals = estimator.sample_with(theta[i : i + 1], one_noise, solve, sign=1)
+        grad, _ = estimator.gradient(residuals, grad_z[i : i + 1], solve, estimator.initial_state())
+        zs.append(z[0])
+        grads.append(grad[0])
+    return np.stack(zs), np.stack(grads)
+
+
+def grad_for(estimator, theta, seed):
+    shape = (len(theta), *((estimator.samples,) if estimator.samples > 1 else ()), N)
+    return np.random.default_rng(seed).normal(size=shape)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_every_solve_of_every_estimator_sees_its_instances_data(estimator):
+    theta, data = batch()
+    noise = estimator.draw(theta, np.random.default_rng(1))
+    grad_z = 20 * grad_for(estimator, theta, 2)
+    oracle = ims.MAPOracle(PickOne(N), backend="python")
+    solve = per_instance(lambda x, rows: oracle(x, **rows), data, len(theta))
+    z, residuals = estimator.sample_with(theta, noise, solve, sign=1)
+    grad, _ = estimator.gradient(residuals, grad_z, solve, estimator.initial_state())
+    expected_z, expected_grad = per_instance_reference(estimator, theta, noise, grad_z, data)
+    np.testing.assert_array_equal(z, expected_z)
+    np.testing.assert_allclose(grad, expected_grad, atol=1e-12)
+    assert np.abs(grad).sum() > 0
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_bindings_give_the_per_instance_result(framework, estimator):
+    pytest.importorskip(framework)
+    theta, data = batch()
+    theta = theta.astype(np.float32)
+    data["bonus"] = data["bonus"].astype(np.float32)
+    grad_z = (20 * grad_for(estimator, theta, 2)).astype(np.float32)
+    seed = 7
+    if framework == "jax":
+        jax = importlib.import_module("jax")
+        from imle_solvers.jax import numpy_seed
+
+        seed = numpy_seed(jax.random.key(3))  # the key the JAX runner uses
+    noise = None
+    if estimator.noise is not None:
+        noise = _binding.numpy_noise(estimator, theta.shape, np.float32, [_binding.generator(seed)])[0]
+    result = RUNNERS[framework](PickOne(N), estimator, theta, grad_z, seed, backend="python", data=data)
+    expected_z, expected_grad = per_instance_reference(estimator, theta, noise, grad_z, data)
+    np.testing.assert_array_equal(result.z, expected_z)
+    np.testing.assert_allclose(result.grad, expected_grad, atol=1e-5)
+
+
+def test_jax_data_under_jit_and_vmap():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from imle_solvers.jax import imle
+
+    theta, data = batch()
+    f = imle(PickOne(N), ims.IMLE(noise=None), backend="python")
+    key = jax.random.key(0)
+    eager = f(jnp.asarray(theta), key, **data)
+    jitted = jax.jit(lambda t, d: f(t, key, **d))(jnp.asarray(theta), data)
+    mapped = jax.vmap(lambda t, d: f(t, key, **d))(jnp.asarray(theta)[None], {k: v[None] for k, v in data.items()})
+    expected = one_by_one(theta.astype(np.float32), data)
+    for z in (eager, jitted, mapped[0], f.map(jnp.asarray(theta), **data)):
+        np.testing.assert_array_equal(np.asarray(z), expected)
+    bad = dict(data, allowed=np.zeros_like(data["allowed"]))
+    with pytest.raises(Exception, match=r"allowed: batch index 0 allows no item"):
+        jax.jit(lambda t, d: f(t, key, **d))(jnp.asarray(theta), bad)
+    with pytest.raises(InvalidInputError, match=r"allowed: batch index 0 allows no item"):
+        f(jnp.asarray(theta), key, **bad)
+
+
+def test_tensorflow_data_inside_tf_function_and_a_functional_model():
+    tf = pytest.importorskip("tensorflow")
+    keras = pytest.importorskip("keras")
+    from imle_solvers.tensorflow import IMLELayer
+
+    theta, data = batch()
+    theta = theta.astype(np.float32)
+    layer = IMLELayer(PickOne(N), ims.IMLE(noise=None), backend="python")
+    expected = one_by_one(theta, data)
+    step = tf.function(lambda t, d: layer(t, **d))
+    np.testing.assert_array_equal(step(tf.constant(theta), data).numpy(), expected)
+    inputs = {
+        "theta": keras.Input((N,), name="theta"),
+        "allowed": keras.Input((N,), dtype="bool", name="allowed"),
+        "bonus": keras.Input((N,), name="bonus"),
+    }
+    model = keras.Model(inputs, layer(inputs["theta"], allowed=inputs["allowed"], bonus=inputs["bonus"]))
+    np.testing.assert_array_equal(model({"theta": theta, **data}).numpy(), expected)
+    with pytest.raises(Exception, match=r"allowed: batch index 0 allows no item"):
+        step(tf.constant(theta), dict(data, allowed=np.zeros_like(data["allowed"])))
+
+
+def test_torch_eval_mode_and_validate_args_off():
+    torch = pytest.importorskip("torch")
+    from imle_solvers.torch import IMLELayer
+
+    theta, data = batch()
+    layer = IMLELayer(PickOne(N), ims.IMLE(noise=None), backend="python", validate_args=False).eval()
+    z = layer(torch.tensor(theta), **{k: torch.as_tensor(v) for k, v in data.items()})
+    np.testing.assert_array_equal(z.numpy(), one_by_one(theta, data))
