@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import numpy as np
 
 from ..errors import InvalidInputError
-from .base import Problem, Sense
+from .base import DataField, Problem, Sense
 from .graph import EdgeListGraph
 
 
@@ -22,6 +25,13 @@ class BipartiteMatching(Problem):
       (``min(n_left, n_right)`` pairs, an assignment), whatever the scores' signs;
     - ``perfect=False``: any matching; only pairs of positive score are ever used
       (a pair of score 0 or less adds nothing, and is left out).
+
+    Per-instance data (``instance_fields``): ``allowed``, ``(B, n_left, n_right)`` bool,
+    the pairs that may be matched (True) in each instance; a disallowed pair is never
+    matched. With ``perfect=True`` the smaller side must then be matched by allowed pairs
+    only: an instance whose allowed pairs admit no such matching makes the solver raise
+    :class:`~imle_solvers.errors.SolverError` with ``status="infeasible"``. Without
+    ``allowed`` every pair may be matched.
 
     Shapes: theta and z are ``(B, n_left, n_right)``.
     """
@@ -48,6 +58,23 @@ class BipartiteMatching(Problem):
     def sense(self) -> Sense:
         return "max"
 
+    @property
+    def instance_fields(self) -> Mapping[str, DataField]:
+        return {"allowed": DataField(self.shape, "bool", "the pairs (left i, right j) that may be matched")}
+
+    def check_instance_data(self, data: Mapping[str, Any]) -> None:
+        """Refuse, for a perfect matching, the instances whose ``allowed`` ``(B, n_left,
+        n_right)`` leaves a vertex of the smaller side with no allowed pair, or fewer
+        vertices of the other side with an allowed pair than the smaller side has (cheap
+        necessary conditions; the solver decides whether a perfect matching exists)."""
+        if not self.perfect or "allowed" not in data:
+            return
+        bad = unmatchable_instances(np.asarray(data["allowed"], dtype=bool))
+        if bad.any():
+            index = int(bad.argmax())
+            reason = unmatchable_reason(np.asarray(data["allowed"][index], dtype=bool))
+            raise InvalidInputError(f"allowed: batch index {index} leaves no perfect matching ({reason})")
+
 
 @dataclass(frozen=True)
 class GraphMatching(Problem):
@@ -56,6 +83,10 @@ class GraphMatching(Problem):
     ``theta[i]`` is the score of edge ``i`` (``graph.edges`` order); ``z`` is the 0/1
     mask of the matched edges (no two share a vertex), of maximum total score. Only
     edges of positive score are ever used. Sense ``"max"``.
+
+    Per-instance data (``instance_fields``): ``allowed``, ``(B, n_edges)`` bool, the edges
+    that may be used (True) in each instance; a disallowed edge is never matched. Without
+    ``allowed`` every edge may be used.
 
     Args:
         graph: an undirected networkx ``Graph`` (stored as an :class:`EdgeListGraph`).
@@ -82,3 +113,30 @@ class GraphMatching(Problem):
     @property
     def sense(self) -> Sense:
         return "max"
+
+    @property
+    def instance_fields(self) -> Mapping[str, DataField]:
+        return {"allowed": DataField(self.shape, "bool", "the edges (graph.edges order) that may be matched")}
+
+
+def unmatchable_instances(allowed: np.ndarray) -> np.ndarray:
+    """``(B,)`` bool: the instances of ``allowed`` ``(B, n_left, n_right)`` that plainly
+    admit no matching of the whole smaller side: one of its vertices has no allowed pair,
+    or fewer vertices of the other side than it has any allowed pair. (Necessary
+    conditions only; Hall's condition on every subset is left to the solver.)"""
+    n_left, n_right = allowed.shape[1:]
+    rows, cols = allowed.any(axis=2), allowed.any(axis=1)  # (B, n_left), (B, n_right)
+    smaller, larger = (rows, cols) if n_left <= n_right else (cols, rows)
+    return ~smaller.all(axis=1) | (larger.sum(axis=1) < smaller.shape[1])
+
+
+def unmatchable_reason(allowed: np.ndarray) -> str:
+    """Why one instance's ``allowed`` ``(n_left, n_right)``, found by
+    :func:`unmatchable_instances`, admits no matching of the whole smaller side."""
+    n_left, n_right = allowed.shape
+    sides = [("left", allowed.any(axis=1)), ("right", allowed.any(axis=0))]
+    (side, smaller), (other, larger) = sides if n_left <= n_right else sides[::-1]
+    for name, paired in sides:  # with equal sides both are the smaller one
+        if paired.size == smaller.size and not paired.all():
+            return f"{name} vertex {int(paired.argmin())} has no allowed pair"
+    return f"only {int(larger.sum())} {other} vertices have an allowed pair, for {smaller.size} {side} vertices"
