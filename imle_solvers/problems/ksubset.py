@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import numpy as np
 
 from ..errors import InvalidInputError
-from .base import Problem, Sense
+from .base import DataField, Problem, Sense
 
 
 @dataclass(frozen=True)
 class KSubset(Problem):
     """Exactly ``k`` of ``n`` items: ``z = argmax <z, theta>`` s.t. ``sum(z) == k``.
 
-    The MAP state marks the k largest scores; ties go to the lower index, so the
-    result always has exactly k ones.
+    Per-instance data (optional, batch axis first): ``mask`` ``(B, n)`` bool, True where
+    an item may be chosen (padding is False); ``k`` ``(B,)`` int, the instance's own k in
+    ``1..n``. An instance's ``k_i`` is its ``k``, else ``problem.k``.
+
+    The MAP state marks the ``k_i`` largest scores among the selectable items; ties go
+    to the lower index, so the result always has exactly ``k_i`` ones, all of them on
+    selectable items.
 
     Shapes: theta and z are ``(B, n)``; z is 0/1 in theta's dtype.
     """
@@ -37,3 +45,31 @@ class KSubset(Problem):
     @property
     def sense(self) -> Sense:
         return "max"
+
+    @property
+    def instance_fields(self) -> Mapping[str, DataField]:
+        return {
+            "mask": DataField((self.n,), "bool", "True where an item may be chosen (False: padding)"),
+            "k": DataField((), "int", f"how many items the instance chooses, 1..n={self.n}"),
+        }
+
+    def check_instance_data(self, data: Mapping[str, Any]) -> None:
+        """``k`` must be in ``1..n``, and ``mask`` must leave at least ``k_i`` selectable
+        items in each row; the error names the first bad batch index."""
+        k = data.get("k")
+        if k is not None:
+            k = np.asarray(k)
+            bad = (k < 1) | (k > self.n)
+            if bad.any():
+                i = int(bad.argmax())
+                raise InvalidInputError(f"k: batch index {i} holds k={int(k[i])}, outside 1..n={self.n}")
+        mask = data.get("mask")
+        if mask is not None:
+            selectable = np.asarray(mask).sum(axis=1)
+            need = np.broadcast_to(self.k if k is None else k, selectable.shape)
+            short = selectable < need
+            if short.any():
+                i = int(short.argmax())
+                raise InvalidInputError(
+                    f"mask: batch index {i} leaves {int(selectable[i])} selectable items, fewer than k={int(need[i])}"
+                )
