@@ -36,3 +36,13 @@ def test_fast_path_example_stays_in_every_framework():
     assert results["torch resume"] is True
     assert results["jax callbacks"] == {"k-subset": 0, "grid 12x12": 0}
     assert results["keras host calls"] == 0
+
+
+def test_l2x_padded_text_selects_sentiment_tokens_never_padding():
+    results = load("l2x_padded_text").main(steps=150)
+    chance = results["chance precision"]  # about 0.07
+    for masked in ("mask, k=3", "mask, k per length"):
+        assert results[masked]["precision"] > 5 * chance
+        assert results[masked]["padding selected, test"] == 0
+        assert results[masked]["padding selected, training"] == 0
+    assert results["no mask, k=3"]["padding selected, training"] > 0, "without the mask, padding is selectable"
