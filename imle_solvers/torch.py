@@ -7,8 +7,8 @@ on any array (top-k) see the tensor itself, others get a host copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,7 +21,7 @@ from .estimators import Estimator
 from .failures import OnFailure, gradient_with_status, sample_with_status
 from .noise import NumpySource, RandomSource, TorchSource
 from .oracle import MAPOracle
-from .problems import Problem, Sense
+from .problems import DataField, Problem, Sense
 from .problems.base import check_batch_shape, check_finite
 
 try:
@@ -245,16 +245,21 @@ class TorchFunctionProblem(Problem):
     finite, and zeros and ones when ``binary=True``).
 
     Attributes:
-        fn: the solver, maximising ``<z, theta>`` (or minimising, ``objective_sense="min"``).
+        fn: the solver, maximising ``<z, theta>`` (or minimising, ``objective_sense="min"``);
+            with ``fields``, it is called ``fn(theta, **data)`` for batches that have data.
         event_shape: the per-instance shape of theta and z.
         objective_sense: ``"max"`` or ``"min"``.
         binary: the function's states hold only zeros and ones.
+        fields: the per-instance data ``fn`` takes, by name (see docs/instances.md), e.g.
+            ``{"mask": DataField((n,), "bool")}``; each arrives as a tensor ``(N, *shape)``
+            with ``theta``'s rows.
     """
 
-    fn: Callable[[torch.Tensor], torch.Tensor]
+    fn: Callable[..., torch.Tensor]
     event_shape: tuple[int, ...]
     objective_sense: Sense = "max"
     binary: bool = False
+    fields: Mapping[str, DataField] = field(default_factory=dict)
     kind: ClassVar[str] = "torch-function"
 
     def __post_init__(self) -> None:
@@ -276,15 +281,26 @@ class TorchFunctionProblem(Problem):
     def binary_states(self) -> bool:  # type: ignore[override]
         return self.binary
 
+    @property
+    def instance_fields(self) -> Mapping[str, DataField]:
+        return self.fields
+
+    def __hash__(self) -> int:  # the fields' dict is not hashable; the function and shape suffice
+        return hash((self.fn, self.event_shape, self.objective_sense, self.binary, tuple(self.fields)))
+
 
 @register_solver(TorchFunctionProblem.kind, "torch", batched=True, array_native=("torch",), inline=False)
-def solve_torch_function(theta: torch.Tensor | np.ndarray, problem: TorchFunctionProblem) -> torch.Tensor | np.ndarray:
+def solve_torch_function(
+    theta: torch.Tensor | np.ndarray, problem: TorchFunctionProblem, data: dict[str, Any] | None = None
+) -> torch.Tensor | np.ndarray:
     """A batch ``(N, *shape)`` through the user's function: a tensor as it is (``n_jobs=1``),
-    or a numpy chunk on a worker as a CPU tensor; the result as the input's kind, dtype, device."""
+    or a numpy chunk on a worker as a CPU tensor; the result as the input's kind, dtype, device.
+    ``data``: the rows' per-instance data, passed to the function as tensors by name."""
+    tensors = {name: torch.as_tensor(value) for name, value in (data or {}).items()}
     with torch.no_grad():
         if isinstance(theta, np.ndarray):
-            return torch.as_tensor(problem.fn(torch.from_numpy(theta))).numpy()
-        return torch.as_tensor(problem.fn(theta)).to(dtype=theta.dtype, device=theta.device)
+            return torch.as_tensor(problem.fn(torch.from_numpy(theta), **tensors)).numpy()
+        return torch.as_tensor(problem.fn(theta, **tensors)).to(dtype=theta.dtype, device=theta.device)
 
 
 def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:

@@ -217,3 +217,29 @@ def test_torch_eval_mode_and_validate_args_off():
     layer = IMLELayer(PickOne(N), ims.IMLE(noise=None), backend="python", validate_args=False).eval()
     z = layer(torch.tensor(theta), **{k: torch.as_tensor(v) for k, v in data.items()})
     np.testing.assert_array_equal(z.numpy(), one_by_one(theta, data))
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_torch_function_problem_takes_its_declared_data(n_jobs):
+    torch = pytest.importorskip("torch")
+    from imle_solvers.problems import DataField
+    from imle_solvers.torch import TorchFunctionProblem, imle
+
+    theta, data = batch(9)
+    problem = TorchFunctionProblem(
+        _best_allowed, (N,), binary=True, fields={"allowed": DataField((N,), "bool"), "bonus": DataField((N,), "float")}
+    )
+    layer = imle(problem, ims.IMLE(noise=None), n_jobs=n_jobs, chunk_size=2)
+    z = layer(torch.tensor(theta), **{k: torch.as_tensor(v) for k, v in data.items()})
+    layer.oracle.close()
+    np.testing.assert_array_equal(z.detach().numpy(), one_by_one(theta, data))
+
+
+def _best_allowed(theta, allowed=None, bonus=None):
+    """A batched torch solver of :class:`PickOne` (module level: the pool pickles it)."""
+    import torch
+
+    scores = theta + (0 if bonus is None else bonus)
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.nn.functional.one_hot(scores.argmax(-1), theta.shape[-1])
