@@ -27,7 +27,7 @@ def batched_predecessors(
     indices: np.ndarray,
     weights: np.ndarray,
     arc_weight_index: np.ndarray,
-    source: int,
+    source: int | np.ndarray,
     call_nodes: int | None = None,
 ) -> np.ndarray:
     """Cheapest-path predecessors from ``source`` in ``N`` copies of one graph.
@@ -35,8 +35,9 @@ def batched_predecessors(
     Args:
         indptr, indices: the CSR structure on ``n_nodes = len(indptr) - 1`` nodes.
         weights: ``(N, m)`` per-instance values; arc ``j`` (in CSR order) of copy ``b``
-            weighs ``weights[b, arc_weight_index[j]]`` (all non-negative).
-        source: the node every copy's paths start from.
+            weighs ``weights[b, arc_weight_index[j]]`` (all non-negative; ``+inf``: the
+            arc cannot be taken).
+        source: the node every copy's paths start from, or ``(N,)`` each copy's own.
         call_nodes: nodes per scipy call (default :data:`DIJKSTRA_CALL_NODES`).
     Returns:
         ``(N, n_nodes)`` int32: the predecessor of each node within its instance,
@@ -58,7 +59,8 @@ def batched_predecessors(
             graph.data[:] = arc_weights.ravel()  # the same arcs: new weights only
         else:
             graph = block_diagonal_csr(indptr, indices, arc_weights, n)
-        sources = np.arange(stop - start) * n + source
+        offsets = np.arange(stop - start) * n  # the first node of each copy
+        sources = offsets + (source if np.ndim(source) == 0 else source[start:stop])
         _, block_predecessors, _ = dijkstra(graph, indices=sources, min_only=True, return_predecessors=True)
-        predecessors[start:stop] = block_predecessors.reshape(-1, n) - (sources - source)[:, None]
+        predecessors[start:stop] = block_predecessors.reshape(-1, n) - offsets[:, None]
     return predecessors

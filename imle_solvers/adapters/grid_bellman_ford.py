@@ -6,8 +6,8 @@ leave their device. Exact for non-negative vertex costs.
 
 Algorithm:
 
-1. Distances ``dist`` (theta's dtype) start at ``+inf`` except at the source,
-   ``dist[:, 0, 0] = cost[:, 0, 0]``. One Jacobi relaxation is
+1. Distances ``dist`` (theta's dtype) start at ``+inf`` except at the source (the
+   top-left cell, or each instance's own), which holds its own cost. One Jacobi relaxation is
    ``dist = minimum(dist, cost + min over the neighbours of dist)``; as costs are
    non-negative the neighbour minimum may include the cell itself, so it is a 3x3
    min-pool (8 neighbours) or the min of a (3, 1) and a (1, 3) pool (4 neighbours):
@@ -28,7 +28,8 @@ Algorithm:
    optimal paths. Predecessors never form a cycle, even where costs are 0 or vanish in
    rounding (the cycle's cell of least level would have an optimal neighbour of smaller
    level), so every chain ends at the source.
-4. The path, from the bottom-right cell back to the source, is marked by pointer
+4. The path, from the target (the bottom-right cell, or each instance's own) back to the
+   source, is marked by pointer
    doubling: ``ceil(log2(rows * cols))`` rounds, each one gather and one scatter of
    fixed shapes (a ``lax.fori_loop`` in JAX, compiled once); no loop of data-dependent
    length and no device synchronisation.
@@ -41,13 +42,22 @@ rule above. Costs whose sum overflows to ``inf`` are not supported.
 
 Negative costs follow the problem's policy with the scipy backend's warning and error
 (:func:`.grid_paths.nonnegative_costs`), see :func:`apply_negative_cost_policy`.
+
+Per-instance data (``source``, ``target`` ``(N, 2)`` int and ``closed`` ``(N, rows, cols)``
+bool, in theta's framework and on its device) change three things only: the source cell of
+step 1 and the target cell of step 4 are per row, and a closed cell costs ``+inf``, so no
+relaxation ever reaches it (its own cost is ignored, also by the negative-cost policy).
+A target left at ``+inf`` is cut off: its row's mask is zeros and the call raises a
+:class:`SolverError` with status ``"infeasible"`` naming the first such row (one boolean
+read; under a JAX trace a device-side check that calls the host only when it fails,
+see :func:`check_reached`). Without ``closed`` no target can be cut off, and nothing is read.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -55,7 +65,7 @@ from .._array import Array, array_namespace, device, framework_of, is_traced, st
 from ..errors import SolverError
 from ..problems import GridShortestPath
 from ..problems.base import check_batch_shape
-from .grid_paths import nonnegative_costs
+from .grid_paths import nonnegative_costs, unreached_error
 from .registry import register_solver
 
 BACKEND = "bellman-ford"
@@ -229,12 +239,20 @@ def _index_dtype(xp: object) -> object:
     return xp.asarray(0).dtype
 
 
-def initial_state(cost: Array) -> tuple[Array, Array]:
+def _per_row(cell: int | Array, ndim: int) -> int | Array:
+    """A flat cell index to compare with ``(N, ...)`` arrays of ``ndim`` dimensions: an int
+    (one cell for every row) as it is, an ``(N,)`` array (each row's own) as ``(N, 1, ...)``."""
+    if isinstance(cell, int):
+        return cell
+    return array_namespace(cell).reshape(cell, (-1,) + (1,) * (ndim - 1))
+
+
+def initial_state(cost: Array, source: int | Array = 0) -> tuple[Array, Array]:
     """``dist`` (+inf but at the source, which holds its own cost) and ``level`` (zeros),
-    both ``(N, rows, cols)``."""
+    both ``(N, rows, cols)``; ``source``: the flat source cell, or ``(N,)`` each row's own."""
     xp = array_namespace(cost)
     rows, cols = cost.shape[1:]
-    is_source = xp.reshape(xp.arange(rows * cols, device=device(cost)) == 0, (rows, cols))
+    is_source = xp.reshape(xp.arange(rows * cols, device=device(cost)), (rows, cols)) == _per_row(source, 3)
     dist = xp.where(is_source, cost, xp.full_like(cost, math.inf))
     return dist, xp.zeros(cost.shape, dtype=_index_dtype(xp), device=device(cost))
 
@@ -250,12 +268,12 @@ def relax(
     return new, xp.where(improved, iteration, level), improved
 
 
-def fixed_point_blocks(cost: Array, neighbourhood: int) -> tuple[Array, Array]:
+def fixed_point_blocks(cost: Array, neighbourhood: int, source: int | Array = 0) -> tuple[Array, Array]:
     """``(dist, level)`` at the fixed point, relaxing in blocks of ``max(rows, cols)``
     iterations and reading one boolean (did the last iteration change anything?) per block."""
     xp = array_namespace(cost)
     rows, cols = cost.shape[1:]
-    dist, level = initial_state(cost)
+    dist, level = initial_state(cost, source)
     limit, block = rows * cols, max(rows, cols)
     iteration = 0
     while iteration < limit:
@@ -267,14 +285,14 @@ def fixed_point_blocks(cost: Array, neighbourhood: int) -> tuple[Array, Array]:
     return dist, level
 
 
-def fixed_point_jax(cost: Array, neighbourhood: int) -> tuple[Array, Array]:
+def fixed_point_jax(cost: Array, neighbourhood: int, source: int | Array = 0) -> tuple[Array, Array]:
     """As :func:`fixed_point_blocks`, in a ``lax.while_loop`` that runs on the device (and
     under ``jit``/``vmap``) until an iteration changes nothing."""
     import jax
     import jax.numpy as jnp
 
     rows, cols = cost.shape[1:]
-    dist, level = initial_state(cost)
+    dist, level = initial_state(cost, source)
 
     def unfinished(state: tuple) -> Array:
         iteration, _, _, changed = state
@@ -293,7 +311,7 @@ def fixed_point_jax(cost: Array, neighbourhood: int) -> tuple[Array, Array]:
 # -- predecessors and the path --------------------------------------------------------------
 
 
-def _padded(x: Array, value: float | int) -> Array:
+def _padded(x: Array, value: float) -> Array:
     """``x`` ``(N, rows, cols)`` with a border of ``value``: ``(N, rows + 2, cols + 2)``."""
     xp = array_namespace(x)
     column = xp.full_like(x[:, :, :1], value)
@@ -310,9 +328,10 @@ def _shifted(padded: Array, step: tuple[int, int]) -> Array:
     return padded[:, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols]
 
 
-def predecessors(dist: Array, level: Array, neighbourhood: int) -> Array:
+def predecessors(dist: Array, level: Array, neighbourhood: int, source: int | Array = 0) -> Array:
     """Each cell's predecessor on its path, by the module's tie-breaking rule: flat
-    (row-major) cell indices ``(N, rows * cols)``, the source (cell 0) its own.
+    (row-major) cell indices ``(N, rows * cols)``, the source (flat cell ``source``, or
+    ``(N,)`` each row's own) its own.
 
     ``dist`` and ``level`` ``(N, rows, cols)`` are the fixed point's. The neighbours are
     scanned in tie-breaking order, and one replaces the best so far only if strictly
@@ -328,12 +347,13 @@ def predecessors(dist: Array, level: Array, neighbourhood: int) -> Array:
         best_dist, best_level = xp.where(better, d, best_dist), xp.where(better, l, best_level)
         best_offset = xp.where(better, step[0] * cols + step[1], best_offset)
     cell = xp.reshape(xp.arange(rows * cols, dtype=level.dtype, device=device(dist)), (rows, cols))
-    return xp.reshape(xp.where(cell == 0, cell, cell + best_offset), (n, rows * cols))
+    return xp.reshape(xp.where(cell == _per_row(source, 3), cell, cell + best_offset), (n, rows * cols))
 
 
-def path_mask(pred: Array, dtype: object) -> Array:
-    """0/1 mask ``(N, cells)`` in ``dtype`` of the cells on the path from the last cell back
-    along ``pred`` ``(N, cells)`` (flat predecessors, the source its own).
+def path_mask(pred: Array, dtype: object, target: Array | None = None) -> Array:
+    """0/1 mask ``(N, cells)`` in ``dtype`` of the cells on the path from the last cell (or
+    ``target`` ``(N,)``, each row's own flat cell) back along ``pred`` ``(N, cells)`` (flat
+    predecessors, the source its own).
 
     Pointer doubling with fixed shapes: after ``k`` rounds ``on`` marks ``pred^i(target)``
     for ``i < 2**k`` and ``jump`` is ``pred^(2**k)``; a round adds the images of the marked
@@ -342,7 +362,9 @@ def path_mask(pred: Array, dtype: object) -> Array:
     xp = array_namespace(pred)
     n, cells = pred.shape
     scatter_ones = _SCATTER_ONES[framework_of(pred)]
-    is_target = xp.arange(cells, dtype=pred.dtype, device=device(pred)) == cells - 1
+    is_target = xp.arange(cells, dtype=pred.dtype, device=device(pred)) == (
+        cells - 1 if target is None else _per_row(target, 2)
+    )
     on = xp.astype(xp.broadcast_to(is_target, (n, cells)), dtype)
 
     def double(state: tuple[Array, Array]) -> tuple[Array, Array]:
@@ -355,13 +377,14 @@ def path_mask(pred: Array, dtype: object) -> Array:
     return on
 
 
-def shortest_path_tree(cost: Array, neighbourhood: int) -> tuple[Array, Array, Array]:
-    """``(dist, level, pred)`` for non-negative costs ``(N, rows, cols)``: distances
-    (theta's dtype, the source's cost included), levels and predecessors (flat,
-    ``(N, rows * cols)``) as the module describes."""
+def shortest_path_tree(cost: Array, neighbourhood: int, source: int | Array = 0) -> tuple[Array, Array, Array]:
+    """``(dist, level, pred)`` for non-negative costs ``(N, rows, cols)`` (``+inf``: closed)
+    from the flat ``source`` cell (or ``(N,)`` each row's own): distances (theta's dtype, the
+    source's cost included), levels and predecessors (flat, ``(N, rows * cols)``) as the
+    module describes."""
     fixed_point = fixed_point_jax if framework_of(cost) == "jax" else fixed_point_blocks
-    dist, level = fixed_point(cost, neighbourhood)
-    return dist, level, predecessors(dist, level, neighbourhood)
+    dist, level = fixed_point(cost, neighbourhood, source)
+    return dist, level, predecessors(dist, level, neighbourhood, source)
 
 
 def path_masks(cost: Array, neighbourhood: int) -> Array:
@@ -369,6 +392,21 @@ def path_masks(cost: Array, neighbourhood: int) -> Array:
     xp = array_namespace(cost)
     _, _, pred = shortest_path_tree(cost, neighbourhood)
     return xp.reshape(path_mask(pred, cost.dtype), cost.shape)
+
+
+def path_masks_with_data(cost: Array, neighbourhood: int, source: Array, target: Array) -> tuple[Array, Array]:
+    """For each row's own flat ``source`` and ``target`` cells ``(N,)`` and costs ``(N, rows,
+    cols)`` (``+inf`` in closed cells): the 0/1 path masks ``(N, rows, cols)`` in ``cost``'s
+    dtype, and ``reached`` ``(N,)`` bool, whether the target was reached (where not, the
+    mask is zeros: predecessors of cut-off cells lead nowhere)."""
+    xp = array_namespace(cost)
+    n = cost.shape[0]
+    dist, _, pred = shortest_path_tree(cost, neighbourhood, source)
+    target_dist = xp.take_along_axis(xp.reshape(dist, (n, -1)), xp.reshape(target, (-1, 1)), axis=1)
+    reached = xp.isfinite(xp.reshape(target_dist, (-1,)))
+    mask = path_mask(pred, cost.dtype, target)
+    mask = xp.where(xp.reshape(reached, (-1, 1)), mask, xp.zeros_like(mask))
+    return xp.reshape(mask, cost.shape), reached
 
 
 @functools.lru_cache(maxsize=1)
@@ -380,19 +418,99 @@ def _jitted_path_masks() -> Callable:
     return jax.jit(path_masks, static_argnames="neighbourhood")
 
 
+@functools.lru_cache(maxsize=1)
+def _jitted_path_masks_with_data() -> Callable:
+    """:func:`path_masks_with_data` compiled by ``jax.jit``, as :func:`_jitted_path_masks`."""
+    import jax
+
+    return jax.jit(path_masks_with_data, static_argnames="neighbourhood")
+
+
+# -- per-instance data ----------------------------------------------------------------------
+
+
+def flat_cells(problem: GridShortestPath, data: Mapping[str, Array], name: str, like: Array) -> Array:
+    """The rows' ``name`` cells (``"source"``/``"target"``) as flat indices ``(N,)`` in the
+    namespace's index dtype, on ``like``'s device: ``data[name]`` ``(N, 2)`` (any integer
+    dtype), or the problem's default cell for every row."""
+    xp = array_namespace(like)
+    index = _index_dtype(xp)
+    if name not in data:
+        row, col = problem.default_cells[name]
+        # like theta's (N,) slice: the same device, and in JAX the same placement, so that
+        # the compiled solve is shared by calls that give a field and calls that do not
+        return xp.full_like(like[:, 0, 0], row * problem.cols + col, dtype=index)
+    cells = xp.astype(data[name], index)  # int64 first: (row, col) in uint8 would overflow
+    return cells[:, 0] * problem.cols + cells[:, 1]
+
+
+def check_reached(reached: Array, source: Array, target: Array, problem: GridShortestPath) -> None:
+    """Raise :class:`SolverError` (status ``"infeasible"``) naming the first row whose target
+    was not reached (``reached`` ``(N,)``; flat ``source``, ``target`` ``(N,)``): one boolean
+    read. Under a JAX trace Python cannot raise: a ``lax.cond`` on the device calls the host
+    (``jax.debug.callback``, raising when the batch runs) only when a target was cut off
+    (under ``vmap`` a ``cond`` runs both branches, so the host is called and checks)."""
+    xp = array_namespace(reached)
+    if is_traced(reached):
+        import jax
+
+        report = functools.partial(_report_unreached, problem=problem)
+        jax.lax.cond(xp.all(reached), _nothing, report, reached, source, target)
+        return
+    if not bool(xp.all(reached)):  # the one device read
+        first = int(xp.argmax(xp.astype(~reached, xp.int32)))
+        raise _named(unreached_error(problem, int(source[first]), int(target[first]), index=first), problem)
+
+
+def _nothing(*_: Array) -> None:
+    return None
+
+
+def _report_unreached(reached: Array, source: Array, target: Array, problem: GridShortestPath) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    first = jnp.argmax(~reached)  # the first unreached row
+    callback = functools.partial(raise_unreached, problem=problem)
+    jax.debug.callback(callback, reached[first], first, source[first], target[first])
+
+
+def raise_unreached(reached: object, first: object, source: object, target: object, problem: GridShortestPath) -> None:
+    """Host side of the traced check: raise the infeasibility of row ``first`` (within the
+    call) unless ``reached``; under ``jax.vmap`` the arguments gain leading axes, and the
+    first group with an unreached target is named."""
+    reached, first, source, target = (np.reshape(np.asarray(a), -1) for a in (reached, first, source, target))
+    if reached.all():
+        return
+    group = int(np.argmin(reached))
+    raise _named(unreached_error(problem, int(source[group]), int(target[group]), index=int(first[group])), problem)
+
+
+def _named(error: SolverError, problem: GridShortestPath) -> SolverError:
+    """``error`` with its instance and backend in the message, as the oracle names the
+    failures of solvers it calls on the host (it calls this one as it is)."""
+    return SolverError(
+        f"instance {error.index} ({problem.kind}, backend {BACKEND!r}): {error}", index=error.index, status=error.status
+    )
+
+
 # -- the solver -----------------------------------------------------------------------------
 
 
 @register_solver(GridShortestPath.kind, BACKEND, array_native=("numpy", "torch", "jax"), priority=5)
-def solve_grid_bellman_ford(theta: Array, problem: GridShortestPath) -> Array:
+def solve_grid_bellman_ford(theta: Array, problem: GridShortestPath, data: Mapping[str, Array] | None = None) -> Array:
     """Batched shortest paths ``(N, rows, cols) -> (N, rows, cols)`` in theta's framework,
-    dtype and device (see the module docstring)."""
+    dtype and device (see the module docstring). ``data`` (optional, in theta's framework
+    and on its device): ``source``, ``target`` ``(N, 2)`` int, ``closed`` ``(N, rows, cols)``
+    bool."""
     check_batch_shape(tuple(theta.shape), problem.shape)
     xp = array_namespace(theta)
     if theta.shape[0] == 0:
         return xp.zeros_like(theta)
     if framework_of(theta) == "torch":
         theta = theta.detach()  # a 0/1 mask has no gradient: record no autograd graph
+    if data:
+        return solve_with_data(theta, problem, data)
     cost = apply_negative_cost_policy(theta, problem)
     if not xp.isdtype(cost.dtype, "real floating"):  # distances need +inf
         cost = xp.astype(cost, state_float(xp))
@@ -400,4 +518,25 @@ def solve_grid_bellman_ford(theta: Array, problem: GridShortestPath) -> Array:
         mask = _jitted_path_masks()(cost, neighbourhood=problem.neighbourhood)
     else:
         mask = path_masks(cost, problem.neighbourhood)
+    return xp.astype(mask, theta.dtype)
+
+
+def solve_with_data(theta: Array, problem: GridShortestPath, data: Mapping[str, Array]) -> Array:
+    """:func:`solve_grid_bellman_ford` for ``theta`` ``(N, rows, cols)`` (N > 0, detached) with
+    per-instance data: closed cells cost ``+inf`` (the policy sees open cells only), and
+    each row starts at its own source and is read back from its own target."""
+    xp = array_namespace(theta)
+    closed = data.get("closed")
+    if closed is not None:  # a closed cell's cost means nothing: it neither warns nor raises
+        theta = xp.where(closed, xp.zeros_like(theta), theta)
+    cost = apply_negative_cost_policy(theta, problem)
+    if not xp.isdtype(cost.dtype, "real floating"):  # distances need +inf
+        cost = xp.astype(cost, state_float(xp))
+    if closed is not None:
+        cost = xp.where(closed, xp.full_like(cost, math.inf), cost)
+    source, target = (flat_cells(problem, data, name, theta) for name in ("source", "target"))
+    solve = _jitted_path_masks_with_data() if framework_of(theta) == "jax" else path_masks_with_data
+    mask, reached = solve(cost, problem.neighbourhood, source, target)
+    if closed is not None:  # open grids are connected: only closed cells cut a target off
+        check_reached(reached, source, target, problem)
     return xp.astype(mask, theta.dtype)

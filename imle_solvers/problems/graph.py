@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from .base import ContentIdentity, Problem, Sense
+from .base import ContentIdentity, DataField, Problem, Sense
 
 NegativeCyclePolicy = Literal["raise", "clamp"]
 
@@ -79,9 +80,28 @@ class EdgeListGraph(ContentIdentity):
         except ValueError:
             raise InvalidInputError(f"{role} {node!r} is not a node of the graph") from None
 
+    def positions(self, nodes: Iterable[Hashable], role: str = "node") -> np.ndarray:
+        """``(len(nodes),)`` int64: the position of each node label in :attr:`nodes`
+        (a dict lookup each, the index built once per graph); ``role`` names a label
+        that is not a node in the error."""
+        index = _node_index(self)
+        positions = []
+        for node in nodes:
+            try:
+                positions.append(index[node])
+            except (KeyError, TypeError):  # TypeError: an unhashable label, a node of no graph
+                raise InvalidInputError(f"{role} {node!r} is not a node of the graph") from None
+        return np.array(positions, dtype=np.int64)
+
     def __repr__(self) -> str:
         kind = "directed" if self.directed else "undirected"
         return f"EdgeListGraph({kind}, {self.n_nodes} nodes, {self.n_edges} edges)"
+
+
+@lru_cache(maxsize=32)
+def _node_index(graph: EdgeListGraph) -> dict[Hashable, int]:
+    """Each node label's position (kept out of the graph: it would travel in every pickle)."""
+    return {node: i for i, node in enumerate(graph.nodes)}
 
 
 def _edge_array(edges: Any) -> np.ndarray:
@@ -117,6 +137,13 @@ class GraphShortestPath(Problem):
     A ``target`` that cannot be reached from ``source`` raises a SolverError with
     status ``"infeasible"``.
 
+    Per-instance data (:attr:`instance_fields`, each with the batch axis first): an
+    instance may have its own ``source`` and ``target`` (int node *positions* in
+    ``graph.nodes`` order, ``()`` each: :meth:`node_positions` maps labels to them) and
+    may ``close`` edges (``(n_edges,)`` bool, True: the edge cannot be used). An instance
+    is then solved exactly as the problem with its source and target on the graph
+    without its closed edges (relevant arcs, negative cycles and their policy included).
+
     Args:
         graph: a networkx ``Graph`` or ``DiGraph`` (stored as an :class:`EdgeListGraph`).
         source, target: node labels.
@@ -144,6 +171,43 @@ class GraphShortestPath(Problem):
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.graph.n_edges,)
+
+    @property
+    def instance_fields(self) -> Mapping[str, DataField]:
+        return {
+            "source": DataField((), "int", "position in graph.nodes of the path's first node; default the source"),
+            "target": DataField((), "int", "position in graph.nodes of the path's last node; default the target"),
+            "closed": DataField(
+                (self.graph.n_edges,), "bool", "True where the edge (graph.edges order) cannot be used"
+            ),
+        }
+
+    def node_positions(self, labels: Iterable[Hashable]) -> np.ndarray:
+        """``(len(labels),)`` int64 positions in ``graph.nodes`` of the node ``labels``: the
+        values the ``source`` and ``target`` fields take, e.g.
+        ``problem.node_positions([(0, 0), (3, 4)])`` on a grid graph."""
+        return self.graph.positions(labels, "GraphShortestPath: node")
+
+    def check_instance_data(self, data: Mapping[str, Any]) -> None:
+        """``source`` and ``target`` ``(B,)`` are node positions, ``0 <= p < n_nodes``; the
+        error names the first bad batch index."""
+        for name in ("source", "target"):
+            if name not in data:
+                continue
+            positions = np.asarray(data[name])
+            outside = (positions < 0) | (positions >= self.graph.n_nodes)
+            if outside.any():
+                index = int(outside.argmax())
+                raise InvalidInputError(
+                    f"{name}: batch index {index} is {int(positions[index])}, not a node position "
+                    f"(0 to {self.graph.n_nodes - 1}; GraphShortestPath.node_positions maps labels to them)"
+                )
+
+    @property
+    def default_positions(self) -> dict[str, int]:
+        """The ``source`` and ``target`` positions of an instance that is not given its own."""
+        index = _node_index(self.graph)
+        return {"source": index[self.source], "target": index[self.target]}
 
     @property
     def sense(self) -> Sense:

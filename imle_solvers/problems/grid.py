@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
+
+import numpy as np
 
 from ..errors import InvalidInputError
-from .base import Problem, Sense
+from .base import DataField, Problem, Sense
 
 NegativeCostPolicy = Literal["clamp", "raise"]
 
@@ -18,6 +21,13 @@ class GridShortestPath(Problem):
     ``theta[r, c]`` is the cost of entering cell ``(r, c)``; the cost of a path is
     the sum over all its cells, both endpoints included. Moves go to the 4 or 8
     neighbouring cells. ``z`` is the 0/1 mask of the cells on the path.
+
+    Per-instance data (:attr:`instance_fields`, each with the batch axis first): an
+    instance may start at its own ``source`` and end at its own ``target`` (``(2,)``
+    int cells ``(row, col)``), and may ``close`` cells (``(rows, cols)`` bool, True: a
+    path cannot enter the cell; its cost is ignored, also by the negative-cost policy).
+    A target that closed cells cut off from the source is a solver failure:
+    :class:`~imle_solvers.errors.SolverError` with status ``"infeasible"``.
 
     Negative costs: perturbation (noise, or the I-MLE target ``theta + lambda*dL/dz``)
     can push costs below zero, where an undirected grid has negative cycles and
@@ -58,9 +68,51 @@ class GridShortestPath(Problem):
     def sense(self) -> Sense:
         return "min"
 
+    @property
+    def instance_fields(self) -> Mapping[str, DataField]:
+        return {
+            "source": DataField((2,), "int", "the (row, col) cell the path starts from; default (0, 0)"),
+            "target": DataField((2,), "int", "the (row, col) cell the path ends at; default (rows - 1, cols - 1)"),
+            "closed": DataField((self.rows, self.cols), "bool", "True where a path cannot enter the cell"),
+        }
+
+    @property
+    def default_cells(self) -> dict[str, tuple[int, int]]:
+        """The ``source`` and ``target`` cells of an instance that is not given its own."""
+        return {"source": (0, 0), "target": (self.rows - 1, self.cols - 1)}
+
+    def check_instance_data(self, data: Mapping[str, Any]) -> None:
+        """Sources and targets ``(B, 2)`` lie inside the grid, and ``closed`` ``(B, rows, cols)``
+        closes neither (the defaults' cells when not given); errors name the first bad index."""
+        ends = {name: np.asarray(data[name]) for name in ("source", "target") if name in data}
+        for name, cells in ends.items():
+            outside = ((cells < 0) | (cells >= (self.rows, self.cols))).any(axis=1)
+            if outside.any():
+                index = int(outside.argmax())
+                raise InvalidInputError(
+                    f"{name}: batch index {index} is {_cell(cells[index])}, outside the {self.rows}x{self.cols} grid"
+                )
+        if "closed" in data:
+            self._check_open_ends(np.asarray(data["closed"]), ends)
+
+    def _check_open_ends(self, closed: np.ndarray, ends: Mapping[str, np.ndarray]) -> None:
+        """Raise if ``closed`` ``(B, rows, cols)`` closes an instance's source or target cell."""
+        batch = np.arange(len(closed))
+        for name, default in self.default_cells.items():
+            cells = ends.get(name, np.broadcast_to(default, (len(closed), 2)))
+            shut = closed[batch, cells[:, 0], cells[:, 1]]
+            if shut.any():
+                index = int(shut.argmax())
+                raise InvalidInputError(f"closed: batch index {index} closes its {name} cell {_cell(cells[index])}")
+
     def path_cost(self, costs, z):
         """Cost of the path(s) ``z`` under ``costs``, both ``(..., rows, cols)``: sum over axes -2, -1."""
         return (costs * z).sum(axis=(-2, -1))
+
+
+def _cell(cell: np.ndarray) -> tuple[int, ...]:
+    """A cell as plain ints, for messages: ``(7, 2)`` rather than ``(np.int64(7), ...)``."""
+    return tuple(int(value) for value in cell)
 
 
 class NegativeCostWarning(UserWarning):
