@@ -127,6 +127,8 @@ def instance_data(oracle: MAPOracle, data: dict[str, Any], theta: Array, validat
     shapes and kinds checked, and with ``validate`` their values too (one read back from
     the device; arrays being traced are left to the binding's own check)."""
     if not data:
+        if validate and oracle.problem.instance_fields:
+            check_values(oracle.problem, {})  # a field without default must be given
         return {}
     check_data(oracle.problem, data, batch_size(theta))
     converted = for_framework(oracle.problem, data, theta)

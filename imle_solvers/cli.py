@@ -118,8 +118,9 @@ def validate(specs: tuple[str, ...], params: dict[str, Any], limits) -> None:
         types = {t: sum(v.size for v in ilp.variables if v.type == t) for t in ("binary", "integer", "continuous")}
         kinds = ", ".join(f"{n} {t}" for t, n in types.items() if n)
         rows = ilp.constraints.shape[0]
+        batched = f", batched: {', '.join(ilp.parameters.names)}" if ilp.parameters is not None else ""
         click.echo(f"{spec}: ok: {ilp.name!r}, {ilp.n_variables} variables ({kinds}), {rows} constraint "
-                   f"row{'s' if rows != 1 else ''}, theta shape {ilp.shape}, {ilp.sense}")
+                   f"row{'s' if rows != 1 else ''}, theta shape {ilp.shape}, {ilp.sense}{batched}")
     sys.exit(1 if failed else 0)
 
 
@@ -142,7 +143,7 @@ def solve(spec: str, theta_file: str, backend: str, params: dict[str, Any], limi
     from .errors import ImleSolversError
     from .oracle import MAPOracle
 
-    ilp = _load(spec, params, limits)
+    ilp = _fixed(_load(spec, params, limits))
     try:
         theta = _load_array(Path(theta_file)).astype(np.float64)
     except (OSError, ValueError) as error:
@@ -166,6 +167,25 @@ def solve(spec: str, theta_file: str, backend: str, params: dict[str, Any], limi
         np.savez(out, z=z_out, objective=objective_out)
     else:
         raise click.BadParameter("expected a .json or .npz file", param_hint="--out")
+
+
+def _fixed(ilp):
+    """A program with batched parameters solved from the command line: every instance takes
+    their defaults (or their --param values), so it is the plain program of those values."""
+    if ilp.parameters is None:
+        return ilp
+    missing = [p.name for p in ilp.parameters.parameters if p.default is None]
+    if missing:
+        click.echo(f"error: batched parameter {missing[0]!r} has no default; give one with --param "
+                   f"{missing[0]}=VALUE", err=True)
+        sys.exit(1)
+    from .errors import InvalidInputError
+
+    try:
+        return ilp.with_values({})
+    except InvalidInputError as error:  # the values make bounds cross
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
 
 
 @main.command()

@@ -79,16 +79,17 @@ def _dtype_name(value: Any) -> str:
 
 def check_values(problem: Problem, data: InstanceData) -> None:
     """Check what ``data`` hold (finite floats, then the problem's own meaning, see
-    :meth:`~imle_solvers.problems.Problem.check_instance_data`), naming the first bad batch
-    index. Reads the values (a device synchronisation); traced arrays are skipped."""
-    if not data or any(is_traced(value) for value in data.values()):
+    :meth:`~imle_solvers.problems.Problem.check_instance_data`, which is asked even without
+    data: a problem may need some), naming the first bad batch index. Reads the values (a
+    device synchronisation); traced arrays are skipped."""
+    if any(is_traced(value) for value in data.values()):
         return
     host = to_host(problem, data)
     for name, value in host.items():
         if problem.instance_fields[name].kind == "float" and value.shape[0]:
             check_finite(value, name)
-    if host and next(iter(host.values())).shape[0]:
-        problem.check_instance_data(host)
+    if not host or next(iter(host.values())).shape[0]:
+        problem.check_instance_data(host)  # also without data: a field may have no default
 
 
 def to_host(problem: Problem, data: InstanceData) -> dict[str, np.ndarray]:

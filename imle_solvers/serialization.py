@@ -58,6 +58,7 @@ from .problems import (
     KSubset,
     Variable,
 )
+from .problems.ilp_params import Parameter, ParameterMaps
 
 __all__ = ["register", "registered", "to_config", "from_config"]
 
@@ -271,6 +272,6 @@ def _short(value: Any) -> str:
 
 
 for _cls in (KSubset, GridShortestPath, GraphShortestPath, EdgeListGraph, BipartiteMatching, GraphMatching, ILP,
-             Variable, IMLE, AIMLE, STE, Gumbel, SumOfGamma):
+             Variable, Parameter, ParameterMaps, IMLE, AIMLE, STE, Gumbel, SumOfGamma):
     register(_cls)
 del _cls

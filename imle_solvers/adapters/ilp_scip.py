@@ -5,6 +5,11 @@ hashes by content); each instance frees SCIP's transformed problem, rewrites the
 objective and solves again. SCIP works to a zero optimality gap (its default),
 so the optimum is exact up to its feasibility tolerance; integer values are
 rounded.
+
+With batched parameters (``data``), an instance also rewrites, after freeing the
+transformed problem (SCIP changes only its original problem), the coefficients,
+sides and variable bounds that its parameters set and that differ from what the
+model holds since its last solve.
 """
 
 from __future__ import annotations
@@ -18,18 +23,24 @@ import numpy as np
 
 from ..errors import SolverError
 from ..problems import ILP
+from ..problems.ilp import InstanceValues
 from .registry import register_solver
 
 _NO_LIMIT = 1e20  # SCIP's own "infinite" time limit
 _SCIP_TYPE = {"binary": "B", "integer": "I", "continuous": "C"}
 
 
-@dataclass(frozen=True)
+@dataclass
 class ScipModel:
-    """A built PySCIPOpt model and its variables, in ``x`` order."""
+    """A built PySCIPOpt model, its variables in ``x`` order, its rows in the program's
+    order (None for a free row, which is left out) and the parametric numbers it holds
+    (placeholders, ``ILP.parametric.placeholder()``, until an instance writes its own;
+    None without batched parameters)."""
 
     model: Any
     variables: tuple[Any, ...]
+    constraints: tuple[Any, ...] = ()
+    written: InstanceValues | None = None
 
 
 @lru_cache(maxsize=32)
@@ -40,20 +51,57 @@ def scip_model(problem: ILP, thread: int) -> ScipModel:
 
     model = pyscipopt.Model(problem.name)
     model.hideOutput()
-    lower, upper = problem.bounds()
+    # a program with batched parameters is built with placeholders, which instances rewrite
+    written = problem.parametric.placeholder() if problem.parametric is not None else None
+    numbers = problem.numbers(written)
+    lower, upper = numbers.lower, numbers.upper
     types = [_SCIP_TYPE[v.type] for v in problem.variables for _ in range(v.size)]
     variables = tuple(
         model.addVar(vtype=t, lb=_finite_or_none(lo), ub=_finite_or_none(hi)) for t, lo, hi in zip(types, lower, upper)
     )
     a = problem.constraints
+    constraints = []
     for row in range(a.shape[0]):
         span = slice(a.indptr[row], a.indptr[row + 1])
-        activity = pyscipopt.quicksum(float(c) * variables[j] for j, c in zip(a.indices[span], a.data[span]))
-        bounds = {"lhs": _finite_or_none(problem.row_lower[row]), "rhs": _finite_or_none(problem.row_upper[row])}
+        activity = pyscipopt.quicksum(float(c) * variables[j] for j, c in zip(a.indices[span], numbers.coefficients[span]))
+        bounds = {"lhs": _finite_or_none(numbers.row_lower[row]), "rhs": _finite_or_none(numbers.row_upper[row])}
         if bounds == {"lhs": None, "rhs": None}:
-            continue  # a free row constrains nothing (and SCIP wants a side)
-        model.addCons(pyscipopt.ExprCons(activity, **bounds))
-    return ScipModel(model=model, variables=variables)
+            constraints.append(None)  # a free row constrains nothing (and SCIP wants a side); a
+            continue  # parametric side is always finite, so it stays free in every instance
+        constraints.append(model.addCons(pyscipopt.ExprCons(activity, **bounds)))
+    return ScipModel(model=model, variables=variables, constraints=tuple(constraints), written=written)
+
+
+def write_scip(built: ScipModel, problem: ILP, values: InstanceValues) -> None:
+    """Rewrite the parametric numbers of one instance that differ from those ``built``
+    holds; the transformed problem must be freed first."""
+    model, old = built.model, built.written
+    rows, columns = problem.parameters.coefficient_rows, problem.parameters.coefficient_columns
+    for i in np.flatnonzero(values.coefficients != old.coefficients):
+        constraint = built.constraints[rows[i]]
+        if constraint is not None:
+            model.chgCoefLinear(constraint, built.variables[columns[i]], float(values.coefficients[i]))
+    for i in np.flatnonzero((values.row_lower != old.row_lower) | (values.row_upper != old.row_upper)):
+        constraint = built.constraints[values.rows[i]]
+        if constraint is not None:
+            _set_range(model.chgLhs, model.chgRhs, constraint, values.row_lower[i], values.row_upper[i],
+                       old.row_upper[i])
+    for i in np.flatnonzero((values.lower != old.lower) | (values.upper != old.upper)):
+        _set_range(model.chgVarLb, model.chgVarUb, built.variables[values.columns[i]], values.lower[i],
+                   values.upper[i], old.upper[i])
+    built.written = values
+
+
+def _set_range(set_lower: Any, set_upper: Any, target: Any, lower: float, upper: float, old_upper: float) -> None:
+    """Set both sides of a row or a variable, in the order that never leaves the lower side
+    above the upper one in between (SCIP refuses that): the upper side first when the new
+    lower side lies above the old upper side."""
+    if lower > old_upper:
+        set_upper(target, _finite_or_none(upper))
+        set_lower(target, _finite_or_none(lower))
+    else:
+        set_lower(target, _finite_or_none(lower))
+        set_upper(target, _finite_or_none(upper))
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -61,20 +109,28 @@ def _finite_or_none(value: float) -> float | None:
 
 
 @register_solver(ILP.kind, "scip", time_limit=True, priority=5, requires=("pyscipopt",), extra="scip")
-def solve_ilp_scip(theta: np.ndarray, problem: ILP, time_limit: float | None = None) -> np.ndarray:
+def solve_ilp_scip(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray] | None = None,
+                   time_limit: float | None = None) -> np.ndarray:
     """One instance ``problem.shape -> problem.shape`` with SCIP.
+
+    ``data`` holds this instance's batched parameters (each of its parameter's shape);
+    those not given take their defaults.
 
     Raises:
         SolverError: status ``"infeasible"``, ``"unbounded"``, ``"time-limit"`` (no
             proven optimum within ``time_limit`` seconds; its ``incumbent`` is the best
             state found, if any), or SCIP's own word.
+        InvalidInputError: a batched parameter without default is not given.
     """
     import pyscipopt
 
+    values = problem.instance_values(data) if problem.parameters is not None or data else None
     built = scip_model(problem, threading.get_ident())
     model = built.model
-    model.freeTransform()
-    costs = problem.objective_for(theta)
+    model.freeTransform()  # SCIP changes its original problem only, never a transformed one
+    if values is not None:
+        write_scip(built, problem, values)
+    costs = problem.objective_for(theta, values)
     model.setObjective(
         pyscipopt.quicksum(c * v for c, v in zip(costs.tolist(), built.variables) if c != 0.0),
         "maximize" if problem.sign > 0 else "minimize",

@@ -93,7 +93,8 @@ class Problem:
         field and the first bad batch index.
 
         ``data`` holds numpy arrays ``(B, *field.shape)`` of the fields given, whose
-        names, shapes, kinds and finiteness are checked already."""
+        names, shapes, kinds and finiteness are checked already; it is empty for a batch
+        given no data (a problem that needs some says so then)."""
 
     def validate(self, theta: Array, name: str = "theta") -> None:
         """Raise :class:`InvalidInputError` unless ``theta`` is a finite ``(B, *shape)`` batch.

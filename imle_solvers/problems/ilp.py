@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -11,7 +12,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InvalidInputError
-from .base import ContentIdentity, Problem, Sense
+from .base import ContentIdentity, DataField, Problem, Sense
+from .ilp_instances import InstanceValues, Numbers, ParametricParts
+from .ilp_params import Parameter, ParameterMaps, with_pattern  # noqa: F401 (Parameter: re-exported)
 
 if TYPE_CHECKING:
     from ..spec.limits import SpecLimits
@@ -69,6 +72,11 @@ class ILP(ContentIdentity, Problem):
         constraint_names: ``(m,)`` row names, for reading a model back (a spec names each
             row after its constraint and quantifier values, e.g. ``"ramp[i=0]"``).
         name: the program's name.
+        parameters: batched (per-instance) parameters and how the numbers above depend
+            on them (:class:`ParameterMaps`), or None. Then ``constraints``, the bounds and
+            ``objective`` hold base values (those of all-zero parameters), one instance's
+            values are ``base + map @ p``, and :meth:`with_values` gives the plain program
+            of one instance. Data name them: ``instance_fields``.
 
     Shapes: theta and z are ``(B, *variable.shape)`` for one theta variable, else
     ``(B, total size)`` over the theta variables in order.
@@ -83,6 +91,7 @@ class ILP(ContentIdentity, Problem):
     objective: np.ndarray | None = None
     constraint_names: tuple[str, ...] = ()
     name: str = "ilp"
+    parameters: ParameterMaps | None = None
     fingerprint: str = field(init=False, repr=False)
     kind: ClassVar[str] = "ilp"
 
@@ -108,6 +117,11 @@ class ILP(ContentIdentity, Problem):
                 raise InvalidInputError(f"ILP {self.name!r}: {what} must be finite numbers")
         if np.isnan(row_lower).any() or np.isnan(row_upper).any():
             raise InvalidInputError(f"ILP {self.name!r}: row bounds must be numbers or ±inf, not NaN")
+        if self.parameters is not None:
+            maps = self.parameters.canonical(m, n, f"ILP {self.name!r}")
+            # the coefficients parameters set belong to the structure, even where their base is 0
+            a, _ = with_pattern(a, maps.coefficient_rows, maps.coefficient_columns)
+            object.__setattr__(self, "parameters", maps)
         object.__setattr__(self, "constraints", a)
         object.__setattr__(self, "row_lower", row_lower)
         object.__setattr__(self, "row_upper", row_upper)
@@ -152,9 +166,103 @@ class ILP(ContentIdentity, Problem):
         if len(self.variables) > _REPR_VARIABLES:
             shown.append(f"... {len(self.variables) - _REPR_VARIABLES} more ({self.n_variables} variables in all)")
         rows = self.constraints.shape[0]
+        batched = f", batched={', '.join(self.parameters.names)}" if self.parameters is not None else ""
         return (f"ILP({self.name!r}, {self.objective_sense}, {', '.join(shown)}, "
                 f"{rows} constraint{'s' if rows != 1 else ''}, {self.constraints.nnz} nonzeros, "
-                f"theta={', '.join(self.theta_variables)})")
+                f"theta={', '.join(self.theta_variables)}{batched})")
+
+    # -- batched parameters: one structure, per-instance numbers -----------------------------
+    @property
+    def instance_fields(self) -> Mapping[str, DataField]:
+        """One float field per batched parameter, of its shape (a batch passes ``(B, *shape)``)."""
+        if self.parameters is None:
+            return {}
+        return {p.name: DataField(p.shape, "float", p.doc or f"batched parameter {p.name!r} of {self.label}")
+                for p in self.parameters.parameters}
+
+    def check_instance_data(self, data: Mapping[str, Any]) -> None:
+        """Refuse a batch whose parameters make a row's or a variable's bounds cross, or
+        that lacks a parameter without default; the error names the parameters and the
+        first bad batch index. ``data``: ``(B, *shape)`` arrays of the fields given."""
+        if self.parameters is not None:
+            self.parametric.check_batch(data)
+        elif data:
+            raise InvalidInputError(f"{self.label} has no batched parameters; got data {sorted(data)}")
+
+    def instance_values(self, data: Mapping[str, Any] | None = None) -> InstanceValues | None:
+        """One instance's numbers where they depend on the batched parameters (None for a
+        program without any). ``data[name]`` is one instance's value, of the parameter's
+        shape; a parameter not given takes its default.
+
+        Raises:
+            InvalidInputError: a parameter without default is not given, or the values
+                make bounds cross.
+        """
+        if self.parameters is None:
+            if data:
+                raise InvalidInputError(f"{self.label} has no batched parameters; got data {sorted(data)}")
+            return None
+        return self.parametric.instance(data or {})
+
+    def with_values(self, data: Mapping[str, Any] | None = None) -> ILP:
+        """The plain program (no batched parameters) of one instance: ``data`` as for
+        :meth:`instance_values`. Solving it gives what solving this program with ``data`` does."""
+        values = self.instance_values(data)
+        if values is None:
+            return self
+        numbers = self.numbers(values)
+        a = self.constraints.copy()
+        a.data = numbers.coefficients
+        starts = self.offsets()
+        variables = tuple(
+            Variable(v.name, v.shape, v.type, numbers.lower[starts[v.name]:starts[v.name] + v.size].reshape(v.shape),
+                     numbers.upper[starts[v.name]:starts[v.name] + v.size].reshape(v.shape))
+            for v in self.variables
+        )
+        return ILP(variables, a, numbers.row_lower, numbers.row_upper, self.theta_variables, self.objective_sense,
+                   numbers.objective, self.constraint_names, self.name)
+
+    def numbers(self, values: InstanceValues | None = None) -> Numbers:
+        """The program's numbers in full (copies) with ``values`` written in: one instance's
+        (:meth:`instance_values`), or a model's placeholder (``parametric.placeholder()``);
+        the base values without ``values``."""
+        lower, upper = self.bounds()
+        numbers = Numbers(self.constraints.data.copy(), self.row_lower.copy(), self.row_upper.copy(), lower, upper,
+                          self.objective.copy())
+        if values is not None:
+            numbers.coefficients[values.slots] = values.coefficients
+            numbers.row_lower[values.rows], numbers.row_upper[values.rows] = values.row_lower, values.row_upper
+            numbers.lower[values.columns], numbers.upper[values.columns] = values.lower, values.upper
+            if values.objective is not None:
+                numbers.objective[:] = values.objective
+        return numbers
+
+    @functools.cached_property
+    def parametric(self) -> ParametricParts | None:
+        """The numbers that depend on batched parameters, gathered for solvers: which
+        coefficients (``slots`` into ``constraints.data``), rows and variables they are
+        (None without batched parameters)."""
+        if self.parameters is None:
+            return None
+        _, slots = with_pattern(self.constraints, self.parameters.coefficient_rows, self.parameters.coefficient_columns)
+        return ParametricParts.gather(
+            self.parameters, self.constraints, slots, (self.row_lower, self.row_upper), self._declared_bounds(),
+            np.concatenate([np.full(v.size, v.type == "binary") for v in self.variables]), self.objective,
+            self._row_label, self._entry_label, f"ILP {self.name!r}",
+        )
+
+    def _declared_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Flat ``(n,)`` variable bounds as declared, before binary variables' clipping (copies)."""
+        lower = [np.broadcast_to(np.asarray(v.lower, np.float64), v.shape).ravel() for v in self.variables]
+        upper = [np.broadcast_to(np.asarray(v.upper, np.float64), v.shape).ravel() for v in self.variables]
+        return np.concatenate(lower), np.concatenate(upper)
+
+    def _row_label(self, row: int) -> str:
+        return repr(self._row_name(row))
+
+    def _entry_label(self, column: int) -> str:
+        name, index = self.entry(column)
+        return f"{name}{list(index) if index else ''}"
 
     # -- checking a point ---------------------------------------------------------
     def violations(self, values: Any, tol: float = 1e-6) -> Violations:
@@ -269,9 +377,10 @@ class ILP(ContentIdentity, Problem):
     def sense(self) -> Sense:
         return self.objective_sense
 
-    def objective_for(self, theta: np.ndarray) -> np.ndarray:
-        """The full ``(n,)`` objective for one instance's ``theta`` (of ``shape``)."""
-        c = self.objective.copy()
+    def objective_for(self, theta: np.ndarray, values: InstanceValues | None = None) -> np.ndarray:
+        """The full ``(n,)`` objective for one instance's ``theta`` (of ``shape``) and, with
+        batched parameters, its :meth:`instance_values`."""
+        c = (self.objective if values is None or values.objective is None else values.objective).copy()
         c[self.theta_slots()] += np.asarray(theta, dtype=np.float64).ravel()
         return c
 
@@ -308,6 +417,8 @@ class ILP(ContentIdentity, Problem):
         for array in (a.data, self.row_lower, self.row_upper, self.objective):
             h.update(np.ascontiguousarray(array + 0.0, dtype=np.float64).tobytes())
         h.update(repr((tuple(self.theta_variables), self.objective_sense, tuple(int(d) for d in a.shape))).encode())
+        if self.parameters is not None:  # the structure and the maps; never an instance's values
+            h.update(self.parameters.digest())
         return h.hexdigest()
 
 

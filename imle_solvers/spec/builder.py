@@ -12,6 +12,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..problems.ilp import ILP, Variable
+from ..problems.ilp_params import Parameter
+from .affine import Affine
+from .batched import BatchedTerms
 from .errors import SpecError, field_name
 from .expressions import KEYWORDS, Expr, ExprError, Quantifier, Ref, parse_expression, parse_quantifier, parse_relation
 from .limits import DEFAULT_LIMITS, PYTHON_BUILDER, Hints, SpecLimits
@@ -75,6 +78,13 @@ class ILPBuilder:
         b.add_constraint("x[w, s] + x[w, s + 1] <= 1",
                          for_each="w in workers, s in shifts if s + 1 < n_shifts", name="rest")
 
+    A batched parameter (:meth:`add_parameter`) takes one value per instance, given
+    beside theta (``layer(theta, capacity=...)``); it may set coefficients, right-hand
+    sides, bounds and the fixed objective, never the structure::
+
+        b.add_parameter("capacity", default=7)
+        b.add_constraint("sum(i in items) weight[i] * x[i] <= capacity", name="capacity")
+
     Every method checks its arguments at once and raises a :class:`BuildError`
     (a :class:`SpecError`) naming the argument and, in an expression, the column.
     ``limits`` bounds what the program may grow to (:class:`SpecLimits`); a constraint
@@ -98,6 +108,7 @@ class ILPBuilder:
         self._row_names: list[str] = []
         self._constraints = 0
         self._objective: tuple[str, tuple[str, ...], dict[int, float]] | None = None
+        self._batched = BatchedTerms()
         self._evaluator = Evaluator(self._sets, self._tensors, self.limits, PYTHON_BUILDER)
 
     @property
@@ -134,18 +145,21 @@ class ILPBuilder:
             raise BuildError(f"a set size must be an integer in [0, {limit:,}] (max_entries), got {shown}")
         self._sets[name] = int(size)
 
-    def _number(self, text: str, relative: KeyPath, what: str) -> float:
-        """The value of an expression of numbers and scalar constants (a set size, a bound)."""
+    def _number(self, text: str, relative: KeyPath, what: str, *, batched: bool = False) -> float | Affine:
+        """The value of an expression of numbers and scalar constants (a set size, a bound);
+        with ``batched``, it may depend on batched parameters (an :class:`Affine` form)."""
         self._check_length(text, relative)
         try:
             expr = parse_expression(text, self.limits.max_expression_depth)
             if isinstance(expr, Ref) and expr.indices is None:
                 tensor = self._tensors.get(expr.name)
-                if tensor is not None and tensor.values is not None and tensor.shape != ():
+                if tensor is not None and tensor.start is None and tensor.shape != ():
                     raise ExprError(f"{what} {expr.name!r} is not a scalar constant or parameter "
                                     f"(it has shape {tensor.shape})", 0)
             self._check_expansion(None, (expr,), relative, what)
             value = self._evaluator.value(expr, {})
+            if isinstance(value, Affine) and not batched:
+                self._evaluator.refuse_batched((expr,), what, 0)
         except ExprError as error:
             raise _expression_error(error, relative) from None
         if isinstance(value, Linear):
@@ -155,6 +169,44 @@ class ILPBuilder:
     def add_constant(self, name: str, value: Any, over: Sequence[str] | None = None) -> None:
         """Declare a number or array; with ``over`` (set names), its shape is checked against them."""
         self._declare(name)
+        values = self._values(value)
+        if over is None:
+            self._tensors[name] = Tensor(values.shape, (None,) * values.ndim, values=values)
+            return
+        shape = self._shape(over)
+        if values.shape != shape:
+            raise BuildError(f"dimension mismatch: expected shape {shape} (over {list(over)}), got {values.shape}")
+        self._tensors[name] = Tensor(shape, tuple(over), values=values)
+
+    def add_parameter(self, name: str, over: Sequence[str] | None = None, *, default: Any = None,
+                      description: str = "") -> None:
+        """Declare a batched parameter: a number or array that takes one value per instance.
+
+        Its shape is that of the sets in ``over``, else that of ``default``, else a scalar.
+        ``default`` is the value of an instance that is not given one (None: every instance
+        must be). It may appear in coefficients, right-hand sides, variable bounds and the
+        fixed objective, affinely (``cap[i] * x[i]``, ``lo + 2 * hi``; not ``cap * cap``),
+        never where it would change the structure (a set size, an index, an ``if``).
+        """
+        self._declare(name)
+        values = None if default is None else self._values(default)
+        if over is not None:
+            shape = self._shape(over)
+            if values is not None and values.shape != shape:
+                raise BuildError(f"dimension mismatch: expected shape {shape} (over {list(over)}), got {values.shape}",
+                                 ("default",))
+        else:
+            shape = () if values is None else values.shape
+        size = math.prod(shape)
+        if size > self.limits.max_entries:
+            raise BuildError(f"{size:,} entries; the limit is {self.limits.max_entries:,} "
+                             f"({self._raise_hint('max_entries', size)})")
+        start = self._batched.declare(Parameter(name, shape, values, description))
+        axes = tuple(over) if over is not None else (None,) * len(shape)
+        self._tensors[name] = Tensor(shape, axes, param=start)
+
+    def _values(self, value: Any) -> np.ndarray:
+        """A constant's or a default's numbers, checked."""
         try:
             values = np.array(value, dtype=np.float64)
         except OverflowError:
@@ -166,13 +218,7 @@ class ILPBuilder:
                              f"({self._raise_hint('max_entries', values.size)})")
         if not np.all(np.isfinite(values)):
             raise BuildError("values must be finite numbers")
-        if over is None:
-            self._tensors[name] = Tensor(values.shape, (None,) * values.ndim, values=values)
-            return
-        shape = self._shape(over)
-        if values.shape != shape:
-            raise BuildError(f"dimension mismatch: expected shape {shape} (over {list(over)}), got {values.shape}")
-        self._tensors[name] = Tensor(shape, tuple(over), values=values)
+        return values
 
     def add_variable(
         self,
@@ -185,8 +231,9 @@ class ILPBuilder:
         """Declare a block of variables with one axis per set in ``over`` (none: a scalar).
 
         ``type`` is ``"binary"``, ``"integer"`` or ``"continuous"``; ``lower`` and
-        ``upper`` are numbers, names of constants (scalars or of the block's shape), or
-        expressions of numbers and scalar constants (``"n - 1"``).
+        ``upper`` are numbers, names of constants or batched parameters (scalars or of the
+        block's shape), or expressions of numbers and scalar constants or parameters
+        (``"n - 1"``, ``"cap + 1"``).
         """
         self._declare(name)
         shape = self._shape(over)
@@ -196,11 +243,16 @@ class ILPBuilder:
         if self._columns + size > self.limits.max_variables:
             raise BuildError(f"{self._columns + size:,} variables in all; the limit is {self.limits.max_variables:,} "
                              f"({self._raise_hint('max_variables', self._columns + size)})", ("over",))
-        low, high = self._bound(lower, shape, "lower"), self._bound(upper, shape, "upper")
-        if np.any(np.asarray(low) > np.asarray(high)):
+        (low, low_terms), (high, high_terms) = self._bound(lower, shape, "lower"), self._bound(upper, shape, "upper")
+        # where a bound depends on batched parameters, each instance's values are checked instead
+        if low_terms is None and high_terms is None and np.any(np.asarray(low) > np.asarray(high)):
             raise BuildError("the lower bound exceeds the upper bound", ("lower",))
-        if np.any(np.asarray(low) == np.inf) or np.any(np.asarray(high) == -np.inf):
+        if (low_terms is None and np.any(np.asarray(low) == np.inf)) or \
+                (high_terms is None and np.any(np.asarray(high) == -np.inf)):
             raise BuildError("a bound of +inf below or -inf above leaves no value", ("lower",))
+        for side, terms in (("lower", low_terms), ("upper", high_terms)):
+            if terms is not None:
+                self._batched.bound(side, self._columns + terms[0], terms[1], terms[2])
         self._tensors[name] = Tensor(shape, tuple(over), start=self._columns)
         self._variables.append(Variable(name, shape, type, low, high))
         self._columns += size
@@ -347,6 +399,9 @@ class ILPBuilder:
         return blocks
 
     def _add_row(self, coefs: dict[int, float], lower: float, upper: float, label: str, relative: KeyPath) -> None:
+        if self._batched.parameters:  # numbers may be Affine forms
+            self._add_batched_row(coefs, lower, upper, label, relative)
+            return
         values = list(coefs.values()) + [lower, upper]
         if any(math.isnan(v) for v in values) or any(math.isinf(v) for v in coefs.values()):
             raise BuildError(f"{label}: coefficients must be finite numbers", relative)
@@ -362,6 +417,33 @@ class ILPBuilder:
         self._nonzeros += len(row)  # what the limits count rows and nonzeros against: those built
         self._lower.append(lower)
         self._upper.append(upper)
+        self._row_names.append(label)
+
+    def _add_batched_row(self, coefs: dict[int, float | Affine], lower: float | Affine, upper: float | Affine,
+                         label: str, relative: KeyPath) -> None:
+        """:meth:`_add_row` where numbers may depend on batched parameters: their base values
+        go in the row, their terms to the maps; the checks that depend on values are each
+        instance's (``ILP.check_instance_data``)."""
+        numbers = list(coefs.values()) + [lower, upper]
+        if any((not v.finite()) if isinstance(v, Affine) else math.isnan(v) for v in numbers) or \
+                any(not isinstance(v, Affine) and math.isinf(v) for v in coefs.values()):
+            raise BuildError(f"{label}: coefficients must be finite numbers", relative)
+        plain = not isinstance(lower, Affine) and not isinstance(upper, Affine)
+        if plain and lower > upper:
+            raise BuildError(f"{label}: the lower bound {lower} exceeds the upper bound {upper}", relative)
+        row = {column: coef for column, coef in coefs.items() if isinstance(coef, Affine) or coef != 0.0}
+        if not row and plain:
+            if lower <= 0.0 <= upper:
+                return  # a row without variables that always holds
+            raise BuildError(f"{label} can never hold: it has no variables and needs {lower} <= 0 <= {upper}",
+                             relative)
+        # a row without variables whose bounds depend on parameters holds in some instances:
+        # it stays, empty, and makes the others infeasible
+        index = len(self._rows)
+        self._rows.append({column: self._batched.coefficient(index, column, coef) for column, coef in row.items()})
+        self._nonzeros += len(row)
+        self._lower.append(self._batched.base("row_lower", index, lower))
+        self._upper.append(self._batched.base("row_upper", index, upper))
         self._row_names.append(label)
 
     # -- objective ---------------------------------------------------------------------
@@ -384,9 +466,11 @@ class ILPBuilder:
             if tensor is None or tensor.start is None:
                 where = ("theta",) if isinstance(theta, str) else ("theta", position)
                 raise BuildError(unknown(variable, "variable", self._variables_by_name()), where)
-        self._objective = (sense, names, self._fixed(fixed))
+        coefs = self._fixed(fixed)
+        self._objective = (sense, names, {column: self._batched.base("objective", column, coef)
+                                          for column, coef in coefs.items()})
 
-    def _fixed(self, fixed: str | Mapping[str, Any] | None) -> dict[int, float]:
+    def _fixed(self, fixed: str | Mapping[str, Any] | None) -> dict[int, float | Affine]:
         if fixed is None:
             return {}
         if isinstance(fixed, str):
@@ -406,7 +490,7 @@ class ILPBuilder:
             if any(m != 1 for m, _, _ in blocks):
                 raise BuildError("fixed coefficients must have each variable's shape", ("fixed",))
             coefs = _row_coefficients(blocks, 0)
-        if not all(math.isfinite(c) for c in coefs.values()):
+        if not all(c.finite() if isinstance(c, Affine) else math.isfinite(c) for c in coefs.values()):
             raise BuildError("coefficients must be finite numbers", ("fixed",))
         return coefs
 
@@ -438,6 +522,7 @@ class ILPBuilder:
             objective=objective,
             constraint_names=tuple(self._row_names),
             name=self.name,
+            parameters=self._batched.maps(len(self._rows), self._columns),
         )
 
     # -- helpers -----------------------------------------------------------------------
@@ -454,29 +539,49 @@ class ILPBuilder:
             if not isinstance(set_name, str):
                 raise BuildError(f"over lists names of sets declared with add_set, got {set_name!r}", ("over", position))
             if set_name not in self._sets:
+                tensor = self._tensors.get(set_name)
+                if tensor is not None and tensor.param is not None:
+                    raise BuildError(f"{set_name!r} is a batched parameter, not a set: a batched parameter cannot "
+                                     "decide the program's structure (shapes come from sets)", ("over", position))
                 raise BuildError(unknown(set_name, "set", self._sets), ("over", position))
         return tuple(self._sets[s] for s in over)
 
-    def _bound(self, bound: float | str, shape: tuple[int, ...], side: str) -> float | np.ndarray:
+    def _bound(self, bound: float | str, shape: tuple[int, ...], side: str) -> tuple[float | np.ndarray, BoundTerms | None]:
+        """A variable block's bound: its (base) value, and where it depends on batched
+        parameters, its terms ``(entries within the block, entries of p, coefficients)``."""
         if not isinstance(bound, str):
             if isinstance(bound, bool) or not isinstance(bound, (int, float)) or bound != bound:  # NaN
                 raise BuildError(f"a bound must be a number or a constant's name, got {bound!r}", (side,))
             try:
-                return float(bound)
+                return float(bound), None
             except OverflowError:  # an integer beyond the floats: beyond any variable's range
-                return math.inf if bound > 0 else -math.inf
+                return (math.inf if bound > 0 else -math.inf), None
         tensor = self._tensors.get(bound)
+        size = math.prod(shape)
         if tensor is None and not _IDENTIFIER.fullmatch(bound):  # an expression such as "n - 1"
-            return float(self._number(bound, (side,), "a bound"))
-        if tensor is None or tensor.values is None:
+            value = self._number(bound, (side,), "a bound", batched=True)
+            if not isinstance(value, Affine):
+                return float(value), None
+            entries = np.fromiter(value.terms.keys(), np.int64, len(value.terms))
+            coefficients = np.fromiter(value.terms.values(), np.float64, len(value.terms))
+            within = np.repeat(np.arange(size, dtype=np.int64), entries.size)
+            return value.constant, (within, np.tile(entries, size), np.tile(coefficients, size))
+        if tensor is None or tensor.start is not None:
             raise BuildError(unknown(bound, "constant", self._constants_by_name()), (side,))
         if tensor.shape not in ((), shape):
             raise BuildError(f"dimension mismatch: bound {bound!r} has shape {tensor.shape}, the variable {shape}",
                              (side,))
-        return tensor.values if tensor.shape else float(tensor.values)
+        if tensor.param is not None:  # a batched parameter: entry j of the block is p[param + j] (or p[param])
+            within = np.arange(size, dtype=np.int64)
+            entries = tensor.param + (within if tensor.shape else np.zeros(size, np.int64))
+            return 0.0, (within, entries, np.ones(size))
+        return (tensor.values if tensor.shape else float(tensor.values)), None
 
     def _variables_by_name(self) -> dict[str, Tensor]:
         return {n: t for n, t in self._tensors.items() if t.start is not None}
 
     def _constants_by_name(self) -> dict[str, Tensor]:
-        return {n: t for n, t in self._tensors.items() if t.values is not None}
+        return {n: t for n, t in self._tensors.items() if t.start is None}
+
+
+BoundTerms = tuple[np.ndarray, np.ndarray, np.ndarray]

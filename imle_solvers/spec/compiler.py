@@ -3,7 +3,9 @@
 The steps: read the source keeping positions, check it against the JSON Schema,
 then declare everything on a builder in dependency order: constants, scalar
 parameters, sets, array parameters, variables, constraints, objective. Every
-builder error is re-raised located at the spec entry that caused it.
+builder error is re-raised located at the spec entry that caused it. A parameter
+declared ``batched: true`` becomes a batched parameter of the ILP (one value per
+instance, :meth:`ILPBuilder.add_parameter`); a value given at load time is its default.
 
 Every loader takes ``limits=`` (a :class:`SpecLimits`) besides the spec's own
 parameters; a spec parameter that happens to be called ``limits`` is still given as
@@ -143,17 +145,23 @@ def _add_param(source: Source, builder: ILPBuilder, name: str, param: Mapping[st
                supplied: Mapping[str, Any], hints: Hints) -> None:
     path = ("params", name)
     if name in supplied:
-        value, remap = supplied[name], {(): ()}
+        value, remap = supplied[name], {(): (), ("default",): ()}
         if not _numeric(value):
             raise source.error(f"parameter {name!r} was given a non-numeric value of type {type(value).__name__}",
                                path, key=True)
     elif "default" in param:
         value, remap = param["default"], {(): ("default",)}
+    elif param.get("batched"):  # each instance gives its own value
+        value, remap = None, {}
     else:
         raise source.error(f"missing parameter {name!r}: supply it with {hints.param.format(name=name)}",
                            path, key=True)
     with _located(source, path, remap):
-        builder.add_constant(name, value, over=param.get("over"))
+        if param.get("batched"):  # a value given at load time is the instances' default
+            builder.add_parameter(name, over=param.get("over"), default=value,
+                                  description=param.get("description", ""))
+        else:
+            builder.add_constant(name, value, over=param.get("over"))
 
 
 def _numeric(value: Any) -> bool:

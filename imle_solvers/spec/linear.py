@@ -1,8 +1,12 @@
 """Evaluation of parsed expressions into linear forms over the flat variable vector.
 
-A value is either a number (``float``) or a :class:`Linear` form. Products of
-two forms, and division by a form, are rejected as non-linear; every index is
-checked against its axis' size (an index may run over a set smaller than the axis).
+A value is either a number (``float``), a number that depends on batched
+parameters (an :class:`~.affine.Affine` form over their entries) or a :class:`Linear`
+form, whose coefficients and constant may themselves be such forms. Products of
+two linear forms, and division by one, are rejected as non-linear; products of two
+parameter-dependent numbers as non-affine; a batched parameter may not decide the
+program's structure (an index, a filter). Every index is checked against its axis'
+size (an index may run over a set smaller than the axis).
 
 Before a constraint is expanded, :meth:`Evaluator.expansion` computes what it will
 cost (rows, terms, nonzeros) from the parsed tree and the set sizes alone, so that
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .affine import Affine, NonAffine
 from .expressions import (
     Binary,
     Condition,
@@ -34,50 +39,63 @@ from .expressions import (
 )
 from .limits import DEFAULT_LIMITS, PYTHON_YAML, Hints, SpecLimits
 
+Number_ = float | Affine  # a number, or one that depends on batched parameters
+
 
 @dataclass
 class Linear:
-    """``sum_j coefs[j] * x[j] + constant``; ``x`` is the program's flat variable vector."""
+    """``sum_j coefs[j] * x[j] + constant``; ``x`` is the program's flat variable vector.
 
-    coefs: dict[int, float] = field(default_factory=dict)
-    constant: float = 0.0
+    A coefficient or the constant is an :class:`Affine` form where it depends on
+    batched parameters (``cap[i] * x[i]``, ``sum(i in I) x[i] <= cap``)."""
 
-    def add(self, other: float | Linear, scale: float = 1.0) -> Linear:
+    coefs: dict[int, Number_] = field(default_factory=dict)
+    constant: Number_ = 0.0
+
+    def add(self, other: Number_ | Linear, scale: float = 1.0) -> Linear:
         """Add ``scale * other`` in place; returns self."""
         if isinstance(other, Linear):
+            coefs = self.coefs
             for column, coef in other.coefs.items():
-                self.coefs[column] = self.coefs.get(column, 0.0) + scale * coef
+                value = coefs.get(column, 0.0)
+                value += scale * coef  # an Affine accumulates in place (see Affine)
+                coefs[column] = value
             self.constant += scale * other.constant
         else:
             self.constant += scale * other
         return self
 
-    def scale(self, factor: float) -> Linear:
-        """Multiply by ``factor`` in place; returns self."""
+    def scale(self, factor: Number_) -> Linear:
+        """Multiply by ``factor`` in place; returns self. Raises :class:`NonAffine` when
+        both ``factor`` and a coefficient depend on batched parameters."""
         self.coefs = {column: factor * coef for column, coef in self.coefs.items()}
-        self.constant *= factor
+        self.constant = factor * self.constant
         return self
 
-    def nonzero(self) -> dict[int, float]:
-        """The coefficients that are not zero."""
-        return {column: coef for column, coef in self.coefs.items() if coef != 0.0}
+    def nonzero(self) -> dict[int, Number_]:
+        """The coefficients that are not zero (one that depends on parameters never is)."""
+        return {column: coef for column, coef in self.coefs.items() if isinstance(coef, Affine) or coef != 0.0}
 
 
 @dataclass(frozen=True)
 class Tensor:
-    """A named array that expressions index: a constant, or a block of variables.
+    """A named array that expressions index: a constant, a block of variables, or a
+    batched parameter.
 
     Attributes:
         shape: its shape (``()`` for a scalar).
         over: each axis' index set, or None where any index within range is fine.
-        values: the numbers of a constant (None for variables).
-        start: a variable block's first column in the flat vector (None for constants).
+        values: the numbers of a constant (None otherwise).
+        start: a variable block's first column in the flat vector (None otherwise).
+        param: a batched parameter's first entry in the flat parameter vector ``p``
+            (None otherwise); its entries read as :class:`Affine` forms.
     """
 
     shape: tuple[int, ...]
     over: tuple[str | None, ...]
     values: np.ndarray | None = None
     start: int | None = None
+    param: int | None = None
 
 
 Scope = Mapping[str, tuple[int, str]]  # index name -> (value, set name)
@@ -193,7 +211,7 @@ class Evaluator:
             low, high = high, low
         return middle.nonzero(), low + 0.0, high + 0.0
 
-    def value(self, expr: Expr, scope: Scope) -> float | Linear:
+    def value(self, expr: Expr, scope: Scope) -> Value:
         """Evaluate ``expr`` to a number or a linear form."""
         self._step(expr)
         if isinstance(expr, Number):
@@ -242,17 +260,21 @@ class Evaluator:
         left, right = self.value(condition.left, scope), self.value(condition.right, scope)
         if isinstance(left, Linear) or isinstance(right, Linear):
             raise ExprError("an 'if' condition compares numbers; it cannot depend on variables", condition.offset)
+        if isinstance(left, Affine) or isinstance(right, Affine):
+            self.refuse_batched((condition.left, condition.right), "an 'if' condition", condition.offset)
         return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right,
                 "==": left == right, "!=": left != right}[condition.op]
 
     def index(self, expr: Expr, scope: Scope) -> int:
         """An index expression's integer value."""
         value = self.value(expr, scope)
+        if isinstance(value, Affine):
+            self.refuse_batched((expr,), "an index", start(expr))
         if isinstance(value, Linear) or value != int(value):
             raise ExprError("an index must be an integer expression of indices and constants", start(expr))
         return int(value)
 
-    def _ref(self, ref: Ref, scope: Scope) -> float | Linear:
+    def _ref(self, ref: Ref, scope: Scope) -> Value:
         if ref.name in scope:
             if ref.indices is not None:
                 raise ExprError(f"index {ref.name!r} cannot be indexed", ref.offset)
@@ -272,6 +294,8 @@ class Evaluator:
         if tensor.values is not None:
             return float(tensor.values[position])
         flat = int(np.ravel_multi_index(position, tensor.shape)) if position else 0
+        if tensor.param is not None:
+            return Affine({tensor.param + flat: 1.0})
         return Linear({tensor.start + flat: 1.0})
 
     def _unknown_name(self, ref: Ref, scope: Scope) -> str:
@@ -296,7 +320,7 @@ class Evaluator:
                             f"(size {tensor.shape[axis]}{over}){bound}", start(expr))
         return value
 
-    def _binary(self, expr: Binary, left: float | Linear, right: float | Linear) -> float | Linear:
+    def _binary(self, expr: Binary, left: Value, right: Value) -> Value:
         if expr.op in ("+", "-"):
             sign = 1.0 if expr.op == "+" else -1.0
             if not isinstance(left, Linear) and not isinstance(right, Linear):
@@ -309,19 +333,64 @@ class Evaluator:
                 raise ExprError("non-linear term: a product of two expressions with variables", expr.offset)
             left, right = right, left
         if expr.op == "/":
+            if isinstance(right, Affine):
+                raise ExprError(f"non-affine term: division by the batched parameter {self._batched(expr.right)!r} "
+                                "(a number that changes per instance may multiply, never divide)", expr.offset)
             if right == 0:
                 raise ExprError("division by zero", expr.offset)
             right = 1.0 / right
-        return left.scale(right) if isinstance(left, Linear) else _finite(left * right, expr)
+        try:
+            return left.scale(right) if isinstance(left, Linear) else _finite(left * right, expr)
+        except NonAffine:
+            raise ExprError("non-affine term: a product of two expressions with batched parameters (each "
+                            "instance's numbers must be affine in its parameters)", expr.offset) from None
+
+    # -- batched parameters may not decide the structure --------------------------------
+    def refuse_batched(self, exprs: tuple[Expr, ...], what: str, offset: int) -> None:
+        """Raise: ``what`` (a set size, an index, a filter) decides the program's structure,
+        which is one for every instance; the error points at the batched parameter."""
+        ref = next((r for e in exprs if (r := self._batched_ref(e)) is not None), None)
+        name = ref.name if ref is not None else "?"
+        raise ExprError(f"{what} cannot depend on the batched parameter {name!r}: it decides the program's "
+                        "structure, which every instance shares (a batched parameter may appear in "
+                        "coefficients, right-hand sides, bounds and the fixed objective)",
+                        ref.offset if ref is not None else offset)
+
+    def _batched(self, expr: Expr) -> str:
+        ref = self._batched_ref(expr)
+        return ref.name if ref is not None else "?"
+
+    def _batched_ref(self, expr: Expr) -> Ref | None:
+        """The first reference to a batched parameter in ``expr`` (a walk with a stack:
+        the parser bounds nesting, but a flat sum is as deep as it is long)."""
+        stack = [expr]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Ref):
+                tensor = self.tensors.get(node.name)
+                if tensor is not None and tensor.param is not None:
+                    return node
+                stack.extend(reversed(node.indices or ()))
+            elif isinstance(node, Binary):
+                stack.extend((node.right, node.left))
+            elif isinstance(node, Negate):
+                stack.append(node.operand)
+            elif isinstance(node, Sum):
+                stack.append(node.body)
+                stack.extend(e for c in reversed(node.quantifier.conditions) for e in (c.right, c.left))
+        return None
 
 
-def _finite(number: float, expr: Binary) -> float:
-    if not math.isfinite(number):
+Value = float | Affine | Linear
+
+
+def _finite(number: Number_, expr: Binary) -> Number_:
+    if not (number.finite() if isinstance(number, Affine) else math.isfinite(number)):
         raise ExprError("the result is too large to be a finite number", expr.offset)
     return number
 
 
-def _as_linear(value: float | Linear) -> Linear:
+def _as_linear(value: Value) -> Linear:
     return value if isinstance(value, Linear) else Linear(constant=value)
 
 
