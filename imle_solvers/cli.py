@@ -77,6 +77,19 @@ def _load_array(path: Path) -> np.ndarray:
     raise ValueError(f"{path}: expected a .npy or .json file")
 
 
+def _load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Named arrays from ``.npz`` (no pickles) or a ``.json`` object of nested lists."""
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as arrays:
+            return {name: arrays[name] for name in arrays.files}
+    if path.suffix == ".json":
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a JSON object of named arrays")
+        return {name: np.asarray(value, dtype=np.float64) for name, value in values.items()}
+    raise ValueError(f"{path}: expected a .npz or .json file")
+
+
 def _try_load(spec: str, params: dict[str, Any], limits):
     """The ILP of ``spec``, or None after printing its located error (whose advice names
     the command line's options, not Python's arguments)."""
@@ -130,32 +143,45 @@ def validate(specs: tuple[str, ...], params: dict[str, Any], limits) -> None:
               help="Scores: .npy or .json, of the spec's theta shape or a batch (B, *shape).")
 @click.option("--backend", "-b", default="auto", show_default=True,
               help="Solver backend for kind 'ilp' (ortools, scip; see `imle-solvers solvers`).")
+@click.option("--data", "-d", "data_file", type=click.Path(exists=True, dir_okay=False),
+              help="Per-instance values of the spec's batched parameters: .npz or .json, named after "
+                   "them, batch axis first (one instance's values when --theta is one instance).")
 @PARAM
 @LIMIT
 @click.option("--out", "-o", type=click.Path(dir_okay=False),
               help="Write the result to a .json or .npz file instead of printing it.")
-def solve(spec: str, theta_file: str, backend: str, params: dict[str, Any], limits, out: str | None) -> None:
+def solve(spec: str, theta_file: str, data_file: str | None, backend: str, params: dict[str, Any], limits,
+          out: str | None) -> None:
     """Solve an ILP spec for given scores and print z and the objective as JSON.
 
     z is the theta variables' optimal values, shaped like theta. The objective is
-    <theta, z> plus the spec's fixed part on the theta variables.
+    <theta, z> plus the spec's fixed part on the theta variables (each instance's own,
+    where batched parameters set it).
     """
     from .errors import ImleSolversError
     from .oracle import MAPOracle
 
-    ilp = _fixed(_load(spec, params, limits))
+    ilp = _load(spec, params, limits)
     try:
         theta = _load_array(Path(theta_file)).astype(np.float64)
     except (OSError, ValueError) as error:
         raise click.BadParameter(str(error), param_hint="--theta") from None
+    try:
+        data = {} if data_file is None else _load_arrays(Path(data_file))
+    except (OSError, ValueError) as error:
+        raise click.BadParameter(str(error), param_hint="--data") from None
+    if not data:
+        ilp = _fixed(ilp)
     single = theta.shape == ilp.shape
     batch = theta[None] if single else theta
+    data = {name: value[None] for name, value in data.items()} if single else data
     try:
-        z = MAPOracle(ilp, backend=backend)(batch)
+        z = MAPOracle(ilp, backend=backend)(batch, **data)
+        fixed = np.stack([_fixed_objective(ilp, {name: value[i] for name, value in data.items()})
+                          for i in range(len(batch))])
     except ImleSolversError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
-    fixed = ilp.objective[ilp.theta_slots()].reshape(ilp.shape)
     objective = np.sum((batch + fixed) * z, axis=tuple(range(1, batch.ndim)))
     z_out, objective_out = (z[0], objective[0]) if single else (z, objective)
     as_json = json.dumps({"z": z_out.tolist(), "objective": np.asarray(objective_out).tolist()})
@@ -169,6 +195,12 @@ def solve(spec: str, theta_file: str, backend: str, params: dict[str, Any], limi
         raise click.BadParameter("expected a .json or .npz file", param_hint="--out")
 
 
+def _fixed_objective(ilp, data: dict[str, np.ndarray]) -> np.ndarray:
+    """The fixed objective on the theta variables ``ilp.shape`` of one instance with ``data``."""
+    program = ilp.with_values(data) if ilp.parameters is not None else ilp
+    return program.objective[program.theta_slots()].reshape(ilp.shape)
+
+
 def _fixed(ilp):
     """A program with batched parameters solved from the command line: every instance takes
     their defaults (or their --param values), so it is the plain program of those values."""
@@ -177,7 +209,7 @@ def _fixed(ilp):
     missing = [p.name for p in ilp.parameters.parameters if p.default is None]
     if missing:
         click.echo(f"error: batched parameter {missing[0]!r} has no default; give one with --param "
-                   f"{missing[0]}=VALUE", err=True)
+                   f"{missing[0]}=VALUE, or each instance's with --data FILE", err=True)
         sys.exit(1)
     from .errors import InvalidInputError
 

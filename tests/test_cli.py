@@ -65,6 +65,26 @@ def test_solve_a_batch_from_npy_into_a_file(tmp_path):
     np.testing.assert_array_equal(saved["objective"], [10, 10])
 
 
+def test_solve_with_each_instances_batched_parameters(tmp_path):
+    theta = tmp_path / "theta.npy"
+    np.save(theta, np.tile(np.arange(1.0, 15.0), (2, 5, 1)) + np.arange(5.0)[None, :, None])
+    available = np.ones((2, 5, 14))
+    available[1, 4] = 0  # worker 4, the keenest, is away the second week
+    data = tmp_path / "data.npz"
+    np.savez(data, available=available)
+    result = run("solve", SPECS / "rota_weekly.yaml", "-t", theta, "--data", data, "--out", tmp_path / "z.npz")
+    assert result.exit_code == 0, result.output
+    z = np.load(tmp_path / "z.npz")["z"]
+    assert z[0, 4].sum() == 4 and z[1, 4].sum() == 0
+    np.testing.assert_array_equal(z.sum(axis=1), 1)  # every shift covered
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"available": available[1].tolist()}))
+    single = run("solve", SPECS / "rota_weekly.yaml", "-t", theta, "--data", one)
+    assert single.exit_code == 1 and "available: expected shape (2, 5, 14)" in single.output
+    missing = run("solve", SPECS / "rota_weekly.yaml", "-t", theta)
+    assert missing.exit_code == 1 and "--data FILE" in missing.output
+
+
 def test_solve_failures_exit_1_or_2(tmp_path):
     wrong = tmp_path / "wrong.json"
     wrong.write_text("[1, 2]")
