@@ -82,7 +82,7 @@ def check_values(problem: Problem, data: InstanceData) -> None:
     :meth:`~imle_solvers.problems.Problem.check_instance_data`, which is asked even without
     data: a problem may need some), naming the first bad batch index. Reads the values (a
     device synchronisation); traced arrays are skipped."""
-    if any(is_traced(value) for value in data.values()):
+    if any(framework_of_or_none(value) and is_traced(value) for value in data.values()):
         return
     host = to_host(problem, data)
     for name, value in host.items():
@@ -90,6 +90,24 @@ def check_values(problem: Problem, data: InstanceData) -> None:
             check_finite(value, name)
     if not host or next(iter(host.values())).shape[0]:
         problem.check_instance_data(host)  # also without data: a field may have no default
+
+
+def invalid_on_device(problem: Problem, data: InstanceData) -> Array | None:
+    """``(B,)`` bools in the data's framework, True for an instance whose data
+    :func:`check_values` would refuse (a non-finite float, or the problem's
+    :meth:`~imle_solvers.problems.Problem.invalid_instances`); None where the problem
+    checks on the host only. A binding that holds traced data asks the host for the
+    message only when one is True."""
+    bad = problem.invalid_instances(data)
+    if bad is None:
+        return None
+    fields = problem.instance_fields
+    for name, value in data.items():
+        if fields[name].kind == "float":
+            xp = array_namespace(value)
+            finite = xp.all(xp.reshape(xp.isfinite(value), (value.shape[0], -1)), axis=1)
+            bad = bad | ~finite
+    return bad
 
 
 def to_host(problem: Problem, data: InstanceData) -> dict[str, np.ndarray]:

@@ -48,7 +48,7 @@ from .errors import InvalidInputError, missing_dependency
 from .estimators import AdaptiveState, Estimator, Residuals
 from .failures import OnFailure, gradient_with_status, sample_with_status
 from .noise import JaxSource
-from .instances import check_values, per_instance
+from .instances import check_values, invalid_on_device, per_instance
 from .oracle import MAPOracle
 from .problems import Problem
 from .problems.base import check_batch_shape, check_finite, non_finite_error
@@ -187,7 +187,11 @@ class IMLEFunction:
         data = _binding.instance_data(self.oracle, data, theta, self.validate_args)
         if self.validate_args and any(isinstance(v, jax.core.Tracer) for v in data.values()):
             check = functools.partial(_recording_errors, _check_data_on_host, self.problem, tuple(data))
-            _unwrapping_errors(lambda *values: jax.debug.callback(check, *values), *data.values())
+            bad = invalid_on_device(self.problem, data)
+            if bad is None:  # the problem checks on the host only
+                jax.debug.callback(check, *data.values())
+            else:  # the host is called only when an instance is bad (under vmap: always, and it checks)
+                jax.lax.cond(jnp.any(bad), lambda *v: jax.debug.callback(check, *v), _nothing, *data.values())
         return data
 
     def _solves(self, data: dict[str, jax.Array], batch: int) -> tuple[Callable, Callable]:

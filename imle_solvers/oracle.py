@@ -176,13 +176,11 @@ class MAPOracle:
             if validate:
                 check_data(self.problem, data, theta.shape[0])
         if solver.runs_on(framework) and not (solver is self.solver and self._pooled):
+            native = for_framework(self.problem, data, theta)
             if validate:
                 self.problem.validate(theta)
-                check_values(self.problem, data)
-            if data:
-                z = solver.solve(theta, self.problem, data=for_framework(self.problem, data, theta))
-            else:
-                z = solver.solve(theta, self.problem)
+                check_values(self.problem, native)
+            z = solver.solve(theta, self.problem, data=native) if native else solver.solve(theta, self.problem)
             if tuple(z.shape) != tuple(theta.shape):
                 raise SolverError(
                     f"instances 0-{theta.shape[0] - 1} ({self.problem.label}, backend {solver.backend!r}): the "

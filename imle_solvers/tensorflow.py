@@ -31,7 +31,7 @@ from ._binding import NoiseSource
 from .errors import ImleSolversError, missing_dependency
 from .estimators import Estimator, output_shape
 from .failures import OnFailure, batch_size, gradient_with_status, sample_with_status
-from .instances import check_values, per_instance
+from .instances import check_values, invalid_on_device, per_instance
 from .noise import TensorFlowSource
 from .oracle import MAPOracle
 from .problems import Problem
@@ -129,6 +129,10 @@ class IMLELayer(keras.layers.Layer):
             on_failure=on_failure,
         )
         self._with_status = on_failure != "raise"
+        # Keras reads a ``mask=`` argument as its own masking: where the problem's mask is of
+        # the states' shape (KSubset), it is carried on to z, where it means the same
+        field = problem.instance_fields.get("mask")
+        self.supports_masking = bool(field) and field.shape == problem.shape and estimator.samples == 1
         # XLA compiles TensorFlow ops only: no host callback, no string-formatting check
         self.supports_jit = self.oracle.solver.runs_on("tensorflow") and not validate_args
         self._compiled_step = tf.function(self._step, reduce_retracing=True)
@@ -256,9 +260,16 @@ class IMLELayer(keras.layers.Layer):
         host by a ``tf.numpy_function`` when ``validate_args`` (eagerly, read directly)."""
         data = _binding.instance_data(self.oracle, data, theta, self.validate_args)
         if self.validate_args and data and not tf.executing_eagerly():
-            names = tuple(data)
-            check = functools.partial(_check_data_on_host, self.problem, names)
-            tf.numpy_function(check, list(data.values()), tf.bool, stateful=True)
+            check = functools.partial(_check_data_on_host, self.problem, tuple(data))
+
+            def on_host() -> tf.Tensor:
+                return tf.numpy_function(check, list(data.values()), tf.bool, stateful=True)
+
+            bad = invalid_on_device(self.problem, data)
+            if bad is None:  # the problem checks on the host only
+                on_host()
+            else:  # the host is called only when an instance is bad
+                tf.cond(tf.reduce_any(bad), on_host, lambda: tf.constant(True))
         return data
 
     def _calls_host(self, theta: tf.Tensor) -> bool:

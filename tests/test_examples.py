@@ -46,3 +46,12 @@ def test_l2x_padded_text_selects_sentiment_tokens_never_padding():
         assert results[masked]["padding selected, test"] == 0
         assert results[masked]["padding selected, training"] == 0
     assert results["no mask, k=3"]["padding selected, training"] > 0, "without the mask, padding is selectable"
+
+
+def test_rota_weekly_learns_the_planners_rotas_and_never_breaks_availability():
+    pytest.importorskip("ortools")
+    results = load("rota_weekly").main(steps=25, batch=16, weeks=(128, 64))
+    learned, fixed, untrained = results["availability per week"], results["one fixed problem"], results["untrained"]
+    assert learned["assignments to unavailable workers"] == 0
+    assert fixed["assignments to unavailable workers"] > 0, "without the table, scores alone cannot keep to it"
+    assert learned["shifts given to the planner's worker"] > untrained["shifts given to the planner's worker"] + 0.3

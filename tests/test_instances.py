@@ -243,3 +243,53 @@ def _best_allowed(theta, allowed=None, bonus=None):
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))
     return torch.nn.functional.one_hot(scores.argmax(-1), theta.shape[-1])
+
+
+def test_k_subset_data_are_checked_on_the_device_and_bad_ones_named_under_jit():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from imle_solvers.jax import imle
+
+    f = imle(ims.KSubset(6, 3), ims.IMLE(noise=ims.Gumbel()))
+    step = jax.jit(lambda t, d: f(t, jax.random.key(0), **d))
+    theta = jnp.zeros((4, 6))
+    mask = np.ones((4, 6), bool)
+    np.testing.assert_array_equal(np.asarray(step(theta, {"mask": mask}).sum(axis=1)), 3)
+    mask[2, :4] = False
+    with pytest.raises(Exception, match=r"mask: batch index 2 leaves 2 selectable items, fewer than k=3"):
+        step(theta, {"mask": mask})
+    with pytest.raises(Exception, match=r"k: batch index 1 holds k=7, outside 1..n=6"):
+        step(theta, {"k": np.array([1, 7, 2, 2])})
+    # the check is a device computation; the host is reached only on the failing branch
+    jaxpr = str(jax.make_jaxpr(step)(theta, {"mask": np.ones((4, 6), bool)}))
+    assert "cond" in jaxpr and "pure_callback" not in jaxpr
+
+
+def test_k_subset_data_are_checked_inside_tf_function():
+    tf = pytest.importorskip("tensorflow")
+    from imle_solvers.tensorflow import IMLELayer
+
+    layer = IMLELayer(ims.KSubset(6, 3), ims.IMLE(noise=ims.Gumbel()), seed=0)
+    step = tf.function(lambda t, m: layer(t, mask=m))
+    theta = tf.zeros((4, 6))
+    mask = np.ones((4, 6), bool)
+    np.testing.assert_array_equal(step(theta, mask).numpy().sum(axis=1), 3)
+    mask[3, 1:] = False
+    with pytest.raises(Exception, match=r"mask: batch index 3 leaves 1 selectable items, fewer than k=3"):
+        step(theta, mask)
+
+
+def test_a_keras_k_subset_layer_carries_its_mask_to_the_output():
+    pytest.importorskip("tensorflow")
+    import warnings
+
+    from imle_solvers.tensorflow import IMLELayer
+
+    layer = IMLELayer(ims.KSubset(6, 2), ims.IMLE(noise=None))
+    allowed = np.array([[True, True, False, False, True, True]] * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns where a layer drops a mask
+        z = layer(np.arange(12.0, dtype="float32").reshape(2, 6), mask=allowed)
+    np.testing.assert_array_equal(z.numpy(), [[0, 0, 0, 0, 1, 1]] * 2)
+    np.testing.assert_array_equal(np.asarray(z._keras_mask), allowed)

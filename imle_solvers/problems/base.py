@@ -96,6 +96,15 @@ class Problem:
         names, shapes, kinds and finiteness are checked already; it is empty for a batch
         given no data (a problem that needs some says so then)."""
 
+    def invalid_instances(self, data: Mapping[str, Array]) -> Array | None:
+        """``(B,)`` bools, True for the instances whose data :meth:`check_instance_data` would
+        refuse, computed in the data's own framework (array API) so that a traced or
+        on-device batch is checked where it is, and the host asked for the message only
+        when one is bad; None where the problem has no such check (its data are then
+        checked on the host every step). ``data`` as for :meth:`check_instance_data`, in
+        any framework, names, shapes and kinds checked."""
+        return None
+
     def validate(self, theta: Array, name: str = "theta") -> None:
         """Raise :class:`InvalidInputError` unless ``theta`` is a finite ``(B, *shape)`` batch.
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._array import array_namespace
 from ..errors import InvalidInputError
 from .base import DataField, Problem, Sense
 
@@ -52,6 +53,17 @@ class KSubset(Problem):
             "mask": DataField((self.n,), "bool", "True where an item may be chosen (False: padding)"),
             "k": DataField((), "int", f"how many items the instance chooses, 1..n={self.n}"),
         }
+
+    def invalid_instances(self, data: Mapping[str, Any]) -> Any:
+        """``(B,)`` True where an instance's ``k`` is outside ``1..n`` or its mask leaves fewer
+        than ``k_i`` selectable items, in the data's framework (see the base class)."""
+        k, mask = data.get("k"), data.get("mask")
+        bad = None if k is None else (k < 1) | (k > self.n)
+        if mask is not None:
+            xp = array_namespace(mask)
+            short = xp.sum(xp.astype(mask, xp.int32), axis=1) < (self.k if k is None else k)
+            bad = short if bad is None else bad | short
+        return bad
 
     def check_instance_data(self, data: Mapping[str, Any]) -> None:
         """``k`` must be in ``1..n``, and ``mask`` must leave at least ``k_i`` selectable
