@@ -51,9 +51,9 @@ def test_vmap_matches_eager_calls_with_one_host_solve_per_pass(monkeypatch):
     calls = []
     solve_on_host = _binding.solve_on_host
 
-    def counting(oracle, theta):
+    def counting(oracle, theta, data=None):
         calls.append(theta.shape)
-        return solve_on_host(oracle, theta)
+        return solve_on_host(oracle, theta, data)
 
     z_mapped = jax.vmap(f)(thetas, keys)
     monkeypatch.setattr(_binding, "solve_on_host", counting)
