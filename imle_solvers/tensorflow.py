@@ -129,10 +129,8 @@ class IMLELayer(keras.layers.Layer):
             on_failure=on_failure,
         )
         self._with_status = on_failure != "raise"
-        # Keras reads a ``mask=`` argument as its own masking: where the problem's mask is of
-        # the states' shape (KSubset), it is carried on to z, where it means the same
-        field = problem.instance_fields.get("mask")
-        self.supports_masking = bool(field) and field.shape == problem.shape and estimator.samples == 1
+        # Keras reads a ``mask=`` argument as its own masking (see compute_mask)
+        self.supports_masking = "mask" in problem.instance_fields
         # XLA compiles TensorFlow ops only: no host callback, no string-formatting check
         self.supports_jit = self.oracle.solver.runs_on("tensorflow") and not validate_args
         self._compiled_step = tf.function(self._step, reduce_retracing=True)
@@ -218,6 +216,12 @@ class IMLELayer(keras.layers.Layer):
             # Keras checks that the store holds exactly the layer's variables
             store = {key: store[key] for key in keys if key != _GENERATOR_KEY}
         super().load_own_variables(store)
+
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
+        """Keras' mask of z: the ``mask=`` argument where it is of z's shape (a KSubset's mask
+        means the same on z: positions that may be chosen), else none."""
+        field = self.problem.instance_fields.get("mask")
+        return previous_mask if field.shape == self.problem.shape and self.estimator.samples == 1 else None
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> Any:
         shape = output_shape(tuple(input_shape), self.estimator.samples)

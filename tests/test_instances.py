@@ -104,18 +104,18 @@ ESTIMATORS = [
 ]
 
 
-def per_instance_reference(estimator, theta, noise, grad_z, data):
+def per_instance_reference(estimator, theta, noise, grad_z, data, problem=PickOne(N), backend="python"):
     """z and the gradient of each instance alone, with an oracle that knows only its data."""
     zs, grads = [], []
     for i in range(len(theta)):
-        oracle = ims.MAPOracle(PickOne(N), backend="python")
+        oracle = ims.MAPOracle(problem, backend=backend)
         own = {name: value[i : i + 1] for name, value in data.items()}
 
         def solve(x, own=own, oracle=oracle):
             return oracle(x, **{name: np.repeat(value, len(x), axis=0) for name, value in own.items()})
 
         one_noise = None if noise is None else noise[i : i + 1]
-        z, residuals = estimator.sample_with(theta[i : i + 1], one_noise, solve, sign=1)
+        z, residuals = estimator.sample_with(theta[i : i + 1], one_noise, solve, sign=problem.sign)
         grad, _ = estimator.gradient(residuals, grad_z[i : i + 1], solve, estimator.initial_state())
         zs.append(z[0])
         grads.append(grad[0])
@@ -123,7 +123,7 @@ def per_instance_reference(estimator, theta, noise, grad_z, data):
 
 
 def grad_for(estimator, theta, seed):
-    shape = (len(theta), *((estimator.samples,) if estimator.samples > 1 else ()), N)
+    shape = (len(theta), *((estimator.samples,) if estimator.samples > 1 else ()), *theta.shape[1:])
     return np.random.default_rng(seed).normal(size=shape)
 
 
@@ -163,6 +163,57 @@ def test_bindings_give_the_per_instance_result(framework, estimator):
     expected_z, expected_grad = per_instance_reference(estimator, theta, noise, grad_z, data)
     np.testing.assert_array_equal(result.z, expected_z)
     np.testing.assert_allclose(result.grad, expected_grad, atol=1e-5)
+
+
+def built_in_cases(rng: np.random.Generator) -> dict[str, tuple]:
+    """(problem, backend, data for 6 instances) of each built-in problem, every instance feasible."""
+    mask = rng.random((6, 8)) < 0.8
+    mask[:, :4] = True  # at least 4 selectable, k <= 3
+    closed = np.zeros((6, 5, 5), bool)
+    closed[np.arange(6), rng.integers(1, 4, 6), rng.integers(1, 4, 6)] = True  # one inner cell: never cuts off
+    allowed = rng.random((6, 4, 4)) < 0.6
+    allowed[:, np.arange(4), rng.permutation(4)] = True  # a perfect matching stays possible
+    knapsack = ims.ILP.from_dict({
+        "params": {"capacity": {"batched": True, "default": 5}},
+        "sets": {"items": 6},
+        "variables": {"x": {"over": ["items"], "type": "binary"}},
+        "constraints": [{"name": "fits", "expr": "sum(i in items) (i + 1) * x[i] <= capacity"}],
+        "objective": {"sense": "max", "theta": "x"},
+    })
+    return {
+        "k-subset": (ims.KSubset(8, 3), "auto", {"mask": mask, "k": rng.integers(1, 4, 6)}),
+        "grid": (ims.GridShortestPath(5, 5), "scipy", {"source": rng.integers(0, 5, (6, 2)) * [1, 0],
+                                                        "target": np.full((6, 2), 4), "closed": closed}),
+        "matching": (ims.BipartiteMatching(4, 4), "scipy", {"allowed": allowed}),
+        "ilp": (knapsack, "scip", {"capacity": rng.integers(3, 12, 6).astype(float)}),
+    }
+
+
+@pytest.mark.parametrize("case", ["k-subset", "grid", "matching", "ilp"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_built_in_problems_take_their_data_in_every_binding(framework, case):
+    pytest.importorskip(framework)
+    if case == "ilp":
+        pytest.importorskip("pyscipopt")
+    rng = np.random.default_rng(5)
+    problem, backend, data = built_in_cases(rng)[case]
+    estimator = ims.IMLE(noise=ims.Gumbel(), lambda_=5.0, samples=2, marginal_samples=2)
+    theta = rng.uniform(0.5, 1.5, size=(6, *problem.shape)).astype(np.float32)  # positive: path costs
+    grad_z = (5 * grad_for(estimator, theta, 3)).astype(np.float32)
+    seed = 11
+    if framework == "jax":
+        jax = importlib.import_module("jax")
+        from imle_solvers.jax import numpy_seed
+
+        seed = numpy_seed(jax.random.key(3))  # the key the JAX runner uses
+    noise = _binding.numpy_noise(estimator, theta.shape, np.float32, [_binding.generator(seed)])[0]
+    result = RUNNERS[framework](problem, estimator, theta, grad_z, seed, backend=backend, data=data)
+    expected_z, expected_grad = per_instance_reference(estimator, theta, noise, grad_z, data, problem, backend)
+    np.testing.assert_array_equal(result.z, expected_z)
+    np.testing.assert_allclose(result.grad, expected_grad, atol=1e-5)
+    assert np.abs(expected_grad).sum() > 0
+    without = ims.MAPOracle(problem, backend=backend)(theta[:, None].repeat(2, 1).reshape(-1, *problem.shape))
+    assert not np.array_equal(result.z.reshape(without.shape), without), "the data must change something"
 
 
 def test_jax_data_under_jit_and_vmap():
