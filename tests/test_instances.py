@@ -344,3 +344,39 @@ def test_a_keras_k_subset_layer_carries_its_mask_to_the_output():
         z = layer(np.arange(12.0, dtype="float32").reshape(2, 6), mask=allowed)
     np.testing.assert_array_equal(z.numpy(), [[0, 0, 0, 0, 1, 1]] * 2)
     np.testing.assert_array_equal(np.asarray(z._keras_mask), allowed)
+
+
+def random_data(case: str, rng: np.random.Generator) -> tuple[ims.Problem, dict[str, np.ndarray]]:
+    """Data of 40 instances, some of them bad, for a problem with a device-side check."""
+    if case == "k-subset":
+        return ims.KSubset(6, 3), {"mask": rng.random((40, 6)) < 0.5, "k": rng.integers(0, 8, 40)}
+    ends = {name: rng.integers(-1, 5, (40, 2)) for name in ("source", "target")}
+    return ims.GridShortestPath(4, 4), {**ends, "closed": rng.random((40, 4, 4)) < 0.2}
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("case", ["k-subset", "grid"])
+def test_the_device_side_check_refuses_exactly_what_the_host_check_refuses(case, framework):
+    rng = np.random.default_rng(3)
+    problem, data = random_data(case, rng)
+    for subset in ([*data], [name for name in data if name != "closed" and name != "k"]):
+        given = {name: data[name] for name in subset}
+        converted = {name: _as(framework, value) for name, value in given.items()}
+        bad = np.asarray(problem.invalid_instances(converted))
+        for i in range(40):
+            one = {name: value[i : i + 1] for name, value in given.items()}
+            try:
+                problem.check_instance_data(one)
+                refused = False
+            except InvalidInputError:
+                refused = True
+            assert bad[i] == refused, (subset, i, one)
+        assert 0 < bad.sum() < 40
+
+
+def _as(framework: str, value: np.ndarray):
+    if framework == "torch":
+        return pytest.importorskip("torch").as_tensor(value)
+    if framework == "jax":
+        return pytest.importorskip("jax.numpy").asarray(value)
+    return value

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from .._array import array_namespace
 from ..errors import InvalidInputError
 from .base import DataField, Problem, Sense
 
@@ -94,6 +95,30 @@ class GridShortestPath(Problem):
                 )
         if "closed" in data:
             self._check_open_ends(np.asarray(data["closed"]), ends)
+
+    def invalid_instances(self, data: Mapping[str, Any]) -> Any:
+        """``(B,)`` True where :meth:`check_instance_data` would refuse an instance (an end
+        outside the grid, or closed), in the data's own framework (see the base class)."""
+        if not data:
+            return None
+        xp = array_namespace(*data.values())
+        cells = xp.reshape(xp.arange(self.rows * self.cols), (1, -1))
+        closed = data.get("closed")
+        bad = None
+        for name, default in self.default_cells.items():
+            if name not in data and closed is None:
+                continue
+            end = data.get(name)
+            row, col = (default[0], default[1]) if end is None else (end[:, 0], end[:, 1])
+            wrong = None
+            if end is not None:
+                wrong = (row < 0) | (row >= self.rows) | (col < 0) | (col >= self.cols)
+            if closed is not None:  # the end's cell, by comparison: no gather, any framework
+                at_end = cells == xp.reshape(row * self.cols + col, (-1, 1))
+                shut = xp.any(at_end & xp.reshape(closed, (closed.shape[0], -1)), axis=1)
+                wrong = shut if wrong is None else wrong | shut
+            bad = wrong if bad is None else bad | wrong
+        return bad
 
     def _check_open_ends(self, closed: np.ndarray, ends: Mapping[str, np.ndarray]) -> None:
         """Raise if ``closed`` ``(B, rows, cols)`` closes an instance's source or target cell."""
