@@ -55,3 +55,10 @@ def test_rota_weekly_learns_the_planners_rotas_and_never_breaks_availability():
     assert learned["assignments to unavailable workers"] == 0
     assert fixed["assignments to unavailable workers"] > 0, "without the table, scores alone cannot keep to it"
     assert learned["shifts given to the planner's worker"] > untrained["shifts given to the planner's worker"] + 0.3
+
+
+def test_pyepo_shortest_path_lowers_the_normalised_regret():
+    results = load("pyepo_shortest_path").main(epochs=2, n_train=300, n_test=200)
+    assert results["normalized_regret_before"] > 0.4  # an untrained linear model: about 0.6
+    assert results["normalized_regret"] < 0.5 * results["normalized_regret_before"]
+    assert results["cost_accuracy"] > results["cost_accuracy_before"]
