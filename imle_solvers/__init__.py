@@ -12,8 +12,8 @@ from .errors import (
     SolverError,
     UnknownBackendError,
 )
-from .estimators import AIMLE, IMLE, STE, AdaptiveState
-from .noise import Gumbel, SumOfGamma
+from .estimators import AIMLE, IMLE, STE, AdaptiveState, BlackboxDifferentiation, NegativeIdentity, PerturbedOptimizer
+from .noise import Gumbel, Normal, SumOfGamma
 from .oracle import MAPOracle
 from .spec import ILPBuilder, SpecError, SpecLimits, UnknownProblemError, list_named_ilps, list_problems, named_ilp, problem, register_ilp
 from .problems import (
@@ -34,8 +34,12 @@ __all__ = [
     "AIMLE",
     "IMLE",
     "STE",
+    "BlackboxDifferentiation",
+    "NegativeIdentity",
+    "PerturbedOptimizer",
     "AdaptiveState",
     "Gumbel",
+    "Normal",
     "SumOfGamma",
     "MAPOracle",
     "Problem",

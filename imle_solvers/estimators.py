@@ -36,7 +36,7 @@ import numpy as np
 
 from ._array import Array, array_namespace, device, state_float
 from .errors import InvalidInputError
-from .noise import NoiseDistribution, RandomSource, as_source
+from .noise import Gumbel, NoiseDistribution, Normal, RandomSource, as_source
 
 Solve = Callable[[Array], Array]
 Rng = np.random.Generator | RandomSource
@@ -51,12 +51,27 @@ class Residuals:
         noise: ``(B, samples, marginal_samples, *shape)`` the noise draw, or None.
         z: ``(B, samples, *shape)`` the sampled (marginal) states.
         sign: +1 max problem, -1 min problem.
+
+    An estimator that needs more keeps it in a subclass (:class:`PerturbedResiduals`); the
+    bindings carry every array field of the residuals' own type to the backward pass.
     """
 
     theta: Array
     noise: Array | None
     z: Array
     sign: int
+
+
+@dataclass(frozen=True)
+class PerturbedResiduals(Residuals):
+    """The residuals of :class:`PerturbedOptimizer`: those of every estimator, and
+
+    Attributes:
+        states: ``(B, samples, marginal_samples, *shape)`` the individual perturbed MAP
+            states, of the max problem (``z`` is their mean over the marginal samples).
+    """
+
+    states: Array
 
 
 class Estimator(Protocol):
@@ -408,4 +423,211 @@ class STE(_PerturbAndMAP):
         return mean_over_axis(g, 1), state
 
 
-__all__ = ["Estimator", "Residuals", "IMLE", "AIMLE", "AdaptiveState", "STE", "oriented", "perturbed_map", "draw_noise"]
+@dataclass(frozen=True, kw_only=True)
+class BlackboxDifferentiation(_PerturbAndMAP):
+    r"""Blackbox differentiation of combinatorial solvers (Vlastelica, Paulus, Musil,
+    Martius, Rolinek, ICLR 2020).
+
+    Forward the MAP state :math:`z = \mathrm{MAP}(\theta)` (of the perturbed scores
+    :math:`\theta + \tau\epsilon` when ``noise`` is given); backward the gradient of the
+    piecewise-linear interpolation of the loss, for a max problem
+
+    .. math:: \nabla_\theta L \approx \big(z - \mathrm{MAP}(\theta - \lambda g + \tau\epsilon)\big) / \lambda,
+        \qquad g = \partial L / \partial z,
+
+    averaged over samples. For a min problem over costs :math:`w` this is the paper's
+    :math:`-\big(y(w) - y(w + \lambda g)\big)/\lambda` (the library solves the max problem
+    over :math:`-w` and turns the gradient back). It is :class:`IMLE` with ``alpha=1``,
+    the target's noise that of the forward pass and ``scale_by_lambda=True``: without
+    noise, ``BlackboxDifferentiation(lambda_=l)`` and ``IMLE(noise=None, lambda_=l)`` give
+    the same numbers.
+
+    Shapes: as every estimator here, ``theta`` ``(B, *shape)``, ``z`` ``(B, *shape)`` or
+    ``(B, samples, *shape)``, the gradient ``(B, *shape)``.
+
+    Args:
+        noise: None (the default, the paper's deterministic method) or a noise distribution.
+        noise_temperature, samples, marginal_samples: as :class:`IMLE`.
+        lambda_: lambda > 0, the interpolation's step; like I-MLE's it multiplies dL/dz, so
+            it depends on the loss's reduction (the paper uses 1 to 100 for losses summed
+            over the batch).
+    """
+
+    lambda_: float = 10.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_number("BlackboxDifferentiation", "lambda_", self.lambda_, low=0.0, strict=True)
+
+    def max_gradient(self, residuals: Residuals, g: Array, solve: Solve, state: Any) -> tuple[Array, Any]:
+        """``(z - MAP(theta - lambda g + tau eps)) / lambda``, averaged over samples; the state
+        is unchanged. The same operations, in the same order, as :meth:`IMLE.max_gradient`
+        at ``alpha=1``, so that the two agree to the last bit."""
+        target = (-self.lambda_) * g
+        target += residuals.theta[:, None, ...]
+        difference = residuals.z - perturbed_map(solve, target, residuals.noise, self.noise_temperature)
+        difference *= 1.0 / self.lambda_
+        return mean_over_axis(difference, 1), state
+
+
+@dataclass(frozen=True, kw_only=True)
+class NegativeIdentity(_PerturbAndMAP):
+    r"""The (negative) identity backward pass (Sahoo, Paulus, Vlastelica, Musil, Kuleshov,
+    Martius, "Backpropagation through combinatorial algorithms: identity with projection
+    works", ICLR 2023).
+
+    Forward the (perturbed) MAP state; backward the upstream gradient itself: for a max
+    problem :math:`\nabla_\theta L \approx \partial L/\partial z`, for a min problem over
+    costs :math:`w`, :math:`\nabla_w L \approx -\partial L/\partial z` (the solver is
+    treated as the negative identity of the costs, whose states shrink as costs grow).
+    Averaged over samples.
+
+    Relation to :class:`STE`: in this library's sign convention (costs are passed as costs
+    and the gradient is turned back on exit) the straight-through estimator already
+    passes ``-dL/dz`` back for a min problem, so the two give the same gradient, with or
+    without noise; this class names the method of the paper. The paper's projections of
+    the scores before the solver (mean removal, normalisation) are not part of it: they
+    are layers of the model in front of the solver.
+
+    Args:
+        noise, noise_temperature, samples, marginal_samples: as :class:`IMLE`
+            (``noise=None``, the default, is the paper's deterministic method).
+    """
+
+    def max_gradient(self, residuals: Residuals, g: Array, solve: Solve, state: Any) -> tuple[Array, Any]:
+        """``g`` averaged over samples; the state is unchanged."""
+        return mean_over_axis(g, 1), state
+
+
+@dataclass(frozen=True)
+class PerturbedOptimizer(_PerturbAndMAP):
+    r"""Perturbed optimizers (Berthet, Blondel, Teboul, Cuturi, Vert, Bach, NeurIPS 2020).
+
+    Forward the Monte Carlo estimate of the perturbed optimizer of a max problem,
+
+    .. math:: y_\sigma(\theta) = \mathbb{E}\,\mathrm{MAP}(\theta + \sigma Z)
+        \approx \frac{1}{M}\sum_{m=1}^{M} y_m, \qquad y_m = \mathrm{MAP}(\theta + \sigma Z_m),
+
+    a smooth function of :math:`\theta` (with entries in the convex hull of the states);
+    backward its Jacobian's estimate from the same draws, for :math:`Z` of density
+    :math:`\propto e^{-\nu(Z)}`:
+
+    .. math:: \nabla_\theta L \approx \frac{1}{M\sigma}\sum_{m=1}^{M} \langle y_m, g\rangle\, \nabla\nu(Z_m),
+        \qquad g = \partial L / \partial y_\sigma,
+
+    with :math:`\nabla\nu(Z) = Z` for ``Normal()`` noise and :math:`1 - e^{-Z}` for
+    ``Gumbel()`` noise. It costs no solver call: the backward pass reuses the forward
+    pass's states. With Gumbel noise on a one-hot problem, :math:`y_\sigma(\theta)` is
+    exactly :math:`\mathrm{softmax}(\theta/\sigma)`.
+
+    ``multiplicative=True`` perturbs multiplicatively (InferOpt's ``PerturbedMultiplicative``),
+    keeping the signs of the scores, e.g. positive costs positive:
+    :math:`y_m = \mathrm{MAP}(\theta \odot e^{\sigma Z_m - \sigma^2/2})` (the shift makes the
+    factor's mean 1 for Normal noise). As :math:`|\theta_i| e^{\sigma Z_i - \sigma^2/2} =
+    \exp(\log|\theta_i| - \sigma^2/2 + \sigma Z_i)` is an additive perturbation of
+    :math:`u_i = \log|\theta_i|`, and :math:`\partial u_i / \partial \theta_i = 1/\theta_i`,
+    the chain rule gives
+
+    .. math:: \nabla_\theta L \approx \frac{1}{M\sigma\,\theta}\odot\sum_{m=1}^{M} \langle y_m, g\rangle\, \nabla\nu(Z_m)
+
+    (entries where :math:`\theta_i = 0`, which no multiplicative perturbation moves, get 0).
+
+    For a min problem over costs :math:`w` the library solves the max problem over
+    :math:`-w`: the states are :math:`\mathrm{MAP}_{\min}(w - \sigma Z_m)` (additive; for
+    Normal noise the same law as :math:`w + \sigma Z_m`) or
+    :math:`\mathrm{MAP}_{\min}(w \odot e^{\sigma Z_m - \sigma^2/2})` (multiplicative), and the
+    gradient is turned back on exit.
+
+    Relation to I-MLE: both perturb and solve; I-MLE's backward pass solves again at a
+    target moved along :math:`-g` (a finite difference, biased, low variance), this one
+    weights the forward states by the noise's score (unbiased for the smoothed map
+    :math:`y_\sigma`, no extra solve, variance growing as :math:`1/\sigma`, so it wants
+    more samples ``M``).
+
+    Shapes: ``theta`` ``(B, *shape)``; the output ``(B, *shape)``, the mean of M states
+    per instance, or ``(B, samples, *shape)`` with ``samples > 1`` independent such means;
+    the gradient ``(B, *shape)``, averaged over samples. The residuals
+    (:class:`PerturbedResiduals`) keep the ``(B, samples, M, *shape)`` individual states.
+
+    Args:
+        noise: ``Normal()`` (the default) or ``Gumbel()``; the estimate needs the noise's
+            density, so no other distribution (and not None) is taken.
+        noise_temperature: sigma > 0, the perturbation's scale (the smoothing).
+        marginal_samples: M, the perturbations averaged into one output (the paper's
+            ``num_samples``).
+        samples: independent outputs per instance, each the mean of M states.
+        multiplicative: perturb multiplicatively, as above.
+    """
+
+    noise: NoiseDistribution | None = Normal()  # noqa: RUF009  (a frozen, immutable default)
+    _: KW_ONLY
+    multiplicative: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.noise, (Normal, Gumbel)):
+            raise InvalidInputError(
+                f"PerturbedOptimizer: noise must be Normal() or Gumbel() (the gradient estimate needs the "
+                f"noise's density), got {self.noise!r}"
+            )
+        _check_number("PerturbedOptimizer", "noise_temperature", self.noise_temperature, low=0.0, strict=True)
+        if not isinstance(self.multiplicative, (bool, np.bool_)):
+            raise InvalidInputError(f"PerturbedOptimizer: multiplicative must be True or False, got {self.multiplicative!r}")
+
+    def sample_with(
+        self, theta: Array, noise: Array | None, solve: Solve, *, sign: int
+    ) -> tuple[Array, PerturbedResiduals]:
+        """Forward pass with a given noise draw ``(B, samples, M, *shape)``: the mean of the M
+        perturbed states, and residuals that keep them all."""
+        if noise is None:
+            raise InvalidInputError("PerturbedOptimizer: the forward pass needs a noise draw, got None")
+        xp = array_namespace(theta)
+        scores = theta if sign == 1 else -theta
+        sigma = self.noise_temperature
+        base = scores[:, None, None, ...]
+        if self.multiplicative:
+            perturbed = base * xp.exp(sigma * noise - 0.5 * sigma * sigma)
+        else:
+            perturbed = base + sigma * noise
+        event = tuple(theta.shape[1:])
+        states = xp.reshape(oriented(solve, sign)(xp.reshape(perturbed, (-1, *event))), perturbed.shape)
+        z = mean_over_axis(states, 2)
+        return output(z, self.samples), PerturbedResiduals(theta=scores, noise=noise, z=z, sign=sign, states=states)
+
+    def max_gradient(self, residuals: Residuals, g: Array, solve: Solve, state: Any) -> tuple[Array, Any]:
+        """``mean_m <y_m, g> grad_nu(Z_m) / sigma`` (divided by theta when multiplicative),
+        averaged over samples; no solver call, the state unchanged. ``residuals`` are the
+        :class:`PerturbedResiduals` of :meth:`sample_with`."""
+        if not isinstance(residuals, PerturbedResiduals):
+            raise InvalidInputError(
+                f"PerturbedOptimizer: the backward pass needs the PerturbedResiduals of its forward pass, got "
+                f"{type(residuals).__name__}"
+            )
+        xp = array_namespace(residuals.theta)
+        states, noise = residuals.states, residuals.noise
+        event_axes = tuple(range(3, states.ndim))
+        inner = xp.sum(states * g[:, :, None, ...], axis=event_axes, keepdims=True)  # (B, samples, M, 1, ...)
+        score = noise if isinstance(self.noise, Normal) else 1.0 - xp.exp(-noise)
+        grad = mean_over_axis(inner * score, 2) * (1.0 / self.noise_temperature)  # (B, samples, *shape)
+        if self.multiplicative:
+            theta = residuals.theta[:, None, ...]
+            nonzero = theta != 0
+            grad = xp.where(nonzero, grad / xp.where(nonzero, theta, xp.ones_like(theta)), xp.zeros_like(grad))
+        return mean_over_axis(grad, 1), state
+
+
+__all__ = [
+    "Estimator",
+    "Residuals",
+    "PerturbedResiduals",
+    "IMLE",
+    "AIMLE",
+    "AdaptiveState",
+    "STE",
+    "BlackboxDifferentiation",
+    "NegativeIdentity",
+    "PerturbedOptimizer",
+    "oriented",
+    "perturbed_map",
+    "draw_noise",
+]

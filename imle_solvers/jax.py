@@ -34,6 +34,7 @@ Failure policy: with ``on_failure`` other than ``"raise"`` a call returns ``(z, 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import logging
 import threading
@@ -247,15 +248,22 @@ class IMLEFunction:
         solve, solve_with_status = self._solves(data, theta.shape[0])
         if self._with_status:
             z, status, residuals = sample_with_status(self.estimator, theta, noise, solve_with_status, sign)
-            return (z, status), (residuals.theta, noise, residuals.z, state, status, data)
+            return (z, status), (self._residual_arrays(residuals), state, status, data)
         z, residuals = self.estimator.sample_with(theta, noise, solve, sign=sign)
-        return z, (residuals.theta, noise, residuals.z, state, None, data)
+        return z, (self._residual_arrays(residuals), state, None, data)
+
+    def _residual_arrays(self, residuals: Residuals) -> dict[str, Any]:
+        """The residuals' arrays (a pytree, as custom_vjp keeps them); the type, whatever the
+        estimator's (a subclass may carry more), and the sign are kept to rebuild them."""
+        self._residual_type = type(residuals)
+        return {f.name: getattr(residuals, f.name) for f in dataclasses.fields(residuals) if f.name != "sign"}
 
     def _backward(self, saved: tuple, cotangent: Any) -> tuple[jax.Array, jax.Array | None, State | None, None]:
-        scores, noise, states, state, status, data = saved
+        arrays, state, status, data = saved
         grad_z = cotangent[0] if self._with_status else cotangent
-        residuals = Residuals(theta=scores, noise=noise, z=states, sign=self.problem.sign)
-        solve, solve_with_status = self._solves(data, scores.shape[0])
+        residuals = self._residual_type(**arrays, sign=self.problem.sign)
+        noise = residuals.noise
+        solve, solve_with_status = self._solves(data, residuals.theta.shape[0])
         if status is None:
             grad, new = self.estimator.gradient(residuals, grad_z, solve, state)
         else:

@@ -46,8 +46,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import SerializationError
-from .estimators import AIMLE, IMLE, STE
-from .noise import Gumbel, SumOfGamma
+from .estimators import AIMLE, IMLE, STE, BlackboxDifferentiation, NegativeIdentity, PerturbedOptimizer
+from .noise import Gumbel, Normal, SumOfGamma
 from .problems import (
     ILP,
     BipartiteMatching,
@@ -272,6 +272,7 @@ def _short(value: Any) -> str:
 
 
 for _cls in (KSubset, GridShortestPath, GraphShortestPath, EdgeListGraph, BipartiteMatching, GraphMatching, ILP,
-             Variable, Parameter, ParameterMaps, IMLE, AIMLE, STE, Gumbel, SumOfGamma):
+             Variable, Parameter, ParameterMaps, IMLE, AIMLE, STE, BlackboxDifferentiation, NegativeIdentity,
+             PerturbedOptimizer, Gumbel, Normal, SumOfGamma):
     register(_cls)
 del _cls

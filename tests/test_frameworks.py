@@ -59,6 +59,14 @@ ESTIMATORS = [
     pytest.param(ims.STE(noise=ims.Gumbel()), id="ste"),
     pytest.param(ims.IMLE(noise=None, lambda_=10.0), id="imle-no-noise"),
     pytest.param(ims.STE(samples=2), id="ste-no-noise-2-samples"),
+    pytest.param(ims.BlackboxDifferentiation(lambda_=10.0), id="blackbox"),
+    pytest.param(ims.BlackboxDifferentiation(noise=ims.Normal(), lambda_=5.0, samples=2), id="blackbox-normal-2-samples"),
+    pytest.param(ims.NegativeIdentity(noise=ims.Normal()), id="negative-identity"),
+    pytest.param(ims.PerturbedOptimizer(ims.Normal(), noise_temperature=0.5, marginal_samples=3), id="perturbed-normal"),
+    pytest.param(
+        ims.PerturbedOptimizer(ims.Gumbel(), multiplicative=True, samples=2, marginal_samples=2),
+        id="perturbed-gumbel-multiplicative-2x2",
+    ),
 ]
 
 
