@@ -15,6 +15,7 @@ from .errors import (
 from .estimators import AIMLE, IMLE, STE, AdaptiveState, BlackboxDifferentiation, NegativeIdentity, PerturbedOptimizer
 from .noise import Gumbel, Normal, SumOfGamma
 from .oracle import MAPOracle
+from . import data, metrics  # noqa: E402  (after MAPOracle, which metrics uses)
 from .spec import ILPBuilder, SpecError, SpecLimits, UnknownProblemError, list_named_ilps, list_problems, named_ilp, problem, register_ilp
 from .problems import (
     ILP,

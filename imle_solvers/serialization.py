@@ -28,9 +28,11 @@ class's own ``__init__`` / ``__post_init__`` checks the values again.
 Registered: every problem (:class:`~imle_solvers.KSubset`,
 :class:`~imle_solvers.GridShortestPath`, :class:`~imle_solvers.GraphShortestPath`,
 :class:`~imle_solvers.BipartiteMatching`, :class:`~imle_solvers.GraphMatching`,
-:class:`~imle_solvers.ILP` and its :class:`~imle_solvers.Variable` blocks, the graphs'
-:class:`~imle_solvers.problems.EdgeListGraph`), estimator (``IMLE``, ``AIMLE``, ``STE``)
-and noise distribution (``Gumbel``, ``SumOfGamma``) of the library. A problem of your
+:class:`~imle_solvers.ILP` with its :class:`~imle_solvers.Variable` blocks and batched
+parameters, the graphs' :class:`~imle_solvers.problems.EdgeListGraph`), estimator
+(``IMLE``, ``AIMLE``, ``STE``, ``BlackboxDifferentiation``, ``NegativeIdentity``,
+``PerturbedOptimizer``) and noise distribution (``Gumbel``, ``SumOfGamma``, ``Normal``)
+of the library. A problem of your
 own that is a dataclass of such values joins with :func:`register`.
 """
 
