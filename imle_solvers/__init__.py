@@ -14,8 +14,9 @@ from .errors import (
 )
 from .estimators import AIMLE, IMLE, STE, AdaptiveState, BlackboxDifferentiation, NegativeIdentity, PerturbedOptimizer
 from .noise import Gumbel, Normal, SumOfGamma
+from .cache import SolutionCache
 from .oracle import MAPOracle
-from . import data, metrics  # noqa: E402  (after MAPOracle, which metrics uses)
+from . import data, losses, metrics  # after MAPOracle, which metrics uses
 from .spec import ILPBuilder, SpecError, SpecLimits, UnknownProblemError, list_named_ilps, list_problems, named_ilp, problem, register_ilp
 from .problems import (
     ILP,
@@ -32,6 +33,10 @@ from .problems import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "data",
+    "losses",
+    "metrics",
+    "SolutionCache",
     "AIMLE",
     "IMLE",
     "STE",

@@ -60,7 +60,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised without jax installed
     raise missing_dependency("jax", "jax") from error
 
-__all__ = ["IMLEFunction", "imle", "numpy_seed", "apply_state_update"]
+__all__ = ["FenchelYoungLoss", "IMLEFunction", "SPOPlusLoss", "apply_state_update", "imle", "numpy_seed"]
 
 State = AdaptiveState
 
@@ -107,6 +107,7 @@ class IMLEFunction:
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
         on_failure: OnFailure = "raise",
+        cache: Any = None,
     ) -> None:
         _binding.check_estimator("imle", estimator)
         self.problem = problem
@@ -121,6 +122,7 @@ class IMLEFunction:
             chunk_size=chunk_size,
             time_limit=time_limit,
             on_failure=on_failure,
+            cache=cache,
         )
         self._with_status = on_failure != "raise"
         self.state_fields = _binding.state_fields(estimator)
@@ -416,6 +418,7 @@ def imle(
     chunk_size: int | str = "auto",
     time_limit: float | None = None,
     on_failure: OnFailure = "raise",
+    cache: Any = None,
 ) -> IMLEFunction:
     """The differentiable JAX function of ``problem`` under ``estimator``; see :class:`IMLEFunction`.
 
@@ -429,7 +432,7 @@ def imle(
         validate_args: check that ``theta`` is finite (under ``jit`` on the device; only a
             failing check calls the host, through ``jax.debug.callback``), and give NaN
             gradients to rows whose ``dL/dz`` is not finite; False skips both.
-        n_jobs, parallel_backend, chunk_size, time_limit, on_failure: passed to
+        n_jobs, parallel_backend, chunk_size, time_limit, on_failure, cache: passed to
             :class:`~imle_solvers.MAPOracle` (see docs/parallel.md and docs/failures.md).
     """
     return IMLEFunction(
@@ -443,4 +446,136 @@ def imle(
         chunk_size=chunk_size,
         time_limit=time_limit,
         on_failure=on_failure,
+        cache=cache,
     )
+
+
+# --- losses (imle_solvers.losses) ------------------------------------------------------
+
+
+class _OracleLoss:
+    """What both losses share: an :class:`IMLEFunction` whose solves, draws and checks they
+    use, the reduction, and a ``jax.custom_vjp`` over :mod:`imle_solvers.losses`."""
+
+    def __init__(self, problem: Problem, estimator: Estimator, reduction: str, options: dict[str, Any]) -> None:
+        from .losses import check_reduction
+
+        self.problem = problem
+        self.reduction = check_reduction(type(self).__name__, reduction)
+        self._function = IMLEFunction(problem, estimator, **options)
+        self.oracle = self._function.oracle
+        core = jax.custom_vjp(self._primal)
+        core.defvjp(self._forward, self._backward)
+        self._core = core
+
+    def _prepare(self, prediction: Any, data: dict[str, Any]) -> tuple[jax.Array, dict[str, jax.Array]]:
+        prediction = jnp.asarray(prediction)
+        check_batch_shape(prediction.shape, self.problem.shape, "prediction")
+        self._function._check_theta(prediction)
+        return prediction, self._function._instance_data(data, prediction)
+
+    def _solve(self, data: dict[str, jax.Array], batch: int) -> Callable:
+        return per_instance(self._function._solve, data, batch)
+
+    def _primal(self, prediction: jax.Array, inputs: tuple, data: dict) -> jax.Array:
+        return self._forward(prediction, inputs, data)[0]
+
+    def _forward(self, prediction: jax.Array, inputs: tuple, data: dict) -> tuple[jax.Array, tuple]:
+        result = self._compute(prediction, inputs, self._solve(data, prediction.shape[0]))
+        return result.value, (result.gradient, inputs)
+
+    def _backward(self, saved: tuple, grad_out: jax.Array) -> tuple[jax.Array, tuple, None]:
+        gradient, inputs = saved
+        grad = jnp.reshape(grad_out, (-1, *(1,) * (gradient.ndim - 1))) * gradient
+        # the other inputs (targets, noise) carry no gradient
+        return grad, jax.tree.map(jnp.zeros_like, inputs), None
+
+    def _reduce(self, values: jax.Array) -> jax.Array:
+        from .losses import reduce
+
+        return reduce(values, self.reduction)
+
+
+class FenchelYoungLoss(_OracleLoss):
+    """The perturbed Fenchel-Young loss (Berthet et al., 2020) as a JAX function:
+    ``loss_fn(theta, y_true, key, **data)``, ``theta`` and ``y_true`` ``(B, *problem.shape)``,
+    ``key`` a PRNG key, reduced over the batch (``reduction``: ``"mean"``, ``"sum"``, or
+    ``"none"`` for ``(B,)``); differentiable with respect to ``theta`` (a ``jax.custom_vjp``
+    whose gradient is ``y_sigma(theta) - y_true``, ``y_true - y_sigma(w)`` for a min problem).
+
+    Args: as :class:`imle_solvers.torch.FenchelYoungLoss` (``noise``, ``sigma``, ``samples``,
+    ``reduction``, and the options of :func:`imle`); ``noise_source="numpy"`` draws from
+    ``numpy.random.default_rng(numpy_seed(key))``, as the torch and Keras losses with that seed.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        noise: Any = None,
+        sigma: float = 1.0,
+        samples: int = 1,
+        reduction: str = "mean",
+        backend: str = "auto",
+        noise_source: NoiseSource = "native",
+        validate_args: bool = True,
+        n_jobs: int = 1,
+        parallel_backend: str = "loky",
+        chunk_size: int | str = "auto",
+        time_limit: float | None = None,
+    ) -> None:
+        from .estimators import PerturbedOptimizer
+        from .noise import Normal
+
+        estimator = PerturbedOptimizer(Normal() if noise is None else noise, noise_temperature=sigma,
+                                       marginal_samples=samples)
+        options = {"backend": backend, "noise_source": noise_source, "validate_args": validate_args, "n_jobs": n_jobs,
+                   "parallel_backend": parallel_backend, "chunk_size": chunk_size, "time_limit": time_limit}
+        super().__init__(problem, estimator, reduction, options)
+        self.sigma = sigma
+
+    def __call__(self, theta: Any, y_true: Any, key: jax.Array, **data: Any) -> jax.Array:
+        theta, data = self._prepare(theta, data)
+        y_true = jnp.asarray(y_true, dtype=theta.dtype)
+        noise = self._function._draw(jax.lax.stop_gradient(theta), key)
+        return self._reduce(self._core(theta, (y_true, noise), data))
+
+    def _compute(self, theta: jax.Array, inputs: tuple, solve: Callable) -> Any:
+        from .losses import fenchel_young
+
+        y_true, noise = inputs
+        return fenchel_young(theta, y_true, noise, solve, sign=self.problem.sign, sigma=self.sigma)
+
+
+class SPOPlusLoss(_OracleLoss):
+    """SPO+ (Elmachtoub and Grigas) as a JAX function: ``loss_fn(c_hat, c, w_true=None,
+    z_true=None, **data)`` (see :class:`imle_solvers.torch.SPOPlusLoss`), differentiable with
+    respect to ``c_hat`` (a ``jax.custom_vjp`` giving the subgradient ``2 (w*(c) - w*(2 c_hat - c))``
+    for a min problem)."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        reduction: str = "mean",
+        backend: str = "auto",
+        validate_args: bool = True,
+        n_jobs: int = 1,
+        parallel_backend: str = "loky",
+        chunk_size: int | str = "auto",
+        time_limit: float | None = None,
+    ) -> None:
+        from .estimators import STE
+
+        options = {"backend": backend, "validate_args": validate_args, "n_jobs": n_jobs,
+                   "parallel_backend": parallel_backend, "chunk_size": chunk_size, "time_limit": time_limit}
+        super().__init__(problem, STE(), reduction, options)
+
+    def __call__(self, c_hat: Any, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> jax.Array:
+        c_hat, data = self._prepare(c_hat, data)
+        inputs = tuple(None if x is None else jnp.asarray(x, dtype=c_hat.dtype) for x in (c, w_true, z_true))
+        return self._reduce(self._core(c_hat, inputs, data))
+
+    def _compute(self, c_hat: jax.Array, inputs: tuple, solve: Callable) -> Any:
+        from .losses import spo_plus
+
+        c, w_true, z_true = inputs
+        return spo_plus(c_hat, c, solve, sign=self.problem.sign, w_true=w_true, z_true=z_true)

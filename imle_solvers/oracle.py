@@ -22,6 +22,7 @@ from ._array import Array, array_namespace, device, framework_of, from_numpy, st
 from ._pool import TaskTimedOut, WorkerPool, WorkersLost, effective_workers
 from .adapters import resolve_solver
 from .adapters.registry import SolverEntry, resolve_native_solver
+from .cache import SolutionCache, resolve_cache
 from .errors import InvalidInputError, SolverError
 from .failures import STATUS_DTYPE, OnFailure, Status, check_on_failure
 from .instances import InstanceData, check_data, check_values, for_framework, instance, rows, to_host
@@ -59,6 +60,10 @@ class MAPOracle:
             seconds. Not enforced for other solvers in the calling process.
         on_failure: ``"raise"`` (default), ``"skip"`` or ``"incumbent"``: what a failing
             instance gives (see :mod:`imle_solvers.failures`).
+        cache: a :class:`~imle_solvers.cache.SolutionCache` (``True``: one with the
+            defaults), or None: states of instances seen before are answered in the calling
+            process, and only the others go to the solver (see docs/parallel.md, "Solution
+            cache"). Array-native solves bypass it.
 
     Row ``i`` of the output is the MAP state of row ``i`` of the input; the output has
     the input's array type, dtype and device. Per-instance data (the problem's
@@ -85,6 +90,7 @@ class MAPOracle:
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
         on_failure: OnFailure = "raise",
+        cache: SolutionCache | bool | None = None,
     ) -> None:
         if not isinstance(problem, Problem):
             raise InvalidInputError(f"MAPOracle: problem must be an imle_solvers Problem, got {type(problem).__name__}")
@@ -97,6 +103,9 @@ class MAPOracle:
         if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
             raise InvalidInputError(f"MAPOracle: time_limit must be positive seconds or None, got {time_limit!r}")
         self.on_failure = check_on_failure("MAPOracle", on_failure)
+        self.cache = resolve_cache(cache)
+        if self.cache is not None:
+            self.cache.bind(problem)
         self.failures: Counter[str] = Counter()
         self.last_failures: tuple[SolverError, ...] = ()
         self.problem = problem
@@ -126,6 +135,7 @@ class MAPOracle:
     def __repr__(self) -> str:
         extras = "" if self.time_limit is None else f", time_limit={self.time_limit}"
         extras += "" if self.on_failure == "raise" else f", on_failure={self.on_failure!r}"
+        extras += "" if self.cache is None else f", cache={self.cache!r}"
         return (
             f"MAPOracle({self.problem!r}, backend={self.solver.backend!r}, n_jobs={self.n_jobs}, "
             f"parallel_backend={self.parallel_backend!r}, chunk_size={self.chunk_size!r}{extras})"
@@ -195,17 +205,34 @@ class MAPOracle:
             check_values(self.problem, host)
         if len(values) == 0:
             return from_numpy(np.zeros_like(values), like=theta), None
+        if self.cache is None:
+            z, status = self._solve_batch(values, host, np.arange(len(values)))
+            return from_numpy(z, like=theta), status
+        plan = self.cache.plan(values, host, self.problem.sign)
+        z, status = plan.states, np.zeros(len(values), dtype=STATUS_DTYPE)
+        if len(plan.to_solve):
+            todo = plan.to_solve
+            solved, solved_status = self._solve_batch(values[todo], {k: v[todo] for k, v in host.items()}, todo)
+            z[todo], status[todo] = solved, solved_status
+            self.cache.add([plan.keys[i] for i in todo], solved, solved_status == Status.OK)
+        return from_numpy(z, like=theta), status
+
+    def _solve_batch(
+        self, values: np.ndarray, host: InstanceData, positions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """States and statuses of the rows ``values`` (numpy, non-empty), rows ``positions``
+        of the caller's batch (the indices that errors name)."""
         chunks = self._chunks(len(values))
         if len(chunks) == 1 and not (self._pooled and self._task_timeout_needed):
-            results, seconds = self._solve_in_process(values, host)
+            results, seconds = self._solve_in_process(values, host, positions)
         else:
-            results, seconds = self._solve_on_pool(values, host, chunks)
+            results, seconds = self._solve_on_pool(values, host, chunks, positions)
         self._seconds_per_instance = seconds / len(values)
         status = np.concatenate([result.status for result in results])
         self.last_failures = tuple(error for result in results for error in result.failures)
         for error in self.last_failures:  # per instance: a lost chunk's error names all of its
             self.failures[_reason(error, self.on_failure)] += max(len(error.indices), 1)
-        return from_numpy(np.concatenate([result.z for result in results]), like=theta), status
+        return np.concatenate([result.z for result in results]), status
 
     def _check_takes_data(self, solver: SolverEntry, data: InstanceData) -> None:
         if not solver.takes_data:
@@ -243,16 +270,18 @@ class MAPOracle:
         # larger chunks, but never fewer tasks than workers: an idle worker is the worst overhead
         return min(math.ceil(n / workers), max(balanced, worthwhile))
 
-    def _solve_in_process(self, values: np.ndarray, data: InstanceData) -> tuple[list[ChunkResult], float]:
+    def _solve_in_process(
+        self, values: np.ndarray, data: InstanceData, positions: np.ndarray
+    ) -> tuple[list[ChunkResult], float]:
         start = time.perf_counter()
-        result = solve_chunk(self.solver, self.problem, values, 0, self.time_limit, self.on_failure, data)
+        result = solve_chunk(self.solver, self.problem, values, positions, self.time_limit, self.on_failure, data)
         return [result], time.perf_counter() - start
 
     def _solve_on_pool(
-        self, values: np.ndarray, data: InstanceData, chunks: list[Chunk]
+        self, values: np.ndarray, data: InstanceData, chunks: list[Chunk], positions: np.ndarray
     ) -> tuple[list[ChunkResult], float]:
         tasks = [
-            (self.solver, self.problem, values[a:b], a, self.time_limit, self.on_failure, rows(data, a, b))
+            (self.solver, self.problem, values[a:b], positions[a:b], self.time_limit, self.on_failure, rows(data, a, b))
             for a, b in chunks
         ]
         timeout = None
@@ -267,10 +296,11 @@ class MAPOracle:
                     outputs[i] = output
             except (WorkersLost, TaskTimedOut) as fault:
                 suspects = [batch[t] for t in fault.tasks]
+                lost = [[int(p) for p in positions[chunks[i][0] : chunks[i][1]]] for i in suspects]
                 if isinstance(fault, WorkersLost):
-                    error = self._lost_error([chunks[i] for i in suspects], fault.__cause__)
+                    error = self._lost_error(lost, fault.__cause__)
                 else:
-                    error = self._timeout_error([chunks[i] for i in suspects], timeout)
+                    error = self._timeout_error(lost, timeout)
                 if self.on_failure == "raise":
                     raise error from fault
                 for i, output in zip(batch, fault.results or ()):
@@ -298,26 +328,30 @@ class MAPOracle:
         )
         return TaskOutput(result=result, seconds=0.0, warnings=())
 
-    def _lost_error(self, chunks: list[Chunk], cause: BaseException | None) -> SolverError:
+    def _lost_error(self, chunks: list[list[int]], cause: BaseException | None) -> SolverError:
+        """The error for lost ``chunks`` (each the caller's batch indices of its rows)."""
+        indices = [i for chunk in chunks for i in chunk]
         return SolverError(
             f"instances {_spans(chunks)} ({self.problem.label}, backend {self.solver.backend!r}): "
             f"a worker died while solving them, and again when they were retried on restarted "
             f"workers ({cause!r})",
-            index=chunks[0][0],
+            index=indices[0],
             status="worker-died",
-            indices=tuple(i for a, b in chunks for i in range(a, b)),
+            indices=tuple(indices),
         )
 
-    def _timeout_error(self, chunks: list[Chunk], timeout: float | None) -> SolverError:
-        """The error for a task timeout among ``chunks`` (one, on backends that stream results)."""
+    def _timeout_error(self, chunks: list[list[int]], timeout: float | None) -> SolverError:
+        """The error for a task timeout among ``chunks`` (each the caller's batch indices of
+        its rows; one chunk, on backends that stream results)."""
+        indices = [i for chunk in chunks for i in chunk]
         how = "" if self.solver.time_limit else f"; backend {self.solver.backend!r} does not enforce time limits itself"
         return SolverError(
             f"instances {_spans(chunks)} ({self.problem.label}, backend {self.solver.backend!r}): "
             f"time limit hit, no result within {timeout:.3g} s (time_limit={self.time_limit} s per "
             f"instance, plus {TIMEOUT_GRACE_SECONDS} s grace); the workers were stopped{how}",
-            index=chunks[0][0],
+            index=indices[0],
             status="time-limit",
-            indices=tuple(i for a, b in chunks for i in range(a, b)),
+            indices=tuple(indices),
         )
 
     def warm_up(self) -> float:
@@ -368,12 +402,13 @@ def solve_chunk(
     solver: SolverEntry,
     problem: Problem,
     theta: np.ndarray,
-    offset: int,
+    offset: int | np.ndarray,
     time_limit: float | None = None,
     on_failure: OnFailure = "raise",
     data: InstanceData | None = None,
 ) -> ChunkResult:
-    """Solve rows ``theta`` (``(n, *shape)``), the ``offset``-th onwards of the batch, with
+    """Solve rows ``theta`` (``(n, *shape)``), the ``offset``-th onwards of the batch (or,
+    for an array ``offset``, the rows of these ``n`` batch indices: a cache's misses), with
     their per-instance ``data`` (numpy, ``(n, *field.shape)`` each; see
     :mod:`imle_solvers.instances`).
 
@@ -387,10 +422,11 @@ def solve_chunk(
     options: dict[str, Any] = {"time_limit": time_limit} if solver.time_limit and time_limit is not None else {}
     data = data or {}
     n = len(theta)
+    positions = _positions(offset, n)
     status = np.zeros(n, dtype=STATUS_DTYPE)
     if solver.batched:
         try:
-            return ChunkResult(_checked_solve(solver, problem, offset, theta, options | _data_option(data)), status)
+            return ChunkResult(_checked_solve(solver, problem, positions, theta, options | _data_option(data)), status)
         except SolverError as error:
             located = isinstance(error.__cause__, SolverError) and error.__cause__.index is not None
             if n == 1 or (on_failure == "raise" and located):
@@ -404,7 +440,7 @@ def solve_chunk(
         else:
             one, its_data = theta[i], instance(data, i)
         try:
-            z[i] = _checked_solve(solver, problem, offset + i, one, options | _data_option(its_data)).reshape(
+            z[i] = _checked_solve(solver, problem, positions[i : i + 1], one, options | _data_option(its_data)).reshape(
                 theta.shape[1:]
             )
         except SolverError as error:
@@ -445,7 +481,7 @@ def solve_task(
     solver: SolverEntry,
     problem: Problem,
     theta: np.ndarray,
-    offset: int,
+    offset: int | np.ndarray,
     time_limit: float | None,
     on_failure: OnFailure = "raise",
     data: InstanceData | None = None,
@@ -468,16 +504,26 @@ def solve_task(
     return TaskOutput(result=result, seconds=time.perf_counter() - start, warnings=raised)
 
 
+def _positions(offset: int | np.ndarray, n: int) -> np.ndarray:
+    """The batch indices of ``n`` rows: ``offset`` onwards, or ``offset`` itself (an array)."""
+    if isinstance(offset, (int, np.integer)):
+        return np.arange(int(offset), int(offset) + n)
+    return np.asarray(offset, dtype=np.int64).reshape(n)
+
+
 def _checked_solve(
-    solver: SolverEntry, problem: Problem, index: int, theta: np.ndarray, options: dict[str, Any]
+    solver: SolverEntry, problem: Problem, positions: np.ndarray, theta: np.ndarray, options: dict[str, Any]
 ) -> np.ndarray:
     """``solver.solve(theta, problem, **options)``, checked by :func:`check_states`, in
-    ``theta``'s dtype and shape; a failure becomes a :class:`SolverError` naming
-    instance ``index`` of the batch (the first of a batched call's rows)."""
+    ``theta``'s dtype and shape; a failure becomes a :class:`SolverError` naming the
+    instance's batch index (``positions``: those of the call's rows; a batched call's first
+    row where the solver did not say which)."""
+    index = int(positions[0])
     try:
         z = solver.solve(theta, problem, **options)
     except SolverError as error:
-        where = index + (error.index or 0) if solver.batched else index
+        row = error.index or 0
+        where = int(positions[row]) if solver.batched and 0 <= row < len(positions) else index
         raise SolverError(
             f"instance {where} ({problem.label}, backend {solver.backend!r}): {error}",
             index=where,
@@ -491,20 +537,20 @@ def _checked_solve(
             index=index,
             status="error",
         ) from error
-    return check_states(z, theta, problem, solver.backend, index, batched=solver.batched)
+    return check_states(z, theta, problem, solver.backend, positions, batched=solver.batched)
 
 
 def check_states(
-    z: Any, theta: np.ndarray, problem: Problem, backend: str, index: int, *, batched: bool
+    z: Any, theta: np.ndarray, problem: Problem, backend: str, index: int | np.ndarray, *, batched: bool
 ) -> np.ndarray:
     """A solver's result ``z`` for ``theta`` as an array of ``theta``'s shape and dtype, or a
     :class:`SolverError` (status ``"bad-output"``) naming the instance and the backend:
     ``z`` must be numeric, hold as many entries as ``theta``, be finite, and be 0 or 1
     where ``problem.binary_states``. ``index`` is the batch index of ``theta``'s first row
-    (of its only instance when not ``batched``)."""
+    (of its only instance when not ``batched``), or an array of its rows' batch indices."""
 
     def bad(what: str, row: int = 0) -> SolverError:
-        where = index + row
+        where = index + row if isinstance(index, (int, np.integer)) else int(index[row])
         return SolverError(
             f"instance {where} ({problem.label}, backend {backend!r}): the solver returned {what}",
             index=where,
@@ -541,7 +587,15 @@ def _reason(error: SolverError, on_failure: OnFailure) -> str:
     return "incumbent" if on_failure == "incumbent" and error.incumbent is not None else (error.status or "error")
 
 
-def _spans(chunks: list[Chunk]) -> str:
-    """``[(0, 4), (8, 9)] -> "0-3, 8"``."""
-    return ", ".join(f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in chunks)
+def _spans(chunks: list[list[int]]) -> str:
+    """``[[0, 1, 2, 3], [8], [10, 12, 13]] -> "0-3, 8, 10, 12-13"``: each chunk's runs."""
+    runs: list[list[int]] = []
+    for chunk in chunks:
+        start = len(runs)
+        for i in chunk:
+            if len(runs) > start and i == runs[-1][1] + 1:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs)
 

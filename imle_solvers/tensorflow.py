@@ -43,7 +43,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised without tensorflow installed
     raise missing_dependency("tensorflow", "tensorflow") from error
 
-__all__ = ["IMLELayer", "imle"]
+__all__ = ["FenchelYoungLoss", "IMLELayer", "SPOPlusLoss", "imle"]
 
 # the entry of a saved layer's store that holds its numpy generator's state (noise_source="numpy")
 _GENERATOR_KEY = "numpy_generator_state"
@@ -76,8 +76,9 @@ class IMLELayer(keras.layers.Layer):
             ``tf.debugging.Assert``), and give NaN gradients to rows whose ``dL/dz`` is not
             finite; False skips both, and a layer whose solver is array-native then compiles
             with XLA (``supports_jit``).
-        n_jobs, parallel_backend, chunk_size, time_limit, on_failure: passed to
-            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md and docs/failures.md).
+        n_jobs, parallel_backend, chunk_size, time_limit, on_failure, cache: passed to
+            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md and docs/failures.md); ``cache`` (runtime
+            state) is not part of :meth:`get_config`.
         **kwargs: passed to ``keras.layers.Layer`` (``name``, ...).
 
     Saving: ``model.save("m.keras")`` and ``keras.models.load_model`` round-trip the layer
@@ -99,6 +100,7 @@ class IMLELayer(keras.layers.Layer):
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
         on_failure: OnFailure = "raise",
+        cache: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(trainable=False, **kwargs)
@@ -127,6 +129,7 @@ class IMLELayer(keras.layers.Layer):
             chunk_size=chunk_size,
             time_limit=time_limit,
             on_failure=on_failure,
+            cache=cache,
         )
         self._with_status = on_failure != "raise"
         # Keras reads a ``mask=`` argument as its own masking (see compute_mask)
@@ -398,3 +401,165 @@ def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:
     point as :func:`imle_solvers.torch.imle` and :func:`imle_solvers.jax.imle`
     (``options`` as :class:`IMLELayer`'s)."""
     return IMLELayer(problem, estimator, **options)
+
+
+# --- losses (imle_solvers.losses) ------------------------------------------------------
+
+
+class _OracleLoss(keras.losses.Loss):
+    """What both losses share: a Keras ``Loss`` whose ``call(y_true, y_pred)`` gives the
+    ``(B,)`` per-instance values (Keras reduces them), differentiable with respect to
+    ``y_pred`` through a ``tf.custom_gradient`` over :mod:`imle_solvers.losses`. Solves,
+    draws and checks are an inner :class:`IMLELayer`'s. Per-instance data (and SPO+'s
+    ``w_true``, ``z_true``) are keywords of a direct call, ``loss_fn(y_true, y_pred, **data)``;
+    ``model.fit`` passes none."""
+
+    def __init__(self, problem: Problem, estimator: Estimator, options: dict[str, Any], **kwargs: Any) -> None:
+        kwargs.setdefault("reduction", "sum_over_batch_size")
+        super().__init__(**kwargs)
+        self.problem = problem
+        self._options = options
+        self._layer = IMLELayer(problem, estimator, **options)
+        self.oracle = self._layer.oracle
+        self._data: dict[str, Any] = {}
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None, **data: Any) -> tf.Tensor:
+        self._data = data
+        try:
+            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        except ImleSolversError as error:
+            error._keras_call_info_injected = True  # as IMLELayer.call: keep our exception as raised
+            raise
+        finally:
+            self._data = {}
+
+    def _prepare(self, y_pred: tf.Tensor) -> tuple[Any, dict[str, tf.Tensor]]:
+        data = {name: value for name, value in self._data.items() if name in self.problem.instance_fields}
+        check_batch_shape(tuple(y_pred.shape), self.problem.shape, "y_pred")
+        self._layer._check_theta(y_pred)
+        data = self._layer._instance_data(data, y_pred)
+        return per_instance(self._layer._solve, data, batch_size(y_pred)), data
+
+    def _values(self, y_pred: tf.Tensor, compute: Any) -> tf.Tensor:
+        @tf.custom_gradient
+        def values(prediction: tf.Tensor) -> tuple[tf.Tensor, Any]:
+            result = compute(prediction)
+
+            def grad(grad_out: tf.Tensor) -> tf.Tensor:
+                shape = tf.concat([tf.shape(grad_out), tf.ones([tf.rank(result.gradient) - 1], tf.int32)], 0)
+                return tf.reshape(grad_out, shape) * result.gradient
+
+            return result.value, grad
+
+        return values(y_pred)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config() | {"dtype": self.dtype}
+        return config | {"problem": serialization.to_config(self.problem), **self._options}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        config = dict(config)
+        return cls(serialization.from_config(config.pop("problem")), **config)
+
+
+@keras.saving.register_keras_serializable(package="imle_solvers")
+class FenchelYoungLoss(_OracleLoss):
+    """The perturbed Fenchel-Young loss (Berthet et al., 2020) as a Keras loss:
+    ``model.compile(loss=FenchelYoungLoss(problem, ...))``, ``y_true`` the observed
+    structures and ``y_pred`` the scores (costs for a min problem), ``(B, *problem.shape)``.
+    Its gradient with respect to ``y_pred`` is ``y_sigma(theta) - y_true`` for a max problem
+    and ``y_true - y_sigma(w)`` for a min problem (see :mod:`imle_solvers.losses`).
+
+    Args: as :class:`imle_solvers.torch.FenchelYoungLoss` (``noise``, ``sigma``, ``samples``,
+    and the options of :class:`IMLELayer`: ``seed``, ``noise_source``, ...), ``reduction`` as
+    ``keras.losses.Loss``'s (default ``"sum_over_batch_size"``, the batch mean), ``name``
+    and ``dtype`` too (``dtype`` defaults to Keras' ``floatx``, which ``y_pred`` is cast to).
+    The noise state lives in the inner layer, not in a model's weights.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        noise: Any = None,
+        sigma: float = 1.0,
+        samples: int = 1,
+        backend: str = "auto",
+        seed: int | None = None,
+        noise_source: NoiseSource = "native",
+        validate_args: bool = True,
+        n_jobs: int = 1,
+        parallel_backend: str = "loky",
+        chunk_size: int | str = "auto",
+        time_limit: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from .estimators import PerturbedOptimizer
+        from .noise import Normal
+
+        noise = Normal() if noise is None else noise
+        estimator = PerturbedOptimizer(noise, noise_temperature=sigma, marginal_samples=samples)
+        options = {"backend": backend, "seed": seed, "noise_source": noise_source, "validate_args": validate_args,
+                   "n_jobs": n_jobs, "parallel_backend": parallel_backend, "chunk_size": chunk_size,
+                   "time_limit": time_limit}
+        super().__init__(problem, estimator, options, **kwargs)
+        self.noise, self.sigma, self.samples = noise, sigma, samples
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        from .losses import fenchel_young
+
+        y_pred = tf.convert_to_tensor(y_pred)
+        solve, _ = self._prepare(y_pred)
+        noise = self._layer._draw(tf.stop_gradient(y_pred))
+        y_true = tf.cast(y_true, y_pred.dtype)
+        sign, sigma = self.problem.sign, self.sigma
+        return self._values(y_pred, lambda t: fenchel_young(t, y_true, noise, solve, sign=sign, sigma=sigma))
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"noise": serialization.to_config(self.noise), "sigma": self.sigma,
+                                       "samples": self.samples}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any:
+        config = dict(config)
+        config["noise"] = serialization.from_config(config["noise"])
+        return super().from_config(config)
+
+
+@keras.saving.register_keras_serializable(package="imle_solvers")
+class SPOPlusLoss(_OracleLoss):
+    """SPO+ (Elmachtoub and Grigas) as a Keras loss: ``y_true`` the true costs ``c``,
+    ``y_pred`` the predicted ``c_hat`` (scores for a max problem), ``(B, *problem.shape)``;
+    a direct call takes ``w_true`` ``(B, *shape)`` and ``z_true`` ``(B,)`` too (else the
+    oracle solves ``c``), ``loss_fn(c, c_hat, w_true=..., **data)``. Subgradient with respect
+    to ``y_pred``: ``2 (w*(c) - w*(2 c_hat - c))`` for a min problem (see
+    :mod:`imle_solvers.losses`). Options as :class:`FenchelYoungLoss`'s (no noise)."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        backend: str = "auto",
+        validate_args: bool = True,
+        n_jobs: int = 1,
+        parallel_backend: str = "loky",
+        chunk_size: int | str = "auto",
+        time_limit: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from .estimators import STE
+
+        options = {"backend": backend, "validate_args": validate_args, "n_jobs": n_jobs,
+                   "parallel_backend": parallel_backend, "chunk_size": chunk_size, "time_limit": time_limit}
+        super().__init__(problem, STE(), options, **kwargs)
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        from .losses import spo_plus
+
+        y_pred = tf.convert_to_tensor(y_pred)
+        solve, _ = self._prepare(y_pred)
+        c = tf.cast(y_true, y_pred.dtype)
+        w_true, z_true = (self._data.get(name) for name in ("w_true", "z_true"))
+        w_true = None if w_true is None else tf.cast(w_true, y_pred.dtype)
+        z_true = None if z_true is None else tf.cast(z_true, y_pred.dtype)
+        sign = self.problem.sign
+        return self._values(y_pred, lambda p: spo_plus(p, c, solve, sign=sign, w_true=w_true, z_true=z_true))

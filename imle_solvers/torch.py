@@ -29,7 +29,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised without torch installed
     raise missing_dependency("torch", "torch") from error
 
-__all__ = ["IMLELayer", "NoiseGenerators", "TorchFunctionProblem", "imle"]
+__all__ = ["FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "TorchFunctionProblem", "imle"]
 
 
 @dataclass
@@ -153,7 +153,7 @@ class IMLELayer(torch.nn.Module):
             device per step), and give NaN gradients to rows whose ``dL/dz`` is not finite
             (on the device, nothing read back); False skips both (as
             ``torch.distributions``' ``validate_args``). Shapes are always checked.
-        n_jobs, parallel_backend, chunk_size, time_limit, on_failure: passed to
+        n_jobs, parallel_backend, chunk_size, time_limit, on_failure, cache: passed to
             :class:`~imle_solvers.MAPOracle` (see docs/parallel.md and docs/failures.md);
             forward and backward passes share its worker pool.
 
@@ -174,6 +174,7 @@ class IMLELayer(torch.nn.Module):
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
         on_failure: OnFailure = "raise",
+        cache: Any = None,
     ) -> None:
         super().__init__()
         _binding.check_estimator("IMLELayer", estimator)
@@ -188,6 +189,7 @@ class IMLELayer(torch.nn.Module):
             chunk_size=chunk_size,
             time_limit=time_limit,
             on_failure=on_failure,
+            cache=cache,
         )
         self.noise = NoiseGenerators(seed, noise_source)
         self.estimator_state = estimator.initial_state()
@@ -313,3 +315,157 @@ def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:
         z = layer(theta)  # (B, n)
     """
     return IMLELayer(problem, estimator, **options)
+
+
+# --- losses (imle_solvers.losses) ------------------------------------------------------
+
+
+class _LossFunction(torch.autograd.Function):
+    """Per-instance loss values ``(B,)`` forward, ``grad_out * gradient`` backward; the
+    loss's math (values and gradient at once) runs in :mod:`imle_solvers.losses`."""
+
+    @staticmethod
+    def forward(ctx: Any, prediction: torch.Tensor, compute: Callable[[torch.Tensor], Any]) -> torch.Tensor:
+        result = compute(prediction.detach())
+        ctx.save_for_backward(result.gradient)
+        return result.value
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (gradient,) = ctx.saved_tensors
+        return grad_out.reshape(-1, *(1,) * (gradient.ndim - 1)) * gradient, None
+
+
+class _OracleLoss(torch.nn.Module):
+    """What both losses share: the oracle, the reduction and the checks of a call."""
+
+    def __init__(self, problem: Problem, reduction: str, validate_args: bool, oracle_options: dict[str, Any]) -> None:
+        super().__init__()
+        from .losses import check_reduction
+
+        self.problem = problem
+        self.reduction = check_reduction(type(self).__name__, reduction)
+        self.validate_args = validate_args
+        self.oracle = MAPOracle(problem, **oracle_options)
+
+    def _prepare(self, prediction: torch.Tensor, data: dict[str, Any]) -> tuple[Callable, dict]:
+        check_batch_shape(tuple(prediction.shape), self.problem.shape, "prediction")
+        if self.validate_args:
+            check_finite(prediction.detach(), "prediction")
+        data = _binding.instance_data(self.oracle, data, prediction.detach(), self.validate_args)
+        solve, _ = _binding.oracle_solves(self.oracle, data, prediction.shape[0])
+        return solve, data
+
+    def _reduce(self, values: torch.Tensor) -> torch.Tensor:
+        from .losses import reduce
+
+        return reduce(values, self.reduction)
+
+
+class FenchelYoungLoss(_OracleLoss):
+    """The perturbed Fenchel-Young loss (Berthet et al., 2020) of ``problem``:
+    ``loss_fn(theta, y_true, **data)``, ``theta`` and ``y_true`` ``(B, *problem.shape)``,
+    reduced over the batch (``reduction``: ``"mean"``, ``"sum"`` or ``"none"`` for ``(B,)``).
+
+    Its gradient with respect to ``theta`` is ``y_sigma(theta) - y_true`` for a max problem
+    and ``y_true - y_sigma(w)`` for a min problem over costs ``w`` (see
+    :mod:`imle_solvers.losses` and docs/estimators.md, "Losses").
+
+    Args:
+        problem: what to solve.
+        noise: ``Normal()`` (default) or ``Gumbel()``.
+        sigma: the perturbation's scale, > 0.
+        samples: M, perturbations per instance.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        seed, noise_source: as :class:`IMLELayer`'s (``"numpy"`` draws what the JAX and Keras
+            losses draw for one seed).
+        validate_args, backend, n_jobs, parallel_backend, chunk_size, time_limit: as
+            :class:`IMLELayer`'s.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        noise: Any = None,
+        sigma: float = 1.0,
+        samples: int = 1,
+        reduction: str = "mean",
+        backend: str = "auto",
+        seed: int | None = None,
+        noise_source: NoiseSource = "native",
+        validate_args: bool = True,
+        n_jobs: int = 1,
+        parallel_backend: str = "loky",
+        chunk_size: int | str = "auto",
+        time_limit: float | None = None,
+    ) -> None:
+        from .estimators import PerturbedOptimizer
+        from .noise import Normal
+
+        options = {"backend": backend, "n_jobs": n_jobs, "parallel_backend": parallel_backend,
+                   "chunk_size": chunk_size, "time_limit": time_limit}
+        super().__init__(problem, reduction, validate_args, options)
+        self.perturbation = PerturbedOptimizer(Normal() if noise is None else noise, noise_temperature=sigma,
+                                               marginal_samples=samples)
+        self.sigma = sigma
+        self.noise = NoiseGenerators(seed, noise_source)
+
+    def forward(self, theta: torch.Tensor, y_true: Any, **data: Any) -> torch.Tensor:
+        from .losses import fenchel_young
+
+        solve, _ = self._prepare(theta, data)
+        y_true = torch.as_tensor(y_true, dtype=theta.dtype, device=theta.device)
+        noise = self.perturbation.draw(theta.detach(), self.noise.source(theta))
+        sign, sigma = self.problem.sign, self.sigma
+
+        def compute(t: torch.Tensor) -> Any:
+            return fenchel_young(t, y_true, noise, solve, sign=sign, sigma=sigma)
+
+        return self._reduce(_LossFunction.apply(theta, compute))
+
+    def get_extra_state(self) -> dict:
+        return {"noise": self.noise.state_dict()}
+
+    def set_extra_state(self, extra: dict) -> None:
+        self.noise.load_state_dict(extra.get("noise", {}))
+
+
+class SPOPlusLoss(_OracleLoss):
+    """SPO+ (Elmachtoub and Grigas) of ``problem``: ``loss_fn(c_hat, c, w_true=None,
+    z_true=None, **data)``, ``c_hat`` the predicted costs (scores for a max problem) and
+    ``c`` the true ones, ``(B, *problem.shape)``; ``w_true`` ``(B, *shape)`` an optimal
+    solution for ``c`` (solved for when None) and ``z_true`` ``(B,)`` its value. The
+    subgradient with respect to ``c_hat`` is ``2 (w*(c) - w*(2 c_hat - c))`` for a min
+    problem (mirrored for a max problem, see :mod:`imle_solvers.losses`). Options as
+    :class:`FenchelYoungLoss`'s (no noise).
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        reduction: str = "mean",
+        backend: str = "auto",
+        validate_args: bool = True,
+        n_jobs: int = 1,
+        parallel_backend: str = "loky",
+        chunk_size: int | str = "auto",
+        time_limit: float | None = None,
+    ) -> None:
+        options = {"backend": backend, "n_jobs": n_jobs, "parallel_backend": parallel_backend,
+                   "chunk_size": chunk_size, "time_limit": time_limit}
+        super().__init__(problem, reduction, validate_args, options)
+
+    def forward(self, c_hat: torch.Tensor, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> torch.Tensor:
+        from .losses import spo_plus
+
+        solve, _ = self._prepare(c_hat, data)
+        like = {"dtype": c_hat.dtype, "device": c_hat.device}
+        c = torch.as_tensor(c, **like).detach()
+        w_true = None if w_true is None else torch.as_tensor(w_true, **like).detach()
+        z_true = None if z_true is None else torch.as_tensor(z_true, **like).detach()
+        sign = self.problem.sign
+
+        def compute(prediction: torch.Tensor) -> Any:
+            return spo_plus(prediction, c, solve, sign=sign, w_true=w_true, z_true=z_true)
+
+        return self._reduce(_LossFunction.apply(c_hat, compute))

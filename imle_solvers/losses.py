@@ -1,0 +1,151 @@
+r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss and SPO+.
+
+Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFlow through
+:mod:`imle_solvers._tf_namespace`), with every input explicit; the bindings
+(``imle_solvers.torch``, ``.jax``, ``.tensorflow``) only wrap them in their autograd:
+
+- :func:`fenchel_young`: ``(theta, y_true, noise, solve) -> (loss, grad)``;
+- :func:`spo_plus`: ``(c_hat, c, solve) -> (loss, grad)``.
+
+``loss`` is ``(B,)`` (one value per instance) and ``grad`` ``(B, *shape)`` its gradient
+(a subgradient for SPO+) with respect to the prediction. ``solve`` is the problem's own
+batched oracle ``(N, *shape) -> (N, *shape)`` (costs for a min problem), each row solved
+with its instance's data (the bindings wrap it with
+:func:`imle_solvers.instances.per_instance`); ``sign`` is +1 for a max problem, -1 for a
+min problem. As in :mod:`imle_solvers.estimators`, the formulas are written for the max
+problem over ``s = sign * theta`` and the gradient is turned back on exit.
+
+Perturbed Fenchel-Young loss (Berthet et al., 2020), max problem over scores ``s``:
+
+.. math:: \ell(s, y) = F_\sigma(s) - \langle s, y\rangle \;(+\,\Omega(y)),
+    \qquad F_\sigma(s) = \mathbb{E}\max_{y'}\langle y', s + \sigma Z\rangle
+    \approx \frac1M\sum_m \langle y_m, s + \sigma Z_m\rangle,
+
+``y_m = MAP(s + sigma Z_m)``, with gradient ``mean_m y_m - y``. ``Omega(y)`` does not
+depend on ``s`` and is left out (the value is the loss up to a per-instance constant).
+For a min problem over costs ``w`` (``s = -w``): ``y_m = MAP_min(w - sigma Z_m)`` and the
+gradient with respect to ``w`` is ``y - mean_m y_m`` (PyEPO's ``perturbedFenchelYoung``).
+
+SPO+ (Elmachtoub and Grigas, 2022), min problem over costs, prediction ``c_hat``, true
+costs ``c`` with optimum ``w*(c)`` and value ``z*(c)``:
+
+.. math:: \ell(\hat c, c) = -\min_w\langle 2\hat c - c, w\rangle + 2\langle \hat c, w^*(c)\rangle - z^*(c),
+    \qquad \partial_{\hat c}\ell \ni 2\,\big(w^*(c) - w^*(2\hat c - c)\big).
+
+For a max problem over scores (``c = -theta``) the same loss reads
+``max_w <2 theta_hat - theta, w> - 2 <theta_hat, w*(theta)> + z*(theta)`` with
+subgradient ``2 (w*(2 theta_hat - theta) - w*(theta))``. It is >= 0, and 0 at
+``c_hat = c``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ._array import Array, array_namespace
+from .errors import InvalidInputError
+from .estimators import Solve, oriented
+from .failures import batch_size
+
+__all__ = ["REDUCTIONS", "LossValue", "check_reduction", "fenchel_young", "reduce", "spo_plus"]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class LossValue(NamedTuple):
+    """A loss's values ``(B,)``, their gradient ``(B, *shape)`` with respect to the
+    prediction, and the solution it used (PFYL: the perturbed mean ``y_sigma``; SPO+:
+    ``w*(2 c_hat - c)``), ``(B, *shape)``."""
+
+    value: Array
+    gradient: Array
+    solution: Array
+
+
+def _inner(a: Array, b: Array, event_ndim: int) -> Array:
+    """``<a, b>`` over the last ``event_ndim`` axes."""
+    xp = array_namespace(a)
+    return xp.sum(a * b, axis=tuple(range(a.ndim - event_ndim, a.ndim)))
+
+
+def _check_same_shape(owner: str, name: str, x: Array, like: Array) -> None:
+    if tuple(x.shape) != tuple(like.shape):
+        raise InvalidInputError(f"{owner}: {name} must have the prediction's shape {tuple(like.shape)}, got {tuple(x.shape)}")
+
+
+def fenchel_young(theta: Array, y_true: Array, noise: Array, solve: Solve, *, sign: int, sigma: float) -> LossValue:
+    """The perturbed Fenchel-Young loss per instance and its gradient (see the module docstring).
+
+    Args:
+        theta: ``(B, *shape)`` the prediction (scores, or costs for a min problem).
+        y_true: ``(B, *shape)`` the observed structures.
+        noise: ``(B, ..., *shape)`` the draws ``Z``; all axes between the batch and the event
+            are samples (e.g. ``(B, 1, M, *shape)``, :meth:`PerturbedOptimizer.draw`'s).
+        solve: the problem's own oracle (see the module docstring).
+        sign: +1 max problem, -1 min problem.
+        sigma: the perturbation's scale, > 0.
+    """
+    xp = array_namespace(theta)
+    _check_same_shape("FenchelYoungLoss", "y_true", y_true, theta)
+    event = tuple(theta.shape[1:])
+    batch = batch_size(theta)
+    noise = xp.reshape(noise, (batch, -1, *event))  # (B, M, *shape)
+    s = theta if sign == 1 else -theta
+    perturbed = s[:, None, ...] + sigma * noise
+    states = xp.reshape(oriented(solve, sign)(xp.reshape(perturbed, (-1, *event))), perturbed.shape)
+    event_ndim = len(event)
+    f_sigma = xp.mean(_inner(states, perturbed, event_ndim), axis=1)
+    y_true = xp.astype(y_true, theta.dtype)
+    value = f_sigma - _inner(s, y_true, event_ndim)
+    mean_state = xp.mean(states, axis=1)
+    grad = mean_state - y_true
+    return LossValue(value, grad if sign == 1 else -grad, mean_state)
+
+
+def spo_plus(
+    c_hat: Array, c: Array, solve: Solve, *, sign: int, w_true: Array | None = None, z_true: Array | None = None
+) -> LossValue:
+    """SPO+ per instance and its subgradient with respect to ``c_hat`` (see the module docstring).
+
+    Args:
+        c_hat: ``(B, *shape)`` the prediction, in the problem's own sense (costs for a min
+            problem, scores for a max problem).
+        c: ``(B, *shape)`` the true costs (scores).
+        solve: the problem's own oracle.
+        sign: +1 max problem, -1 min problem.
+        w_true: ``(B, *shape)`` an optimal solution for ``c``; solved for when None.
+        z_true: ``(B,)`` its objective value ``<c, w_true>``, in the problem's own sense;
+            computed from ``w_true`` when None.
+    """
+    xp = array_namespace(c_hat)
+    _check_same_shape("SPOPlusLoss", "c", c, c_hat)
+    event_ndim = c_hat.ndim - 1
+    c = xp.astype(c, c_hat.dtype)
+    if w_true is None:
+        w_true = solve(c)
+    else:
+        _check_same_shape("SPOPlusLoss", "w_true", w_true, c_hat)
+    w_true = xp.astype(w_true, c_hat.dtype)
+    s_hat = c_hat if sign == 1 else -c_hat
+    s = c if sign == 1 else -c
+    z_max = _inner(s, w_true, event_ndim) if z_true is None else sign * xp.astype(z_true, c_hat.dtype)
+    target = 2 * s_hat - s
+    w_tilde = oriented(solve, sign)(target)
+    value = _inner(target, w_tilde, event_ndim) - 2 * _inner(s_hat, w_true, event_ndim) + z_max
+    grad = 2 * (w_tilde - w_true)
+    return LossValue(value, grad if sign == 1 else -grad, w_tilde)
+
+
+def check_reduction(owner: str, reduction: Any) -> str:
+    """``reduction`` if it is one of :data:`REDUCTIONS`; else an error saying so."""
+    if reduction not in REDUCTIONS:
+        raise InvalidInputError(f"{owner}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+def reduce(values: Array, reduction: str) -> Array:
+    """Per-instance ``values`` ``(B,)`` reduced: their mean, sum, or themselves (``"none"``)."""
+    if reduction == "none":
+        return values
+    xp = array_namespace(values)
+    return xp.mean(values) if reduction == "mean" else xp.sum(values)
