@@ -523,11 +523,9 @@ class FenchelYoungLoss(_OracleLoss):
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
     ) -> None:
-        from .estimators import PerturbedOptimizer
-        from .noise import Normal
+        from .losses import perturbation
 
-        estimator = PerturbedOptimizer(Normal() if noise is None else noise, noise_temperature=sigma,
-                                       marginal_samples=samples)
+        estimator = perturbation(noise, sigma, samples)
         options = {"backend": backend, "noise_source": noise_source, "validate_args": validate_args, "n_jobs": n_jobs,
                    "parallel_backend": parallel_backend, "chunk_size": chunk_size, "time_limit": time_limit}
         super().__init__(problem, estimator, reduction, options)

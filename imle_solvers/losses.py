@@ -44,12 +44,22 @@ from typing import Any, NamedTuple
 
 from ._array import Array, array_namespace
 from .errors import InvalidInputError
-from .estimators import Solve, oriented
+from .estimators import PerturbedOptimizer, Solve, oriented
 from .failures import batch_size
 
-__all__ = ["REDUCTIONS", "LossValue", "check_reduction", "fenchel_young", "reduce", "spo_plus"]
+__all__ = ["REDUCTIONS", "LossValue", "check_reduction", "fenchel_young", "perturbation", "reduce", "spo_plus"]
 
 REDUCTIONS = ("mean", "sum", "none")
+
+
+def perturbation(noise: Any, sigma: float, samples: int) -> PerturbedOptimizer:
+    """The perturbed optimizer whose draws and states a Fenchel-Young loss uses: ``noise``
+    (None: ``Normal()``) at scale ``sigma``, ``samples`` perturbations per instance; its
+    constructor checks the settings."""
+    from .noise import Normal
+
+    return PerturbedOptimizer(Normal() if noise is None else noise, noise_temperature=sigma,
+                              marginal_samples=samples)
 
 
 class LossValue(NamedTuple):

@@ -494,11 +494,10 @@ class FenchelYoungLoss(_OracleLoss):
         time_limit: float | None = None,
         **kwargs: Any,
     ) -> None:
-        from .estimators import PerturbedOptimizer
-        from .noise import Normal
+        from .losses import perturbation
 
-        noise = Normal() if noise is None else noise
-        estimator = PerturbedOptimizer(noise, noise_temperature=sigma, marginal_samples=samples)
+        estimator = perturbation(noise, sigma, samples)
+        noise = estimator.noise
         options = {"backend": backend, "seed": seed, "noise_source": noise_source, "validate_args": validate_args,
                    "n_jobs": n_jobs, "parallel_backend": parallel_backend, "chunk_size": chunk_size,
                    "time_limit": time_limit}

@@ -399,14 +399,12 @@ class FenchelYoungLoss(_OracleLoss):
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
     ) -> None:
-        from .estimators import PerturbedOptimizer
-        from .noise import Normal
+        from .losses import perturbation
 
         options = {"backend": backend, "n_jobs": n_jobs, "parallel_backend": parallel_backend,
                    "chunk_size": chunk_size, "time_limit": time_limit}
         super().__init__(problem, reduction, validate_args, options)
-        self.perturbation = PerturbedOptimizer(Normal() if noise is None else noise, noise_temperature=sigma,
-                                               marginal_samples=samples)
+        self.perturbation = perturbation(noise, sigma, samples)
         self.sigma = sigma
         self.noise = NoiseGenerators(seed, noise_source)
 
