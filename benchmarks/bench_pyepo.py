@@ -29,7 +29,7 @@ that a machine that speeds up or slows down moves both alike.
 PyEPO is a benchmark-only dependency (never a runtime one of this library):
 
     pip install pyepo==2.2.7             # or: pip install --target DIR pyepo==2.2.7
-    python benchmarks/bench_pyepo.py [--epochs 5] [--seeds 3] [--pyepo-path DIR] [--methods SPO+ I-MLE]
+    python benchmarks/bench_pyepo.py [--epochs 5] [--seeds 3] [--pyepo-path DIR] [--methods SPO+ I-MLE] [--threads 1]
 """
 
 from __future__ import annotations
@@ -209,7 +209,11 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds: 0, 1, ...")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--pyepo-path", default=None, help="a folder holding PyEPO (pip install --target)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch's intra-op threads (default 1: a 5x40 linear model gains nothing from more, "
+                             "and on a busy machine their spinning costs both libraries tens of ms per step)")
     arguments = parser.parse_args(argv)
+    torch.set_num_threads(arguments.threads)
     pyepo = import_pyepo(arguments.pyepo_path)
     if pyepo is None:
         print(f"bench_pyepo skipped: PyEPO is not importable; to run it: {INSTALL}.")

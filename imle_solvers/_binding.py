@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._array import Array, array_namespace, device, state_float
-from .errors import InvalidInputError
+from .errors import InvalidInputError, SolverError
 from .estimators import Estimator, draw_noise
 from .failures import batch_size
 from .instances import InstanceData, check_data, check_values, for_framework, per_instance
@@ -41,7 +41,12 @@ NoiseSource = Literal["native", "numpy"]
 
 __all__ = [
     "NoiseSource",
+    "ORACLE_OPTIONS",
+    "InstanceErrors",
     "check_estimator",
+    "instance_error",
+    "naming_instances",
+    "options_of",
     "check_noise_source",
     "generator",
     "seed_from_words",
@@ -56,6 +61,16 @@ __all__ = [
     "state_to_vector",
     "state_from_vector",
 ]
+
+
+# the arguments every layer and loss passes to its MAPOracle, by name
+ORACLE_OPTIONS = ("backend", "n_jobs", "parallel_backend", "chunk_size", "time_limit", "on_failure", "cache")
+
+
+def options_of(arguments: Mapping[str, Any], names: Sequence[str] = ORACLE_OPTIONS) -> dict[str, Any]:
+    """The entries ``names`` of a constructor's ``arguments`` (its ``locals()``): the
+    options it hands on, named once here rather than in every binding."""
+    return {name: arguments[name] for name in names if name in arguments}
 
 
 def check_estimator(owner: str, estimator: Any) -> None:
@@ -137,13 +152,78 @@ def instance_data(oracle: MAPOracle, data: dict[str, Any], theta: Array, validat
     return converted
 
 
+def rows_per_instance(x: Any, batch: Any) -> int:
+    """How many consecutive rows of a solve's ``x`` ``(N, *shape)`` are each instance's, for
+    a batch of ``batch`` instances (instance-major, ``N / batch``); 1 where either size is
+    unknown while a graph is traced (an error then names the row)."""
+    rows = x.shape[0]
+    if isinstance(batch, int) and isinstance(rows, int) and batch > 0:
+        return max(rows // batch, 1)
+    return 1
+
+
 def oracle_solves(oracle: MAPOracle, data: InstanceData, batch: Any) -> tuple[Any, Any]:
     """The two solves a binding hands an estimator for a batch of ``batch`` instances with
     ``data``: ``(N, *shape) -> states`` and ``-> (states, statuses)``, each row solved with
-    its own instance's data (:func:`imle_solvers.instances.per_instance`)."""
-    states = per_instance(lambda x, rows: oracle(x, validate=False, **rows), data, batch)
+    its own instance's data (:func:`imle_solvers.instances.per_instance`); a failure's
+    error names the batch index of its instance, not the row (:func:`instance_error`)."""
+
+    def solve_rows(x: Any, rows: Any) -> Any:
+        solve = naming_instances(lambda y: oracle(y, validate=False, **rows), rows_per_instance(x, batch))
+        return solve(x)
+
+    states = per_instance(solve_rows, data, batch)
     with_status = per_instance(lambda x, rows: oracle.solve(x, validate=False, **rows), data, batch)
     return states, with_status
+
+
+def instance_error(error: SolverError, rows: int, per: int) -> SolverError:
+    """``error`` of a solve of ``rows`` rows holding ``per`` consecutive rows per instance
+    (a loss's ``M`` perturbed solves, instance-major), naming the instance rather than the
+    row: row ``r`` is instance ``(r % rows) // per`` (the remainder: a ``jax.vmap``'s groups
+    are solved as one call), its solve ``r % per + 1`` of ``per``."""
+    if error.index is None or per == 1:
+        return error
+    index = (error.index % rows) // per
+    indices = tuple(dict.fromkeys((i % rows) // per for i in error.indices))
+    text, prefix = str(error), f"instance {error.index}"
+    where = f"instance {index}, solve {error.index % per + 1} of {per}"
+    message = where + text[len(prefix):].lstrip("+") if text.startswith(prefix) else f"{where}: {text}"
+    return SolverError(message, index=index, status=error.status, indices=indices, incumbent=error.incumbent)
+
+
+def naming_instances(solve: Any, per: int) -> Any:
+    """An in-process ``solve`` of ``per`` rows per instance whose :class:`SolverError` names
+    the instance (:func:`instance_error`)."""
+    if per == 1:
+        return solve
+
+    def solve_naming(x: Any) -> Any:
+        try:
+            return solve(x)
+        except SolverError as error:
+            raise instance_error(error, batch_size(x), per) from error
+
+    return solve_naming
+
+
+class InstanceErrors:
+    """A :class:`HostSolve` ``wrap`` for a solve of ``per`` rows per instance: its
+    :class:`SolverError` names the instance (:func:`instance_error`); ``then``, another
+    wrap it runs within (JAX's recording of errors)."""
+
+    def __init__(self, oracle: MAPOracle, per: int, then: Any = None) -> None:
+        self.event_ndim, self.per, self.then = len(oracle.problem.shape), per, then
+
+    def __call__(self, solve: Any, oracle: MAPOracle, theta: np.ndarray, data: Any) -> Any:
+        def naming(*args: Any) -> Any:
+            try:
+                return solve(*args)
+            except SolverError as error:
+                rows = np.shape(theta)[-self.event_ndim - 1]
+                raise instance_error(error, rows, self.per) from error
+
+        return naming(oracle, theta, data) if self.then is None else self.then(naming, oracle, theta, data)
 
 
 def solve_on_host(

@@ -280,13 +280,26 @@ def _run_script(script: Path) -> None:
         sys.exit(1)
 
 
+def _parse_methods(ctx: click.Context, option: click.Parameter, value: str) -> tuple[str, ...]:
+    from .demo import parse_methods
+    from .errors import InvalidInputError
+
+    try:
+        return parse_methods(value)
+    except InvalidInputError as error:
+        raise click.BadParameter(str(error).removeprefix("run_demo: "), ctx, option) from None
+
+
 @main.command()
 @click.option("--epochs", default=None, type=int, help="Training epochs (default: the demo's own setting).")
 @click.option("--maps", default=None, type=int, help="Number of synthetic maps to generate (train + held-out).")
 @click.option("--seed", default=0, show_default=True, help="Seed of data generation, initialisation and noise.")
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(), help="Folder for the picture and metrics.")
-def demo(epochs: int | None, maps: int | None, seed: int, out: str) -> None:
-    """Train a CNN through a grid shortest-path I-MLE layer on synthetic Warcraft maps."""
+@click.option("--methods", default="imle,baseline", show_default=True, callback=_parse_methods,
+              help="Comma-separated methods to train side by side: imle, blackbox, ste, pfyl, direct, baseline; or all.")
+def demo(epochs: int | None, maps: int | None, seed: int, out: str, methods: tuple[str, ...]) -> None:
+    """Train a CNN through a grid shortest-path I-MLE layer on synthetic Warcraft maps
+    (and, with --methods, other ways to learn paths; docs/demo.md)."""
     from .demo import run_demo
 
-    run_demo(epochs=epochs, maps=maps, seed=seed, out=out)
+    run_demo(epochs=epochs, maps=maps, seed=seed, out=out, methods=methods)

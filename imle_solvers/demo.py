@@ -7,7 +7,13 @@ never sees a true cost. As a baseline, the same CNN regresses the true costs wit
 (a stronger supervision signal: it sees every cell's cost) and the solver runs on its
 predictions.
 
-Both are scored on held-out maps by cost-accuracy (the predicted path costs, under the
+Other methods can run beside them (``run_demo(methods=...)``, see :data:`METHODS`):
+blackbox differentiation and the straight-through estimator through the same solver and
+loss, the perturbed Fenchel-Young loss, and the paper's solver-free ResNet baseline
+(``direct``: the network's 144 outputs are the path's cells, trained with binary
+cross-entropy).
+
+All are scored on held-out maps by cost-accuracy (the predicted path costs, under the
 true costs, as much as the optimum) and exact-match accuracy (the predicted path is the
 labelled one; equal-cost paths are common, so this is lower).
 """
@@ -21,19 +27,20 @@ import multiprocessing
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch import nn
 from tqdm import tqdm
 
 from . import torch as ims_torch
 from .datasets.warcraft import TILE_PIXELS, WarcraftMaps, generate_warcraft_maps
 from .errors import InvalidInputError
-from .estimators import IMLE
+from .estimators import IMLE, STE, BlackboxDifferentiation
 from .noise import SumOfGamma
 from .oracle import MAPOracle
 from .problems import GridShortestPath, NegativeCostWarning
@@ -49,7 +56,7 @@ COST_TOLERANCE = 1e-6  # relative: a path within this of the optimum counts as o
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Hyper-parameters of both training runs.
+    """Hyper-parameters of the training runs.
 
     Attributes:
         learning_rate: Adam's step size.
@@ -58,10 +65,16 @@ class TrainingConfig:
             (the loss below gives ``dL/dz = +-1`` per cell).
         noise_temperature: scale of the Sum-of-Gamma perturbation.
         imle_cosine_schedule: anneal I-MLE's learning rate from ``learning_rate`` to 0
-            along a cosine over all training steps; False keeps it constant.
+            along a cosine over all training steps; False keeps it constant. It applies to
+            every method trained on paths alone (``imle``, ``blackbox``, ``ste``, ``pfyl``,
+            ``direct``).
         baseline_cosine_schedule: the same for the baseline. Each method gets the schedule
             it does better with, measured (docs/demo.md): I-MLE 91.7% with the cosine
             against 88.3% without, the baseline 98.8% without against 93.3% with.
+        blackbox_lambda: blackbox differentiation's interpolation step (Vlastelica et al.
+            use 20 on Warcraft).
+        fy_sigma: the Fenchel-Young loss's Normal perturbation scale, in cost units.
+        fy_samples: perturbations per map of the Fenchel-Young loss.
     """
 
     learning_rate: float = 1e-3
@@ -70,6 +83,9 @@ class TrainingConfig:
     noise_temperature: float = 0.5
     imle_cosine_schedule: bool = True
     baseline_cosine_schedule: bool = False
+    blackbox_lambda: float = 20.0
+    fy_sigma: float = 1.0
+    fy_samples: int = 3
 
 
 class BasicBlock(nn.Module):
@@ -96,9 +112,14 @@ class CostNet(nn.Module):
 
     Weights and activations are channels-last (NHWC): on a CPU thread a training step
     takes 13% less time than channels-first (measured at batch 70).
+
+    With ``positive=False`` (the ``direct`` method) the outputs are ``grid x grid`` logits
+    of the path's cells: a learned 1x1 convolution with bias reads the pooled channels in
+    place of their mean and the softplus (the trunk's features are non-negative after its
+    ReLUs, so their mean could never give a negative logit).
     """
 
-    def __init__(self, grid: int = GRID, channels: int = 64) -> None:
+    def __init__(self, grid: int = GRID, channels: int = 64, positive: bool = True) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(3, channels, kernel_size=7, stride=2, padding=3, bias=False),
@@ -108,10 +129,13 @@ class CostNet(nn.Module):
         )
         self.layer1 = nn.Sequential(BasicBlock(channels), BasicBlock(channels))
         self.pool = nn.AdaptiveMaxPool2d(grid)
+        self.head = None if positive else nn.Conv2d(channels, 1, kernel_size=1)
         self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.pool(self.layer1(self.stem(images.contiguous(memory_format=torch.channels_last))))
+        if self.head is not None:
+            return self.head(features)[:, 0]
         return nn.functional.softplus(features.mean(dim=1))
 
 
@@ -123,8 +147,9 @@ def hamming_loss(z: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
 LossFn = Callable[[CostNet, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def imle_loss(layer: ims_torch.IMLELayer) -> LossFn:
-    """Per-map Hamming loss ``(B,)`` of the I-MLE layer's path on the network's costs."""
+def solver_hamming_loss(layer: ims_torch.IMLELayer) -> LossFn:
+    """Per-map Hamming loss ``(B,)`` of ``layer``'s path on the network's costs (the loss of
+    ``imle``, ``blackbox`` and ``ste``, which differ only in the layer's estimator)."""
 
     def loss(net: CostNet, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
         return hamming_loss(layer(net(images)), paths)
@@ -135,6 +160,102 @@ def imle_loss(layer: ims_torch.IMLELayer) -> LossFn:
 def regression_loss(net: CostNet, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
     """Per-map mean squared error ``(B,)`` between predicted and true costs (the baseline)."""
     return ((net(images) - costs) ** 2).mean(dim=(-2, -1))
+
+
+def fenchel_young_loss(loss_fn: ims_torch.FenchelYoungLoss) -> LossFn:
+    """Per-map perturbed Fenchel-Young loss ``(B,)`` of the network's costs against the gold
+    path (``loss_fn`` built with ``reduction="none"``)."""
+
+    def loss(net: CostNet, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
+        return loss_fn(net(images), paths)
+
+    return loss
+
+
+def direct_loss(net: CostNet, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
+    """Per-map binary cross-entropy ``(B,)``, summed over cells, of the network's logits
+    against the gold path (the solver-free ``direct`` method)."""
+    bce = nn.functional.binary_cross_entropy_with_logits(net(images), paths, reduction="none")
+    return bce.sum(dim=(-2, -1))
+
+
+def _layer(estimator: IMLE | STE | BlackboxDifferentiation, seed: int) -> ims_torch.IMLELayer:
+    """The demo's solver layer: ``estimator`` over the 12x12 grid shortest path."""
+    return ims_torch.IMLELayer(GridShortestPath(GRID, GRID), estimator, seed=seed)
+
+
+@dataclass(frozen=True)
+class Method:
+    """How the demo trains and scores one method.
+
+    Attributes:
+        loss: ``(config, seed) -> LossFn``, the per-map training loss.
+        cosine: ``config -> bool``, whether its learning rate follows the cosine schedule.
+        through_solver: True: the network predicts costs and the solver's shortest path on
+            them is the prediction; False (``direct``): the network's outputs are logits of
+            the path's cells, read with :func:`direct_metrics`.
+    """
+
+    loss: Callable[[TrainingConfig, int], LossFn]
+    cosine: Callable[[TrainingConfig], bool]
+    through_solver: bool = True
+
+
+def _imle(config: TrainingConfig, seed: int) -> LossFn:
+    estimator = IMLE(noise=SumOfGamma(k=int(1.3 * GRID)), noise_temperature=config.noise_temperature,
+                     lambda_=config.lambda_)
+    return solver_hamming_loss(_layer(estimator, seed))
+
+
+def _blackbox(config: TrainingConfig, seed: int) -> LossFn:
+    return solver_hamming_loss(_layer(BlackboxDifferentiation(lambda_=config.blackbox_lambda), seed))
+
+
+def _ste(config: TrainingConfig, seed: int) -> LossFn:
+    # Deterministic: with the Hamming loss STE's gradient, (2 gold - 1) per cell, does not
+    # depend on the forward path, so noise would change nothing but the reported loss.
+    return solver_hamming_loss(_layer(STE(noise=None), seed))
+
+
+def _pfyl(config: TrainingConfig, seed: int) -> LossFn:
+    problem = GridShortestPath(GRID, GRID)
+    return fenchel_young_loss(ims_torch.FenchelYoungLoss(
+        problem, sigma=config.fy_sigma, samples=config.fy_samples, reduction="none", seed=seed))
+
+
+def _path_cosine(config: TrainingConfig) -> bool:
+    return config.imle_cosine_schedule
+
+
+METHODS: dict[str, Method] = {
+    "imle": Method(_imle, _path_cosine),
+    "blackbox": Method(_blackbox, _path_cosine),
+    "ste": Method(_ste, _path_cosine),
+    "pfyl": Method(_pfyl, _path_cosine),
+    "direct": Method(lambda config, seed: direct_loss, _path_cosine, through_solver=False),
+    "baseline": Method(lambda config, seed: regression_loss, lambda config: config.baseline_cosine_schedule),
+}
+"""The demo's methods by name: how each builds its loss, picks its schedule, and predicts."""
+DEFAULT_METHODS = ("imle", "baseline")
+
+
+def parse_methods(methods: str | Iterable[str] | None) -> tuple[str, ...]:
+    """The methods to run, in :data:`METHODS`' order: ``None`` the defaults, ``"all"`` every
+    one, otherwise names (a sequence, or one comma-separated string); unknown names raise
+    :class:`InvalidInputError` listing the valid ones."""
+    if methods is None:
+        return DEFAULT_METHODS
+    names = [name.strip() for name in methods.split(",")] if isinstance(methods, str) else list(methods)
+    names = [name for name in names if name]
+    if names == ["all"]:
+        return tuple(METHODS)
+    unknown = [name for name in names if name not in METHODS]
+    if unknown or not names:
+        raise InvalidInputError(
+            f"run_demo: unknown method(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"valid: {', '.join(METHODS)} or all"
+        )
+    return tuple(name for name in METHODS if name in names)
 
 
 def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -206,7 +327,8 @@ def train_epoch(
 
 @torch.no_grad()
 def predict_costs(net: CostNet, images: np.ndarray, batch_size: int = 200) -> np.ndarray:
-    """``(N, grid, grid)`` costs the network predicts for ``(N, 3, H, W)`` images, in eval mode."""
+    """``(N, grid, grid)`` costs (logits for ``direct``) the network predicts for
+    ``(N, 3, H, W)`` images, in eval mode."""
     net.eval()
     chunks = [net(torch.from_numpy(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
     return torch.cat(chunks).numpy()
@@ -226,10 +348,50 @@ def path_metrics(predicted_paths: np.ndarray, maps: WarcraftMaps) -> dict[str, f
     }
 
 
-def evaluate(net: CostNet, maps: WarcraftMaps) -> tuple[dict[str, float], np.ndarray]:
-    """Metrics of the network's shortest paths on ``maps``, and those ``(N, rows, cols)`` paths."""
-    oracle = MAPOracle(GridShortestPath(*maps.grid))
-    paths = oracle(predict_costs(net, maps.images))
+def connects_corners(selected: np.ndarray) -> np.ndarray:
+    """``(N,)`` whether each ``(N, rows, cols)`` 0/1 selection contains an 8-neighbour path
+    of selected cells from the top-left to the bottom-right cell."""
+    eight = np.ones((3, 3), dtype=bool)
+    valid = []
+    for cells in selected > 0.5:
+        labels, _ = ndimage.label(cells, structure=eight)
+        valid.append(bool(labels[0, 0]) and labels[0, 0] == labels[-1, -1])
+    return np.array(valid, dtype=bool)
+
+
+def direct_metrics(selected: np.ndarray, maps: WarcraftMaps) -> dict[str, float | None]:
+    """The metrics of the ``direct`` method's ``(N, rows, cols)`` 0/1 selections.
+
+    Exact match as for any path. A selection is cost-accurate if it is a valid path (it
+    contains an 8-neighbour path from the top-left to the bottom-right cell,
+    :func:`connects_corners`) and the true costs of all its cells sum to no more than the
+    optimum (relative tolerance ``COST_TOLERANCE``): a cheaper-looking selection that does
+    not connect the corners does not count. ``valid_path`` is the share of valid
+    selections, ``mean_cost_ratio`` their mean cost over the optimum (None if none is valid).
+    """
+    problem = GridShortestPath(*maps.grid)
+    true_costs = maps.costs.astype(np.float64)
+    cost = (true_costs * (selected > 0.5)).sum(axis=(-2, -1))
+    optimum = problem.path_cost(true_costs, maps.paths)
+    valid = connects_corners(selected)
+    exact = (selected == maps.paths).all(axis=(-2, -1))
+    return {
+        "cost_accuracy": float(np.mean(valid & (cost <= optimum * (1 + COST_TOLERANCE)))),
+        "exact_match": float(np.mean(exact)),
+        "mean_cost_ratio": float(np.mean(cost[valid] / optimum[valid])) if valid.any() else None,
+        "valid_path": float(np.mean(valid)),
+    }
+
+
+def evaluate(net: CostNet, maps: WarcraftMaps, through_solver: bool = True) -> tuple[dict, np.ndarray]:
+    """Metrics of the network's predicted paths on ``maps``, and those ``(N, rows, cols)``
+    paths: the shortest paths on its costs, or (``through_solver=False``) the cells whose
+    logit is positive (sigmoid > 0.5), scored by :func:`direct_metrics`."""
+    outputs = predict_costs(net, maps.images)
+    if not through_solver:
+        selected = (outputs > 0).astype(maps.paths.dtype)
+        return direct_metrics(selected, maps), selected
+    paths = MAPOracle(GridShortestPath(*maps.grid))(outputs)
     return path_metrics(paths, maps), paths
 
 
@@ -246,7 +408,8 @@ def save_figure(maps: WarcraftMaps, paths: dict[str, np.ndarray], filename: Path
     from matplotlib.figure import Figure
 
     columns = ["map", *paths]
-    fig = Figure(figsize=(2.4 * len(columns), 2.4 * n_examples))
+    size = 2.4 if len(columns) <= 4 else 2.0
+    fig = Figure(figsize=(size * len(columns), size * n_examples))
     axes = fig.subplots(n_examples, len(columns), squeeze=False)
     for row in range(n_examples):
         image = maps.images[row].transpose(1, 2, 0)
@@ -269,13 +432,16 @@ def run_demo(
     seed: int = 0,
     out: str = "runs/demo",
     config: TrainingConfig | None = None,
+    methods: str | Iterable[str] | None = None,
 ) -> dict:
-    """Train I-MLE and the cost-regression baseline on synthetic maps; write a PNG and a JSON.
+    """Train ``methods`` (default: I-MLE and the cost-regression baseline) on synthetic
+    maps; write a PNG and a JSON.
 
-    The two trainings are independent, so they run side by side in two worker processes
-    (:func:`side_by_side`), each on one CPU thread with pinned CPU kernels: about a quarter
-    faster than one after the other on two cores, and the same figures on every machine
-    that runs the same torch build.
+    The trainings are independent, so they run side by side in
+    ``min(len(methods), os.cpu_count())`` worker processes (:func:`side_by_side`), each on
+    one CPU thread with pinned CPU kernels: about a quarter faster than one after the
+    other on two cores, and the same figures on every machine that runs the same torch
+    build.
 
     Args:
         epochs: passes over the training maps for each method (None: ``DEFAULT_EPOCHS``).
@@ -283,34 +449,40 @@ def run_demo(
         seed: seed of the maps, the initialisation, the batch order and the noise.
         out: folder for ``demo.png`` and ``metrics.json`` (created if needed).
         config: training hyper-parameters (None: :class:`TrainingConfig` defaults).
+        methods: names from :data:`METHODS` (a sequence or a comma-separated string),
+            ``"all"``, or None for ``DEFAULT_METHODS`` (``imle`` and ``baseline``).
 
     Returns:
         The metrics: per method its held-out ``cost_accuracy``, ``exact_match``,
-        ``mean_cost_ratio``, per-epoch ``loss`` and ``seconds``; ``random`` costs as a
-        floor; the settings; and the ``files`` written.
+        ``mean_cost_ratio``, per-epoch ``loss`` and ``seconds`` (``direct`` also
+        ``valid_path``, see :func:`direct_metrics`); ``random`` costs as a floor; the
+        settings; and the ``files`` written.
     """
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
     n_maps = DEFAULT_MAPS if maps is None else maps
     if n_maps < 2:
         raise InvalidInputError(f"run_demo: maps must be at least 2 (one to train, one held out), got {n_maps}")
     config = TrainingConfig() if config is None else config
+    names = parse_methods(methods)
     _, held_out = split_maps(n_maps, seed)
-    metrics: dict = {"settings": {"epochs": epochs, "maps": n_maps, "seed": seed, **asdict(config)}}
+    settings = {"epochs": epochs, "maps": n_maps, "seed": seed, "methods": list(names), **asdict(config)}
+    metrics: dict = {"settings": settings}
     paths = {"gold": held_out.paths}
-    with side_by_side(workers=len(METHODS)) as pool:
+    with side_by_side(workers=min(len(names), os.cpu_count() or 1)) as pool:
         runs = {
-            method: pool.submit(train_and_evaluate, method, n_maps, epochs, config, seed, position)
-            for position, method in enumerate(METHODS)
+            pool.submit(train_and_evaluate, method, n_maps, epochs, config, seed, position): method
+            for position, method in enumerate(names)
         }
-        for method, run in runs.items():
-            metrics[method], paths[method] = run.result()
+        done = {}
+        for run in concurrent.futures.as_completed(runs):
+            done[runs[run]] = run.result()
+            tqdm.write(f"done: {summary_line(runs[run], done[runs[run]][0])}")
+    for method in names:
+        metrics[method], paths[method] = done[method]
     metrics["random"] = random_cost_metrics(held_out, seed)
     metrics["files"] = write_outputs(Path(out), metrics, held_out, paths)
     print_summary(metrics)
     return metrics
-
-
-METHODS = ("imle", "baseline")
 
 
 def split_maps(n_maps: int, seed: int) -> tuple[WarcraftMaps, WarcraftMaps]:
@@ -323,23 +495,17 @@ def split_maps(n_maps: int, seed: int) -> tuple[WarcraftMaps, WarcraftMaps]:
 def train_and_evaluate(
     method: str, n_maps: int, epochs: int, config: TrainingConfig, seed: int, bar_position: int = 0
 ) -> tuple[dict, np.ndarray]:
-    """Train one method (``"imle"`` or ``"baseline"``) from scratch and score it on the held-out maps.
+    """Train one method (a name in :data:`METHODS`) from scratch and score it on the held-out maps.
 
     The maps are generated again from the seed (faster than sending 330 MB to a worker).
     Returns its metrics (scores, per-epoch ``loss``, training ``seconds``) and its held-out
     paths ``(N, rows, cols)``.
     """
     train, held_out = split_maps(n_maps, seed)
-    if method == "imle":
-        estimator = IMLE(
-            noise=SumOfGamma(k=int(1.3 * GRID)), noise_temperature=config.noise_temperature, lambda_=config.lambda_
-        )
-        layer = ims_torch.IMLELayer(GridShortestPath(GRID, GRID), estimator, seed=seed)
-        loss_fn, cosine = imle_loss(layer), config.imle_cosine_schedule
-    else:
-        loss_fn, cosine = regression_loss, config.baseline_cosine_schedule
+    spec = METHODS[method]
+    loss_fn, cosine = spec.loss(config, seed), spec.cosine(config)
     torch.manual_seed(seed)
-    net = CostNet(GRID)
+    net = CostNet(GRID, positive=spec.through_solver)
     start = time.perf_counter()
     with warnings.catch_warnings():
         # Noise and the I-MLE target push costs below zero by design; clamping them to 0
@@ -347,7 +513,7 @@ def train_and_evaluate(
         warnings.simplefilter("ignore", NegativeCostWarning)
         history = fit(net, loss_fn, train, epochs, config, seed, method, cosine, bar_position)
     seconds = time.perf_counter() - start
-    scores, paths = evaluate(net, held_out)
+    scores, paths = evaluate(net, held_out, spec.through_solver)
     return {**scores, "loss": history, "seconds": seconds}, paths
 
 
@@ -387,10 +553,16 @@ def write_outputs(folder: Path, metrics: dict, held_out: WarcraftMaps, paths: di
     return files
 
 
+def summary_line(name: str, scores: dict) -> str:
+    """One method's held-out accuracies, and its training seconds if it trained."""
+    seconds = f"  {scores['seconds']:.0f} s" if "seconds" in scores else ""
+    return f"{name:9} cost-accuracy {scores['cost_accuracy']:.1%}  exact-match {scores['exact_match']:.1%}{seconds}"
+
+
 def print_summary(metrics: dict) -> None:
-    """Print the held-out accuracies and the files written."""
-    for name in ("imle", "baseline", "random"):
-        m = metrics[name]
-        print(f"{name:9} cost-accuracy {m['cost_accuracy']:.1%}  exact-match {m['exact_match']:.1%}")
+    """Print the held-out accuracies (and training seconds) of every method run, of random
+    costs, and the files written."""
+    for name in (*metrics["settings"]["methods"], "random"):
+        print(summary_line(name, metrics[name]))
     for kind, filename in metrics["files"].items():
         print(f"{kind}: {filename}")

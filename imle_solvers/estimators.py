@@ -130,6 +130,12 @@ def perturbed_map(solve: Solve, theta: Array, noise: Array | None, temperature: 
     return mean_over_axis(z, 2)
 
 
+def multiplicative_factor(noise: Array, sigma: float) -> Array:
+    """``exp(sigma Z - sigma^2 / 2)``, the factor of a multiplicative perturbation (mean 1
+    for Normal ``Z``), elementwise on ``noise`` of any shape."""
+    return array_namespace(noise).exp(sigma * noise - 0.5 * sigma * sigma)
+
+
 def mean_over_axis(x: Array, axis: int) -> Array:
     """The mean over ``axis``; a view, not a pass over the data, when that axis has length 1."""
     if x.shape[axis] == 1:
@@ -532,6 +538,19 @@ class PerturbedOptimizer(_PerturbAndMAP):
 
     (entries where :math:`\theta_i = 0`, which no multiplicative perturbation moves, get 0).
 
+    ``variance_reduction=True`` (the default, as PyEPO's ``perturbedOpt``) subtracts from
+    each draw's weight :math:`\langle y_m, g\rangle` the mean of the other :math:`M - 1`
+    draws' weights (a leave-one-out baseline),
+
+    .. math:: \langle y_m, g\rangle \;\to\; \frac{M}{M-1}\Big(\langle y_m, g\rangle
+        - \frac1M\sum_{j}\langle y_j, g\rangle\Big),
+
+    which keeps the estimate unbiased (the baseline is independent of :math:`Z_m`, and
+    :math:`\mathbb{E}\,\nabla\nu(Z) = 0` for both noises) and removes the variance that
+    a large :math:`\langle y, g\rangle` common to all draws causes. With ``M = 1`` there
+    is no other draw and nothing changes; ``variance_reduction=False`` is Berthet et
+    al.'s plain estimate.
+
     For a min problem over costs :math:`w` the library solves the max problem over
     :math:`-w`: the states are :math:`\mathrm{MAP}_{\min}(w - \sigma Z_m)` (additive; for
     Normal noise the same law as :math:`w + \sigma Z_m`) or
@@ -557,11 +576,13 @@ class PerturbedOptimizer(_PerturbAndMAP):
             ``num_samples``).
         samples: independent outputs per instance, each the mean of M states.
         multiplicative: perturb multiplicatively, as above.
+        variance_reduction: the leave-one-out baseline, as above.
     """
 
     noise: NoiseDistribution | None = Normal()  # noqa: RUF009  (a frozen, immutable default)
     _: KW_ONLY
     multiplicative: bool = False
+    variance_reduction: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -571,8 +592,9 @@ class PerturbedOptimizer(_PerturbAndMAP):
                 f"noise's density), got {self.noise!r}"
             )
         _check_number("PerturbedOptimizer", "noise_temperature", self.noise_temperature, low=0.0, strict=True)
-        if not isinstance(self.multiplicative, (bool, np.bool_)):
-            raise InvalidInputError(f"PerturbedOptimizer: multiplicative must be True or False, got {self.multiplicative!r}")
+        for name in ("multiplicative", "variance_reduction"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise InvalidInputError(f"PerturbedOptimizer: {name} must be True or False, got {getattr(self, name)!r}")
 
     def sample_with(
         self, theta: Array, noise: Array | None, solve: Solve, *, sign: int
@@ -586,7 +608,7 @@ class PerturbedOptimizer(_PerturbAndMAP):
         sigma = self.noise_temperature
         base = scores[:, None, None, ...]
         if self.multiplicative:
-            perturbed = base * xp.exp(sigma * noise - 0.5 * sigma * sigma)
+            perturbed = base * multiplicative_factor(noise, sigma)
         else:
             perturbed = base + sigma * noise
         event = tuple(theta.shape[1:])
@@ -595,8 +617,8 @@ class PerturbedOptimizer(_PerturbAndMAP):
         return output(z, self.samples), PerturbedResiduals(theta=scores, noise=noise, z=z, sign=sign, states=states)
 
     def max_gradient(self, residuals: Residuals, g: Array, solve: Solve, state: Any) -> tuple[Array, Any]:
-        """``mean_m <y_m, g> grad_nu(Z_m) / sigma`` (divided by theta when multiplicative),
-        averaged over samples; no solver call, the state unchanged. ``residuals`` are the
+        """``mean_m <y_m, g> grad_nu(Z_m) / sigma`` (divided by theta when multiplicative,
+        with the leave-one-out baseline when ``variance_reduction``), averaged over samples; no solver call, the state unchanged. ``residuals`` are the
         :class:`PerturbedResiduals` of :meth:`sample_with`."""
         if not isinstance(residuals, PerturbedResiduals):
             raise InvalidInputError(
@@ -607,6 +629,9 @@ class PerturbedOptimizer(_PerturbAndMAP):
         states, noise = residuals.states, residuals.noise
         event_axes = tuple(range(3, states.ndim))
         inner = xp.sum(states * g[:, :, None, ...], axis=event_axes, keepdims=True)  # (B, samples, M, 1, ...)
+        m = states.shape[2]
+        if self.variance_reduction and m > 1:
+            inner = (inner - xp.mean(inner, axis=2, keepdims=True)) * (m / (m - 1))
         score = noise if isinstance(self.noise, Normal) else 1.0 - xp.exp(-noise)
         grad = mean_over_axis(inner * score, 2) * (1.0 / self.noise_temperature)  # (B, samples, *shape)
         if self.multiplicative:
@@ -629,5 +654,6 @@ __all__ = [
     "PerturbedOptimizer",
     "oriented",
     "perturbed_map",
+    "multiplicative_factor",
     "draw_noise",
 ]

@@ -199,7 +199,11 @@ class IMLEFunction:
 
     def _solves(self, data: dict[str, jax.Array], batch: int) -> tuple[Callable, Callable]:
         """The estimator's solves, each row with its instance's data (see :mod:`imle_solvers.instances`)."""
-        return per_instance(self._solve, data, batch), per_instance(self._solve_with_status, data, batch)
+        return per_instance(self._naming_solve(batch), data, batch), per_instance(self._solve_with_status, data, batch)
+
+    def _naming_solve(self, batch: int) -> Callable:
+        """:meth:`_solve` for a batch of ``batch`` instances, whose errors name the instance."""
+        return lambda x, data: self._solve(x, data, per=_binding.rows_per_instance(x, batch))
 
     def _draw(self, theta: jax.Array, key: jax.Array) -> jax.Array | None:
         """The call's noise ``(B, samples, marginal_samples, *shape)``, or None."""
@@ -211,13 +215,15 @@ class IMLEFunction:
         host = functools.partial(_recording_errors, _NumpyNoise(self.estimator, theta.shape, theta.dtype))
         return jax.pure_callback(host, spec, _seed_words(key), vmap_method="broadcast_all")
 
-    def _solve(self, theta: jax.Array, data: dict[str, jax.Array]) -> jax.Array:
+    def _solve(self, theta: jax.Array, data: dict[str, jax.Array], per: int = 1) -> jax.Array:
         """MAP states of ``(N, *shape)`` with their rows' ``data``: as JAX ops when the solver
-        is array-native, else on the host."""
+        is array-native, else on the host (``per``: rows per instance, which a failure's
+        error then names, see :func:`imle_solvers._binding.instance_error`)."""
         if self.oracle.solver_for(theta).runs_on("jax"):
             return self.oracle(theta, validate=False, **data)
         spec = jax.ShapeDtypeStruct(theta.shape, theta.dtype)
-        host = _binding.HostSolve(self.oracle, tuple(data), _recording_errors).states
+        wrap = _recording_errors if per == 1 else _binding.InstanceErrors(self.oracle, per, _recording_errors)
+        host = _binding.HostSolve(self.oracle, tuple(data), wrap).states
         return jax.pure_callback(host, spec, theta, *data.values(), vmap_method="broadcast_all")
 
     def _solve_with_status(self, theta: jax.Array, data: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
@@ -455,7 +461,8 @@ def imle(
 
 class _OracleLoss:
     """What both losses share: an :class:`IMLEFunction` whose solves, draws and checks they
-    use, the reduction, and a ``jax.custom_vjp`` over :mod:`imle_solvers.losses`."""
+    use (its oracle has the failure policy and the cache), the reduction, and a
+    ``jax.custom_vjp`` over :mod:`imle_solvers.losses`."""
 
     def __init__(self, problem: Problem, estimator: Estimator, reduction: str, options: dict[str, Any]) -> None:
         from .losses import check_reduction
@@ -468,20 +475,35 @@ class _OracleLoss:
         core.defvjp(self._forward, self._backward)
         self._core = core
 
+    @property
+    def failures(self) -> Any:
+        """Failed solves by reason, since built (``oracle.failures``, a ``Counter``)."""
+        return self.oracle.failures
+
     def _prepare(self, prediction: Any, data: dict[str, Any]) -> tuple[jax.Array, dict[str, jax.Array]]:
         prediction = jnp.asarray(prediction)
         check_batch_shape(prediction.shape, self.problem.shape, "prediction")
         self._function._check_theta(prediction)
         return prediction, self._function._instance_data(data, prediction)
 
-    def _solve(self, data: dict[str, jax.Array], batch: int) -> Callable:
-        return per_instance(self._function._solve, data, batch)
+    def _values(self, prediction: jax.Array, inputs: tuple, data: dict) -> jax.Array:
+        """The reduced loss; a failing solve's own error (e.g. a ``SolverError`` naming the
+        instance) when called outside ``jit``."""
+        from .losses import reduce
+
+        return reduce(_unwrapping_errors(self._core, prediction, inputs, data), self.reduction)
 
     def _primal(self, prediction: jax.Array, inputs: tuple, data: dict) -> jax.Array:
         return self._forward(prediction, inputs, data)[0]
 
     def _forward(self, prediction: jax.Array, inputs: tuple, data: dict) -> tuple[jax.Array, tuple]:
-        result = self._compute(prediction, inputs, self._solve(data, prediction.shape[0]))
+        from .losses import under_policy
+
+        batch, function = prediction.shape[0], self._function
+        solve = per_instance(function._naming_solve(batch), data, batch)
+        with_status = per_instance(function._solve_with_status, data, batch)
+        result = under_policy(lambda s: self._compute(prediction, inputs, s), prediction, solve, with_status,
+                              self.oracle.on_failure)
         return result.value, (result.gradient, inputs)
 
     def _backward(self, saved: tuple, grad_out: jax.Array) -> tuple[jax.Array, tuple, None]:
@@ -489,11 +511,6 @@ class _OracleLoss:
         grad = jnp.reshape(grad_out, (-1, *(1,) * (gradient.ndim - 1))) * gradient
         # the other inputs (targets, noise) carry no gradient
         return grad, jax.tree.map(jnp.zeros_like, inputs), None
-
-    def _reduce(self, values: jax.Array) -> jax.Array:
-        from .losses import reduce
-
-        return reduce(values, self.reduction)
 
 
 class FenchelYoungLoss(_OracleLoss):
@@ -504,7 +521,8 @@ class FenchelYoungLoss(_OracleLoss):
     whose gradient is ``y_sigma(theta) - y_true``, ``y_true - y_sigma(w)`` for a min problem).
 
     Args: as :class:`imle_solvers.torch.FenchelYoungLoss` (``noise``, ``sigma``, ``samples``,
-    ``reduction``, and the options of :func:`imle`); ``noise_source="numpy"`` draws from
+    ``reduction``, ``multiplicative``, and the options of :func:`imle`, ``on_failure`` and
+    ``cache`` included); ``noise_source="numpy"`` draws from
     ``numpy.random.default_rng(numpy_seed(key))``, as the torch and Keras losses with that seed.
     """
 
@@ -522,33 +540,37 @@ class FenchelYoungLoss(_OracleLoss):
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
+        cache: Any = None,
+        multiplicative: bool = False,
     ) -> None:
         from .losses import perturbation
 
-        estimator = perturbation(noise, sigma, samples)
-        options = {"backend": backend, "noise_source": noise_source, "validate_args": validate_args, "n_jobs": n_jobs,
-                   "parallel_backend": parallel_backend, "chunk_size": chunk_size, "time_limit": time_limit}
+        estimator = perturbation(noise, sigma, samples, multiplicative)
+        options = _binding.options_of(locals(), (*_binding.ORACLE_OPTIONS, "noise_source", "validate_args"))
         super().__init__(problem, estimator, reduction, options)
-        self.sigma = sigma
+        self.sigma, self.multiplicative = sigma, multiplicative
 
     def __call__(self, theta: Any, y_true: Any, key: jax.Array, **data: Any) -> jax.Array:
         theta, data = self._prepare(theta, data)
         y_true = jnp.asarray(y_true, dtype=theta.dtype)
         noise = self._function._draw(jax.lax.stop_gradient(theta), key)
-        return self._reduce(self._core(theta, (y_true, noise), data))
+        return self._values(theta, (y_true, noise), data)
 
     def _compute(self, theta: jax.Array, inputs: tuple, solve: Callable) -> Any:
         from .losses import fenchel_young
 
         y_true, noise = inputs
-        return fenchel_young(theta, y_true, noise, solve, sign=self.problem.sign, sigma=self.sigma)
+        return fenchel_young(theta, y_true, noise, solve, sign=self.problem.sign, sigma=self.sigma,
+                             multiplicative=self.multiplicative)
 
 
 class SPOPlusLoss(_OracleLoss):
     """SPO+ (Elmachtoub and Grigas) as a JAX function: ``loss_fn(c_hat, c, w_true=None,
     z_true=None, **data)`` (see :class:`imle_solvers.torch.SPOPlusLoss`), differentiable with
     respect to ``c_hat`` (a ``jax.custom_vjp`` giving the subgradient ``2 (w*(c) - w*(2 c_hat - c))``
-    for a min problem)."""
+    for a min problem). Options as :class:`FenchelYoungLoss`'s (no noise), ``on_failure`` and
+    ``cache`` included."""
 
     def __init__(
         self,
@@ -560,17 +582,18 @@ class SPOPlusLoss(_OracleLoss):
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
+        cache: Any = None,
     ) -> None:
         from .estimators import STE
 
-        options = {"backend": backend, "validate_args": validate_args, "n_jobs": n_jobs,
-                   "parallel_backend": parallel_backend, "chunk_size": chunk_size, "time_limit": time_limit}
+        options = _binding.options_of(locals(), (*_binding.ORACLE_OPTIONS, "validate_args"))
         super().__init__(problem, STE(), reduction, options)
 
     def __call__(self, c_hat: Any, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> jax.Array:
         c_hat, data = self._prepare(c_hat, data)
         inputs = tuple(None if x is None else jnp.asarray(x, dtype=c_hat.dtype) for x in (c, w_true, z_true))
-        return self._reduce(self._core(c_hat, inputs, data))
+        return self._values(c_hat, inputs, data)
 
     def _compute(self, c_hat: jax.Array, inputs: tuple, solve: Callable) -> Any:
         from .losses import spo_plus

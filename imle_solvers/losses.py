@@ -26,6 +26,17 @@ depend on ``s`` and is left out (the value is the loss up to a per-instance cons
 For a min problem over costs ``w`` (``s = -w``): ``y_m = MAP_min(w - sigma Z_m)`` and the
 gradient with respect to ``w`` is ``y - mean_m y_m`` (PyEPO's ``perturbedFenchelYoung``).
 
+Multiplicative perturbation (``multiplicative=True``; InferOpt's ``PerturbedMultiplicative``,
+PyEPO's ``perturbedFenchelYoungMul``), for scores (costs) whose signs must be kept: with
+the factors ``f_m = exp(sigma Z_m - sigma^2/2)`` (of mean 1 for Normal draws),
+
+.. math:: y_m = \mathrm{MAP}(s \odot f_m), \qquad
+    \ell(s, y) = \frac1M\sum_m \langle y_m, s \odot f_m\rangle - \langle s, y\rangle,
+    \qquad \nabla_s\ell = \frac1M\sum_m f_m \odot y_m - y,
+
+the gradient being that of the value for the given draws (Danskin), as PyEPO's. For a min
+problem: ``y_m = MAP_min(w * f_m)``, gradient ``y - mean_m f_m * y_m`` with respect to ``w``.
+
 SPO+ (Elmachtoub and Grigas, 2022), min problem over costs, prediction ``c_hat``, true
 costs ``c`` with optimum ``w*(c)`` and value ``z*(c)``:
 
@@ -36,30 +47,47 @@ For a max problem over scores (``c = -theta``) the same loss reads
 ``max_w <2 theta_hat - theta, w> - 2 <theta_hat, w*(theta)> + z*(theta)`` with
 subgradient ``2 (w*(2 theta_hat - theta) - w*(theta))``. It is >= 0, and 0 at
 ``c_hat = c``.
+
+Failure policy (``on_failure`` of the bindings' losses, see :mod:`imle_solvers.failures`):
+:func:`under_policy` runs a loss's solves through the same
+:class:`~imle_solvers.failures.StatusLog` as the layers; an instance FAILED in any of its
+solves (a PFYL's perturbed solves, SPO+'s solves of ``c`` and ``2 c_hat - c``) gets value
+0 and gradient 0, the others what they get in a batch without it; an INCUMBENT instance's
+loss is computed from the incumbent state as if it were optimal.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ._array import Array, array_namespace
 from .errors import InvalidInputError
-from .estimators import PerturbedOptimizer, Solve, oriented
-from .failures import batch_size
+from .estimators import PerturbedOptimizer, Solve, multiplicative_factor, oriented
+from .failures import SolveWithStatus, StatusLog, batch_size, zero_failed_rows
 
-__all__ = ["REDUCTIONS", "LossValue", "check_reduction", "fenchel_young", "perturbation", "reduce", "spo_plus"]
+__all__ = [
+    "REDUCTIONS",
+    "LossValue",
+    "check_reduction",
+    "fenchel_young",
+    "perturbation",
+    "reduce",
+    "spo_plus",
+    "under_policy",
+]
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def perturbation(noise: Any, sigma: float, samples: int) -> PerturbedOptimizer:
+def perturbation(noise: Any, sigma: float, samples: int, multiplicative: bool = False) -> PerturbedOptimizer:
     """The perturbed optimizer whose draws and states a Fenchel-Young loss uses: ``noise``
-    (None: ``Normal()``) at scale ``sigma``, ``samples`` perturbations per instance; its
-    constructor checks the settings."""
+    (None: ``Normal()``) at scale ``sigma``, ``samples`` perturbations per instance,
+    additive or ``multiplicative``; its constructor checks the settings."""
     from .noise import Normal
 
     return PerturbedOptimizer(Normal() if noise is None else noise, noise_temperature=sigma,
-                              marginal_samples=samples)
+                              marginal_samples=samples, multiplicative=multiplicative)
 
 
 class LossValue(NamedTuple):
@@ -83,7 +111,9 @@ def _check_same_shape(owner: str, name: str, x: Array, like: Array) -> None:
         raise InvalidInputError(f"{owner}: {name} must have the prediction's shape {tuple(like.shape)}, got {tuple(x.shape)}")
 
 
-def fenchel_young(theta: Array, y_true: Array, noise: Array, solve: Solve, *, sign: int, sigma: float) -> LossValue:
+def fenchel_young(
+    theta: Array, y_true: Array, noise: Array, solve: Solve, *, sign: int, sigma: float, multiplicative: bool = False
+) -> LossValue:
     """The perturbed Fenchel-Young loss per instance and its gradient (see the module docstring).
 
     Args:
@@ -94,6 +124,11 @@ def fenchel_young(theta: Array, y_true: Array, noise: Array, solve: Solve, *, si
         solve: the problem's own oracle (see the module docstring).
         sign: +1 max problem, -1 min problem.
         sigma: the perturbation's scale, > 0.
+        multiplicative: perturb ``s * exp(sigma Z - sigma^2/2)`` rather than ``s + sigma Z``;
+            the value is then ``mean_m <y_m, s * f_m> - <s, y_true>`` and the gradient
+            ``mean_m f_m * y_m - y_true`` (PyEPO's ``perturbedFenchelYoungMul``).
+
+    The solution returned is the mean state ``mean_m y_m`` in both cases.
     """
     xp = array_namespace(theta)
     _check_same_shape("FenchelYoungLoss", "y_true", y_true, theta)
@@ -101,14 +136,16 @@ def fenchel_young(theta: Array, y_true: Array, noise: Array, solve: Solve, *, si
     batch = batch_size(theta)
     noise = xp.reshape(noise, (batch, -1, *event))  # (B, M, *shape)
     s = theta if sign == 1 else -theta
-    perturbed = s[:, None, ...] + sigma * noise
+    factor = multiplicative_factor(noise, sigma) if multiplicative else None
+    perturbed = s[:, None, ...] + sigma * noise if factor is None else s[:, None, ...] * factor
     states = xp.reshape(oriented(solve, sign)(xp.reshape(perturbed, (-1, *event))), perturbed.shape)
     event_ndim = len(event)
     f_sigma = xp.mean(_inner(states, perturbed, event_ndim), axis=1)
     y_true = xp.astype(y_true, theta.dtype)
     value = f_sigma - _inner(s, y_true, event_ndim)
     mean_state = xp.mean(states, axis=1)
-    grad = mean_state - y_true
+    # d/ds <y_m, s * f_m> = f_m * y_m: the gradient of the value for these draws
+    grad = (mean_state if factor is None else xp.mean(factor * states, axis=1)) - y_true
     return LossValue(value, grad if sign == 1 else -grad, mean_state)
 
 
@@ -144,6 +181,29 @@ def spo_plus(
     value = _inner(target, w_tilde, event_ndim) - 2 * _inner(s_hat, w_true, event_ndim) + z_max
     grad = 2 * (w_tilde - w_true)
     return LossValue(value, grad if sign == 1 else -grad, w_tilde)
+
+
+def under_policy(
+    compute: Callable[[Solve], LossValue],
+    prediction: Array,
+    solve: Solve,
+    solve_with_status: SolveWithStatus,
+    on_failure: str,
+) -> LossValue:
+    """``compute(solve)`` (a loss of ``prediction`` ``(B, *shape)`` over the solve it is
+    given) under the oracle's failure policy ``on_failure``.
+
+    ``"raise"``: ``compute(solve)`` itself (a failed solve raises, naming its instance).
+    Otherwise the loss solves through a :class:`~imle_solvers.failures.StatusLog` over
+    ``solve_with_status``, the layers' mechanism, and the value, gradient and solution
+    rows of every instance FAILED in any of its solves are zero: such an instance adds 0
+    to the loss and its gradient is 0 (a mean over the batch still divides by ``B``)."""
+    if on_failure == "raise":
+        return compute(solve)
+    log = StatusLog(solve_with_status, prediction)
+    result = compute(log)
+    status = log.worst(prediction)
+    return LossValue(*(zero_failed_rows(x, status) for x in result))
 
 
 def check_reduction(owner: str, reduction: Any) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -295,7 +296,7 @@ class IMLELayer(keras.layers.Layer):
         sign = self.problem.sign
         status = None
         batch = batch_size(theta)
-        solve = per_instance(self._solve, data, batch)
+        solve = per_instance(self._naming_solve(batch), data, batch)
         solve_with_status = per_instance(self._solve_with_status, data, batch)
 
         @tf.custom_gradient
@@ -345,12 +346,19 @@ class IMLELayer(keras.layers.Layer):
         self.noise_state.assign(current + tf.constant([0, 1], dtype=current.dtype))
         return tf.cast(tf.math.floormod(current, 2**31 - 1), tf.int32)  # int32 seeds compile with XLA
 
-    def _solve(self, theta: tf.Tensor, data: dict[str, tf.Tensor]) -> tf.Tensor:
+    def _naming_solve(self, batch: Any) -> Callable:
+        """:meth:`_solve` for a batch of ``batch`` instances, whose errors name the instance
+        (where the batch size is known when the graph is traced)."""
+        return lambda x, data: self._solve(x, data, per=_binding.rows_per_instance(x, batch))
+
+    def _solve(self, theta: tf.Tensor, data: dict[str, tf.Tensor], per: int = 1) -> tf.Tensor:
         """MAP states of ``(N, *shape)`` with their rows' ``data``: as TensorFlow ops when the
-        solver is array-native, else on the host."""
+        solver is array-native, else on the host (``per``: rows per instance, which a
+        failure's error then names, see :func:`imle_solvers._binding.instance_error`)."""
         if self.oracle.solver_for(theta).runs_on("tensorflow"):
             return self.oracle(theta, validate=False, **data)
-        host = _binding.HostSolve(self.oracle, tuple(data)).states
+        wrap = None if per == 1 else _binding.InstanceErrors(self.oracle, per)
+        host = _binding.HostSolve(self.oracle, tuple(data), wrap).states
         z = tf.numpy_function(host, [theta, *data.values()], theta.dtype, stateful=False)
         z.set_shape(theta.shape)
         return z
@@ -410,9 +418,9 @@ class _OracleLoss(keras.losses.Loss):
     """What both losses share: a Keras ``Loss`` whose ``call(y_true, y_pred)`` gives the
     ``(B,)`` per-instance values (Keras reduces them), differentiable with respect to
     ``y_pred`` through a ``tf.custom_gradient`` over :mod:`imle_solvers.losses`. Solves,
-    draws and checks are an inner :class:`IMLELayer`'s. Per-instance data (and SPO+'s
-    ``w_true``, ``z_true``) are keywords of a direct call, ``loss_fn(y_true, y_pred, **data)``;
-    ``model.fit`` passes none."""
+    draws and checks are an inner :class:`IMLELayer`'s (whose oracle has the failure policy
+    and the cache). Per-instance data (and SPO+'s ``w_true``, ``z_true``) are keywords of a
+    direct call, ``loss_fn(y_true, y_pred, **data)``; ``model.fit`` passes none."""
 
     def __init__(self, problem: Problem, estimator: Estimator, options: dict[str, Any], **kwargs: Any) -> None:
         kwargs.setdefault("reduction", "sum_over_batch_size")
@@ -422,6 +430,11 @@ class _OracleLoss(keras.losses.Loss):
         self._layer = IMLELayer(problem, estimator, **options)
         self.oracle = self._layer.oracle
         self._data: dict[str, Any] = {}
+
+    @property
+    def failures(self) -> Any:
+        """Failed solves by reason, since built (``oracle.failures``, a ``Counter``)."""
+        return self.oracle.failures
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None, **data: Any) -> tf.Tensor:
         self._data = data
@@ -433,17 +446,27 @@ class _OracleLoss(keras.losses.Loss):
         finally:
             self._data = {}
 
-    def _prepare(self, y_pred: tf.Tensor) -> tuple[Any, dict[str, tf.Tensor]]:
+    def _prepare(self, y_pred: tf.Tensor) -> tuple[Any, Any]:
+        """A call's checks, and its two solves (states; states and statuses), each row with
+        its instance's data."""
         data = {name: value for name, value in self._data.items() if name in self.problem.instance_fields}
         check_batch_shape(tuple(y_pred.shape), self.problem.shape, "y_pred")
         self._layer._check_theta(y_pred)
         data = self._layer._instance_data(data, y_pred)
-        return per_instance(self._layer._solve, data, batch_size(y_pred)), data
+        batch = batch_size(y_pred)
+        solve = per_instance(self._layer._naming_solve(batch), data, batch)
+        return solve, per_instance(self._layer._solve_with_status, data, batch)
 
-    def _values(self, y_pred: tf.Tensor, compute: Any) -> tf.Tensor:
+    def _values(self, y_pred: tf.Tensor, solves: tuple[Any, Any], loss: Any) -> tf.Tensor:
+        """The per-instance values of ``loss(prediction, solve)`` under the oracle's failure
+        policy (:func:`imle_solvers.losses.under_policy`), differentiable with respect to ``y_pred``."""
+        from .losses import under_policy
+
+        (solve, with_status), policy = solves, self.oracle.on_failure
+
         @tf.custom_gradient
         def values(prediction: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            result = compute(prediction)
+            result = under_policy(lambda s: loss(prediction, s), prediction, solve, with_status, policy)
 
             def grad(grad_out: tf.Tensor) -> tf.Tensor:
                 shape = tf.concat([tf.shape(grad_out), tf.ones([tf.rank(result.gradient) - 1], tf.int32)], 0)
@@ -454,8 +477,11 @@ class _OracleLoss(keras.losses.Loss):
         return values(y_pred)
 
     def get_config(self) -> dict[str, Any]:
+        """Keras' entries, the problem's config and the options as given; ``cache`` (runtime
+        state, as :class:`IMLELayer`'s) is not part of it."""
         config = super().get_config() | {"dtype": self.dtype}
-        return config | {"problem": serialization.to_config(self.problem), **self._options}
+        options = {name: value for name, value in self._options.items() if name != "cache"}
+        return config | {"problem": serialization.to_config(self.problem), **options}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Any:
@@ -472,8 +498,9 @@ class FenchelYoungLoss(_OracleLoss):
     and ``y_true - y_sigma(w)`` for a min problem (see :mod:`imle_solvers.losses`).
 
     Args: as :class:`imle_solvers.torch.FenchelYoungLoss` (``noise``, ``sigma``, ``samples``,
-    and the options of :class:`IMLELayer`: ``seed``, ``noise_source``, ...), ``reduction`` as
-    ``keras.losses.Loss``'s (default ``"sum_over_batch_size"``, the batch mean), ``name``
+    ``multiplicative``, and the options of :class:`IMLELayer`: ``seed``, ``noise_source``,
+    ``on_failure``, ``cache``, ...), ``reduction`` as ``keras.losses.Loss``'s (default
+    ``"sum_over_batch_size"``, the batch mean: a skipped instance's 0 counts in it), ``name``
     and ``dtype`` too (``dtype`` defaults to Keras' ``floatx``, which ``y_pred`` is cast to).
     The noise state lives in the inner layer, not in a model's weights.
     """
@@ -492,31 +519,36 @@ class FenchelYoungLoss(_OracleLoss):
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
+        cache: Any = None,
+        multiplicative: bool = False,
         **kwargs: Any,
     ) -> None:
         from .losses import perturbation
 
-        estimator = perturbation(noise, sigma, samples)
+        estimator = perturbation(noise, sigma, samples, multiplicative)
         noise = estimator.noise
-        options = {"backend": backend, "seed": seed, "noise_source": noise_source, "validate_args": validate_args,
-                   "n_jobs": n_jobs, "parallel_backend": parallel_backend, "chunk_size": chunk_size,
-                   "time_limit": time_limit}
+        options = _binding.options_of(locals(), (*_binding.ORACLE_OPTIONS, "seed", "noise_source", "validate_args"))
         super().__init__(problem, estimator, options, **kwargs)
-        self.noise, self.sigma, self.samples = noise, sigma, samples
+        self.noise, self.sigma, self.samples, self.multiplicative = noise, sigma, samples, multiplicative
 
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         from .losses import fenchel_young
 
         y_pred = tf.convert_to_tensor(y_pred)
-        solve, _ = self._prepare(y_pred)
+        solves = self._prepare(y_pred)
         noise = self._layer._draw(tf.stop_gradient(y_pred))
         y_true = tf.cast(y_true, y_pred.dtype)
-        sign, sigma = self.problem.sign, self.sigma
-        return self._values(y_pred, lambda t: fenchel_young(t, y_true, noise, solve, sign=sign, sigma=sigma))
+        sign, sigma, multiplicative = self.problem.sign, self.sigma, self.multiplicative
+
+        def loss(t: tf.Tensor, solve: Any) -> Any:
+            return fenchel_young(t, y_true, noise, solve, sign=sign, sigma=sigma, multiplicative=multiplicative)
+
+        return self._values(y_pred, solves, loss)
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"noise": serialization.to_config(self.noise), "sigma": self.sigma,
-                                       "samples": self.samples}
+                                       "samples": self.samples, "multiplicative": self.multiplicative}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Any:
@@ -532,7 +564,8 @@ class SPOPlusLoss(_OracleLoss):
     a direct call takes ``w_true`` ``(B, *shape)`` and ``z_true`` ``(B,)`` too (else the
     oracle solves ``c``), ``loss_fn(c, c_hat, w_true=..., **data)``. Subgradient with respect
     to ``y_pred``: ``2 (w*(c) - w*(2 c_hat - c))`` for a min problem (see
-    :mod:`imle_solvers.losses`). Options as :class:`FenchelYoungLoss`'s (no noise)."""
+    :mod:`imle_solvers.losses`). Options as :class:`FenchelYoungLoss`'s (no noise),
+    ``on_failure`` and ``cache`` included."""
 
     def __init__(
         self,
@@ -543,22 +576,27 @@ class SPOPlusLoss(_OracleLoss):
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
+        cache: Any = None,
         **kwargs: Any,
     ) -> None:
         from .estimators import STE
 
-        options = {"backend": backend, "validate_args": validate_args, "n_jobs": n_jobs,
-                   "parallel_backend": parallel_backend, "chunk_size": chunk_size, "time_limit": time_limit}
+        options = _binding.options_of(locals(), (*_binding.ORACLE_OPTIONS, "validate_args"))
         super().__init__(problem, STE(), options, **kwargs)
 
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         from .losses import spo_plus
 
         y_pred = tf.convert_to_tensor(y_pred)
-        solve, _ = self._prepare(y_pred)
+        solves = self._prepare(y_pred)
         c = tf.cast(y_true, y_pred.dtype)
         w_true, z_true = (self._data.get(name) for name in ("w_true", "z_true"))
         w_true = None if w_true is None else tf.cast(w_true, y_pred.dtype)
         z_true = None if z_true is None else tf.cast(z_true, y_pred.dtype)
         sign = self.problem.sign
-        return self._values(y_pred, lambda p: spo_plus(p, c, solve, sign=sign, w_true=w_true, z_true=z_true))
+
+        def loss(prediction: tf.Tensor, solve: Any) -> Any:
+            return spo_plus(prediction, c, solve, sign=sign, w_true=w_true, z_true=z_true)
+
+        return self._values(y_pred, solves, loss)

@@ -337,7 +337,8 @@ class _LossFunction(torch.autograd.Function):
 
 
 class _OracleLoss(torch.nn.Module):
-    """What both losses share: the oracle, the reduction and the checks of a call."""
+    """What both losses share: the oracle (with its failure policy and cache), the
+    reduction and the checks of a call."""
 
     def __init__(self, problem: Problem, reduction: str, validate_args: bool, oracle_options: dict[str, Any]) -> None:
         super().__init__()
@@ -348,18 +349,35 @@ class _OracleLoss(torch.nn.Module):
         self.validate_args = validate_args
         self.oracle = MAPOracle(problem, **oracle_options)
 
-    def _prepare(self, prediction: torch.Tensor, data: dict[str, Any]) -> tuple[Callable, dict]:
+    @property
+    def failures(self) -> Any:
+        """Failed solves by reason, since built (``oracle.failures``, a ``Counter``; a PFYL
+        counts each of an instance's failed perturbed solves)."""
+        return self.oracle.failures
+
+    def _prepare(self, prediction: torch.Tensor, data: dict[str, Any]) -> tuple[Callable, Callable]:
+        """A call's checks, and its two solves (states; states and statuses), each row with
+        its instance's data."""
         check_batch_shape(tuple(prediction.shape), self.problem.shape, "prediction")
         if self.validate_args:
             check_finite(prediction.detach(), "prediction")
         data = _binding.instance_data(self.oracle, data, prediction.detach(), self.validate_args)
-        solve, _ = _binding.oracle_solves(self.oracle, data, prediction.shape[0])
-        return solve, data
+        return _binding.oracle_solves(self.oracle, data, prediction.shape[0])
 
-    def _reduce(self, values: torch.Tensor) -> torch.Tensor:
-        from .losses import reduce
+    def _values(
+        self, prediction: torch.Tensor, solves: tuple[Callable, Callable], loss: Callable[[torch.Tensor, Any], Any]
+    ) -> torch.Tensor:
+        """The reduced loss of ``prediction``: ``loss(prediction, solve)`` under the oracle's
+        failure policy (:func:`imle_solvers.losses.under_policy`), differentiable with respect
+        to ``prediction``."""
+        from .losses import reduce, under_policy
 
-        return reduce(values, self.reduction)
+        (solve, with_status), policy = solves, self.oracle.on_failure
+
+        def compute(t: torch.Tensor) -> Any:
+            return under_policy(lambda s: loss(t, s), t, solve, with_status, policy)
+
+        return reduce(_LossFunction.apply(prediction, compute), self.reduction)
 
 
 class FenchelYoungLoss(_OracleLoss):
@@ -381,6 +399,15 @@ class FenchelYoungLoss(_OracleLoss):
             losses draw for one seed).
         validate_args, backend, n_jobs, parallel_backend, chunk_size, time_limit: as
             :class:`IMLELayer`'s.
+        on_failure: as :class:`IMLELayer`'s: ``"raise"`` names the failing instance's batch
+            index; under ``"skip"`` (and ``"incumbent"`` without an incumbent) an instance
+            whose perturbed solves fail adds 0 to the loss and gets gradient 0 (``"mean"``
+            still divides by ``B``); ``failures`` counts them.
+        cache: a :class:`~imle_solvers.cache.SolutionCache` for the oracle (as
+            :class:`IMLELayer`'s).
+        multiplicative: perturb ``theta * exp(sigma Z - sigma^2/2)``, keeping the scores'
+            signs (PyEPO's ``perturbedFenchelYoungMul``): the gradient is then
+            ``mean_m f_m * y_m - y_true``, ``f_m`` the factors (see :mod:`imle_solvers.losses`).
     """
 
     def __init__(
@@ -398,28 +425,30 @@ class FenchelYoungLoss(_OracleLoss):
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
+        cache: Any = None,
+        multiplicative: bool = False,
     ) -> None:
         from .losses import perturbation
 
-        options = {"backend": backend, "n_jobs": n_jobs, "parallel_backend": parallel_backend,
-                   "chunk_size": chunk_size, "time_limit": time_limit}
-        super().__init__(problem, reduction, validate_args, options)
-        self.perturbation = perturbation(noise, sigma, samples)
+        super().__init__(problem, reduction, validate_args, _binding.options_of(locals()))
+        self.perturbation = perturbation(noise, sigma, samples, multiplicative)
         self.sigma = sigma
+        self.multiplicative = multiplicative
         self.noise = NoiseGenerators(seed, noise_source)
 
     def forward(self, theta: torch.Tensor, y_true: Any, **data: Any) -> torch.Tensor:
         from .losses import fenchel_young
 
-        solve, _ = self._prepare(theta, data)
+        solves = self._prepare(theta, data)
         y_true = torch.as_tensor(y_true, dtype=theta.dtype, device=theta.device)
         noise = self.perturbation.draw(theta.detach(), self.noise.source(theta))
-        sign, sigma = self.problem.sign, self.sigma
+        sign, sigma, multiplicative = self.problem.sign, self.sigma, self.multiplicative
 
-        def compute(t: torch.Tensor) -> Any:
-            return fenchel_young(t, y_true, noise, solve, sign=sign, sigma=sigma)
+        def loss(t: torch.Tensor, solve: Any) -> Any:
+            return fenchel_young(t, y_true, noise, solve, sign=sign, sigma=sigma, multiplicative=multiplicative)
 
-        return self._reduce(_LossFunction.apply(theta, compute))
+        return self._values(theta, solves, loss)
 
     def get_extra_state(self) -> dict:
         return {"noise": self.noise.state_dict()}
@@ -435,7 +464,8 @@ class SPOPlusLoss(_OracleLoss):
     solution for ``c`` (solved for when None) and ``z_true`` ``(B,)`` its value. The
     subgradient with respect to ``c_hat`` is ``2 (w*(c) - w*(2 c_hat - c))`` for a min
     problem (mirrored for a max problem, see :mod:`imle_solvers.losses`). Options as
-    :class:`FenchelYoungLoss`'s (no noise).
+    :class:`FenchelYoungLoss`'s (no noise); under ``on_failure="skip"`` an instance whose
+    solve of ``c`` or of ``2 c_hat - c`` fails adds 0 to the loss and gets gradient 0.
     """
 
     def __init__(
@@ -448,22 +478,22 @@ class SPOPlusLoss(_OracleLoss):
         parallel_backend: str = "loky",
         chunk_size: int | str = "auto",
         time_limit: float | None = None,
+        on_failure: OnFailure = "raise",
+        cache: Any = None,
     ) -> None:
-        options = {"backend": backend, "n_jobs": n_jobs, "parallel_backend": parallel_backend,
-                   "chunk_size": chunk_size, "time_limit": time_limit}
-        super().__init__(problem, reduction, validate_args, options)
+        super().__init__(problem, reduction, validate_args, _binding.options_of(locals()))
 
     def forward(self, c_hat: torch.Tensor, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> torch.Tensor:
         from .losses import spo_plus
 
-        solve, _ = self._prepare(c_hat, data)
+        solves = self._prepare(c_hat, data)
         like = {"dtype": c_hat.dtype, "device": c_hat.device}
         c = torch.as_tensor(c, **like).detach()
         w_true = None if w_true is None else torch.as_tensor(w_true, **like).detach()
         z_true = None if z_true is None else torch.as_tensor(z_true, **like).detach()
         sign = self.problem.sign
 
-        def compute(prediction: torch.Tensor) -> Any:
+        def loss(prediction: torch.Tensor, solve: Any) -> Any:
             return spo_plus(prediction, c, solve, sign=sign, w_true=w_true, z_true=z_true)
 
-        return self._reduce(_LossFunction.apply(c_hat, compute))
+        return self._values(c_hat, solves, loss)

@@ -306,3 +306,117 @@ def test_a_torch_layer_solves_forward_and_backward_through_the_cache():
     np.testing.assert_allclose(grad, grad_plain)
     np.testing.assert_allclose(grad_again, grad_plain)
     assert np.abs(grad).sum() > 0
+
+
+# --- the losses, and the JAX and Keras layers -----------------------------------------------
+
+
+def test_torch_losses_through_the_cache_give_the_uncached_values_and_hit_on_repeats():
+    torch = pytest.importorskip("torch")
+    from imle_solvers.torch import FenchelYoungLoss, SPOPlusLoss
+
+    rng = np.random.default_rng(9)
+    c_hat, data = new_rows(rng, 4)
+    c = rng.normal(size=(4, N))
+    data = {k: torch.as_tensor(v) for k, v in data.items()}
+
+    def run(loss_fn, *args):
+        t = torch.tensor(c_hat, requires_grad=True)
+        values = loss_fn(t, *args, **data)
+        values.sum().backward()
+        return values.detach().numpy(), t.grad.numpy()
+
+    cache = SolutionCache(solve_ratio=1)
+    spo = SPOPlusLoss(CountedPick(N), backend="counting", reduction="none", cache=cache)
+    assert spo.oracle.cache is cache
+    values, grad = run(spo, torch.tensor(c))
+    assert cache.stats.solved == 8 and len(CALLS) == 8  # c and 2 c_hat - c
+    again = run(spo, torch.tensor(c))
+    assert cache.stats.exact_hits == 8 and len(CALLS) == 8, "a repeat is answered from the cache"
+    plain = run(SPOPlusLoss(CountedPick(N), backend="counting", reduction="none"), torch.tensor(c))
+    for result in (again, plain):
+        np.testing.assert_allclose(result[0], values)
+        np.testing.assert_allclose(result[1], grad)
+    assert np.abs(grad).sum() > 0
+
+    # PFYL: the same seed draws the same perturbations, so a second loss sharing the cache only hits
+    y = torch.as_tensor(reference(rng.normal(size=(4, N)), {k: v.numpy() for k, v in data.items()}))
+    options = {"backend": "counting", "samples": 3, "seed": 5, "noise_source": "numpy", "reduction": "none"}
+    cache = SolutionCache(solve_ratio=1)
+    CALLS.clear()
+    first = run(FenchelYoungLoss(CountedPick(N), cache=cache, **options), y)
+    assert cache.stats.solved == 12 and len(CALLS) == 12
+    second = run(FenchelYoungLoss(CountedPick(N), cache=cache, **options), y)
+    assert cache.stats.exact_hits == 12 and len(CALLS) == 12 and cache.stats.hit_rate == 0.5
+    plain = run(FenchelYoungLoss(CountedPick(N), **options), y)
+    for result in (second, plain):
+        np.testing.assert_allclose(result[0], first[0])
+        np.testing.assert_allclose(result[1], first[1])
+
+
+def test_jax_layer_and_losses_pass_the_cache_to_their_oracle():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from imle_solvers.jax import SPOPlusLoss, imle
+
+    rng = np.random.default_rng(10)
+    theta, data = new_rows(rng, 3)
+    theta = jnp.asarray(theta, dtype=jnp.float32)
+    data = {k: jnp.asarray(v) for k, v in data.items()}
+    cache = SolutionCache()
+    f = imle(CountedPick(N), ims.IMLE(noise=None, lambda_=10.0), backend="counting", cache=cache)
+    assert f.oracle.cache is cache
+    upstream = jnp.asarray(rng.normal(size=(3, N)), dtype=jnp.float32)
+
+    def step():
+        return jax.grad(lambda t: jnp.sum(f(t, jax.random.key(0), **data) * upstream))(theta)
+
+    grad = step()
+    assert cache.stats.solved == 6 and len(CALLS) == 6  # forward and backward
+    np.testing.assert_allclose(step(), grad)
+    assert cache.stats.exact_hits == 6 and len(CALLS) == 6
+
+    cache = SolutionCache()
+    spo = SPOPlusLoss(CountedPick(N), backend="counting", cache=cache)
+    assert spo.oracle.cache is cache
+    c = jnp.asarray(rng.normal(size=(3, N)), dtype=jnp.float32)
+    value = spo(theta, c, **data)
+    assert cache.stats.solved == 6
+    np.testing.assert_allclose(spo(theta, c, **data), value)
+    assert cache.stats.exact_hits == 6 and len(CALLS) == 12
+
+
+def test_keras_layer_and_losses_pass_the_cache_to_their_oracle():
+    pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
+    from imle_solvers.tensorflow import FenchelYoungLoss, IMLELayer
+
+    rng = np.random.default_rng(11)
+    theta, data = new_rows(rng, 3)
+    cache = SolutionCache()
+    layer = IMLELayer(CountedPick(N), ims.IMLE(noise=None, lambda_=10.0), backend="counting", cache=cache)
+    assert layer.oracle.cache is cache
+    upstream = rng.normal(size=(3, N))
+
+    def step():
+        v = tf.constant(theta)
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            loss = tf.reduce_sum(layer(v, **data) * upstream)
+        return tape.gradient(loss, v).numpy()
+
+    grad = step()
+    assert cache.stats.solved == 6 and len(CALLS) == 6
+    np.testing.assert_allclose(step(), grad)
+    assert cache.stats.exact_hits == 6 and len(CALLS) == 6
+
+    cache = SolutionCache()
+    options = {"backend": "counting", "samples": 2, "seed": 3, "noise_source": "numpy", "dtype": "float64"}
+    y = reference(rng.normal(size=(3, N)), data)
+    first = FenchelYoungLoss(CountedPick(N), cache=cache, **options)(y, theta, **data)
+    assert first.dtype == tf.float64 and cache.stats.solved == 6
+    second = FenchelYoungLoss(CountedPick(N), cache=cache, **options)(y, theta, **data)
+    np.testing.assert_allclose(second.numpy(), first.numpy())
+    assert cache.stats.exact_hits == 6 and len(CALLS) == 12

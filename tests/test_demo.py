@@ -11,7 +11,18 @@ import torch
 
 from imle_solvers import InvalidInputError
 from imle_solvers.datasets.warcraft import WarcraftMaps
-from imle_solvers.demo import CostNet, TrainingConfig, hamming_loss, path_metrics, run_demo
+from imle_solvers.demo import (
+    METHODS,
+    CostNet,
+    TrainingConfig,
+    connects_corners,
+    direct_metrics,
+    hamming_loss,
+    parse_methods,
+    path_metrics,
+    run_demo,
+    train_and_evaluate,
+)
 
 
 def test_cost_net_maps_images_to_positive_tile_costs():
@@ -19,6 +30,16 @@ def test_cost_net_maps_images_to_positive_tile_costs():
     costs = net(torch.rand(2, 3, 96, 96))
     assert costs.shape == (2, 12, 12)
     assert bool((costs > 0).all())
+
+
+def test_cost_net_without_positivity_gives_signed_logits():
+    net = CostNet(grid=12, positive=False)
+    with torch.no_grad():
+        net.head.bias.fill_(-100.0)
+        assert bool((net(torch.rand(2, 3, 96, 96)) < 0).all())
+        net.head.bias.fill_(100.0)
+        assert bool((net(torch.rand(2, 3, 96, 96)) > 0).all())
+    assert CostNet(grid=12).head is None
 
 
 def test_hamming_loss_counts_differing_cells():
@@ -54,6 +75,124 @@ def test_short_demo_writes_metrics_and_picture(tmp_path, capsys):
     assert saved["settings"]["maps"] == 30 and saved["settings"]["epochs"] == 1
     printed = capsys.readouterr().out
     assert str(picture) in printed and str(metrics_file) in printed
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_trains_and_scores(method):
+    scores, paths = train_and_evaluate(method, n_maps=8, epochs=1, config=TrainingConfig(batch_size=6), seed=3)
+    assert 0.0 <= scores["exact_match"] <= scores["cost_accuracy"] <= 1.0
+    assert len(scores["loss"]) == 1 and np.isfinite(scores["loss"][0])
+    assert paths.shape == (2, 12, 12) and set(np.unique(paths)) <= {0.0, 1.0}
+
+
+def test_short_demo_runs_every_method(tmp_path, capsys):
+    metrics = run_demo(epochs=1, maps=15, seed=2, out=str(tmp_path / "all"), config=TrainingConfig(batch_size=12),
+                       methods="all")
+    assert metrics["settings"]["methods"] == list(METHODS)
+    for name in (*METHODS, "random"):
+        for key in ("cost_accuracy", "exact_match"):
+            assert 0.0 <= metrics[name][key] <= 1.0, (name, key)
+    for name in METHODS:
+        assert len(metrics[name]["loss"]) == 1 and np.isfinite(metrics[name]["loss"][0]) and metrics[name]["seconds"] > 0
+    assert 0.0 <= metrics["direct"]["valid_path"] <= 1.0
+    saved = json.loads((tmp_path / "all" / "metrics.json").read_text())
+    assert set(METHODS) <= set(saved)
+    assert (tmp_path / "all" / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert all(f"{name} " in printed for name in (*METHODS, "random"))
+
+
+def _three_by_three(gold: np.ndarray) -> WarcraftMaps:
+    costs = np.array([[[1, 1, 9], [1, 9, 1], [9, 1, 1]]], dtype=np.float32)  # gold's cost 4 is the optimum
+    return WarcraftMaps(images=np.zeros((1, 3, 24, 24), dtype=np.float32), costs=costs, paths=gold[None])
+
+
+GOLD = np.array([[1, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=np.float32)
+
+
+def test_direct_scoring_counts_valid_paths_no_dearer_than_the_optimum():
+    maps = _three_by_three(GOLD)
+    assert direct_metrics(GOLD[None], maps) == {
+        "cost_accuracy": 1.0, "exact_match": 1.0, "mean_cost_ratio": 1.0, "valid_path": 1.0}
+    other_optimum = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 1]], dtype=np.float32)  # cost 4, not the label
+    assert direct_metrics(other_optimum[None], maps)["cost_accuracy"] == 1.0
+    assert direct_metrics(other_optimum[None], maps)["exact_match"] == 0.0
+    diagonal = np.eye(3, dtype=np.float32)  # 8-neighbours connect the corners; cost 11
+    assert direct_metrics(diagonal[None], maps) == {
+        "cost_accuracy": 0.0, "exact_match": 0.0, "mean_cost_ratio": pytest.approx(11 / 4), "valid_path": 1.0}
+    gold_and_more = GOLD.copy()
+    gold_and_more[1, 0] = 1  # a valid path with an extra cell: dearer than the optimum
+    assert direct_metrics(gold_and_more[None], maps)["cost_accuracy"] == 0.0
+    assert direct_metrics(gold_and_more[None], maps)["valid_path"] == 1.0
+
+
+def test_direct_scoring_rejects_selections_that_do_not_connect_the_corners():
+    maps = _three_by_three(GOLD)
+    disconnected = np.array([[1, 1, 0], [0, 0, 0], [0, 1, 1]], dtype=np.float32)  # cost 4 = optimum, a gap
+    corners_only = np.array([[1, 0, 0], [0, 0, 0], [0, 0, 1]], dtype=np.float32)  # cost 2 < optimum
+    one_corner = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32)  # cost 3 < optimum
+    nothing = np.zeros((3, 3), dtype=np.float32)
+    for selection in (disconnected, corners_only, one_corner, nothing):
+        scores = direct_metrics(selection[None], maps)
+        assert scores["cost_accuracy"] == 0.0 and scores["valid_path"] == 0.0
+        assert scores["mean_cost_ratio"] is None
+    assert connects_corners(np.stack([GOLD, np.eye(3), disconnected, corners_only])).tolist() == [
+        True, True, False, False]
+
+
+def test_demo_runs_at_most_one_worker_per_cpu(tmp_path, monkeypatch):
+    import concurrent.futures
+    import contextlib
+
+    import imle_solvers.demo
+
+    pools = []
+
+    @contextlib.contextmanager
+    def in_threads(workers):  # the real pool's processes, as threads of this one
+        pools.append(workers)
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            yield pool
+
+    monkeypatch.setattr(imle_solvers.demo, "side_by_side", in_threads)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    config = TrainingConfig(batch_size=6)
+    metrics = run_demo(epochs=1, maps=8, seed=4, out=str(tmp_path), config=config, methods="baseline,direct")
+    assert pools == [1]
+    assert metrics["settings"]["methods"] == ["direct", "baseline"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["direct"]["valid_path"] == metrics["direct"]["valid_path"]
+
+
+def test_parse_methods_defaults_all_and_order():
+    assert parse_methods(None) == ("imle", "baseline")
+    assert parse_methods("all") == tuple(METHODS) == ("imle", "blackbox", "ste", "pfyl", "direct", "baseline")
+    assert parse_methods("baseline, direct,imle") == ("imle", "direct", "baseline")
+    assert parse_methods(["pfyl", "ste"]) == ("ste", "pfyl")
+
+
+@pytest.mark.parametrize("methods", ["imle,spo", "", "all,imle"])
+def test_unknown_methods_are_refused_with_the_valid_names(tmp_path, methods):
+    with pytest.raises(InvalidInputError, match="valid: imle, blackbox, ste, pfyl, direct, baseline or all"):
+        run_demo(epochs=1, maps=10, out=str(tmp_path), methods=methods)
+
+
+def test_cli_demo_parses_methods(monkeypatch):
+    from click.testing import CliRunner
+
+    import imle_solvers.demo
+    from imle_solvers.cli import main
+
+    calls = []
+    monkeypatch.setattr(imle_solvers.demo, "run_demo", lambda **kwargs: calls.append(kwargs))
+    runner = CliRunner()
+    assert runner.invoke(main, ["demo", "--methods", "imle,blackbox,ste,pfyl,direct,baseline"]).exit_code == 0
+    assert runner.invoke(main, ["demo", "--methods", "all", "--epochs", "2"]).exit_code == 0
+    assert runner.invoke(main, ["demo"]).exit_code == 0
+    assert [call["methods"] for call in calls] == [tuple(METHODS), tuple(METHODS), ("imle", "baseline")]
+    assert calls[1]["epochs"] == 2
+    refused = runner.invoke(main, ["demo", "--methods", "imle,spo"])
+    assert refused.exit_code == 2 and not calls[3:]
+    assert "'spo'" in refused.output and "valid: imle, blackbox, ste, pfyl, direct, baseline or all" in refused.output
 
 
 def test_demo_needs_a_map_to_hold_out(tmp_path):

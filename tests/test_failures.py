@@ -13,43 +13,7 @@ import imle_solvers as ims
 from imle_solvers.errors import InvalidInputError, SolverError
 from imle_solvers.failures import Status
 
-FLAKY = "test-flaky-argmax"
-
-
-@dataclass(frozen=True)
-class FlakyArgmax(ims.Problem):
-    """One-hot argmax of ``n`` scores; the solver fails on an instance whose largest score
-    exceeds ``fail_above`` (so a backward target pushed up past it fails too)."""
-
-    n: int
-    fail_above: float = 100.0
-    kind: ClassVar[str] = FLAKY
-    binary_states: ClassVar[bool] = True
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (self.n,)
-
-    @property
-    def sense(self) -> str:
-        return "max"
-
-
-@ims.register_solver(FLAKY, "numpy", time_limit=True)
-def solve_flaky(theta: np.ndarray, problem: FlakyArgmax, time_limit: float | None = None) -> np.ndarray:
-    z = np.zeros_like(theta)
-    z[np.argmax(theta)] = 1.0
-    if theta.max() > problem.fail_above:
-        if time_limit is None:
-            raise SolverError("proved infeasible", status="infeasible")
-        incumbent = np.roll(z, 1)  # a feasible state, not the best one
-        raise SolverError("no optimum proven", status="time-limit", incumbent=incumbent)
-    return z
-
-
-@ims.register_solver(FLAKY, "numpy-batched", batched=True)
-def solve_flaky_batched(theta: np.ndarray, problem: FlakyArgmax) -> np.ndarray:
-    return np.stack([solve_flaky(row, problem) for row in theta])
+from flaky import FlakyArgmax, solve_flaky  # tests/flaky.py
 
 
 def one_hot(index: int, n: int = 4) -> np.ndarray:
@@ -247,6 +211,39 @@ def test_torch_layer_under_raise_fails_naming_the_instance():
     pytest.importorskip("torch")
     with pytest.raises(SolverError, match="instance 1 "):
         torch_step(ESTIMATORS["imle"], "raise")
+
+
+SAMPLED = ims.IMLE(ims.Gumbel(), lambda_=10.0, samples=2, marginal_samples=3)  # 6 rows per instance
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax", "jax-jit", "keras"])
+def test_under_raise_several_samples_name_the_instance_not_the_row(framework):
+    # instance 1's rows are 6..11 of each solve: the error must say instance 1, not row 6
+    pytest.importorskip("torch" if framework == "torch" else "jax" if framework.startswith("jax") else "tensorflow")
+    if framework == "torch":
+        import torch
+
+        from imle_solvers.torch import IMLELayer
+
+        call = lambda: IMLELayer(FlakyArgmax(4), SAMPLED, backend="numpy", seed=0)(torch.tensor(THETA))
+    elif framework.startswith("jax"):
+        import jax
+
+        from imle_solvers.jax import imle
+
+        f = imle(FlakyArgmax(4), SAMPLED, backend="numpy")
+        g = jax.jit(f) if framework == "jax-jit" else f
+        call = lambda: jax.block_until_ready(g(THETA, jax.random.key(0)))
+    else:
+        from imle_solvers.tensorflow import IMLELayer
+
+        call = lambda: IMLELayer(FlakyArgmax(4), SAMPLED, backend="numpy", seed=0)(THETA, training=True)
+    # under jit, JAX wraps the host's error in its own (JaxRuntimeError) and keeps the message
+    expected = Exception if framework == "jax-jit" else SolverError
+    with pytest.raises(expected, match=r"instance 1, solve \d of 6") as caught:
+        call()
+    assert "instance 6" not in str(caught.value)
+    assert framework == "jax-jit" or caught.value.index == 1
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))

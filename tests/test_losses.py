@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 import imle_solvers as ims
-from imle_solvers.errors import InvalidInputError
+from imle_solvers.errors import InvalidInputError, SolverError
 from imle_solvers.losses import fenchel_young, spo_plus
 from imle_solvers.oracle import MAPOracle
+
+from flaky import FlakyArgmax  # tests/flaky.py
 
 EULER_GAMMA = 0.5772156649015329
 
@@ -275,8 +277,9 @@ def test_frameworks_agree_on_spo_plus(problem, data):
     assert results[0][0] > 0
 
 
-@pytest.mark.parametrize("noise", [ims.Normal(), ims.Gumbel()], ids=["normal", "gumbel"])
-def test_frameworks_agree_on_fenchel_young_with_numpy_noise(noise):
+@pytest.mark.parametrize("noise, multiplicative", [(ims.Normal(), False), (ims.Gumbel(), False), (ims.Normal(), True)],
+                         ids=["normal", "gumbel", "normal-multiplicative"])
+def test_frameworks_agree_on_fenchel_young_with_numpy_noise(noise, multiplicative):
     _frameworks()
     import jax
 
@@ -288,7 +291,7 @@ def test_frameworks_agree_on_fenchel_young_with_numpy_noise(noise):
     y = MAPOracle(problem)(rng.normal(size=(3, 6)))
     data = {"k": np.array([2, 1, 3])}
     y[1] = MAPOracle(ims.KSubset(6, 1))(rng.normal(size=(1, 6)))[0]
-    options = {"noise": noise, "sigma": 0.8, "samples": 16, "noise_source": "numpy"}
+    options = {"noise": noise, "sigma": 0.8, "samples": 16, "noise_source": "numpy", "multiplicative": multiplicative}
     theta, y = theta.astype(np.float32), y.astype(np.float32)  # JAX's default dtype
     key = jax.random.key(3)
     seed = numpy_seed(key)
@@ -307,9 +310,14 @@ def test_frameworks_agree_on_fenchel_young_with_numpy_noise(noise):
     from imle_solvers.instances import per_instance
 
     solve = per_instance(lambda x, rows: oracle(x, **rows), data, 3)
-    expected = fenchel_young(theta.astype(np.float64), y, z, solve, sign=1, sigma=0.8)
+    expected = fenchel_young(theta.astype(np.float64), y, z, solve, sign=1, sigma=0.8, multiplicative=multiplicative)
     np.testing.assert_allclose(results[0][0], expected.value.sum(), rtol=1e-5)
     np.testing.assert_allclose(results[0][1], expected.gradient, atol=1e-6)
+    if multiplicative:  # and against enumeration (the per-instance k's states)
+        for b, k in enumerate(data["k"]):
+            value, grad = brute_multiplicative(theta[b:b + 1].astype(np.float64), y[b:b + 1], z[b], ksubset_states(6, k),
+                                               0.8, 1)
+            np.testing.assert_allclose(results[0][1][b], grad[0], atol=1e-5)
 
 
 def test_jax_losses_under_jit():
@@ -349,3 +357,228 @@ def test_keras_losses_in_model_fit():
         assert float(model.evaluate(x, target, verbose=0)) < before
         restored = type(loss).from_config(loss.get_config())
         assert restored.get_config() == loss.get_config()
+
+
+# --- multiplicative perturbation ------------------------------------------------------------
+
+
+def brute_multiplicative(theta, y, noise, states, sigma, sign):
+    """PFYL with a multiplicative perturbation by enumeration, as PyEPO's
+    ``perturbedFenchelYoungMul``: in the problem's own sense, ``c_m = theta * f_m``,
+    ``y_m`` its optimum among ``states``; value ``sign * (mean_m <c_m, y_m> - <theta, y>)``,
+    gradient ``sign * (mean_m f_m * y_m - y)``."""
+    factor = np.exp(sigma * noise - sigma**2 / 2)  # (B, M, n)
+    costs = theta[:, None, :] * factor
+    objective = costs @ states.T  # (B, M, P)
+    best = np.argmax(sign * objective, axis=2)
+    y_m = states[best]  # (B, M, n)
+    value = sign * (np.mean(np.sum(costs * y_m, axis=2), axis=1) - np.sum(theta * y, axis=1))
+    return value, sign * (np.mean(factor * y_m, axis=1) - y)
+
+
+@pytest.mark.parametrize("sense", ["max", "min"])
+def test_multiplicative_fenchel_young_matches_brute_force_and_its_value(sense):
+    rng = np.random.default_rng(11)
+    if sense == "max":
+        problem, states, sign = ims.KSubset(5, 2), ksubset_states(5, 2), 1
+    else:
+        problem, sign = small_dag(), -1
+        states = dag_paths(problem)
+    n = problem.shape[0]
+    oracle = MAPOracle(problem)
+    theta = rng.uniform(0.5, 2.0, size=(4, n))  # positive: the multiplicative case's domain
+    y = states[rng.integers(0, len(states), 4)]
+    noise, sigma = rng.normal(size=(4, 6, n)), 0.6
+    result = fenchel_young(theta, y, noise, oracle, sign=sign, sigma=sigma, multiplicative=True)
+    value, grad = brute_multiplicative(theta, y, noise, states, sigma, sign)
+    np.testing.assert_allclose(result.value, value, atol=1e-12)
+    np.testing.assert_allclose(result.gradient, grad, atol=1e-12)
+    # not the additive loss's gradient (mean state - y): the factors weigh the states
+    additive = fenchel_young(theta, y, noise, oracle, sign=sign, sigma=sigma)
+    assert not np.allclose(result.gradient, additive.gradient)
+    # the gradient is the value's for these draws (Danskin): central differences agree
+    eps = 1e-6
+    for i in range(n):
+        step = np.zeros_like(theta)
+        step[:, i] = eps
+        up = fenchel_young(theta + step, y, noise, oracle, sign=sign, sigma=sigma, multiplicative=True).value
+        down = fenchel_young(theta - step, y, noise, oracle, sign=sign, sigma=sigma, multiplicative=True).value
+        np.testing.assert_allclose((up - down) / (2 * eps), result.gradient[:, i], atol=1e-6)
+
+
+def test_multiplicative_perturbation_keeps_signs_of_costs():
+    """States of a min problem over positive costs are solved on positive costs only."""
+    seen = []
+
+    def solve(costs):
+        seen.append(np.array(costs))
+        return MAPOracle(small_dag())(costs)
+
+    rng = np.random.default_rng(12)
+    w = rng.uniform(0.1, 1.0, size=(3, 5))
+    y = dag_paths(small_dag())[[0, 1, 2]]
+    fenchel_young(w, y, rng.normal(size=(3, 8, 5)) * 3, solve, sign=-1, sigma=2.0, multiplicative=True)
+    assert (np.concatenate(seen) > 0).all()
+
+
+def test_multiplicative_option_is_checked_and_kept():
+    torch = pytest.importorskip("torch")
+    from imle_solvers.torch import FenchelYoungLoss
+
+    with pytest.raises(InvalidInputError, match="multiplicative must be True or False"):
+        FenchelYoungLoss(ims.KSubset(4, 2), multiplicative="yes")
+    loss_fn = FenchelYoungLoss(ims.KSubset(4, 2), multiplicative=True, samples=3)
+    assert loss_fn.perturbation.multiplicative and loss_fn.perturbation.marginal_samples == 3
+    assert torch.isfinite(loss_fn(torch.rand(2, 4, dtype=torch.float64) + 0.5, torch.tensor([[1.0, 1, 0, 0]] * 2)))
+
+
+# --- the failure policy ---------------------------------------------------------------------
+
+
+# instance 1 fails in every perturbed solve (500 dominates any noise); the others never do
+FLAKY_THETA = np.array([[0.0, 3.0, 1.0, 2.0], [500.0, 0.0, 0.0, 0.0], [1.0, 0.0, 2.0, 0.0], [0.0, 2.0, 0.0, 1.0]])
+BENIGN_THETA = np.where(np.arange(4)[:, None] == 1, [[0.0, 0.0, 0.0, 1.0]], FLAKY_THETA)
+FLAKY_Y = np.eye(4)[[1, 0, 2, 3]]
+
+
+def _torch_fy(theta, seed, **options):
+    torch = pytest.importorskip("torch")
+    from imle_solvers.torch import FenchelYoungLoss
+
+    loss_fn = FenchelYoungLoss(FlakyArgmax(4), backend="numpy", samples=3, reduction="none", seed=seed,
+                               noise_source="numpy", **options)
+    t = torch.tensor(theta, requires_grad=True)
+    values = loss_fn(t, torch.tensor(FLAKY_Y))
+    values.sum().backward()
+    return values.detach().numpy(), t.grad.numpy(), loss_fn.failures
+
+
+def test_torch_fenchel_young_under_raise_names_the_instance_not_the_row():
+    pytest.importorskip("torch")
+    with pytest.raises(SolverError, match=r"^instance 1, solve 1 of 3 \(test-flaky-argmax") as caught:
+        _torch_fy(FLAKY_THETA, 0)
+    assert caught.value.index == 1 and caught.value.indices == (1,) and caught.value.status == "infeasible"
+
+
+def test_torch_fenchel_young_skip_zeroes_the_failed_instance_and_keeps_the_others():
+    values, grad, failures = _torch_fy(FLAKY_THETA, 0, on_failure="skip")
+    assert values[1] == 0 and not grad[1].any(), "a failed instance: loss 0, gradient 0"
+    assert failures == {"infeasible": 3}, "one count per failed perturbed solve"
+    # the others get what they get in a batch of the same size, with the same noise, without it
+    ok_values, ok_grad, ok_failures = _torch_fy(BENIGN_THETA, 0)
+    assert not ok_failures
+    np.testing.assert_allclose(values[[0, 2, 3]], ok_values[[0, 2, 3]], rtol=1e-12)
+    np.testing.assert_allclose(grad[[0, 2, 3]], ok_grad[[0, 2, 3]], rtol=1e-12)
+    assert np.abs(grad[[0, 2, 3]]).sum() > 0
+    # reduction "mean" divides by B, the failed instance's 0 included
+    torch = pytest.importorskip("torch")
+    from imle_solvers.torch import FenchelYoungLoss
+
+    mean = FenchelYoungLoss(FlakyArgmax(4), backend="numpy", samples=3, seed=0, noise_source="numpy",
+                            on_failure="skip")(torch.tensor(FLAKY_THETA), torch.tensor(FLAKY_Y))
+    np.testing.assert_allclose(mean.item(), values.sum() / 4)
+
+
+def test_torch_fenchel_young_incumbent_uses_the_incumbent_state():
+    values, grad, failures = _torch_fy(FLAKY_THETA, 0, on_failure="incumbent", time_limit=5.0)
+    assert failures == {"incumbent": 3}
+    # every perturbed solve of instance 1 offers roll(e_0, 1) = e_1: gradient e_1 - y, y = e_0
+    np.testing.assert_allclose(grad[1], np.eye(4)[1] - FLAKY_Y[1])
+    _, ok_grad, _ = _torch_fy(BENIGN_THETA, 0)
+    np.testing.assert_allclose(grad[[0, 2, 3]], ok_grad[[0, 2, 3]], rtol=1e-12)
+    assert values[1] != 0
+
+
+def test_torch_spo_plus_failure_policy_covers_both_solves():
+    torch = pytest.importorskip("torch")
+    from imle_solvers.torch import SPOPlusLoss
+
+    # instance 1: the solve of c fails; instance 3: c is fine, 2 c_hat - c is not
+    c = FLAKY_THETA.copy()
+    c_hat = FLAKY_THETA + 0.5
+    c_hat[1] = [0.0, 1.0, 0.0, 0.0]
+    c_hat[3] = [0.0, 0.0, 0.0, 300.0]
+
+    def run(c, c_hat, **options):
+        loss_fn = SPOPlusLoss(FlakyArgmax(4), backend="numpy", reduction="none", **options)
+        t = torch.tensor(c_hat, requires_grad=True)
+        values = loss_fn(t, torch.tensor(c))
+        values.sum().backward()
+        return values.detach().numpy(), t.grad.numpy(), loss_fn.failures
+
+    with pytest.raises(SolverError, match=r"^instance 1 \(") as caught:
+        run(c, c_hat)
+    assert caught.value.index == 1
+    values, grad, failures = run(c, c_hat, on_failure="skip")
+    assert failures == {"infeasible": 2}
+    assert values[1] == 0 and values[3] == 0 and not grad[[1, 3]].any()
+    benign_c, benign_hat = c.copy(), c_hat.copy()
+    benign_c[1], benign_hat[3] = [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]
+    ok_values, ok_grad, _ = run(benign_c, benign_hat)
+    np.testing.assert_allclose(values[[0, 2]], ok_values[[0, 2]])
+    np.testing.assert_allclose(grad[[0, 2]], ok_grad[[0, 2]])
+
+
+def test_jax_and_keras_losses_apply_the_policy_as_torch():
+    _frameworks()
+    import jax
+    import tensorflow as tf
+
+    from imle_solvers import jax as jax_binding
+    from imle_solvers import tensorflow as keras_binding
+    from imle_solvers.jax import numpy_seed
+
+    key = jax.random.key(4)
+    seed = numpy_seed(key)
+    options = {"backend": "numpy", "samples": 3, "noise_source": "numpy"}
+    theta = FLAKY_THETA.astype(np.float32)  # JAX's default dtype
+    y = FLAKY_Y.astype(np.float32)
+    # "raise": the failing instance's batch index, as raised (not JAX's or Keras' wrapping)
+    jax_fy = jax_binding.FenchelYoungLoss(FlakyArgmax(4), **options)
+    with pytest.raises(SolverError, match=r"^instance 1, solve 1 of 3 ") as caught:
+        jax.grad(lambda t: jax_fy(t, y, key))(theta)
+    assert caught.value.index == 1
+    keras_fy = keras_binding.FenchelYoungLoss(FlakyArgmax(4), seed=seed, **options)
+    with pytest.raises(SolverError, match=r"^instance 1, solve 1 of 3 ") as caught:
+        keras_fy(y, theta)
+    assert caught.value.index == 1
+    # "skip": the torch loss's values and gradients with the same noise
+    t_values, t_grad, _ = _torch_fy(theta.astype(np.float64), seed, on_failure="skip")
+    jax_fy = jax_binding.FenchelYoungLoss(FlakyArgmax(4), reduction="none", on_failure="skip", **options)
+    j_values = jax_fy(theta, y, key)
+    j_grad = jax.grad(lambda t: jax_fy(t, y, key).sum())(theta)
+    np.testing.assert_allclose(j_values, t_values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(j_grad, t_grad, atol=1e-6)
+    np.testing.assert_array_equal(jax.jit(lambda t: jax_fy(t, y, key))(theta)[1], 0.0)
+    keras_fy = keras_binding.FenchelYoungLoss(FlakyArgmax(4), seed=seed, reduction="none", on_failure="skip",
+                                              **options)
+    v = tf.constant(theta)
+    with tf.GradientTape() as tape:
+        tape.watch(v)
+        k_values = keras_fy(y, v)
+    np.testing.assert_allclose(k_values.numpy(), t_values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(k_values, v).numpy(), t_grad, atol=1e-6)
+    assert keras_fy.failures == {"infeasible": 3}
+    # SPO+: instance 1's solve of c fails; the others as torch's
+    import torch
+
+    from imle_solvers.torch import SPOPlusLoss
+
+    c, c_hat = theta, np.ascontiguousarray(theta[:, ::-1])
+    t_spo = SPOPlusLoss(FlakyArgmax(4), backend="numpy", reduction="none", on_failure="skip")
+    expected = t_spo(torch.tensor(c_hat), torch.tensor(c)).numpy()
+    assert expected[1] == 0 and (expected > 0).sum() == 3
+    j_spo = jax_binding.SPOPlusLoss(FlakyArgmax(4), backend="numpy", reduction="none", on_failure="skip")
+    k_spo = keras_binding.SPOPlusLoss(FlakyArgmax(4), backend="numpy", reduction="none", on_failure="skip")
+    np.testing.assert_allclose(np.asarray(j_spo(c_hat, c)), expected, rtol=1e-6)
+    np.testing.assert_allclose(k_spo(c, c_hat).numpy(), expected, rtol=1e-6)
+    with pytest.raises(SolverError, match=r"^instance 1 \("):
+        jax_binding.SPOPlusLoss(FlakyArgmax(4), backend="numpy")(c_hat, c)
+    with pytest.raises(SolverError, match=r"^instance 1 \("):
+        keras_binding.SPOPlusLoss(FlakyArgmax(4), backend="numpy")(c, c_hat)
+    # the Keras config keeps the policy and the option
+    loss = keras_binding.FenchelYoungLoss(ims.KSubset(4, 2), on_failure="skip", multiplicative=True, cache=True)
+    config = loss.get_config()
+    assert config["on_failure"] == "skip" and config["multiplicative"] is True and "cache" not in config
+    restored = keras_binding.FenchelYoungLoss.from_config(config)
+    assert restored.oracle.on_failure == "skip" and restored.multiplicative and restored.oracle.cache is None
