@@ -1,0 +1,52 @@
+"""The gallery's discrete VAE and learning-to-match examples really train (short versions)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from example_scripts import load_example as load  # noqa: E402
+
+
+def test_discrete_vae_kl_is_the_exact_kl_of_the_k_subset_distribution():
+    vae = load("discrete_vae")
+    theta = torch.randn(3, 6, dtype=torch.float64) * 2
+    subsets = torch.tensor([s for s in itertools.product([0, 1], repeat=6) if sum(s) == 3], dtype=torch.float64)
+    log_p = torch.log_softmax(theta @ subsets.T, dim=1)  # p_theta over the 20 subsets, by enumeration
+    expected = (log_p.exp() * (log_p + math.log(len(subsets)))).sum(1)
+    assert torch.allclose(vae.log_partition(theta, 3), torch.logsumexp(theta @ subsets.T, 1))
+    assert torch.allclose(vae.kl_to_uniform(theta, 3), expected)
+    theta = torch.randn(4, 20, dtype=torch.float64, requires_grad=True)  # the example's 10 of 20
+    kl = vae.kl_to_uniform(theta)
+    assert torch.all(kl > 0) and torch.all(kl < math.log(math.comb(20, 10)))
+    assert torch.allclose(
+        vae.kl_to_uniform(torch.zeros(2, 20, dtype=torch.float64)), torch.zeros(2, dtype=torch.float64)
+    )
+    assert torch.autograd.gradcheck(vae.kl_to_uniform, (theta,))  # finite gradients through the log-space recursion
+
+
+def test_discrete_vae_every_method_lowers_the_held_out_negative_elbo():
+    results = load("discrete_vae").main(epochs=2, out=None, eval_samples=1)
+    for method in ("I-MLE", "STE", "relaxed top-k (ST)"):
+        history = results[method]["history"]["test"]
+        assert history[1] < history[0] - 5, f"{method}: the first epoch improves the held-out ELBO"
+        assert history[2] < history[1]
+        assert results[method]["KL"] >= 0
+
+
+def test_learning_to_match_sorts_digits_better_than_the_unconstrained_baseline(tmp_path):
+    results = load("learning_to_match").main(steps=300, n_test=300, out=tmp_path)
+    imle = results["I-MLE through the matching"]
+    argmax = results["baseline: cross-entropy, argmax per image"]
+    assert imle["invalid assignments"] == 0
+    assert imle["exact permutations"] > 0.4  # chance 1/120; about 0.64 measured
+    assert imle["exact permutations"] > argmax["exact permutations"] + 0.3
+    assert imle["images placed right"] > argmax["images placed right"]
+    assert argmax["invalid assignments"] > 0.5, "without the matching, images collide"
+    assert (tmp_path / "learning_to_match.png").stat().st_size > 0
+    assert (tmp_path / "metrics.json").exists()
