@@ -299,7 +299,7 @@ def main(
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=50, help="training epochs per method")
-    parser.add_argument("--short", action="store_true", help="3 epochs per method (the tests run 2)")
+    parser.add_argument("--short", "--quick", action="store_true", help="3 epochs per method (the tests run 2)")
     parser.add_argument("--lambda", dest="lambda_", type=float, default=1.0, help="I-MLE's lambda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/discrete-vae"))

@@ -348,7 +348,7 @@ if __name__ == "__main__":
     parser.add_argument("--digit-steps", type=int, default=1500)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--digit-k", type=int, default=8)
-    parser.add_argument("--quick", action="store_true", help="short version: 300 steps, 1 seed, 3000 samples")
+    parser.add_argument("--short", "--quick", dest="quick", action="store_true", help="short version: 300 steps, 1 seed, 3000 samples")
     parser.add_argument("--out", type=Path, default=Path("runs/l2x_synthetic"))
     args = parser.parse_args()
     if args.quick:

@@ -249,7 +249,7 @@ def main(
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000, help="training steps per method")
-    parser.add_argument("--short", action="store_true", help="300 steps, 300 held-out instances (what the tests run)")
+    parser.add_argument("--short", "--quick", action="store_true", help="300 steps, 300 held-out instances (what the tests run)")
     parser.add_argument("--lambda", dest="lambda_", type=float, default=10.0, help="I-MLE's lambda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/learning-to-match"))

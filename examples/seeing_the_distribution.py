@@ -426,7 +426,7 @@ if __name__ == "__main__":
     parser.add_argument("--lambda", dest="lambda_", type=float, default=0.5, help="I-MLE's lambda, in weight units")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--map", dest="map_index", type=int, default=0, help="which map of the seed's maps")
-    parser.add_argument("--short", action="store_true", help=f"the quick version: {SHORT}")
+    parser.add_argument("--short", "--quick", action="store_true", help=f"the quick version: {SHORT}")
     parser.add_argument(
         "--out", type=Path, default=Path("runs/distribution"), help="folder of the pictures and metrics.json"
     )

@@ -211,7 +211,7 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--tuning-seeds", type=int, default=20)
     parser.add_argument("--no-tune", action="store_true", help="use the defaults instead of tuning")
-    parser.add_argument("--quick", action="store_true", help="short version: 5 seeds, no tuning")
+    parser.add_argument("--short", "--quick", dest="quick", action="store_true", help="short version: 5 seeds, no tuning")
     parser.add_argument("--out", type=Path, default=Path("runs/toy_top_k"))
     args = parser.parse_args()
     if args.quick:
