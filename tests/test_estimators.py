@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,19 +11,7 @@ import imle_solvers as ims
 from imle_solvers.adapters.topk import topk_mask
 from imle_solvers.errors import InvalidInputError
 
-
-@dataclass(frozen=True)
-class FixedNoise:
-    """Noise whose draw is given in advance, to check formulas."""
-
-    values: np.ndarray
-
-    def sample(self, rng, shape):
-        return np.broadcast_to(self.values, shape).copy()
-
-
-def topk(k):
-    return lambda theta: topk_mask(theta, k)
+from fixed_noise import FixedNoise, topk  # tests/fixed_noise.py
 
 
 def grid_solver(problem):

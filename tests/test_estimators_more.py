@@ -9,7 +9,6 @@ fails one entry's check with probability below 1e-6)."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -18,24 +17,12 @@ from scipy import integrate, special, stats
 import imle_solvers as ims
 from imle_solvers.adapters.topk import topk_mask
 from imle_solvers.errors import InvalidInputError
+
+from fixed_noise import FixedNoise, topk  # tests/fixed_noise.py
 from imle_solvers.serialization import from_config, to_config
 
 Z_BOUND = 5.0
 DRAWS = 1_000_000
-
-
-@dataclass(frozen=True)
-class FixedNoise:
-    """Noise whose draw is given in advance, to check formulas."""
-
-    values: np.ndarray
-
-    def sample(self, rng, shape):
-        return np.broadcast_to(self.values, shape).copy()
-
-
-def topk(k):
-    return lambda theta: topk_mask(theta, k)
 
 
 def brute_force_bottom_k(k):

@@ -181,25 +181,32 @@ def _copies(setup, instances=(0, 1)):
 def test_perturbed_fenchel_young_equal_in_distribution(pyepo, setup):
     """PFYL with Normal noise, one draw per row: values and gradients of both libraries have
     the same law (theirs perturbs costs by +sigma Z, ours by -sigma Z: the same for Normal)."""
-
     model, problem = setup[0], setup[1]
     rows, cp, w = _copies(setup)
     theirs_fn = pyepo.func.perturbedFenchelYoung(model, n_samples=1, sigma=0.5, processes=1, seed=0,
                                                  reduction="none")
     ours_fn = ims.torch.FenchelYoungLoss(problem, noise=ims.Normal(), sigma=0.5, samples=1, seed=0,
                                          reduction="none")
+    assert_same_law(rows, cp, (lambda x: theirs_fn(x, w), lambda x: ours_fn(x, w)), lambda values: values.sum(),
+                    "PFYL value", "PFYL gradient")
+
+
+def assert_same_law(rows, cp, functions, scalar, output_name, gradient_name):
+    """PyEPO's and our ``functions`` of the rows ``cp`` (copies of a few instances, ``rows``
+    naming each one's instance, one draw each): their outputs and the gradients of
+    ``scalar(output)`` have the same mean per instance, within standard errors."""
     results = []
-    for fn in (theirs_fn, ours_fn):
+    for function in functions:
         x = cp.clone().requires_grad_(True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            values = fn(x, w)
-        values.sum().backward()
-        results.append((values.detach().numpy(), x.grad.numpy()))
+            out = function(x)
+        scalar(out).backward()
+        results.append((out.detach().numpy(), x.grad.numpy()))
     for i in np.unique(rows):
         at = rows == i
-        assert_same_mean(results[0][0][at], results[1][0][at], f"PFYL value, instance {i}")
-        assert_same_mean(results[0][1][at], results[1][1][at], f"PFYL gradient, instance {i}")
+        assert_same_mean(results[0][0][at], results[1][0][at], f"{output_name}, instance {i}")
+        assert_same_mean(results[0][1][at], results[1][1][at], f"{gradient_name}, instance {i}")
     assert np.abs(results[1][1]).sum() > 0
 
 
@@ -214,19 +221,7 @@ def test_implicit_mle_equal_in_distribution(pyepo, setup):
     theirs_layer = pyepo.func.implicitMLE(model, n_samples=1, sigma=1.0, lambd=10, processes=1,
                                           distribution=_TorchNormal(0))
     ours_layer = ims.torch.IMLELayer(problem, ims.IMLE(ims.Normal(), noise_temperature=1.0, lambda_=10.0), seed=0)
-    results = []
-    for layer in (theirs_layer, ours_layer):
-        x = cp.clone().requires_grad_(True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = layer(x)
-        (out * g).sum().backward()
-        results.append((out.detach().numpy(), x.grad.numpy()))
-    for i in np.unique(rows):
-        at = rows == i
-        assert_same_mean(results[0][0][at], results[1][0][at], f"I-MLE paths, instance {i}")
-        assert_same_mean(results[0][1][at], results[1][1][at], f"I-MLE gradient, instance {i}")
-    assert np.abs(results[1][1]).sum() > 0
+    assert_same_law(rows, cp, (theirs_layer, ours_layer), lambda out: (out * g).sum(), "I-MLE paths", "I-MLE gradient")
 
 
 # --- optax --------------------------------------------------------------------------------
