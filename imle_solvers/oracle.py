@@ -180,17 +180,33 @@ class MAPOracle:
         """States, and the statuses as numpy ``(B,)`` (None: all OK, nothing left the framework)."""
         framework = framework_of(theta)
         solver = self._solver_for(theta, framework)
-        self.last_failures = ()
         if data:
             self._check_takes_data(solver, data)
             if validate:
                 check_data(self.problem, data, theta.shape[0])
-        if solver.runs_on(framework) and not (solver is self.solver and self._pooled):
-            native = for_framework(self.problem, data, theta)
-            if validate:
-                self.problem.validate(theta)
-                check_values(self.problem, native)
-            z = solver.solve(theta, self.problem, data=native) if native else solver.solve(theta, self.problem)
+        native = self.runs_natively(solver, framework)
+        data = for_framework(self.problem, data, theta) if native else to_host(self.problem, data)
+        if validate:
+            self.problem.validate(theta if native else to_numpy(theta))
+            check_values(self.problem, data)
+        return self.solve_with(solver, native, theta, data)
+
+    def runs_natively(self, solver: SolverEntry, framework: str) -> bool:
+        """Whether ``solver`` (from :meth:`solver_for`) takes a batch of ``framework``'s arrays
+        as they are, in the calling process: else its batches go to the host (numpy)."""
+        return solver.runs_on(framework) and not (solver is self.solver and self._pooled)
+
+    def solve_with(
+        self, solver: SolverEntry, native: bool, theta: Array, data: InstanceData
+    ) -> tuple[Array, np.ndarray | None]:
+        """States ``(N, *shape)`` of ``theta`` by ``solver`` and the statuses as numpy ``(N,)``
+        (None: all OK), for a caller that chose the solver once (:meth:`solver_for`,
+        :meth:`runs_natively`) and checked ``theta`` and ``data`` already: ``data`` are in
+        ``theta``'s framework when ``native``, numpy (:func:`~imle_solvers.instances.to_host`)
+        otherwise. ``theta`` may be any framework's array either way."""
+        self.last_failures = ()
+        if native:
+            z = solver.solve(theta, self.problem, data=data) if data else solver.solve(theta, self.problem)
             if tuple(z.shape) != tuple(theta.shape):
                 raise SolverError(
                     f"instances 0-{theta.shape[0] - 1} ({self.problem.label}, backend {solver.backend!r}): the "
@@ -199,20 +215,17 @@ class MAPOracle:
                     status="bad-output",
                 )
             return z, None
-        values, host = to_numpy(theta), to_host(self.problem, data)
-        if validate:
-            self.problem.validate(values)
-            check_values(self.problem, host)
+        values = to_numpy(theta)
         if len(values) == 0:
             return from_numpy(np.zeros_like(values), like=theta), None
         if self.cache is None:
-            z, status = self._solve_batch(values, host, np.arange(len(values)))
+            z, status = self._solve_batch(values, data, np.arange(len(values)))
             return from_numpy(z, like=theta), status
-        plan = self.cache.plan(values, host, self.problem.sign)
+        plan = self.cache.plan(values, data, self.problem.sign)
         z, status = plan.states, np.zeros(len(values), dtype=STATUS_DTYPE)
         if len(plan.to_solve):
             todo = plan.to_solve
-            solved, solved_status = self._solve_batch(values[todo], {k: v[todo] for k, v in host.items()}, todo)
+            solved, solved_status = self._solve_batch(values[todo], {k: v[todo] for k, v in data.items()}, todo)
             z[todo], status[todo] = solved, solved_status
             self.cache.add([plan.keys[i] for i in todo], solved, solved_status == Status.OK)
         return from_numpy(z, like=theta), status
