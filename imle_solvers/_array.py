@@ -1,119 +1,73 @@
-"""Array-namespace helpers: the estimator math runs on numpy arrays, torch tensors,
-JAX arrays and TensorFlow tensors alike (the array API, with a small TensorFlow
-namespace of our own), so an array stays in its framework and on its device when its
-solver can run there."""
+"""Array helpers over the framework homes (:mod:`imle_solvers.frameworks`): the estimator
+math runs on numpy arrays, torch tensors, JAX arrays and TensorFlow tensors alike (the
+array API, with a small TensorFlow namespace of our own), so an array stays in its
+framework and on its device when its solver can run there. Each helper asks the array's
+framework; none tests which framework it is."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Literal
 
 import numpy as np
 from array_api_compat import array_namespace as _array_api_namespace
-from array_api_compat import device as _array_api_device
-from array_api_compat import is_jax_array, is_numpy_array, is_torch_array, to_device
+from array_api_compat import is_numpy_array
 
-Array = Any  # numpy.ndarray, torch.Tensor, jax.Array or tf.Tensor
-Framework = Literal["numpy", "torch", "jax", "tensorflow"]
+from .frameworks import Array, Framework, framework_of as framework
+
+FrameworkName = Literal["numpy", "torch", "jax", "tensorflow"]
 
 __all__ = [
     "Array",
     "Framework",
+    "FrameworkName",
     "array_namespace",
     "device",
+    "framework",
     "framework_of",
-    "is_traced",
-    "stays_in_framework",
-    "state_float",
-    "to_numpy",
     "from_numpy",
     "is_numpy_array",
+    "is_traced",
+    "state_float",
+    "stays_in_framework",
+    "to_numpy",
 ]
 
 
-def _tensorflow() -> Any:
-    """The tensorflow module if it was imported, else None (never imports it)."""
-    return sys.modules.get("tensorflow")
+def framework_of(x: Array) -> FrameworkName:
+    """The name of ``x``'s framework."""
+    return framework(x).name  # type: ignore[return-value]
 
 
-def is_tensorflow_array(x: Array) -> bool:
-    tf = _tensorflow()
-    return tf is not None and isinstance(x, (tf.Tensor, tf.Variable))
-
-
-# Per array type: its framework and namespace. Looking them up costs a dict access where
-# array_api_compat's checks cost microseconds, which add up on a training step's hot path.
-_FRAMEWORKS: dict[type, Framework] = {}
-_NAMESPACES: dict[type, Any] = {}
-
-
-def framework_of(x: Array) -> Framework:
-    """Which framework ``x`` belongs to."""
-    kind = type(x)
-    if kind not in _FRAMEWORKS:
-        _FRAMEWORKS[kind] = _framework_of(x)
-    return _FRAMEWORKS[kind]
-
-
-def _framework_of(x: Array) -> Framework:
-    if is_numpy_array(x) or isinstance(x, np.generic):
-        return "numpy"
-    if is_torch_array(x):
-        return "torch"
-    if is_jax_array(x):
-        return "jax"
-    if is_tensorflow_array(x):
-        return "tensorflow"
-    raise TypeError(f"expected a numpy, torch, JAX or TensorFlow array, got {type(x).__name__}")
+_NAMESPACES: dict[type, Any] = {}  # per array type: a dict access on the estimators' hot path
 
 
 def array_namespace(*arrays: Array) -> Any:
-    """The array-API namespace of ``arrays`` (TensorFlow's is :mod:`imle_solvers._tf_namespace`)."""
-    if len(arrays) == 1 and type(arrays[0]) in _NAMESPACES:
-        return _NAMESPACES[type(arrays[0])]
-    if any(is_tensorflow_array(x) for x in arrays):
-        from . import _tf_namespace
-
-        namespace = _tf_namespace
-    else:
-        namespace = _array_api_namespace(*arrays)
-    if len(arrays) == 1:
-        _NAMESPACES[type(arrays[0])] = namespace
+    """The array-API namespace of ``arrays`` (TensorFlow's is
+    :mod:`imle_solvers.frameworks.tensorflow_namespace`)."""
+    if len(arrays) != 1:
+        return _array_api_namespace(*arrays)
+    kind = type(arrays[0])
+    namespace = _NAMESPACES.get(kind)
+    if namespace is None:
+        namespace = _NAMESPACES[kind] = framework(arrays[0]).namespace(arrays[0])
     return namespace
 
 
 def device(x: Array) -> Any:
     """The device ``x`` lives on, as its framework names it."""
-    if is_tensorflow_array(x):
-        return x.device
-    return _array_api_device(x)
+    return framework(x).device(x)
 
 
 def is_traced(x: Array) -> bool:
     """Whether ``x`` is a placeholder being traced (``jax.jit``, ``tf.function``), not a value."""
-    framework = framework_of(x)
-    if framework == "jax":
-        import jax
-
-        return isinstance(x, jax.core.Tracer)
-    if framework == "tensorflow":
-        return _tensorflow().is_symbolic_tensor(x)
-    return False
+    return framework(x).is_traced(x)
 
 
 def stays_in_framework(x: Array) -> bool:
     """Whether a solver should take ``x`` where it is rather than copy it to the host: ``x``
     is traced, or lives on an accelerator (a GPU), where a host round trip is what costs."""
-    if is_traced(x):
-        return True
-    framework = framework_of(x)
-    if framework == "torch":
-        return x.device.type != "cpu"
-    if framework == "jax":
-        return any(d.platform != "cpu" for d in x.devices())
-    if framework == "tensorflow":
-        return "GPU" in x.device.upper()
-    return False
+    home = framework(x)
+    return home.is_traced(x) or home.on_accelerator(x)
 
 
 def state_float(xp: Any) -> Any:
@@ -128,9 +82,7 @@ def to_numpy(x: Array) -> np.ndarray:
     """A host numpy view (or copy) of any array."""
     if is_numpy_array(x):
         return x
-    if is_torch_array(x):
-        return np.asarray(to_device(x, "cpu"))
-    return np.asarray(x)  # JAX and TensorFlow arrays convert themselves
+    return framework(x).to_numpy(x)
 
 
 def from_numpy(values: np.ndarray, like: Array) -> Array:

@@ -77,3 +77,19 @@ class SerializationError(ImleSolversError, ValueError):
     """An object that has no JSON config (a class not registered with
     :func:`imle_solvers.serialization.register`, or a field of an unsupported type), or a
     config that cannot be read back; the message names the class or the config's path."""
+
+
+def instance_error(error: SolverError, rows: int, per: int) -> SolverError:
+    """``error`` of a solve of ``rows`` rows holding ``per`` consecutive rows per instance
+    (an estimator's samples or a loss's ``M`` perturbed solves, instance-major), naming the
+    instance rather than the row: row ``r`` is instance ``(r % rows) // per`` (the
+    remainder: a ``jax.vmap``'s groups are solved as one call), its solve ``r % per + 1``
+    of ``per``."""
+    if error.index is None or per == 1:
+        return error
+    index = (error.index % rows) // per
+    indices = tuple(dict.fromkeys((i % rows) // per for i in error.indices))
+    text, prefix = str(error), f"instance {error.index}"
+    where = f"instance {index}, solve {error.index % per + 1} of {per}"
+    message = where + text[len(prefix):].lstrip("+") if text.startswith(prefix) else f"{where}: {text}"
+    return SolverError(message, index=index, status=error.status, indices=indices, incumbent=error.incumbent)

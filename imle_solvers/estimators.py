@@ -136,6 +136,13 @@ def multiplicative_factor(noise: Array, sigma: float) -> Array:
     return array_namespace(noise).exp(sigma * noise - 0.5 * sigma * sigma)
 
 
+def perturb(scores: Array, noise: Array, sigma: float, multiplicative: bool) -> Array:
+    """The perturbed scores of a perturbed optimizer: ``scores + sigma * noise``, or
+    ``scores * exp(sigma * noise - sigma^2 / 2)`` when ``multiplicative`` (``scores``
+    broadcast against ``noise``)."""
+    return scores * multiplicative_factor(noise, sigma) if multiplicative else scores + sigma * noise
+
+
 def mean_over_axis(x: Array, axis: int) -> Array:
     """The mean over ``axis``; a view, not a pass over the data, when that axis has length 1."""
     if x.shape[axis] == 1:
@@ -605,12 +612,7 @@ class PerturbedOptimizer(_PerturbAndMAP):
             raise InvalidInputError("PerturbedOptimizer: the forward pass needs a noise draw, got None")
         xp = array_namespace(theta)
         scores = theta if sign == 1 else -theta
-        sigma = self.noise_temperature
-        base = scores[:, None, None, ...]
-        if self.multiplicative:
-            perturbed = base * multiplicative_factor(noise, sigma)
-        else:
-            perturbed = base + sigma * noise
+        perturbed = perturb(scores[:, None, None, ...], noise, self.noise_temperature, self.multiplicative)
         event = tuple(theta.shape[1:])
         states = xp.reshape(oriented(solve, sign)(xp.reshape(perturbed, (-1, *event))), perturbed.shape)
         z = mean_over_axis(states, 2)
@@ -655,5 +657,6 @@ __all__ = [
     "oriented",
     "perturbed_map",
     "multiplicative_factor",
+    "perturb",
     "draw_noise",
 ]

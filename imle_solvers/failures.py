@@ -29,7 +29,7 @@ import enum
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ._array import Array, array_namespace, device
+from ._array import Array, array_namespace, device, framework
 from .errors import InvalidInputError
 
 OnFailure = Literal["raise", "skip", "incumbent"]
@@ -88,13 +88,9 @@ class StatusLog:
 
 
 def batch_size(x: Array) -> Any:
-    """B of ``x`` ``(B, ...)``: an int, or in a TensorFlow graph whose batch size is unknown
-    until run time, a scalar tensor."""
-    if x.shape[0] is not None:
-        return x.shape[0]
-    import tensorflow as tf
-
-    return tf.shape(x)[0]
+    """B of ``x`` ``(B, ...)``: an int, or in a graph whose batch size is unknown until run
+    time, a scalar array."""
+    return x.shape[0] if x.shape[0] is not None else framework(x).batch_size(x)
 
 
 def zero_failed_rows(x: Array, status: Array) -> Array:

@@ -31,7 +31,7 @@ from .problems.base import DataField, Problem, check_finite
 InstanceData = Mapping[str, Array]
 Result = TypeVar("Result")
 
-__all__ = ["InstanceData", "check_data", "check_values", "for_framework", "per_instance", "repeat_rows", "rows", "to_host"]
+__all__ = ["InstanceData", "check_data", "check_values", "dtype_name", "for_framework", "per_instance", "repeat_rows", "rows", "to_host"]
 
 _HOST_DTYPES = {"bool": np.bool_, "int": np.int64, "float": np.float64}
 
@@ -60,14 +60,14 @@ def check_data(problem: Problem, data: Mapping[str, Any], batch: Any) -> None:
 
 
 def _check_kind(name: str, field: DataField, value: Any) -> None:
-    dtype = np.dtype(_dtype_name(value))
+    dtype = np.dtype(dtype_name(value))
     accepted = {"bool": "b", "int": "iu", "float": "biuf"}[field.kind]
     if dtype.kind not in accepted:
         described = {"bool": "bools (True/False)", "int": "integers", "float": "real numbers"}[field.kind]
         raise InvalidInputError(f"{name}: expected {described}, got dtype {dtype}")
 
 
-def _dtype_name(value: Any) -> str:
+def dtype_name(value: Any) -> str:
     """The numpy name of ``value``'s dtype, whatever its framework."""
     dtype = getattr(value, "dtype", None)
     if dtype is None:

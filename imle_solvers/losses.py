@@ -1,7 +1,7 @@
 r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss and SPO+.
 
 Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFlow through
-:mod:`imle_solvers._tf_namespace`), with every input explicit; the bindings
+:mod:`imle_solvers.frameworks.tensorflow_namespace`), with every input explicit; the bindings
 (``imle_solvers.torch``, ``.jax``, ``.tensorflow``) only wrap them in their autograd:
 
 - :func:`fenchel_young`: ``(theta, y_true, noise, solve) -> (loss, grad)``;
@@ -59,15 +59,19 @@ loss is computed from the incumbent state as if it were optimal.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
 
 from ._array import Array, array_namespace
 from .errors import InvalidInputError
-from .estimators import PerturbedOptimizer, Solve, multiplicative_factor, oriented
+from .estimators import PerturbedOptimizer, Solve, multiplicative_factor, oriented, perturb
 from .failures import SolveWithStatus, StatusLog, batch_size, zero_failed_rows
 
 __all__ = [
     "REDUCTIONS",
+    "FenchelYoung",
+    "LossDefinition",
+    "SPOPlus",
     "LossValue",
     "check_reduction",
     "fenchel_young",
@@ -136,8 +140,8 @@ def fenchel_young(
     batch = batch_size(theta)
     noise = xp.reshape(noise, (batch, -1, *event))  # (B, M, *shape)
     s = theta if sign == 1 else -theta
+    perturbed = perturb(s[:, None, ...], noise, sigma, multiplicative)
     factor = multiplicative_factor(noise, sigma) if multiplicative else None
-    perturbed = s[:, None, ...] + sigma * noise if factor is None else s[:, None, ...] * factor
     states = xp.reshape(oriented(solve, sign)(xp.reshape(perturbed, (-1, *event))), perturbed.shape)
     event_ndim = len(event)
     f_sigma = xp.mean(_inner(states, perturbed, event_ndim), axis=1)
@@ -181,6 +185,41 @@ def spo_plus(
     value = _inner(target, w_tilde, event_ndim) - 2 * _inner(s_hat, w_true, event_ndim) + z_max
     grad = 2 * (w_tilde - w_true)
     return LossValue(value, grad if sign == 1 else -grad, w_tilde)
+
+
+@dataclass(frozen=True)
+class FenchelYoung:
+    """The perturbed Fenchel-Young loss as a definition the bindings' losses run
+    (:func:`fenchel_young`): its perturbation draws the noise; its target is ``y_true``.
+
+    Attributes:
+        perturbation: the perturbed optimizer whose noise, scale, samples (M) and
+            additive or multiplicative perturbation the loss uses (:func:`perturbation`).
+    """
+
+    perturbation: PerturbedOptimizer
+    targets: ClassVar[tuple[str, ...]] = ("y_true",)
+
+    def __call__(self, prediction: Array, targets: dict[str, Array], noise: Array, solve: Solve, sign: int) -> LossValue:
+        p = self.perturbation
+        return fenchel_young(prediction, targets["y_true"], noise, solve, sign=sign, sigma=p.noise_temperature,
+                             multiplicative=p.multiplicative)
+
+
+@dataclass(frozen=True)
+class SPOPlus:
+    """SPO+ as a definition the bindings' losses run (:func:`spo_plus`): no noise; its
+    targets are the true costs ``c`` and, optionally, ``w_true`` and ``z_true``."""
+
+    perturbation: ClassVar[None] = None
+    targets: ClassVar[tuple[str, ...]] = ("c", "w_true", "z_true")
+
+    def __call__(self, prediction: Array, targets: dict[str, Array], noise: Any, solve: Solve, sign: int) -> LossValue:
+        return spo_plus(prediction, targets["c"], solve, sign=sign, w_true=targets.get("w_true"),
+                        z_true=targets.get("z_true"))
+
+
+LossDefinition = FenchelYoung | SPOPlus
 
 
 def under_policy(

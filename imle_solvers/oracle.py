@@ -149,11 +149,17 @@ class MAPOracle:
         return self._solver_for(theta, framework_of(theta))
 
     def _solver_for(self, theta: Array, framework: str) -> SolverEntry:
-        if self._auto and not self.solver.runs_on(framework) and stays_in_framework(theta):
-            if framework not in self._native_solvers:
-                self._native_solvers[framework] = resolve_native_solver(self.problem.kind, framework)
-            return self._native_solvers[framework] or self.solver
-        return self.solver
+        stays = self._auto and not self.solver.runs_on(framework) and stays_in_framework(theta)
+        return self.solver_for_framework(framework, stays)
+
+    def solver_for_framework(self, framework: str, stays: bool) -> SolverEntry:
+        """The solver of a batch of ``framework``'s arrays that should (``stays``) or need not
+        stay in their framework (see :meth:`solver_for`)."""
+        if not (stays and self._auto) or self.solver.runs_on(framework):
+            return self.solver
+        if framework not in self._native_solvers:
+            self._native_solvers[framework] = resolve_native_solver(self.problem.kind, framework)
+        return self._native_solvers[framework] or self.solver
 
     def __call__(self, theta: Array, /, *, validate: bool = True, **data: Any) -> Array:
         """MAP states of a batch ``theta`` of shape ``(B, *problem.shape)``, same shape out.
@@ -181,7 +187,7 @@ class MAPOracle:
         framework = framework_of(theta)
         solver = self._solver_for(theta, framework)
         if data:
-            self._check_takes_data(solver, data)
+            self.check_takes_data(solver, data)
             if validate:
                 check_data(self.problem, data, theta.shape[0])
         native = self.runs_natively(solver, framework)
@@ -247,7 +253,8 @@ class MAPOracle:
             self.failures[_reason(error, self.on_failure)] += max(len(error.indices), 1)
         return np.concatenate([result.z for result in results]), status
 
-    def _check_takes_data(self, solver: SolverEntry, data: InstanceData) -> None:
+    def check_takes_data(self, solver: SolverEntry, data: InstanceData) -> None:
+        """Raise unless ``solver`` takes per-instance data (where ``data`` are given)."""
         if not solver.takes_data:
             raise InvalidInputError(
                 f"{self.problem.label}: backend {solver.backend!r} takes no per-instance data, "

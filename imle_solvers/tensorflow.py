@@ -1,16 +1,16 @@
-"""TensorFlow binding: a Keras layer over the framework-free estimators.
+"""TensorFlow binding: the step (:mod:`imle_solvers.step`) in a Keras layer.
 
-The estimator's math (:mod:`imle_solvers.estimators`) runs on TensorFlow tensors
-(through :mod:`imle_solvers._tf_namespace`) inside a ``tf.custom_gradient``; noise is
-drawn with TensorFlow's stateless random ops from a seed the layer keeps as a weight. An array-native solver
-(top-k) runs as TensorFlow ops, so such a layer needs no host callback, eagerly, inside
-``tf.function`` and in ``model.fit``; other solvers are reached through
-``tf.numpy_function`` (and then the layer sets ``supports_jit = False``: a host callback
-cannot be XLA-compiled).
+What is Keras' own here: the ``tf.custom_gradient``, the noise drawn with TensorFlow's
+stateless random ops from a seed the layer keeps as a weight, the estimator's state as
+weights, the config, masks and ``fit``'s graphs. An array-native solver (top-k) runs as
+TensorFlow ops, so such a layer needs no host call, eagerly, inside ``tf.function``, in
+``model.fit`` and with ``jit_compile=True``; other solvers are reached through
+``tf.numpy_function`` (and then the layer sets ``supports_jit = False``).
 
 Randomness: ``noise_source="native"`` (default) makes stateless TensorFlow draws keyed
 by ``(seed, counter)``, a non-trainable int64 weight ``noise_state`` of the layer, so a
-model restored from its weights draws what the saved one would have drawn next. ``noise_source="numpy"`` draws each call's noise in turn from
+model restored from its weights draws what the saved one would have drawn next.
+``noise_source="numpy"`` draws each call's noise in turn from
 ``numpy.random.default_rng(seed)``, exactly as the torch layer with the same seed.
 An adaptive estimator's state (AIMLE) is held in non-trainable float64 weights, one
 per field (``beta``, ``nnz_average``, ``steps``), updated by each backward pass and
@@ -19,24 +19,21 @@ saved with the model's weights.
 
 from __future__ import annotations
 
-import functools
+import contextvars
 import json
 import random
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from . import _binding, serialization
-from ._binding import NoiseSource
-from .errors import ImleSolversError, missing_dependency
+from .errors import ImleSolversError, InvalidInputError, missing_dependency
 from .estimators import Estimator, output_shape
-from .failures import OnFailure, batch_size, gradient_with_status, sample_with_status
-from .instances import check_values, invalid_on_device, per_instance
+from .losses import FenchelYoung, LossDefinition, SPOPlus, perturbation
 from .noise import TensorFlowSource
-from .oracle import MAPOracle
+from .options import NoiseOptions, OracleOptions, take_options
 from .problems import Problem
-from .problems.base import NON_FINITE_MESSAGE, check_batch_shape, check_finite
+from .step import LossStep, Plan, Step, check_estimator
 
 try:
     import keras
@@ -48,6 +45,25 @@ __all__ = ["FenchelYoungLoss", "IMLELayer", "SPOPlusLoss", "imle"]
 
 # the entry of a saved layer's store that holds its numpy generator's state (noise_source="numpy")
 _GENERATOR_KEY = "numpy_generator_state"
+
+
+def _check_keras_backend(owner: str) -> None:
+    if keras.backend.backend() != "tensorflow":
+        raise InvalidInputError(
+            f"{owner} runs on Keras' TensorFlow backend, and KERAS_BACKEND is {keras.backend.backend()!r}: use "
+            "imle_solvers.jax (JAX) or imle_solvers.torch (torch) directly, or KERAS_BACKEND=tensorflow"
+        )
+
+
+def _keeping_our_errors(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(...)``; an error of ours leaves as raised: Keras rebuilds a layer's or loss's
+    exception as ``type(error)(message + context)``, which drops a SolverError's index and
+    status, unless it is marked as already annotated (our messages name the batch index)."""
+    try:
+        return call(*args, **kwargs)
+    except ImleSolversError as error:
+        error._keras_call_info_injected = True
+        raise
 
 
 @keras.saving.register_keras_serializable(package="imle_solvers")
@@ -66,21 +82,19 @@ class IMLELayer(keras.layers.Layer):
     Args:
         problem: what to solve, e.g. ``KSubset(n, k)``.
         estimator: ``IMLE(...)``, ``AIMLE(...)`` or ``STE(...)``.
-        backend: solver name (see ``imle_solvers.list_solvers``) or ``"auto"``.
-        seed: seed of the layer's noise (None: drawn from Python's ``random``, which
-            ``keras.utils.set_random_seed`` seeds, as Keras' own layers do; with
-            ``noise_source="numpy"``, fresh entropy).
-        noise_source: ``"native"`` (default) draws with TensorFlow on the layer's device;
-            ``"numpy"`` draws on the host from ``numpy.random.default_rng(seed)``, identical
-            in torch, JAX and Keras.
-        validate_args: check that ``theta`` is finite (inside ``tf.function`` with a
-            ``tf.debugging.Assert``), and give NaN gradients to rows whose ``dL/dz`` is not
-            finite; False skips both, and a layer whose solver is array-native then compiles
-            with XLA (``supports_jit``).
-        n_jobs, parallel_backend, chunk_size, time_limit, on_failure, cache: passed to
-            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md and docs/failures.md); ``cache`` (runtime
-            state) is not part of :meth:`get_config`.
-        **kwargs: passed to ``keras.layers.Layer`` (``name``, ...).
+        validate_args: check that ``theta`` and the data are finite and valid (inside a
+            graph by a host call that only runs when a row is bad; inside XLA, with
+            ``jit_compile=True``, by NaN rows of ``z``), and give NaN gradients to rows whose
+            ``dL/dz`` is not finite; False skips both.
+        oracle_options, noise_options, **options: as :class:`imle_solvers.torch.IMLELayer`'s
+            (``seed`` None: drawn from Python's ``random``, which ``keras.utils.set_random_seed``
+            seeds, as Keras' own layers do; ``cache``, runtime state, is not part of
+            :meth:`get_config`); other keywords go to ``keras.layers.Layer`` (``name``, ...).
+
+    Masks: a Keras mask arriving with ``theta`` (``Embedding(mask_zero=True)`` upstream, or
+    ``mask=`` given) is a :class:`~imle_solvers.KSubset`'s ``mask``: masked positions are
+    never chosen. The layer passes no mask on. It runs on Keras' TensorFlow backend; on
+    the JAX or torch backends, use :mod:`imle_solvers.jax` or :mod:`imle_solvers.torch`.
 
     Saving: ``model.save("m.keras")`` and ``keras.models.load_model`` round-trip the layer
     (problem, estimator and options through :meth:`get_config`, see
@@ -88,77 +102,47 @@ class IMLELayer(keras.layers.Layer):
     ``save_weights``/``load_weights``.
     """
 
-    def __init__(
-        self,
-        problem: Problem,
-        estimator: Estimator,
-        backend: str = "auto",
-        seed: int | None = None,
-        noise_source: NoiseSource = "native",
-        validate_args: bool = True,
-        n_jobs: int = 1,
-        parallel_backend: str = "loky",
-        chunk_size: int | str = "auto",
-        time_limit: float | None = None,
-        on_failure: OnFailure = "raise",
-        cache: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(trainable=False, **kwargs)
-        _binding.check_estimator("IMLELayer", estimator)
-        # the arguments as given, for get_config (backend "auto" is resolved again on loading)
-        self._options = {
-            "backend": backend,
-            "seed": seed,
-            "noise_source": noise_source,
-            "validate_args": validate_args,
-            "n_jobs": n_jobs,
-            "parallel_backend": parallel_backend,
-            "chunk_size": chunk_size,
-            "time_limit": time_limit,
-            "on_failure": on_failure,
-        }
+    def __init__(self, problem: Problem, estimator: Estimator, *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, noise_options: NoiseOptions | None = None,
+                 **options: Any) -> None:
+        _check_keras_backend("IMLELayer")
+        oracle, noise, layer_options = take_options("IMLELayer", options, oracle_options, noise_options, others=True)
+        super().__init__(trainable=False, **layer_options)
+        check_estimator("IMLELayer", estimator)
+        self._oracle_options, self._noise_options = oracle, noise
         self.problem = problem
         self.estimator = estimator
-        self.noise_source = _binding.check_noise_source(noise_source)
-        self.validate_args = validate_args
-        self.oracle = MAPOracle(
-            problem,
-            backend=backend,
-            n_jobs=n_jobs,
-            parallel_backend=parallel_backend,
-            chunk_size=chunk_size,
-            time_limit=time_limit,
-            on_failure=on_failure,
-            cache=cache,
-        )
-        self._with_status = on_failure != "raise"
-        # Keras reads a ``mask=`` argument as its own masking (see compute_mask)
+        self.noise_source = noise.noise_source
+        self.step = Step(oracle.oracle(problem), validate_args)
         self.supports_masking = "mask" in problem.instance_fields
-        # XLA compiles TensorFlow ops only: no host callback, no string-formatting check
-        self.supports_jit = self.oracle.solver.runs_on("tensorflow") and not validate_args
+        # XLA compiles TensorFlow ops only: no host call
+        in_graph = self.oracle.solver_for_framework("tensorflow", stays=True)
+        self.supports_jit = in_graph.runs_on("tensorflow") and not self._noise_on_host
         self._compiled_step = tf.function(self._step, reduce_retracing=True)
-        if noise_source == "native":
-            self.noise_state = self.add_weight(
-                name="noise_state",
-                shape=(2,),
-                dtype="int64",
-                initializer=keras.initializers.Constant([random.randint(1, 10**9) if seed is None else seed, 0]),
-                trainable=False,
-            )
+        if noise.noise_source == "native":
+            seed = random.randint(1, 10**9) if noise.seed is None else noise.seed
+            self.noise_state = self.add_weight(name="noise_state", shape=(2,), dtype="int64",
+                                               initializer=keras.initializers.Constant([seed, 0]), trainable=False)
         else:
-            self.rng = _binding.generator(seed)
+            self.rng = _binding.generator(noise.seed)
         initial = estimator.initial_state()
         self.state_variables = [
-            self.add_weight(
-                name=name,
-                shape=(),
-                dtype="float64",
-                initializer=keras.initializers.Constant(float(value)),
-                trainable=False,
-            )
+            self.add_weight(name=name, shape=(), dtype="float64", initializer=keras.initializers.Constant(float(value)),
+                            trainable=False)
             for name, value in ({} if initial is None else initial.state_dict()).items()
         ]
+
+    @property
+    def oracle(self) -> Any:
+        return self.step.oracle
+
+    @property
+    def validate_args(self) -> bool:
+        return self.step.validate_args
+
+    @property
+    def _noise_on_host(self) -> bool:
+        return self.estimator.noise is not None and self.noise_source == "numpy"
 
     @property
     def failures(self) -> Any:
@@ -188,7 +172,9 @@ class IMLELayer(keras.layers.Layer):
         config.update(
             problem=serialization.to_config(self.problem),
             estimator=serialization.to_config(self.estimator),
-            **self._options,
+            validate_args=self.step.validate_args,
+            **self._oracle_options.config(),
+            **self._noise_options.config(),
         )
         return config
 
@@ -221,102 +207,57 @@ class IMLELayer(keras.layers.Layer):
             store = {key: store[key] for key in keys if key != _GENERATOR_KEY}
         super().load_own_variables(store)
 
-    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
-        """Keras' mask of z: the ``mask=`` argument where it is of z's shape (a KSubset's mask
-        means the same on z: positions that may be chosen), else none."""
-        field = self.problem.instance_fields.get("mask")
-        return previous_mask if field.shape == self.problem.shape and self.estimator.samples == 1 else None
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> None:
+        """No mask leaves the layer: a mask on the scores means nothing downstream of ``z``."""
+        return None
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> Any:
         shape = output_shape(tuple(input_shape), self.estimator.samples)
-        return (shape, tuple(input_shape[:1])) if self._with_status else shape
+        return (shape, tuple(input_shape[:1])) if self.step.with_status else shape
 
-    def call(self, theta: tf.Tensor, training: bool = True, **data: Any) -> tf.Tensor:
+    def compute_output_spec(self, theta: Any, *args: Any, **kwargs: Any) -> Any:
+        """``z`` in ``theta``'s dtype, and under a failure policy the statuses, int8."""
+        shape = self.compute_output_shape(tuple(theta.shape))
+        if not self.step.with_status:
+            return keras.KerasTensor(shape, dtype=theta.dtype)
+        return keras.KerasTensor(shape[0], dtype=theta.dtype), keras.KerasTensor(shape[1], dtype="int8")
+
+    def call(self, theta: tf.Tensor, training: bool = True, mask: Any = None, **data: Any) -> Any:
         """``z`` (and the statuses, under a failure policy) of ``theta`` ``(B, *shape)``;
         ``data``: the instances' own data by field name (``problem.instance_fields``), each
-        ``(B, *field.shape)``, carrying no gradient."""
-        try:
-            return self._call(theta, training, data)
-        except ImleSolversError as error:
-            # Keras rebuilds a layer's exception as ``type(error)(message + context)``, which
-            # drops a SolverError's index and status; marked as already annotated, it is
-            # re-raised as it is (our messages name the failing batch index themselves)
-            error._keras_call_info_injected = True
-            raise
+        ``(B, *field.shape)`` (or one instance's, for all), carrying no gradient; ``mask``:
+        Keras' mask, a KSubset's ``mask``."""
+        if mask is not None and self.supports_masking:
+            data = {**data, "mask": mask}
+        return _keeping_our_errors(self._call, theta, training, data)
 
-    def _call(self, theta: tf.Tensor, training: bool, data: dict[str, Any]) -> tf.Tensor:
+    def _call(self, theta: tf.Tensor, training: bool, data: dict[str, Any]) -> Any:
         theta = tf.convert_to_tensor(theta)
-        check_batch_shape(tuple(theta.shape), self.problem.shape, "theta")
-        self._check_theta(theta)
-        data = self._instance_data(data, theta)
+        plan, data, poison = self.step.prepare(theta, data)
         if not training:
-            if self._with_status:
-                z, status = self._solve_with_status(theta, data)
-                return tf.stop_gradient(z), status
-            return tf.stop_gradient(self._solve(theta, data))
+            return tf.nest.map_structure(tf.stop_gradient, plan.map(theta, data, poison))
         # Eagerly, the step runs as one graph: dozens of eager ops would cost more than the
         # solve. Not with a state to update: a gradient function's assignments to variables
         # do not run when an eager tape differentiates through a tf.function. Nor with a host
-        # callback: inside a graph, an exception it raises is logged twice by TensorFlow and
+        # call: inside a graph, an exception it raises is logged twice by TensorFlow and
         # arrives wrapped in an UnknownError, where eagerly tf.numpy_function calls it
         # directly and it arrives as raised (a host solve costs more than the eager ops).
-        compiled = tf.executing_eagerly() and not self.state_variables and not self._calls_host(theta)
-        return (self._compiled_step if compiled else self._step)(theta, data)
+        calls_host = self._noise_on_host or not plan.native
+        compiled = tf.executing_eagerly() and not self.state_variables and not calls_host
+        return (self._compiled_step if compiled else self._step)(plan, theta, data, poison)
 
-    def _instance_data(self, data: dict[str, Any], theta: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The call's data as tensors, checked; inside a graph their values are checked on the
-        host by a ``tf.numpy_function`` when ``validate_args`` (eagerly, read directly)."""
-        data = _binding.instance_data(self.oracle, data, theta, self.validate_args)
-        if self.validate_args and data and not tf.executing_eagerly():
-            check = functools.partial(_check_data_on_host, self.problem, tuple(data))
-
-            def on_host() -> tf.Tensor:
-                return tf.numpy_function(check, list(data.values()), tf.bool, stateful=True)
-
-            bad = invalid_on_device(self.problem, data)
-            if bad is None:  # the problem checks on the host only
-                on_host()
-            else:  # the host is called only when an instance is bad
-                tf.cond(tf.reduce_any(bad), on_host, lambda: tf.constant(True))
-        return data
-
-    def _calls_host(self, theta: tf.Tensor) -> bool:
-        """Whether a step on ``theta`` leaves TensorFlow: a solver that is not array-native,
-        or numpy noise."""
-        noise_on_host = self.estimator.noise is not None and self.noise_source == "numpy"
-        return noise_on_host or not self.oracle.solver_for(theta).runs_on("tensorflow")
-
-    def _step(self, theta: tf.Tensor, data: dict[str, tf.Tensor]) -> tf.Tensor:
+    def _step(self, plan: Plan, theta: tf.Tensor, data: dict[str, tf.Tensor], poison: Any) -> Any:
         state = tf.stack([v.value for v in self.state_variables]) if self.state_variables else None
-        return self._sample(theta, self._draw(theta), state, data)
-
-    def _sample(
-        self, theta: tf.Tensor, noise: tf.Tensor | None, state: tf.Tensor | None, data: dict[str, tf.Tensor]
-    ) -> Any:
-        sign = self.problem.sign
-        status = None
-        batch = batch_size(theta)
-        solve = per_instance(self._naming_solve(batch), data, batch)
-        solve_with_status = per_instance(self._solve_with_status, data, batch)
+        noise, estimator, status = self._draw(theta), self.estimator, None
 
         @tf.custom_gradient
         def sample(theta: tf.Tensor) -> tuple[tf.Tensor, Any]:
             nonlocal status
-            if self._with_status:
-                z, status, residuals = sample_with_status(self.estimator, theta, noise, solve_with_status, sign)
-            else:
-                z, residuals = self.estimator.sample_with(theta, noise, solve, sign=sign)
+            z, status, residuals = plan.forward(estimator, theta, noise, data, poison)
 
             def grad(grad_z: tf.Tensor) -> tf.Tensor:
-                old = None if state is None else _binding.state_from_vector(self.estimator, state)
-                if status is None:
-                    grad_theta, new = self.estimator.gradient(residuals, grad_z, solve, old)
-                else:
-                    grad_theta, new = gradient_with_status(
-                        self.estimator, residuals, grad_z, solve_with_status, old, status
-                    )
-                if self.validate_args:
-                    grad_theta = _binding.nan_where_not_finite(grad_z, grad_theta)
+                old = None if state is None else _binding.state_from_vector(estimator, state)
+                grad_theta, new = plan.backward(estimator, residuals, grad_z, old, status, data, poison)
                 if new is not None:
                     vector = _binding.state_to_vector(new, state)
                     for i, variable in enumerate(self.state_variables):
@@ -326,18 +267,11 @@ class IMLELayer(keras.layers.Layer):
             return z, grad
 
         z = sample(theta)
-        return (z, status) if self._with_status else z
+        return z if status is None else (z, status)
 
     def _draw(self, theta: tf.Tensor) -> tf.Tensor | None:
         """The call's noise ``(B, samples, marginal_samples, *shape)``, or None."""
-        if self.estimator.noise is None:
-            return None
-        if self.noise_source == "native":
-            return self.estimator.draw(theta, TensorFlowSource(self._next_seed, theta.dtype, tf.shape(theta)[0]))
-        host = functools.partial(self._numpy_noise_host, dtype=theta.dtype.as_numpy_dtype)
-        noise = tf.numpy_function(host, [tf.shape(theta)], theta.dtype, stateful=True)
-        noise.set_shape(_binding.noise_shape(self.estimator, tuple(theta.shape)))
-        return noise
+        return draw_noise(self, self.estimator, theta)
 
     def _next_seed(self) -> tf.Tensor:
         """The seed of one stateless draw: the noise state, whose counter then moves on (as
@@ -346,62 +280,20 @@ class IMLELayer(keras.layers.Layer):
         self.noise_state.assign(current + tf.constant([0, 1], dtype=current.dtype))
         return tf.cast(tf.math.floormod(current, 2**31 - 1), tf.int32)  # int32 seeds compile with XLA
 
-    def _naming_solve(self, batch: Any) -> Callable:
-        """:meth:`_solve` for a batch of ``batch`` instances, whose errors name the instance
-        (where the batch size is known when the graph is traced)."""
-        return lambda x, data: self._solve(x, data, per=_binding.rows_per_instance(x, batch))
 
-    def _solve(self, theta: tf.Tensor, data: dict[str, tf.Tensor], per: int = 1) -> tf.Tensor:
-        """MAP states of ``(N, *shape)`` with their rows' ``data``: as TensorFlow ops when the
-        solver is array-native, else on the host (``per``: rows per instance, which a
-        failure's error then names, see :func:`imle_solvers._binding.instance_error`)."""
-        if self.oracle.solver_for(theta).runs_on("tensorflow"):
-            return self.oracle(theta, validate=False, **data)
-        wrap = None if per == 1 else _binding.InstanceErrors(self.oracle, per)
-        host = _binding.HostSolve(self.oracle, tuple(data), wrap).states
-        z = tf.numpy_function(host, [theta, *data.values()], theta.dtype, stateful=False)
-        z.set_shape(theta.shape)
-        return z
+def draw_noise(layer: IMLELayer, estimator: Estimator, theta: tf.Tensor) -> tf.Tensor | None:
+    """The noise of a call of ``layer`` (its seed or generator) for ``estimator``, or None."""
+    if estimator.noise is None:
+        return None
+    if layer.noise_source == "native":
+        return estimator.draw(theta, TensorFlowSource(layer._next_seed, theta.dtype, tf.shape(theta)[0]))
 
-    def _solve_with_status(self, theta: tf.Tensor, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        """:meth:`_solve`, and the ``(N,)`` statuses (see :mod:`imle_solvers.failures`)."""
-        if self.oracle.solver_for(theta).runs_on("tensorflow"):
-            return self.oracle.solve(theta, validate=False, **data)
-        host = _binding.HostSolve(self.oracle, tuple(data))
-        z, status = tf.numpy_function(host, [theta, *data.values()], [theta.dtype, tf.int8], stateful=False)
-        z.set_shape(theta.shape)
-        status.set_shape(theta.shape[:1])
-        return z, status
+    def host(theta_shape: np.ndarray) -> np.ndarray:
+        return _binding.numpy_noise(estimator, tuple(theta_shape), theta.dtype.as_numpy_dtype, [layer.rng])[0]
 
-    def _check_theta(self, theta: tf.Tensor) -> None:
-        """Raise naming the first non-finite batch index of ``theta``, if ``validate_args``;
-        inside ``tf.function`` through a ``tf.debugging.Assert``."""
-        if not self.validate_args:
-            return
-        if tf.executing_eagerly():
-            check_finite(theta, "theta")
-            return
-        rows = tf.reshape(theta, (tf.shape(theta)[0], -1))
-        finite = tf.math.is_finite(rows)
-        all_finite = tf.reduce_all(finite)
-
-        def message() -> tf.Tensor:
-            index = tf.argmin(tf.cast(tf.reduce_all(finite, axis=1), tf.int32))
-            value = tf.gather(rows[index], tf.argmin(tf.cast(finite[index], tf.int32)))
-            return tf.strings.format(NON_FINITE_MESSAGE.format(name="theta", index="{}", value="{}"), (index, value))
-
-        tf.debugging.Assert(all_finite, [tf.cond(all_finite, lambda: tf.constant(""), message)])
-
-    # --- host side (numpy) --------------------------------------------------------------
-
-    def _numpy_noise_host(self, theta_shape: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        return _binding.numpy_noise(self.estimator, tuple(theta_shape), dtype, [self.rng])[0]
-
-
-def _check_data_on_host(problem: Problem, names: tuple[str, ...], *values: np.ndarray) -> np.ndarray:
-    """Host side of the graph's check of per-instance data."""
-    check_values(problem, dict(zip(names, values)))
-    return np.bool_(True)
+    noise = tf.numpy_function(host, [tf.shape(theta)], theta.dtype, stateful=True)
+    noise.set_shape(_binding.noise_shape(estimator, tuple(theta.shape)))
+    return noise
 
 
 def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:
@@ -413,23 +305,36 @@ def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:
 
 # --- losses (imle_solvers.losses) ------------------------------------------------------
 
+# a direct call's per-instance data (and SPO+'s w_true, z_true), for the Keras call it makes
+_CALL_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("imle_solvers_loss_data", default={})
 
-class _OracleLoss(keras.losses.Loss):
-    """What both losses share: a Keras ``Loss`` whose ``call(y_true, y_pred)`` gives the
-    ``(B,)`` per-instance values (Keras reduces them), differentiable with respect to
-    ``y_pred`` through a ``tf.custom_gradient`` over :mod:`imle_solvers.losses`. Solves,
-    draws and checks are an inner :class:`IMLELayer`'s (whose oracle has the failure policy
-    and the cache). Per-instance data (and SPO+'s ``w_true``, ``z_true``) are keywords of a
-    direct call, ``loss_fn(y_true, y_pred, **data)``; ``model.fit`` passes none."""
 
-    def __init__(self, problem: Problem, estimator: Estimator, options: dict[str, Any], **kwargs: Any) -> None:
+class _Loss(keras.losses.Loss):
+    """A loss over the step (:class:`~imle_solvers.step.LossStep`) as a Keras ``Loss`` whose
+    ``call(y_true, y_pred)`` gives the ``(B,)`` per-instance values (Keras reduces them),
+    differentiable with respect to ``y_pred`` through a ``tf.custom_gradient``. Its noise is
+    an inner layer's (seed, generator). Per-instance data (and SPO+'s ``w_true``, ``z_true``)
+    are keywords of a direct call, ``loss_fn(y_true, y_pred, **data)``; ``model.fit`` passes none."""
+
+    def __init__(self, problem: Problem, definition: LossDefinition, options: dict[str, Any], **kwargs: Any) -> None:
+        owner = type(self).__name__
+        _check_keras_backend(owner)
+        validate_args = options.pop("validate_args", True)
+        oracle, noise, _ = take_options(owner, options, options.pop("oracle_options", None),
+                                        options.pop("noise_options", None))
         kwargs.setdefault("reduction", "sum_over_batch_size")
         super().__init__(**kwargs)
         self.problem = problem
-        self._options = options
-        self._layer = IMLELayer(problem, estimator, **options)
-        self.oracle = self._layer.oracle
-        self._data: dict[str, Any] = {}
+        self.step = LossStep(oracle.oracle(problem), definition, validate_args)
+        self._config = {"validate_args": validate_args, **oracle.config(),
+                        **(noise.config() if definition.perturbation is not None else {})}
+        # the noise's seed or generator: a layer's (its oracle is never asked to solve)
+        self._noise = None if definition.perturbation is None else IMLELayer(
+            problem, definition.perturbation, noise_options=noise, validate_args=False)
+
+    @property
+    def oracle(self) -> Any:
+        return self.step.oracle
 
     @property
     def failures(self) -> Any:
@@ -437,36 +342,26 @@ class _OracleLoss(keras.losses.Loss):
         return self.oracle.failures
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None, **data: Any) -> tf.Tensor:
-        self._data = data
+        token = _CALL_DATA.set(data)
         try:
-            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
-        except ImleSolversError as error:
-            error._keras_call_info_injected = True  # as IMLELayer.call: keep our exception as raised
-            raise
+            return _keeping_our_errors(super().__call__, y_true, y_pred, sample_weight=sample_weight)
         finally:
-            self._data = {}
+            _CALL_DATA.reset(token)
 
-    def _prepare(self, y_pred: tf.Tensor) -> tuple[Any, Any]:
-        """A call's checks, and its two solves (states; states and statuses), each row with
-        its instance's data."""
-        data = {name: value for name, value in self._data.items() if name in self.problem.instance_fields}
-        check_batch_shape(tuple(y_pred.shape), self.problem.shape, "y_pred")
-        self._layer._check_theta(y_pred)
-        data = self._layer._instance_data(data, y_pred)
-        batch = batch_size(y_pred)
-        solve = per_instance(self._layer._naming_solve(batch), data, batch)
-        return solve, per_instance(self._layer._solve_with_status, data, batch)
-
-    def _values(self, y_pred: tf.Tensor, solves: tuple[Any, Any], loss: Any) -> tf.Tensor:
-        """The per-instance values of ``loss(prediction, solve)`` under the oracle's failure
-        policy (:func:`imle_solvers.losses.under_policy`), differentiable with respect to ``y_pred``."""
-        from .losses import under_policy
-
-        (solve, with_status), policy = solves, self.oracle.on_failure
+    def _values(self, y_pred: tf.Tensor, targets: dict[str, Any]) -> tf.Tensor:
+        """The per-instance values of the loss of ``y_pred``, differentiable with respect to it."""
+        given = _CALL_DATA.get()
+        data = {name: value for name, value in given.items() if name in self.problem.instance_fields}
+        targets = {**targets, **{name: given.get(name) for name in targets if name in given}}
+        y_pred = tf.convert_to_tensor(y_pred)
+        fixed = tf.stop_gradient(y_pred)
+        plan, targets, data, poison = self.step.prepare_loss(fixed, targets, data)
+        perturbation = self.step.definition.perturbation
+        noise = None if perturbation is None else draw_noise(self._noise, perturbation, fixed)
 
         @tf.custom_gradient
         def values(prediction: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            result = under_policy(lambda s: loss(prediction, s), prediction, solve, with_status, policy)
+            result = self.step.values(plan, prediction, targets, noise, data, poison)
 
             def grad(grad_out: tf.Tensor) -> tf.Tensor:
                 shape = tf.concat([tf.shape(grad_out), tf.ones([tf.rank(result.gradient) - 1], tf.int32)], 0)
@@ -480,8 +375,7 @@ class _OracleLoss(keras.losses.Loss):
         """Keras' entries, the problem's config and the options as given; ``cache`` (runtime
         state, as :class:`IMLELayer`'s) is not part of it."""
         config = super().get_config() | {"dtype": self.dtype}
-        options = {name: value for name, value in self._options.items() if name != "cache"}
-        return config | {"problem": serialization.to_config(self.problem), **options}
+        return config | {"problem": serialization.to_config(self.problem), **self._config}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Any:
@@ -490,7 +384,7 @@ class _OracleLoss(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="imle_solvers")
-class FenchelYoungLoss(_OracleLoss):
+class FenchelYoungLoss(_Loss):
     """The perturbed Fenchel-Young loss (Berthet et al., 2020) as a Keras loss:
     ``model.compile(loss=FenchelYoungLoss(problem, ...))``, ``y_true`` the observed
     structures and ``y_pred`` the scores (costs for a min problem), ``(B, *problem.shape)``.
@@ -505,46 +399,15 @@ class FenchelYoungLoss(_OracleLoss):
     The noise state lives in the inner layer, not in a model's weights.
     """
 
-    def __init__(
-        self,
-        problem: Problem,
-        noise: Any = None,
-        sigma: float = 1.0,
-        samples: int = 1,
-        backend: str = "auto",
-        seed: int | None = None,
-        noise_source: NoiseSource = "native",
-        validate_args: bool = True,
-        n_jobs: int = 1,
-        parallel_backend: str = "loky",
-        chunk_size: int | str = "auto",
-        time_limit: float | None = None,
-        on_failure: OnFailure = "raise",
-        cache: Any = None,
-        multiplicative: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        from .losses import perturbation
-
-        estimator = perturbation(noise, sigma, samples, multiplicative)
-        noise = estimator.noise
-        options = _binding.options_of(locals(), (*_binding.ORACLE_OPTIONS, "seed", "noise_source", "validate_args"))
-        super().__init__(problem, estimator, options, **kwargs)
-        self.noise, self.sigma, self.samples, self.multiplicative = noise, sigma, samples, multiplicative
+    def __init__(self, problem: Problem, noise: Any = None, sigma: float = 1.0, samples: int = 1,
+                 multiplicative: bool = False, **options: Any) -> None:
+        keras_kwargs = {name: options.pop(name) for name in ("reduction", "name", "dtype") if name in options}
+        definition = FenchelYoung(perturbation(noise, sigma, samples, multiplicative))
+        super().__init__(problem, definition, options, **keras_kwargs)
+        self.noise, self.sigma, self.samples, self.multiplicative = definition.perturbation.noise, sigma, samples, multiplicative
 
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        from .losses import fenchel_young
-
-        y_pred = tf.convert_to_tensor(y_pred)
-        solves = self._prepare(y_pred)
-        noise = self._layer._draw(tf.stop_gradient(y_pred))
-        y_true = tf.cast(y_true, y_pred.dtype)
-        sign, sigma, multiplicative = self.problem.sign, self.sigma, self.multiplicative
-
-        def loss(t: tf.Tensor, solve: Any) -> Any:
-            return fenchel_young(t, y_true, noise, solve, sign=sign, sigma=sigma, multiplicative=multiplicative)
-
-        return self._values(y_pred, solves, loss)
+        return self._values(y_pred, {"y_true": y_true})
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"noise": serialization.to_config(self.noise), "sigma": self.sigma,
@@ -558,7 +421,7 @@ class FenchelYoungLoss(_OracleLoss):
 
 
 @keras.saving.register_keras_serializable(package="imle_solvers")
-class SPOPlusLoss(_OracleLoss):
+class SPOPlusLoss(_Loss):
     """SPO+ (Elmachtoub and Grigas) as a Keras loss: ``y_true`` the true costs ``c``,
     ``y_pred`` the predicted ``c_hat`` (scores for a max problem), ``(B, *problem.shape)``;
     a direct call takes ``w_true`` ``(B, *shape)`` and ``z_true`` ``(B,)`` too (else the
@@ -567,36 +430,9 @@ class SPOPlusLoss(_OracleLoss):
     :mod:`imle_solvers.losses`). Options as :class:`FenchelYoungLoss`'s (no noise),
     ``on_failure`` and ``cache`` included."""
 
-    def __init__(
-        self,
-        problem: Problem,
-        backend: str = "auto",
-        validate_args: bool = True,
-        n_jobs: int = 1,
-        parallel_backend: str = "loky",
-        chunk_size: int | str = "auto",
-        time_limit: float | None = None,
-        on_failure: OnFailure = "raise",
-        cache: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        from .estimators import STE
-
-        options = _binding.options_of(locals(), (*_binding.ORACLE_OPTIONS, "validate_args"))
-        super().__init__(problem, STE(), options, **kwargs)
+    def __init__(self, problem: Problem, **options: Any) -> None:
+        keras_kwargs = {name: options.pop(name) for name in ("reduction", "name", "dtype") if name in options}
+        super().__init__(problem, SPOPlus(), options, **keras_kwargs)
 
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        from .losses import spo_plus
-
-        y_pred = tf.convert_to_tensor(y_pred)
-        solves = self._prepare(y_pred)
-        c = tf.cast(y_true, y_pred.dtype)
-        w_true, z_true = (self._data.get(name) for name in ("w_true", "z_true"))
-        w_true = None if w_true is None else tf.cast(w_true, y_pred.dtype)
-        z_true = None if z_true is None else tf.cast(z_true, y_pred.dtype)
-        sign = self.problem.sign
-
-        def loss(prediction: tf.Tensor, solve: Any) -> Any:
-            return spo_plus(prediction, c, solve, sign=sign, w_true=w_true, z_true=z_true)
-
-        return self._values(y_pred, solves, loss)
+        return self._values(y_pred, {"c": y_true, "w_true": None, "z_true": None})

@@ -1,8 +1,9 @@
-"""PyTorch binding: an autograd hook over the framework-free estimators, and a layer.
+"""PyTorch binding: the step (:mod:`imle_solvers.step`) under ``torch.autograd``.
 
-The binding only moves tensors in and out of :mod:`imle_solvers.estimators`; the
-gradient math lives there. Tensors keep their dtype and device: solvers that run
-on any array (top-k) see the tensor itself, others get a host copy.
+What is torch's own here: the autograd hooks, the noise generators (one
+``torch.Generator`` per device, or numpy's) and their place in ``state_dict()``, and
+``nn.Module`` plumbing. Tensors keep their dtype and device: solvers that run on any
+array (top-k) see the tensor itself, others get a host copy.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import _binding
-from ._binding import NoiseSource
 from .adapters import register_solver
 from .errors import InvalidInputError, missing_dependency
-from .estimators import Estimator
-from .failures import OnFailure, gradient_with_status, sample_with_status
+from .estimators import Estimator, Residuals
+from .losses import FenchelYoung, LossDefinition, SPOPlus, check_reduction, perturbation, reduce
 from .noise import NumpySource, RandomSource, TorchSource
-from .oracle import MAPOracle
+from .options import NoiseOptions, OracleOptions, take_options
 from .problems import DataField, Problem, Sense
-from .problems.base import check_batch_shape, check_finite
+from .step import LossStep, Plan, Step, check_estimator
 
 try:
     import torch
@@ -33,54 +33,41 @@ __all__ = ["FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "T
 
 
 @dataclass
-class _Step:
-    """What one differentiable call needs; the state holder is the caller's."""
+class _Call:
+    """One training call: its plan and data, its noise source, and the layer that holds the
+    estimator's state; ``status`` is set by the forward pass under a failure policy."""
 
-    estimator: Estimator
-    oracle: MAPOracle
+    layer: IMLELayer
+    plan: Plan
+    data: dict[str, Any]
+    poison: torch.Tensor | None
     source: RandomSource
-    holder: Any  # has an ``estimator_state`` attribute that backward replaces
-    validate: bool  # make rows of a non-finite dL/dz NaN in backward
-    data: dict[str, torch.Tensor]  # the instances' own data, (B, *field.shape) each
-    batch: int
-    status: torch.Tensor | None = None  # (B,) statuses of the forward pass, under a failure policy
-
-    def __post_init__(self) -> None:
-        # every solve of the estimator's, each row with its own instance's data
-        self.solve, self.solve_with_status = _binding.oracle_solves(self.oracle, self.data, self.batch)
+    status: torch.Tensor | None = None
 
 
 class _PerturbAndMAPFunction(torch.autograd.Function):
-    """``z = estimator.sample(theta)`` forward, ``estimator.gradient`` backward; under a
-    failure policy other than ``"raise"``, through :mod:`imle_solvers.failures`."""
+    """The step's forward pass forward, its backward pass backward."""
 
     @staticmethod
-    def forward(ctx: Any, theta: torch.Tensor, step: _Step) -> torch.Tensor:
-        theta, sign = theta.detach(), step.oracle.problem.sign
-        noise = step.estimator.draw(theta, step.source)
-        if step.oracle.on_failure == "raise":
-            z, residuals = step.estimator.sample_with(theta, noise, step.solve, sign=sign)
-        else:
-            z, step.status, residuals = sample_with_status(step.estimator, theta, noise, step.solve_with_status, sign)
-        ctx.residuals, ctx.step = residuals, step
+    def forward(ctx: Any, theta: torch.Tensor, call: _Call) -> torch.Tensor:
+        theta, estimator = theta.detach(), call.layer.estimator
+        noise = estimator.draw(theta, call.source)
+        z, call.status, ctx.residuals = call.plan.forward(estimator, theta, noise, call.data, call.poison)
+        ctx.call = call
         return z
 
     @staticmethod
     def backward(ctx: Any, grad_z: torch.Tensor) -> tuple[torch.Tensor, None]:
-        step = ctx.step
-        grad_z, state = grad_z.detach(), step.holder.estimator_state
-        if step.status is None:
-            grad, state = step.estimator.gradient(ctx.residuals, grad_z, step.solve, state)
-        else:
-            grad, state = gradient_with_status(
-                step.estimator, ctx.residuals, grad_z, step.solve_with_status, state, step.status
-            )
-        step.holder.estimator_state = state
-        return (_binding.nan_where_not_finite(grad_z, grad) if step.validate else grad), None
+        call = ctx.call
+        layer = call.layer
+        grad, layer.estimator_state = call.plan.backward(
+            layer.estimator, ctx.residuals, grad_z.detach(), layer.estimator_state, call.status, call.data
+        )
+        return grad, None
 
 
 class NoiseGenerators:
-    """Where a layer's noise comes from (see ``noise_source`` in :mod:`imle_solvers._binding`).
+    """Where a layer's noise comes from (see :class:`~imle_solvers.options.NoiseOptions`).
 
     ``"native"`` with a seed: one ``torch.Generator`` per device, seeded with it, created
     on first use; without a seed, torch's default generator of the device (so
@@ -89,10 +76,10 @@ class NoiseGenerators:
     uninterrupted one would.
     """
 
-    def __init__(self, seed: int | None, noise_source: NoiseSource) -> None:
-        self.seed = seed
-        self.noise_source = _binding.check_noise_source(noise_source)
-        self.numpy = _binding.generator(seed) if noise_source == "numpy" else None
+    def __init__(self, options: NoiseOptions) -> None:
+        self.seed = options.seed
+        self.noise_source = options.noise_source
+        self.numpy = _binding.generator(self.seed) if self.noise_source == "numpy" else None
         self.torch: dict[str, torch.Generator] = {}
         self._pending: dict[str, torch.Tensor] = {}  # loaded states of devices not used yet
 
@@ -141,21 +128,19 @@ class IMLELayer(torch.nn.Module):
 
     Args:
         problem: what to solve, e.g. ``KSubset(n, k)``.
-        estimator: ``IMLE(...)``, ``AIMLE(...)`` or ``STE(...)``.
-        backend: solver name (see ``imle_solvers.list_solvers``) or ``"auto"``.
-        seed: seed of the layer's noise generator. None: with ``noise_source="native"``,
-            torch's default generator (``torch.manual_seed`` decides); with ``"numpy"``,
-            fresh entropy.
-        noise_source: ``"native"`` (default) draws with torch on ``theta``'s device and in
-            its dtype; ``"numpy"`` draws on the host from ``numpy.random.default_rng(seed)``,
-            identical in torch, JAX and Keras for one seed.
-        validate_args: check that ``theta`` is finite (one reduction read back from the
-            device per step), and give NaN gradients to rows whose ``dL/dz`` is not finite
-            (on the device, nothing read back); False skips both (as
-            ``torch.distributions``' ``validate_args``). Shapes are always checked.
-        n_jobs, parallel_backend, chunk_size, time_limit, on_failure, cache: passed to
-            :class:`~imle_solvers.MAPOracle` (see docs/parallel.md and docs/failures.md);
-            forward and backward passes share its worker pool.
+        estimator: ``IMLE(...)``, ``AIMLE(...)``, ``STE()``, ... (docs/estimators.md).
+        validate_args: check that ``theta`` and the data are finite and valid (one
+            reduction read back from the device per step), and give NaN gradients to rows
+            whose ``dL/dz`` is not finite (on the device, nothing read back); False skips
+            both (as ``torch.distributions``' ``validate_args``). Shapes are always checked.
+        oracle_options, noise_options: :class:`~imle_solvers.options.OracleOptions` and
+            :class:`~imle_solvers.options.NoiseOptions`, or their fields as keywords:
+        **options: ``backend``, ``n_jobs``, ``parallel_backend``, ``chunk_size``,
+            ``time_limit``, ``on_failure``, ``cache`` (the oracle's; forward and backward
+            passes share its worker pool) and ``seed``, ``noise_source`` (``"native"``:
+            torch draws on ``theta``'s device in its dtype, from ``torch.Generator``\ s
+            seeded with ``seed``, or torch's default one without a seed; ``"numpy"``:
+            ``numpy.random.default_rng(seed)``, identical in torch, JAX and Keras).
 
     An adaptive estimator's state (AIMLE's beta) and the noise generators' states are
     part of ``state_dict()``. ``failures`` counts the failed solves of instances by reason.
@@ -165,34 +150,28 @@ class IMLELayer(torch.nn.Module):
         self,
         problem: Problem,
         estimator: Estimator,
-        backend: str = "auto",
-        seed: int | None = None,
-        noise_source: NoiseSource = "native",
+        *,
         validate_args: bool = True,
-        n_jobs: int = 1,
-        parallel_backend: str = "loky",
-        chunk_size: int | str = "auto",
-        time_limit: float | None = None,
-        on_failure: OnFailure = "raise",
-        cache: Any = None,
+        oracle_options: OracleOptions | None = None,
+        noise_options: NoiseOptions | None = None,
+        **options: Any,
     ) -> None:
         super().__init__()
-        _binding.check_estimator("IMLELayer", estimator)
+        check_estimator("IMLELayer", estimator)
+        oracle, noise, _ = take_options("IMLELayer", options, oracle_options, noise_options)
         self.problem = problem
         self.estimator = estimator
-        self.validate_args = validate_args
-        self.oracle = MAPOracle(
-            problem,
-            backend=backend,
-            n_jobs=n_jobs,
-            parallel_backend=parallel_backend,
-            chunk_size=chunk_size,
-            time_limit=time_limit,
-            on_failure=on_failure,
-            cache=cache,
-        )
-        self.noise = NoiseGenerators(seed, noise_source)
+        self.step = Step(oracle.oracle(problem), validate_args)
+        self.noise = NoiseGenerators(noise)
         self.estimator_state = estimator.initial_state()
+
+    @property
+    def oracle(self) -> Any:
+        return self.step.oracle
+
+    @property
+    def validate_args(self) -> bool:
+        return self.step.validate_args
 
     @property
     def failures(self) -> Any:
@@ -202,21 +181,14 @@ class IMLELayer(torch.nn.Module):
     def forward(self, theta: torch.Tensor, **data: Any) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``z`` (and the statuses, under a failure policy) of ``theta`` ``(B, *shape)``;
         ``data``: the instances' own data by field name (``problem.instance_fields``), each
-        ``(B, *field.shape)``, tensors or arrays, carrying no gradient."""
-        check_batch_shape(tuple(theta.shape), self.problem.shape, "theta")
-        if self.validate_args:
-            check_finite(theta.detach(), "theta")
-        data = _binding.instance_data(self.oracle, data, theta.detach(), self.validate_args)
-        with_status = self.oracle.on_failure != "raise"
+        ``(B, *field.shape)`` (or one instance's, for all), tensors or arrays, carrying no gradient."""
+        plan, data, poison = self.step.prepare(theta.detach(), data)
         if not self.training:
             with torch.no_grad():
-                z, status = self.oracle.solve(theta, validate=False, **data)
-            return (z, status) if with_status else z
-        step = _Step(
-            self.estimator, self.oracle, self.noise.source(theta), self, self.validate_args, data, theta.shape[0]
-        )
-        z = _PerturbAndMAPFunction.apply(theta, step)
-        return (z, step.status) if with_status else z
+                return plan.map(theta.detach(), data, poison)
+        call = _Call(self, plan, data, poison, self.noise.source(theta))
+        z = _PerturbAndMAPFunction.apply(theta, call)
+        return (z, call.status) if self.step.with_status else z
 
     def get_extra_state(self) -> dict:
         state = self.estimator_state
@@ -322,7 +294,7 @@ def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:
 
 class _LossFunction(torch.autograd.Function):
     """Per-instance loss values ``(B,)`` forward, ``grad_out * gradient`` backward; the
-    loss's math (values and gradient at once) runs in :mod:`imle_solvers.losses`."""
+    loss's values and gradient come at once from ``compute``."""
 
     @staticmethod
     def forward(ctx: Any, prediction: torch.Tensor, compute: Callable[[torch.Tensor], Any]) -> torch.Tensor:
@@ -336,18 +308,22 @@ class _LossFunction(torch.autograd.Function):
         return grad_out.reshape(-1, *(1,) * (gradient.ndim - 1)) * gradient, None
 
 
-class _OracleLoss(torch.nn.Module):
-    """What both losses share: the oracle (with its failure policy and cache), the
-    reduction and the checks of a call."""
+class _Loss(torch.nn.Module):
+    """A loss over the step (:class:`~imle_solvers.step.LossStep`), reduced over the batch."""
 
-    def __init__(self, problem: Problem, reduction: str, validate_args: bool, oracle_options: dict[str, Any]) -> None:
+    def __init__(self, problem: Problem, definition: LossDefinition, reduction: str, validate_args: bool,
+                 oracle_options: OracleOptions | None, noise_options: NoiseOptions | None, options: dict) -> None:
         super().__init__()
-        from .losses import check_reduction
-
+        owner = type(self).__name__
+        oracle, noise, _ = take_options(owner, options, oracle_options, noise_options)
         self.problem = problem
-        self.reduction = check_reduction(type(self).__name__, reduction)
-        self.validate_args = validate_args
-        self.oracle = MAPOracle(problem, **oracle_options)
+        self.reduction = check_reduction(owner, reduction)
+        self.step = LossStep(oracle.oracle(problem), definition, validate_args)
+        self.noise = NoiseGenerators(noise)
+
+    @property
+    def oracle(self) -> Any:
+        return self.step.oracle
 
     @property
     def failures(self) -> Any:
@@ -355,32 +331,22 @@ class _OracleLoss(torch.nn.Module):
         counts each of an instance's failed perturbed solves)."""
         return self.oracle.failures
 
-    def _prepare(self, prediction: torch.Tensor, data: dict[str, Any]) -> tuple[Callable, Callable]:
-        """A call's checks, and its two solves (states; states and statuses), each row with
-        its instance's data."""
-        check_batch_shape(tuple(prediction.shape), self.problem.shape, "prediction")
-        if self.validate_args:
-            check_finite(prediction.detach(), "prediction")
-        data = _binding.instance_data(self.oracle, data, prediction.detach(), self.validate_args)
-        return _binding.oracle_solves(self.oracle, data, prediction.shape[0])
+    def _loss(self, prediction: torch.Tensor, targets: dict[str, Any], data: dict[str, Any]) -> torch.Tensor:
+        detached = prediction.detach()
+        plan, targets, data, poison = self.step.prepare_loss(detached, targets, data)
+        perturbation = self.step.definition.perturbation
+        noise = None if perturbation is None else perturbation.draw(detached, self.noise.source(prediction))
+        values = _LossFunction.apply(prediction, lambda p: self.step.values(plan, p, targets, noise, data, poison))
+        return reduce(values, self.reduction)
 
-    def _values(
-        self, prediction: torch.Tensor, solves: tuple[Callable, Callable], loss: Callable[[torch.Tensor, Any], Any]
-    ) -> torch.Tensor:
-        """The reduced loss of ``prediction``: ``loss(prediction, solve)`` under the oracle's
-        failure policy (:func:`imle_solvers.losses.under_policy`), differentiable with respect
-        to ``prediction``."""
-        from .losses import reduce, under_policy
+    def get_extra_state(self) -> dict:
+        return {"noise": self.noise.state_dict()}
 
-        (solve, with_status), policy = solves, self.oracle.on_failure
-
-        def compute(t: torch.Tensor) -> Any:
-            return under_policy(lambda s: loss(t, s), t, solve, with_status, policy)
-
-        return reduce(_LossFunction.apply(prediction, compute), self.reduction)
+    def set_extra_state(self, extra: dict) -> None:
+        self.noise.load_state_dict(extra.get("noise", {}))
 
 
-class FenchelYoungLoss(_OracleLoss):
+class FenchelYoungLoss(_Loss):
     """The perturbed Fenchel-Young loss (Berthet et al., 2020) of ``problem``:
     ``loss_fn(theta, y_true, **data)``, ``theta`` and ``y_true`` ``(B, *problem.shape)``,
     reduced over the batch (``reduction``: ``"mean"``, ``"sum"`` or ``"none"`` for ``(B,)``).
@@ -395,69 +361,30 @@ class FenchelYoungLoss(_OracleLoss):
         sigma: the perturbation's scale, > 0.
         samples: M, perturbations per instance.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        seed, noise_source: as :class:`IMLELayer`'s (``"numpy"`` draws what the JAX and Keras
-            losses draw for one seed).
-        validate_args, backend, n_jobs, parallel_backend, chunk_size, time_limit: as
-            :class:`IMLELayer`'s.
-        on_failure: as :class:`IMLELayer`'s: ``"raise"`` names the failing instance's batch
-            index; under ``"skip"`` (and ``"incumbent"`` without an incumbent) an instance
-            whose perturbed solves fail adds 0 to the loss and gets gradient 0 (``"mean"``
-            still divides by ``B``); ``failures`` counts them.
-        cache: a :class:`~imle_solvers.cache.SolutionCache` for the oracle (as
-            :class:`IMLELayer`'s).
         multiplicative: perturb ``theta * exp(sigma Z - sigma^2/2)``, keeping the scores'
             signs (PyEPO's ``perturbedFenchelYoungMul``): the gradient is then
             ``mean_m f_m * y_m - y_true``, ``f_m`` the factors (see :mod:`imle_solvers.losses`).
+        validate_args, oracle_options, noise_options, **options: as :class:`IMLELayer`'s
+            (``noise_source="numpy"`` draws what the JAX and Keras losses draw for one
+            seed). ``on_failure="raise"`` names the failing instance's batch index; under
+            ``"skip"`` (and ``"incumbent"`` without an incumbent) an instance whose perturbed
+            solves fail adds 0 to the loss and gets gradient 0 (``"mean"`` still divides by
+            ``B``); ``failures`` counts them.
     """
 
-    def __init__(
-        self,
-        problem: Problem,
-        noise: Any = None,
-        sigma: float = 1.0,
-        samples: int = 1,
-        reduction: str = "mean",
-        backend: str = "auto",
-        seed: int | None = None,
-        noise_source: NoiseSource = "native",
-        validate_args: bool = True,
-        n_jobs: int = 1,
-        parallel_backend: str = "loky",
-        chunk_size: int | str = "auto",
-        time_limit: float | None = None,
-        on_failure: OnFailure = "raise",
-        cache: Any = None,
-        multiplicative: bool = False,
-    ) -> None:
-        from .losses import perturbation
-
-        super().__init__(problem, reduction, validate_args, _binding.options_of(locals()))
-        self.perturbation = perturbation(noise, sigma, samples, multiplicative)
-        self.sigma = sigma
-        self.multiplicative = multiplicative
-        self.noise = NoiseGenerators(seed, noise_source)
+    def __init__(self, problem: Problem, noise: Any = None, sigma: float = 1.0, samples: int = 1,
+                 reduction: str = "mean", multiplicative: bool = False, *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, noise_options: NoiseOptions | None = None,
+                 **options: Any) -> None:
+        definition = FenchelYoung(perturbation(noise, sigma, samples, multiplicative))
+        super().__init__(problem, definition, reduction, validate_args, oracle_options, noise_options, options)
+        self.sigma, self.multiplicative = sigma, multiplicative
 
     def forward(self, theta: torch.Tensor, y_true: Any, **data: Any) -> torch.Tensor:
-        from .losses import fenchel_young
-
-        solves = self._prepare(theta, data)
-        y_true = torch.as_tensor(y_true, dtype=theta.dtype, device=theta.device)
-        noise = self.perturbation.draw(theta.detach(), self.noise.source(theta))
-        sign, sigma, multiplicative = self.problem.sign, self.sigma, self.multiplicative
-
-        def loss(t: torch.Tensor, solve: Any) -> Any:
-            return fenchel_young(t, y_true, noise, solve, sign=sign, sigma=sigma, multiplicative=multiplicative)
-
-        return self._values(theta, solves, loss)
-
-    def get_extra_state(self) -> dict:
-        return {"noise": self.noise.state_dict()}
-
-    def set_extra_state(self, extra: dict) -> None:
-        self.noise.load_state_dict(extra.get("noise", {}))
+        return self._loss(theta, {"y_true": y_true}, data)
 
 
-class SPOPlusLoss(_OracleLoss):
+class SPOPlusLoss(_Loss):
     """SPO+ (Elmachtoub and Grigas) of ``problem``: ``loss_fn(c_hat, c, w_true=None,
     z_true=None, **data)``, ``c_hat`` the predicted costs (scores for a max problem) and
     ``c`` the true ones, ``(B, *problem.shape)``; ``w_true`` ``(B, *shape)`` an optimal
@@ -468,32 +395,9 @@ class SPOPlusLoss(_OracleLoss):
     solve of ``c`` or of ``2 c_hat - c`` fails adds 0 to the loss and gets gradient 0.
     """
 
-    def __init__(
-        self,
-        problem: Problem,
-        reduction: str = "mean",
-        backend: str = "auto",
-        validate_args: bool = True,
-        n_jobs: int = 1,
-        parallel_backend: str = "loky",
-        chunk_size: int | str = "auto",
-        time_limit: float | None = None,
-        on_failure: OnFailure = "raise",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(problem, reduction, validate_args, _binding.options_of(locals()))
+    def __init__(self, problem: Problem, reduction: str = "mean", *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        super().__init__(problem, SPOPlus(), reduction, validate_args, oracle_options, None, options)
 
     def forward(self, c_hat: torch.Tensor, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> torch.Tensor:
-        from .losses import spo_plus
-
-        solves = self._prepare(c_hat, data)
-        like = {"dtype": c_hat.dtype, "device": c_hat.device}
-        c = torch.as_tensor(c, **like).detach()
-        w_true = None if w_true is None else torch.as_tensor(w_true, **like).detach()
-        z_true = None if z_true is None else torch.as_tensor(z_true, **like).detach()
-        sign = self.problem.sign
-
-        def loss(prediction: torch.Tensor, solve: Any) -> Any:
-            return spo_plus(prediction, c, solve, sign=sign, w_true=w_true, z_true=z_true)
-
-        return self._values(c_hat, solves, loss)
+        return self._loss(c_hat, {"c": c, "w_true": w_true, "z_true": z_true}, data)

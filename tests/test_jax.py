@@ -11,7 +11,7 @@ jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
 import imle_solvers as ims  # noqa: E402
-from imle_solvers import _binding  # noqa: E402
+from imle_solvers.step import HostSolve  # noqa: E402
 from batches import scores_and_upstream  # noqa: E402
 from example_scripts import load_example  # noqa: E402
 from imle_solvers.jax import apply_state_update, imle, numpy_seed  # noqa: E402
@@ -49,14 +49,14 @@ def test_vmap_matches_eager_calls_with_one_host_solve_per_pass(monkeypatch):
         return jnp.sum(f(t, key) * w)
 
     calls = []
-    solve_on_host = _binding.solve_on_host
+    solve_on_host = HostSolve.__call__
 
-    def counting(oracle, theta, data=None):
-        calls.append(theta.shape)
-        return solve_on_host(oracle, theta, data)
+    def counting(self, theta, *values):
+        calls.append(np.shape(theta))
+        return solve_on_host(self, theta, *values)
 
     z_mapped = jax.vmap(f)(thetas, keys)
-    monkeypatch.setattr(_binding, "solve_on_host", counting)
+    monkeypatch.setattr(HostSolve, "__call__", counting)
     grads = jax.jit(jax.vmap(jax.grad(loss)))(thetas, ws, keys)
     monkeypatch.undo()
     for i in range(4):
@@ -144,7 +144,7 @@ def test_eager_nan_theta_raises_our_error_naming_the_index(caplog, capfd):
         f(nan_theta(), key)
     with pytest.raises(ims.InvalidInputError, match=r"^theta: batch index 2 holds"):
         f.map(nan_theta())
-    # under grad, theta is traced: the device check's host callback raises, and we unwrap it
+    # under an eager grad, theta is traced but its values are known: read as eagerly
     with pytest.raises(ims.InvalidInputError, match=r"^theta: batch index 2 holds"):
         jax.grad(lambda t: jnp.sum(f(t, key)))(nan_theta())
     out, err = capfd.readouterr()
@@ -172,13 +172,9 @@ def test_a_backward_failure_under_grad_arrives_wrapped_with_our_message(caplog, 
     assert "SolverError" not in caplog.text + out + err
 
 
-@pytest.mark.parametrize("case", ["nan-theta", "solver-failure"])
-def test_under_an_outer_jit_the_error_holds_our_message_and_is_logged_nowhere(caplog, capfd, case):
-    if case == "nan-theta":
-        f, theta, ours = imle(KSUBSET, ims.IMLE(noise=ims.Gumbel())), nan_theta(), "InvalidInputError: theta: batch index 2"
-    else:
-        f, theta = imle(NEGATIVE_RAISES, ims.IMLE(noise=ims.Gumbel()), backend="scipy"), negative_theta()
-        ours = "SolverError: instance 1 (grid-shortest-path"
+def test_under_an_outer_jit_the_error_holds_our_message_and_is_logged_nowhere(caplog, capfd):
+    f, theta = imle(NEGATIVE_RAISES, ims.IMLE(noise=ims.Gumbel()), backend="scipy"), negative_theta()
+    ours = "SolverError: instance 1 (grid-shortest-path"
     with pytest.raises(Exception) as caught:
         jax.block_until_ready(jax.jit(f)(theta, jax.random.key(0)))
     message = str(caught.value)
@@ -186,3 +182,26 @@ def test_under_an_outer_jit_the_error_holds_our_message_and_is_logged_nowhere(ca
     # the traceback is in the message, once; JAX's own log of it is dropped
     out, err = capfd.readouterr()
     assert ours.split(":")[0] not in caplog.text + out + err
+
+
+@pytest.mark.parametrize("closed_over", [False, True])
+def test_under_an_outer_jit_bad_rows_are_nan_on_the_device(closed_over):
+    """Inside a trace the check leaves nothing to the host (a default step exports): the rows
+    of a non-finite theta are NaN, the others as without the check; a theta closed over as a
+    constant inside jit is checked the same way."""
+    f, key = imle(KSUBSET, ims.IMLE(noise=ims.Gumbel())), jax.random.key(0)
+    theta = nan_theta()
+    z = jax.jit(lambda: f(theta, key))() if closed_over else jax.jit(f)(theta, key)
+    assert np.isnan(np.asarray(z[2])).all() and not np.isnan(np.asarray(z[:2])).any()
+    expected = f(theta[:2], key)[:2] if closed_over else imle(KSUBSET, ims.IMLE(noise=ims.Gumbel()),
+                                                                   validate_args=False)(theta, key)[:2]
+    np.testing.assert_array_equal(z[:2], expected)
+    grads = jax.jit(jax.grad(lambda t: jnp.nansum(f(t, key) * jnp.arange(KSUBSET.n))))(theta)
+    assert np.isnan(np.asarray(grads[2])).all() and np.isfinite(np.asarray(grads[:2])).all()
+
+
+def test_a_default_step_exports_without_host_callbacks():
+    f = imle(KSUBSET, ims.IMLE(noise=ims.Gumbel()))
+    exported = jax.export.export(jax.jit(f))(jnp.zeros((3, KSUBSET.n)), jax.random.key(0))
+    theta = jnp.asarray(np.random.default_rng(0).normal(size=(3, KSUBSET.n)), jnp.float32)
+    np.testing.assert_array_equal(exported.call(theta, jax.random.key(0)), f(theta, jax.random.key(0)))

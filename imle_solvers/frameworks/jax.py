@@ -1,0 +1,138 @@
+"""JAX as a framework: arrays that may be traced (``jit``, ``vmap``, ``grad``).
+
+Host calls are ``jax.pure_callback`` (under ``jax.vmap`` one call sees every mapped call,
+``vmap_method="broadcast_all"``). A traced check cannot raise without a host callback,
+which would make a step impossible to export (``jax.export``): a traced ``check_rows``
+returns a poison instead, NaN rows in the step's output; a concrete one raises now.
+
+Errors raised on the host reach the caller wrapped by XLA (``JaxRuntimeError``, our
+message last) and are logged by JAX before that. :func:`unwrapping_errors` re-raises the
+original instead, for calls made outside a trace.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import Array, HostFunction, ResultSpec, poison_of
+
+
+class JaxFramework:
+    name = "jax"
+    traces = True
+
+    def owns(self, x: Any) -> bool:
+        return isinstance(x, jax.Array)
+
+    def namespace(self, x: Array) -> Any:
+        return jnp
+
+    def device(self, x: Array) -> Any:
+        from array_api_compat import device
+
+        return device(x)
+
+    def is_traced(self, x: Array) -> bool:
+        return isinstance(x, jax.core.Tracer)
+
+    def on_accelerator(self, x: Array) -> bool:
+        return not self.is_traced(x) and any(d.platform != "cpu" for d in x.devices())
+
+    def batch_size(self, x: Array) -> int:
+        return x.shape[0]
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        return np.asarray(x)
+
+    def host_call(self, fn: HostFunction, args: Sequence[Array], results: Sequence[ResultSpec]) -> tuple:
+        specs = tuple(jax.ShapeDtypeStruct(tuple(shape), dtype) for shape, dtype in results)
+        host = functools.partial(recording_errors, fn)
+        return tuple(jax.pure_callback(host, specs, *args, vmap_method="broadcast_all"))
+
+    def check_rows(self, ok: Array, report: HostFunction, args: Sequence[Array]) -> Array | None:
+        if ok is None:  # the device cannot tell (a problem without device checks): the host checks
+            jax.debug.callback(functools.partial(recording_errors, report), *args)
+            return None
+        if isinstance(ok, jax.core.Tracer):  # also a constant's check inside a trace
+            return poison_of(ok, jnp, jnp.result_type(float))
+        if not bool(jnp.all(ok)):  # the values are known (an eager grad's tracers carry them)
+            report(*(np.asarray(jax.lax.stop_gradient(a)) for a in args))
+        return None
+
+
+FRAMEWORK = JaxFramework()
+
+
+# --- errors: ours, not JAX's wrapping of them -------------------------------------------
+# Recorded errors are matched to the wrapping error by their text, not by thread: on an
+# accelerator the callback runs on another thread than the call.
+
+_RECENT_ERRORS: collections.deque[BaseException] = collections.deque(maxlen=8)  # bounded: a jit's are never taken
+_RECENT_LOCK = threading.Lock()
+
+
+def recording_errors(host: Callable[..., Any], *args: Any) -> Any:
+    """``host(*args)``, recording the exception it raises (see the module docstring)."""
+    try:
+        return host(*args)
+    except Exception as error:
+        with _RECENT_LOCK:
+            _RECENT_ERRORS.append(error)
+        raise
+
+
+def _recorded(error: BaseException | None) -> bool:
+    with _RECENT_LOCK:
+        return any(error is e for e in _RECENT_ERRORS)
+
+
+def _take_original(wrapped: BaseException) -> BaseException | None:
+    """The recorded exception that ``wrapped`` wraps (the latest whose ``Type: message``
+    its message holds), forgotten once taken; None if there is none."""
+    text = str(wrapped)
+    with _RECENT_LOCK:
+        for error in reversed(_RECENT_ERRORS):
+            if f"{type(error).__name__}: {error}" in text:
+                _RECENT_ERRORS.remove(error)
+                return error
+    return None
+
+
+def unwrapping_errors(compiled: Callable[..., Any], *args: Any) -> Any:
+    """``compiled(*args)``, run to completion, raising a host callback's own exception
+    (e.g. a :class:`~imle_solvers.errors.SolverError` with its ``index``) instead of
+    JAX's wrapping of it. Under an outer ``jax.jit`` (traced ``args``) nothing runs here,
+    and errors arrive as JAX raises them."""
+    try:
+        # block: with asynchronous dispatch the error would otherwise surface later, elsewhere
+        return jax.block_until_ready(compiled(*args))
+    except Exception as wrapped:
+        original = _take_original(wrapped)
+        if original is None:
+            raise
+    # raised outside the except block: no "During handling of the above exception" wrapper
+    raise original
+
+
+class _DropRecordedErrors(logging.Filter):
+    """Drops JAX's log of an exception our host side raised: it reaches the caller anyway,
+    with the same traceback, and was printed twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and _recorded(record.exc_info[1]))
+
+
+# the loggers of jax.pure_callback's failures (jax/_src/callback.py); a filter on a logger
+# sees only that logger's own records
+for _name in ("jax._src.callback", "jax._src.debugging"):
+    logging.getLogger(_name).addFilter(_DropRecordedErrors())
+del _name

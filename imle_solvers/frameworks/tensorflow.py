@@ -1,0 +1,86 @@
+"""TensorFlow as a framework: eager tensors, or symbolic ones inside ``tf.function``
+(``model.fit``), where the batch size may be unknown until run time.
+
+Host calls are ``tf.numpy_function``. A check inside a graph asserts with a host call
+that raises the worded error (``InvalidArgumentError`` carrying our message); inside an
+XLA cluster (``jit_compile=True``), where no host call can run, the check returns a
+poison instead: NaN rows in the step's output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from . import Array, HostFunction, ResultSpec, poison_of
+
+
+class TensorFlowFramework:
+    name = "tensorflow"
+    traces = True
+
+    def owns(self, x: Any) -> bool:
+        return isinstance(x, (tf.Tensor, tf.Variable))
+
+    def namespace(self, x: Array) -> Any:
+        from . import tensorflow_namespace
+
+        return tensorflow_namespace
+
+    def device(self, x: Array) -> Any:
+        return x.device
+
+    def is_traced(self, x: Array) -> bool:
+        return tf.is_symbolic_tensor(x)
+
+    def on_accelerator(self, x: Array) -> bool:
+        return "GPU" in x.device.upper()
+
+    def batch_size(self, x: Array) -> Any:
+        return x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        return np.asarray(x)
+
+    def host_call(self, fn: HostFunction, args: Sequence[Array], results: Sequence[ResultSpec]) -> tuple:
+        outputs = tf.numpy_function(fn, list(args), [dtype for _, dtype in results], stateful=False)
+        for output, (shape, _) in zip(outputs, results):
+            output.set_shape(shape)
+        return tuple(outputs)
+
+    def check_rows(self, ok: Array, report: HostFunction, args: Sequence[Array]) -> Array | None:
+        if tf.executing_eagerly():
+            if ok is None or not bool(tf.reduce_all(ok)):
+                report(*(np.asarray(a) for a in args))
+            return None
+        if in_xla_cluster() and ok is not None:
+            return poison_of(ok, self.namespace(ok), tf.float32)
+
+        def reporting(*values: np.ndarray) -> np.bool_:
+            report(*values)
+            return np.bool_(True)
+
+        def on_host() -> tf.Tensor:
+            return tf.numpy_function(reporting, list(args), tf.bool, stateful=True)
+
+        if ok is None:  # the device cannot tell: the host checks every call
+            on_host()
+        else:  # the host is called only when a row is bad (a stateful call: it runs though unused)
+            tf.cond(tf.reduce_all(ok), lambda: tf.constant(True), on_host)
+        return None
+
+
+def in_xla_cluster() -> bool:
+    """Whether the graph being built will be compiled by XLA (``jit_compile=True``)."""
+    try:
+        from tensorflow.python.framework import ops
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:  # pragma: no cover - TensorFlow moved its internals
+        return False
+    return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
+
+
+FRAMEWORK = TensorFlowFramework()

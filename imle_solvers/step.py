@@ -1,0 +1,376 @@
+"""One differentiable step, written once for every framework.
+
+A binding (``imle_solvers.torch``, ``.jax``, ``.tensorflow``) holds only what is its
+framework's own: the autograd hook, its random source, its persistence. Everything else
+of a call is here, on array-API arrays, through the hooks of the scores' framework
+(:mod:`imle_solvers.frameworks`):
+
+1. :meth:`Step.prepare` checks the call once: the scores' shape and dtype, their values
+   (read now, or checked on the device while traced), the per-instance data (``None``
+   dropped, an unbatched value broadcast, names, shapes, kinds and values checked); it
+   chooses the solver once and converts the data once to the form that solver takes.
+   It returns a :class:`Plan` and the prepared data.
+2. :meth:`Plan.forward` and :meth:`Plan.backward` run the estimator's two passes, under the
+   failure policy (:mod:`imle_solvers.failures`), every solve through :meth:`Plan.solve`:
+   the array-native solver on the arrays themselves, or a host call
+   (:class:`HostSolve`), a failure's error naming the instance, not the row.
+3. :meth:`Plan.loss` runs a loss (:mod:`imle_solvers.losses`) over the same solves, under
+   the same policy; :meth:`Plan.map` gives MAP states for evaluation.
+
+Vocabulary: a *call* is one use of a layer on a batch of ``B`` instances; a *solve* is one
+oracle call on ``N`` rows (``N / B`` consecutive rows per instance); a *step* is a call
+with its backward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._array import Array, array_namespace, device, framework
+from .adapters.registry import SolverEntry
+from .errors import InvalidInputError, SolverError, instance_error
+from .estimators import Estimator, Residuals
+from .failures import STATUS_DTYPE, batch_size, gradient_with_status, sample_with_status
+from .frameworks import Framework
+from .instances import (
+    InstanceData,
+    check_data,
+    check_values,
+    dtype_name,
+    for_framework,
+    invalid_on_device,
+    per_instance,
+    to_host,
+)
+from .losses import LossDefinition, LossValue, under_policy
+from .oracle import MAPOracle
+from .problems.base import Problem, check_batch_shape, check_finite
+
+__all__ = ["HostSolve", "LossStep", "Plan", "Step", "check_estimator", "nan_where_not_finite", "rows_per_instance"]
+
+Solve = Callable[[Array], Array]
+
+
+def check_estimator(owner: str, estimator: Any) -> None:
+    """Raise unless ``estimator`` is an estimator object (``IMLE(...)``, not the class)."""
+    required = ("sample_with", "gradient", "draw", "initial_state")
+    if isinstance(estimator, type) or not all(callable(getattr(estimator, name, None)) for name in required):
+        raise InvalidInputError(
+            f"{owner}: estimator must be an estimator such as IMLE(...), AIMLE(...) or STE(), got {estimator!r}"
+        )
+
+
+class Step:
+    """What a layer or loss of any framework holds: the problem, its oracle (with the
+    failure policy and the cache) and ``validate_args``; :meth:`prepare` plans one call.
+
+    Args:
+        oracle: the batched MAP oracle of the problem.
+        validate_args: check the scores' and the data's values (see :meth:`prepare`), and
+            give NaN gradient rows where the upstream gradient is not finite.
+    """
+
+    def __init__(self, oracle: MAPOracle, validate_args: bool = True) -> None:
+        self.oracle = oracle
+        self.problem: Problem = oracle.problem
+        self.validate_args = validate_args
+
+    @property
+    def with_status(self) -> bool:
+        """Whether calls return each instance's status beside ``z`` (a policy other than raise)."""
+        return self.oracle.on_failure != "raise"
+
+    def prepare(
+        self, theta: Array, data: Mapping[str, Any], name: str = "theta"
+    ) -> tuple[Plan, dict[str, Array], Array | None]:
+        """Check a call of ``theta`` ``(B, *shape)`` with ``data`` (per-instance arrays by field
+        name, ``(B, *field.shape)``; ``None`` values are dropped and a value without the
+        batch axis is broadcast) and plan it.
+
+        Returns the plan, the data in the form its solver takes (``theta``'s framework for an
+        array-native solver or a traced call, numpy otherwise), and the poison ``(B,)`` (0,
+        or NaN in rows whose scores or data failed a check on the device) or None. Raises
+        :class:`InvalidInputError` naming the field and batch index."""
+        home = framework(theta)
+        check_batch_shape(tuple(theta.shape), self.problem.shape, name)
+        if "float" not in dtype_name(theta):
+            raise InvalidInputError(f"{name}: expected real numbers (a floating dtype), got dtype {dtype_name(theta)}")
+        data = self._batched(data, home.batch_size(theta))
+        solver = self.oracle.solver_for(theta)
+        native = self.oracle.runs_natively(solver, home.name)
+        if data:
+            self.oracle.check_takes_data(solver, data)
+            check_data(self.problem, data, home.batch_size(theta))
+        traced = home.is_traced(theta)
+        data = for_framework(self.problem, data, theta) if native or home.traces else to_host(self.problem, data)
+        poison, on_host = None, False
+        if self.validate_args:
+            on_host = traced and bool(data) and not native and problem_checks_on_host(self.problem, data)
+            data_poison = None if on_host else self._check_data(home, data, traced)
+            poison = _sum_poisons(self._check_scores(home, theta, name), data_poison)
+        return Plan(self, home, solver, native, on_host), data, poison
+
+    def _batched(self, data: Mapping[str, Any], batch: Any) -> dict[str, Any]:
+        """``data`` without its ``None`` entries, each value of a field's own shape (no batch
+        axis: a scalar ``k``, one mask for all) broadcast to the batch."""
+        fields = self.problem.instance_fields
+        out = {}
+        for key, value in data.items():
+            if value is None:
+                continue
+            if key in fields and isinstance(batch, int) and np.ndim(value) == len(fields[key].shape):
+                value = _broadcast(value, (batch, *fields[key].shape))
+            out[key] = value
+        return out
+
+    def _check_scores(self, home: Framework, theta: Array, name: str) -> Array | None:
+        """Finite scores: one reduction read back when concrete, else checked on the device."""
+        if theta.shape[0] == 0:
+            return None
+        xp = home.namespace(theta)
+        total = xp.sum(theta)
+        if not home.is_traced(total):  # concrete values (a constant inside a trace is not)
+            if not math.isfinite(float(total)):
+                check_finite(home.to_numpy(theta), name)
+            return None
+        finite = xp.all(xp.reshape(xp.isfinite(theta), (home.batch_size(theta), -1)), axis=1)
+        return home.check_rows(finite, lambda values: check_finite(values, name), [theta])
+
+    def _check_data(self, home: Framework, data: dict[str, Array], traced: bool) -> Array | None:
+        """The data's values (and a field without default that must be given): read now
+        when concrete; when traced, on the device where the problem can tell a bad instance
+        there, else by a host call."""
+        if not data or not traced:
+            if data or self.problem.instance_fields:
+                check_values(self.problem, data)
+            return None
+        names, problem = tuple(data), self.problem
+
+        def report(*values: np.ndarray) -> None:
+            _check_groups(problem, names, values)
+
+        bad = invalid_on_device(problem, data)
+        return home.check_rows(None if bad is None else ~bad, report, list(data.values()))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One call's decisions, shared by all its solves: the step, the scores' framework, the
+    solver and whether it runs on the arrays themselves (``native``) or on the host. It
+    holds no array: a call's data travel beside it (JAX keeps them among its residuals)."""
+
+    step: Step
+    framework: Framework
+    solver: SolverEntry
+    native: bool
+    check_data_on_host: bool = False  # traced data that the device cannot check: the host solve does
+
+    @property
+    def oracle(self) -> MAPOracle:
+        return self.step.oracle
+
+    def solve(self, x: Array, data: InstanceData, per: int = 1) -> tuple[Array, Array]:
+        """MAP states ``(N, *shape)`` of ``x`` with their rows' ``data``, and the statuses
+        ``(N,)`` (int8); ``per`` rows per instance, which a failure's error names."""
+        xp = array_namespace(x)
+        if self.native:
+            try:
+                z, status = self.oracle.solve_with(self.solver, True, x, data)
+            except SolverError as error:
+                raise instance_error(error, x.shape[0], per) from error
+            return z, xp.zeros((x.shape[0],), dtype=getattr(xp, STATUS_DTYPE))
+        host = HostSolve(self.oracle, self.solver, tuple(data), per, check_data=self.check_data_on_host)
+        results = ((x.shape, x.dtype), (x.shape[:1], getattr(xp, STATUS_DTYPE)))
+        z, status = self.framework.host_call(host, [x, *data.values()], results)
+        return z, status
+
+    def solves(self, data: InstanceData, batch: Any) -> tuple[Solve, Callable[[Array], tuple[Array, Array]]]:
+        """An estimator's two solves for a batch of ``batch`` instances: states, and states
+        with statuses, each row with its instance's data (instance-major)."""
+
+        def with_status(x: Array, rows: InstanceData) -> tuple[Array, Array]:
+            return self.solve(x, rows, rows_per_instance(x, batch))
+
+        return per_instance(lambda x, rows: with_status(x, rows)[0], data, batch), per_instance(with_status, data, batch)
+
+    def forward(
+        self, estimator: Estimator, theta: Array, noise: Array | None, data: InstanceData, poison: Array | None = None
+    ) -> tuple[Array, Array | None, Residuals]:
+        """``(z, status, residuals)``: the estimator's forward pass (``status`` ``(B,)`` under a
+        failure policy, else None); rows of ``z`` NaN where ``poison`` is."""
+        states, with_status = self.solves(data, self.framework.batch_size(theta))
+        sign = self.step.problem.sign
+        if self.step.with_status:
+            z, status, residuals = sample_with_status(estimator, theta, noise, with_status, sign)
+        else:
+            (z, residuals), status = estimator.sample_with(theta, noise, states, sign=sign), None
+        return _poisoned(z, poison), status, residuals
+
+    def backward(
+        self,
+        estimator: Estimator,
+        residuals: Residuals,
+        grad_z: Array,
+        state: Any,
+        status: Array | None,
+        data: InstanceData,
+        poison: Array | None = None,
+    ) -> tuple[Array, Any]:
+        """``(grad_theta, state)``: the estimator's backward pass (zero rows for FAILED
+        instances), NaN rows where ``grad_z`` is not finite (``validate_args``) or where
+        ``poison`` is (the rows forward made NaN)."""
+        states, with_status = self.solves(data, self.framework.batch_size(residuals.theta))
+        if status is None:
+            grad, state = estimator.gradient(residuals, grad_z, states, state)
+        else:
+            grad, state = gradient_with_status(estimator, residuals, grad_z, with_status, state, status)
+        if self.step.validate_args:
+            grad = _poisoned(nan_where_not_finite(grad_z, grad), poison)
+        return grad, state
+
+    def map(self, theta: Array, data: InstanceData, poison: Array | None = None) -> Array | tuple[Array, Array]:
+        """MAP states ``(B, *shape)`` of ``theta`` (and the statuses, under a failure policy)."""
+        z, status = self.solve(theta, data)
+        z = _poisoned(z, poison)
+        return (z, status) if self.step.with_status else z
+
+    def loss(
+        self, prediction: Array, data: InstanceData, compute: Callable[[Array, Solve], LossValue]
+    ) -> LossValue:
+        """``compute(prediction, solve)`` under the failure policy (see
+        :func:`imle_solvers.losses.under_policy`), its solves those of this plan."""
+        states, with_status = self.solves(data, self.framework.batch_size(prediction))
+        return under_policy(lambda solve: compute(prediction, solve), prediction, states, with_status,
+                            self.oracle.on_failure)
+
+
+class HostSolve:
+    """A solve on the host (the function a framework's host call runs): ``(theta, *values)
+    -> (states, statuses)``, numpy in and out, ``values`` the rows' data of ``names`` in
+    order. Leading axes in front of the rows (the calls of a ``jax.vmap``) are solved in
+    the same oracle call. ``check_data``: check the data's values first (traced data whose
+    problem cannot check them on the device)."""
+
+    def __init__(
+        self, oracle: MAPOracle, solver: SolverEntry, names: tuple[str, ...], per: int = 1, check_data: bool = False
+    ) -> None:
+        self.oracle, self.solver, self.names, self.per, self.check_data = oracle, solver, names, per, check_data
+
+    def __call__(self, theta: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        problem = self.oracle.problem
+        theta = np.asarray(theta)
+        lead = theta.shape[: theta.ndim - len(problem.shape)]
+        fields = problem.instance_fields
+        flat = {name: np.asarray(v).reshape(-1, *fields[name].shape) for name, v in zip(self.names, values)}
+        flat = to_host(problem, flat)
+        if self.check_data and flat:
+            check_values(problem, flat)
+        rows = theta.reshape(-1, *problem.shape)
+        try:
+            z, status = self.oracle.solve_with(self.solver, False, rows, flat)
+        except SolverError as error:
+            raise instance_error(error, int(np.prod(lead[-1:], dtype=int)), self.per) from error
+        status = np.zeros(len(rows), dtype=STATUS_DTYPE) if status is None else status
+        return np.asarray(z, dtype=theta.dtype).reshape(theta.shape), np.asarray(status).reshape(lead)
+
+
+def problem_checks_on_host(problem: Problem, data: InstanceData) -> bool:
+    """Whether ``problem`` can tell a bad instance of ``data`` only on the host."""
+    return invalid_on_device(problem, data) is None
+
+
+def rows_per_instance(x: Any, batch: Any) -> int:
+    """How many consecutive rows of a solve's ``x`` ``(N, *shape)`` are each instance's, for
+    a batch of ``batch`` instances (instance-major, ``N / batch``); 1 where either size is
+    unknown while a graph is traced (an error then names the row)."""
+    rows = x.shape[0]
+    if isinstance(batch, int) and isinstance(rows, int) and batch > 0:
+        return max(rows // batch, 1)
+    return 1
+
+
+def nan_where_not_finite(grad_z: Array, grad: Array) -> Array:
+    """``grad`` ``(B, *shape)`` with NaN in every row whose upstream gradient ``grad_z``
+    ``(B, ...)`` holds NaN or infinity, as any differentiable op would give.
+
+    The backward pass's check, with ``validate_args``: it reads nothing back from the
+    device, yet a non-finite ``dL/dz`` cannot pass as a finite gradient computed from a
+    meaningless target."""
+    xp = array_namespace(grad)
+    # 0 * x is 0 for a finite x and NaN for NaN and +-inf: each row's sum is 0 or NaN, exactly
+    poison = xp.sum(xp.reshape(grad_z * 0, (batch_size(grad_z), -1)), axis=1)
+    return _poisoned(grad, poison)
+
+
+def _poisoned(x: Array, poison: Array | None) -> Array:
+    """``x`` ``(B, ...)`` plus ``poison`` ``(B,)`` on every row (NaN rows where it is NaN)."""
+    if poison is None:
+        return x
+    xp = array_namespace(x)
+    return x + xp.reshape(xp.astype(poison, x.dtype), (-1, *(1,) * (x.ndim - 1)))
+
+
+def _sum_poisons(*poisons: Array | None) -> Array | None:
+    present = [p for p in poisons if p is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else present[0] + present[1]
+
+
+def _broadcast(value: Any, shape: tuple[int, ...]) -> Any:
+    """``value`` (one instance's) repeated for every instance of the batch, in its own framework."""
+    try:
+        xp = array_namespace(value)
+    except TypeError:  # a Python number or list
+        return np.broadcast_to(np.asarray(value), shape)
+    return xp.broadcast_to(value, shape)
+
+
+def _check_groups(problem: Problem, names: tuple[str, ...], values: tuple[np.ndarray, ...]) -> None:
+    """:func:`check_values` of host copies of traced data; under ``jax.vmap`` they gain
+    leading axes, and each mapped call is checked as a batch of its own."""
+    fields = problem.instance_fields
+    arrays = {name: np.asarray(value) for name, value in zip(names, values)}
+    lead = next(iter(arrays.values())).shape[: -len(fields[names[0]].shape) - 1]
+    for group in np.ndindex(*lead):
+        check_values(problem, {name: value[group] for name, value in arrays.items()})
+
+
+class LossStep(Step):
+    """What a loss of any framework holds: a :class:`Step` and the loss's definition
+    (:class:`~imle_solvers.losses.FenchelYoung`, :class:`~imle_solvers.losses.SPOPlus`)."""
+
+    def __init__(self, oracle: MAPOracle, definition: LossDefinition, validate_args: bool = True) -> None:
+        super().__init__(oracle, validate_args)
+        self.definition = definition
+
+    def prepare_loss(
+        self, prediction: Array, targets: Mapping[str, Any], data: Mapping[str, Any]
+    ) -> tuple[Plan, dict[str, Array], dict[str, Array], Array | None]:
+        """:meth:`prepare` for a loss of ``prediction`` ``(B, *shape)`` (no gradient flowing),
+        and the ``targets`` (by name; None dropped) in its framework, dtype and device."""
+        plan, data, poison = self.prepare(prediction, data, "prediction")
+        xp, where = array_namespace(prediction), device(prediction)
+        converted = {name: xp.asarray(value, dtype=prediction.dtype, device=where)
+                     for name, value in targets.items() if value is not None}
+        return plan, converted, data, poison
+
+    def values(
+        self,
+        plan: Plan,
+        prediction: Array,
+        targets: dict[str, Array],
+        noise: Array | None,
+        data: InstanceData,
+        poison: Array | None = None,
+    ) -> LossValue:
+        """The loss per instance ``(B,)``, its gradient and solution (``LossValue``), under the
+        failure policy; NaN values in rows that failed a check on the device (``poison``)."""
+        sign, definition = self.problem.sign, self.definition
+        result = plan.loss(prediction, data, lambda p, solve: definition(p, targets, noise, solve, sign))
+        return result._replace(value=_poisoned(result.value, poison))
