@@ -82,7 +82,11 @@ def to_numpy(x: Array) -> np.ndarray:
     """A host numpy view (or copy) of any array."""
     if is_numpy_array(x):
         return x
-    return framework(x).to_numpy(x)
+    try:
+        home = framework(x)
+    except TypeError:  # Python numbers and lists
+        return np.asarray(x)
+    return home.to_numpy(x)
 
 
 def from_numpy(values: np.ndarray, like: Array) -> Array:

@@ -49,7 +49,7 @@ from .instances import (
 )
 from .losses import LossDefinition, LossValue, under_policy
 from .oracle import MAPOracle
-from .problems.base import Problem, check_batch_shape, check_finite
+from .problems.base import NON_FINITE_MESSAGE, Problem, check_batch_shape, check_finite
 
 __all__ = ["HostSolve", "LossStep", "Plan", "Step", "check_estimator", "nan_where_not_finite", "rows_per_instance"]
 
@@ -138,8 +138,12 @@ class Step:
             if not math.isfinite(float(total)):
                 check_finite(home.to_numpy(theta), name)
             return None
-        finite = xp.all(xp.reshape(xp.isfinite(theta), (home.batch_size(theta), -1)), axis=1)
-        return home.check_rows(finite, lambda values: check_finite(values, name), [theta])
+        rows = xp.reshape(theta, (home.batch_size(theta), -1))
+        finite = xp.isfinite(rows)
+        first_bad = xp.sum(xp.where(finite, xp.zeros_like(rows), rows), axis=1)  # NaN or inf where a row has one
+        template = NON_FINITE_MESSAGE.format(name=name, index="{index}", value="{value}")
+        return home.check_rows(xp.all(finite, axis=1), lambda values: check_finite(values, name), [theta], template,
+                               first_bad)
 
     def _check_data(self, home: Framework, data: dict[str, Array], traced: bool) -> Array | None:
         """The data's values (and a field without default that must be given): read now
@@ -174,16 +178,16 @@ class Plan:
     def oracle(self) -> MAPOracle:
         return self.step.oracle
 
-    def solve(self, x: Array, data: InstanceData, per: int = 1) -> tuple[Array, Array]:
+    def solve(self, x: Array, data: InstanceData, per: int = 1) -> tuple[Array, Array | None]:
         """MAP states ``(N, *shape)`` of ``x`` with their rows' ``data``, and the statuses
-        ``(N,)`` (int8); ``per`` rows per instance, which a failure's error names."""
-        xp = array_namespace(x)
+        ``(N,)`` (int8; None: all OK, nothing left the framework); ``per`` rows per instance,
+        which a failure's error names."""
         if self.native:
             try:
-                z, status = self.oracle.solve_with(self.solver, True, x, data)
+                return self.oracle.solve_with(self.solver, True, x, data)
             except SolverError as error:
                 raise instance_error(error, x.shape[0], per) from error
-            return z, xp.zeros((x.shape[0],), dtype=getattr(xp, STATUS_DTYPE))
+        xp = array_namespace(x)
         host = HostSolve(self.oracle, self.solver, tuple(data), per, check_data=self.check_data_on_host)
         results = ((x.shape, x.dtype), (x.shape[:1], getattr(xp, STATUS_DTYPE)))
         z, status = self.framework.host_call(host, [x, *data.values()], results)
@@ -193,10 +197,14 @@ class Plan:
         """An estimator's two solves for a batch of ``batch`` instances: states, and states
         with statuses, each row with its instance's data (instance-major)."""
 
-        def with_status(x: Array, rows: InstanceData) -> tuple[Array, Array]:
-            return self.solve(x, rows, rows_per_instance(x, batch))
+        def states(x: Array, rows: InstanceData) -> Array:
+            return self.solve(x, rows, rows_per_instance(x, batch))[0]
 
-        return per_instance(lambda x, rows: with_status(x, rows)[0], data, batch), per_instance(with_status, data, batch)
+        def with_status(x: Array, rows: InstanceData) -> tuple[Array, Array]:
+            z, status = self.solve(x, rows, rows_per_instance(x, batch))
+            return z, _all_ok(x) if status is None else status
+
+        return per_instance(states, data, batch), per_instance(with_status, data, batch)
 
     def forward(
         self, estimator: Estimator, theta: Array, noise: Array | None, data: InstanceData, poison: Array | None = None
@@ -237,7 +245,7 @@ class Plan:
         """MAP states ``(B, *shape)`` of ``theta`` (and the statuses, under a failure policy)."""
         z, status = self.solve(theta, data)
         z = _poisoned(z, poison)
-        return (z, status) if self.step.with_status else z
+        return (z, _all_ok(theta) if status is None else status) if self.step.with_status else z
 
     def loss(
         self, prediction: Array, data: InstanceData, compute: Callable[[Array, Solve], LossValue]
@@ -305,6 +313,12 @@ def nan_where_not_finite(grad_z: Array, grad: Array) -> Array:
     # 0 * x is 0 for a finite x and NaN for NaN and +-inf: each row's sum is 0 or NaN, exactly
     poison = xp.sum(xp.reshape(grad_z * 0, (batch_size(grad_z), -1)), axis=1)
     return _poisoned(grad, poison)
+
+
+def _all_ok(x: Array) -> Array:
+    """``(N,)`` OK statuses for the rows of ``x`` (int8, in its framework, on its device)."""
+    xp = array_namespace(x)
+    return xp.zeros((batch_size(x),), dtype=getattr(xp, STATUS_DTYPE), device=device(x))
 
 
 def _poisoned(x: Array, poison: Array | None) -> Array:

@@ -329,7 +329,7 @@ class _Loss(keras.losses.Loss):
         self._config = {"validate_args": validate_args, **oracle.config(),
                         **(noise.config() if definition.perturbation is not None else {})}
         # the noise's seed or generator: a layer's (its oracle is never asked to solve)
-        self._noise = None if definition.perturbation is None else IMLELayer(
+        self._layer = None if definition.perturbation is None else IMLELayer(
             problem, definition.perturbation, noise_options=noise, validate_args=False)
 
     @property
@@ -357,7 +357,7 @@ class _Loss(keras.losses.Loss):
         fixed = tf.stop_gradient(y_pred)
         plan, targets, data, poison = self.step.prepare_loss(fixed, targets, data)
         perturbation = self.step.definition.perturbation
-        noise = None if perturbation is None else draw_noise(self._noise, perturbation, fixed)
+        noise = None if perturbation is None else draw_noise(self._layer, perturbation, fixed)
 
         @tf.custom_gradient
         def values(prediction: tf.Tensor) -> tuple[tf.Tensor, Any]:

@@ -378,7 +378,7 @@ class FenchelYoungLoss(_Loss):
                  **options: Any) -> None:
         definition = FenchelYoung(perturbation(noise, sigma, samples, multiplicative))
         super().__init__(problem, definition, reduction, validate_args, oracle_options, noise_options, options)
-        self.sigma, self.multiplicative = sigma, multiplicative
+        self.perturbation, self.sigma, self.multiplicative = definition.perturbation, sigma, multiplicative
 
     def forward(self, theta: torch.Tensor, y_true: Any, **data: Any) -> torch.Tensor:
         return self._loss(theta, {"y_true": y_true}, data)

@@ -58,12 +58,16 @@ class Framework(Protocol):
         not, its results as the framework's arrays of ``results``' shapes and dtypes. Under a
         vectorising map, ``fn`` sees every mapped call at once (leading axes)."""
 
-    def check_rows(self, ok: Array, report: HostFunction, args: Sequence[Array]) -> Array | None:
+    def check_rows(
+        self, ok: Array, report: HostFunction, args: Sequence[Array], template: str | None = None, values: Any = None
+    ) -> Array | None:
         """Make sure every entry of ``ok`` ``(B,)`` holds (None: the device cannot tell, the
-        host checks); where one does not, ``report(*numpy args)`` raises the worded error. A concrete ``ok`` is read now; a traced one is
-        checked on the device: by an assertion that calls ``report`` where the framework can,
-        else by the returned poison ``(B,)`` (0 where ``ok``, NaN elsewhere) that the caller
-        adds to the rows of its result."""
+        host checks); where one does not, ``report(*numpy args)`` raises the worded error. A
+        concrete ``ok`` is read now; a traced one is checked on the device: by an assertion
+        where the framework has one (worded in the graph from ``template``, with ``{index}``
+        and ``{value}`` the first bad row and its entry of ``values`` ``(B,)``, where given;
+        else by a host call of ``report``), or else by the returned poison ``(B,)`` (0 where
+        ``ok``, NaN elsewhere) that the caller adds to the rows of its result."""
 
 
 # framework name -> (module of its home, the array module whose import makes it possible)

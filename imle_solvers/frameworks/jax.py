@@ -58,7 +58,7 @@ class JaxFramework:
         host = functools.partial(recording_errors, fn)
         return tuple(jax.pure_callback(host, specs, *args, vmap_method="broadcast_all"))
 
-    def check_rows(self, ok: Array, report: HostFunction, args: Sequence[Array]) -> Array | None:
+    def check_rows(self, ok: Array, report: HostFunction, args: Sequence[Array], *words: Any) -> Array | None:
         if ok is None:  # the device cannot tell (a problem without device checks): the host checks
             jax.debug.callback(functools.partial(recording_errors, report), *args)
             return None

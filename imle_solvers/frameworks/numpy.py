@@ -40,7 +40,7 @@ class NumpyFramework:
     def host_call(self, fn: HostFunction, args: Sequence[Array], results: Sequence[ResultSpec]) -> tuple:
         return tuple(np.asarray(r, dtype=dtype) for r, (_, dtype) in zip(fn(*args), results))
 
-    def check_rows(self, ok: Array, report: HostFunction, args: Sequence[Array]) -> None:
+    def check_rows(self, ok: Array, report: HostFunction, args: Sequence[Array], *words: Any) -> None:
         if ok is None or not np.all(ok):
             report(*args)
 

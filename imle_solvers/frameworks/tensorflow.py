@@ -51,13 +51,23 @@ class TensorFlowFramework:
             output.set_shape(shape)
         return tuple(outputs)
 
-    def check_rows(self, ok: Array, report: HostFunction, args: Sequence[Array]) -> Array | None:
+    def check_rows(
+        self, ok: Array, report: HostFunction, args: Sequence[Array], template: str | None = None, values: Any = None
+    ) -> Array | None:
         if tf.executing_eagerly():
             if ok is None or not bool(tf.reduce_all(ok)):
                 report(*(np.asarray(a) for a in args))
             return None
         if in_xla_cluster() and ok is not None:
             return poison_of(ok, self.namespace(ok), tf.float32)
+
+        if template is not None:  # worded in the graph: no host call at all
+            index = tf.argmin(tf.cast(ok, tf.int32))
+            text = template.format(index="{}", value="{}")
+            message = tf.cond(tf.reduce_all(ok), lambda: tf.constant(""),
+                              lambda: tf.strings.format(text, (index, tf.gather(values, index))))
+            tf.debugging.Assert(tf.reduce_all(ok), [message])
+            return None
 
         def reporting(*values: np.ndarray) -> np.bool_:
             report(*values)

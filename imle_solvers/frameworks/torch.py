@@ -46,7 +46,7 @@ class TorchFramework:
             for r, (_, dtype) in zip(fn(*values), results)
         )
 
-    def check_rows(self, ok: Array, report: HostFunction, args: Sequence[Array]) -> None:
+    def check_rows(self, ok: Array, report: HostFunction, args: Sequence[Array], *words: Any) -> None:
         if ok is None or not bool(torch.all(ok)):  # one read back from the device
             report(*(self.to_numpy(a) for a in args))
 
