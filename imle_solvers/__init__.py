@@ -16,6 +16,7 @@ from .estimators import AIMLE, IMLE, STE, AdaptiveState, BlackboxDifferentiation
 from .noise import Gumbel, Normal, SumOfGamma
 from .cache import SolutionCache
 from .oracle import MAPOracle
+from .options import NoiseOptions, OracleOptions
 from . import data, losses, metrics  # after MAPOracle, which metrics uses
 from .spec import ILPBuilder, SpecError, SpecLimits, UnknownProblemError, list_named_ilps, list_problems, named_ilp, problem, register_ilp
 from .problems import (
@@ -48,6 +49,8 @@ __all__ = [
     "Normal",
     "SumOfGamma",
     "MAPOracle",
+    "NoiseOptions",
+    "OracleOptions",
     "Problem",
     "KSubset",
     "GridShortestPath",

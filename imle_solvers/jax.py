@@ -54,7 +54,7 @@ from .losses import FenchelYoung, LossDefinition, SPOPlus, check_reduction, pert
 from .noise import JaxSource
 from .options import NoiseOptions, OracleOptions, take_options
 from .problems import Problem
-from .step import LossStep, Plan, Step, check_estimator
+from .step import LossStep, Plan, Step, StepHolder, check_estimator
 
 try:
     import jax
@@ -108,7 +108,7 @@ def _draw(estimator: Estimator, noise_source: str, theta: jax.Array, key: jax.Ar
     return FRAMEWORK.host_call(host, [_seed_words(key)], [(shape, theta.dtype)])[0]
 
 
-class IMLEFunction:
+class IMLEFunction(StepHolder):
     """A differentiable discrete layer as a JAX function: ``f(theta, key[, state]) -> z``.
 
     ``theta`` is ``(B, *problem.shape)``; ``z`` is ``(B, *shape)``, or
@@ -131,8 +131,6 @@ class IMLEFunction:
         self.problem = problem
         self.estimator = estimator
         self.step = Step(oracle, validate_args)
-        self.oracle = oracle
-        self.validate_args = validate_args
         self.state_fields = _binding.state_fields(estimator)
         # compiled once per shape and plan, so that an eager call costs one dispatch rather
         # than one per op (inside the caller's own jit they are inlined)
@@ -144,11 +142,6 @@ class IMLEFunction:
             f"IMLEFunction({self.problem!r}, {self.estimator!r}, backend={self.oracle.solver.backend!r}, "
             f"noise_source={self.noise_source!r})"
         )
-
-    @property
-    def failures(self) -> Any:
-        """Failed solves of instances by reason, since built (``oracle.failures``, a ``Counter``)."""
-        return self.oracle.failures
 
     def initial_state(self) -> State | None:
         """The estimator's initial state, its fields float scalars (None if stateless)."""
@@ -246,7 +239,7 @@ def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLEFunction
 # --- losses (imle_solvers.losses) ------------------------------------------------------
 
 
-class _Loss:
+class _Loss(StepHolder):
     """A loss over the step (:class:`~imle_solvers.step.LossStep`) as a JAX function, reduced
     over the batch, differentiable through a ``jax.custom_vjp``."""
 
@@ -257,13 +250,7 @@ class _Loss:
         self.problem = problem
         self.reduction = check_reduction(owner, reduction)
         self.step = LossStep(oracle, definition, validate_args)
-        self.oracle = oracle
         self._compiled = jax.jit(self._values, static_argnums=0)
-
-    @property
-    def failures(self) -> Any:
-        """Failed solves by reason, since built (``oracle.failures``, a ``Counter``)."""
-        return self.oracle.failures
 
     def _loss(self, prediction: Any, targets: dict[str, Any], data: dict[str, Any], key: Any = None) -> jax.Array:
         prediction = jnp.asarray(prediction)
@@ -290,17 +277,9 @@ class _Loss:
 
 
 class FenchelYoungLoss(_Loss):
-    """The perturbed Fenchel-Young loss (Berthet et al., 2020) as a JAX function:
-    ``loss_fn(theta, y_true, key, **data)``, ``theta`` and ``y_true`` ``(B, *problem.shape)``,
-    ``key`` a PRNG key, reduced over the batch (``reduction``: ``"mean"``, ``"sum"``, or
-    ``"none"`` for ``(B,)``); differentiable with respect to ``theta`` (a ``jax.custom_vjp``
-    whose gradient is ``y_sigma(theta) - y_true``, ``y_true - y_sigma(w)`` for a min problem).
-
-    Args: as :class:`imle_solvers.torch.FenchelYoungLoss` (``noise``, ``sigma``, ``samples``,
-    ``reduction``, ``multiplicative``, and the options of :func:`imle`, ``on_failure`` and
-    ``cache`` included); ``noise_source="numpy"`` draws from
-    ``numpy.random.default_rng(numpy_seed(key))``, as the torch and Keras losses with that seed.
-    """
+    """The perturbed Fenchel-Young loss (:class:`imle_solvers.losses.FenchelYoung`, whose
+    docstring lists the arguments) as a JAX function: ``loss_fn(theta, y_true, key, **data)``,
+    ``key`` a PRNG key (``noise_source="numpy"``: ``default_rng(numpy_seed(key))``)."""
 
     def __init__(self, problem: Problem, noise: Any = None, sigma: float = 1.0, samples: int = 1,
                  reduction: str = "mean", multiplicative: bool = False, *, validate_args: bool = True,
@@ -315,11 +294,8 @@ class FenchelYoungLoss(_Loss):
 
 
 class SPOPlusLoss(_Loss):
-    """SPO+ (Elmachtoub and Grigas) as a JAX function: ``loss_fn(c_hat, c, w_true=None,
-    z_true=None, **data)`` (see :class:`imle_solvers.torch.SPOPlusLoss`), differentiable with
-    respect to ``c_hat`` (a ``jax.custom_vjp`` giving the subgradient ``2 (w*(c) - w*(2 c_hat - c))``
-    for a min problem). Options as :class:`FenchelYoungLoss`'s (no noise), ``on_failure`` and
-    ``cache`` included."""
+    """SPO+ (:class:`imle_solvers.losses.SPOPlus`) as a JAX function: ``loss_fn(c_hat, c,
+    w_true=None, z_true=None, **data)``."""
 
     def __init__(self, problem: Problem, reduction: str = "mean", *, validate_args: bool = True,
                  oracle_options: OracleOptions | None = None, **options: Any) -> None:

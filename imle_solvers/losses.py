@@ -189,8 +189,26 @@ def spo_plus(
 
 @dataclass(frozen=True)
 class FenchelYoung:
-    """The perturbed Fenchel-Young loss as a definition the bindings' losses run
-    (:func:`fenchel_young`): its perturbation draws the noise; its target is ``y_true``.
+    """The perturbed Fenchel-Young loss (Berthet et al., 2020) as the bindings' losses run it
+    (:func:`fenchel_young`); its target is ``y_true``, the observed structures.
+
+    The bindings' ``FenchelYoungLoss(problem, noise=None, sigma=1.0, samples=1,
+    reduction="mean", multiplicative=False, **options)`` build it from:
+
+    - ``noise``: ``Normal()`` (None) or ``Gumbel()``; ``sigma``: the perturbation's scale,
+      > 0; ``samples``: M, perturbations per instance; ``multiplicative``: perturb
+      ``theta * exp(sigma Z - sigma^2/2)``, keeping the scores' signs (PyEPO's
+      ``perturbedFenchelYoungMul``; the gradient is then ``mean_m f_m * y_m - y_true``);
+    - ``reduction``: ``"mean"``, ``"sum"`` or ``"none"`` for ``(B,)`` (Keras: its own);
+    - ``**options``: ``validate_args`` and the options of the layers
+      (:class:`~imle_solvers.options.OracleOptions`, :class:`~imle_solvers.options.NoiseOptions`).
+      ``on_failure="raise"`` names the failing instance's batch index; under ``"skip"``
+      (and ``"incumbent"`` without an incumbent) an instance whose perturbed solves fail
+      adds 0 to the loss and gets gradient 0 (a mean still divides by ``B``); ``failures``
+      counts them.
+
+    The gradient with respect to ``theta`` is ``y_sigma(theta) - y_true`` for a max problem
+    and ``y_true - y_sigma(w)`` for a min problem over costs ``w``.
 
     Attributes:
         perturbation: the perturbed optimizer whose noise, scale, samples (M) and
@@ -208,8 +226,14 @@ class FenchelYoung:
 
 @dataclass(frozen=True)
 class SPOPlus:
-    """SPO+ as a definition the bindings' losses run (:func:`spo_plus`): no noise; its
-    targets are the true costs ``c`` and, optionally, ``w_true`` and ``z_true``."""
+    """SPO+ (Elmachtoub and Grigas) as the bindings' losses run it (:func:`spo_plus`): no
+    noise; its targets are the true costs ``c`` ``(B, *shape)`` and, optionally, an optimal
+    solution ``w_true`` ``(B, *shape)`` for them (else solved for) and its value ``z_true``
+    ``(B,)``. The bindings' ``SPOPlusLoss(problem, reduction="mean", **options)`` take the
+    options of :class:`FenchelYoung` but the noise's; under ``on_failure="skip"`` an
+    instance whose solve of ``c`` or of ``2 c_hat - c`` fails adds 0 and gets gradient 0.
+    The subgradient with respect to ``c_hat`` is ``2 (w*(c) - w*(2 c_hat - c))`` for a min
+    problem, mirrored for a max problem."""
 
     perturbation: ClassVar[None] = None
     targets: ClassVar[tuple[str, ...]] = ("c", "w_true", "z_true")

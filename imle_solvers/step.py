@@ -51,7 +51,7 @@ from .losses import LossDefinition, LossValue, under_policy
 from .oracle import MAPOracle
 from .problems.base import NON_FINITE_MESSAGE, Problem, check_batch_shape, check_finite
 
-__all__ = ["HostSolve", "LossStep", "Plan", "Step", "check_estimator", "nan_where_not_finite", "rows_per_instance"]
+__all__ = ["HostSolve", "LossStep", "Plan", "Step", "StepHolder", "check_estimator", "nan_where_not_finite", "rows_per_instance"]
 
 Solve = Callable[[Array], Array]
 
@@ -63,6 +63,27 @@ def check_estimator(owner: str, estimator: Any) -> None:
         raise InvalidInputError(
             f"{owner}: estimator must be an estimator such as IMLE(...), AIMLE(...) or STE(), got {estimator!r}"
         )
+
+
+class StepHolder:
+    """What a layer or loss of every binding shows of its :class:`Step` (``self.step``)."""
+
+    step: Step
+
+    @property
+    def oracle(self) -> MAPOracle:
+        """The batched MAP oracle that solves (its pool, cache and failure policy)."""
+        return self.step.oracle
+
+    @property
+    def validate_args(self) -> bool:
+        return self.step.validate_args
+
+    @property
+    def failures(self) -> Any:
+        """Failed solves of instances by reason, since built (``oracle.failures``, a
+        ``Counter``; a loss counts each of an instance's failed perturbed solves)."""
+        return self.step.oracle.failures
 
 
 class Step:

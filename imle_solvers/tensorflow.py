@@ -33,7 +33,7 @@ from .losses import FenchelYoung, LossDefinition, SPOPlus, perturbation
 from .noise import TensorFlowSource
 from .options import NoiseOptions, OracleOptions, take_options
 from .problems import Problem
-from .step import LossStep, Plan, Step, check_estimator
+from .step import LossStep, Plan, Step, StepHolder, check_estimator
 
 try:
     import keras
@@ -67,7 +67,7 @@ def _keeping_our_errors(call: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @keras.saving.register_keras_serializable(package="imle_solvers")
-class IMLELayer(keras.layers.Layer):
+class IMLELayer(StepHolder, keras.layers.Layer):
     """A differentiable discrete layer: ``theta (B, *problem.shape) -> z``.
 
     With ``training=True`` (the default, and what ``model.fit`` passes) it returns
@@ -133,21 +133,8 @@ class IMLELayer(keras.layers.Layer):
         ]
 
     @property
-    def oracle(self) -> Any:
-        return self.step.oracle
-
-    @property
-    def validate_args(self) -> bool:
-        return self.step.validate_args
-
-    @property
     def _noise_on_host(self) -> bool:
         return self.estimator.noise is not None and self.noise_source == "numpy"
-
-    @property
-    def failures(self) -> Any:
-        """Failed solves of instances by reason, since built (``oracle.failures``, a ``Counter``)."""
-        return self.oracle.failures
 
     @property
     def estimator_state(self) -> Any:
@@ -309,7 +296,7 @@ def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:
 _CALL_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("imle_solvers_loss_data", default={})
 
 
-class _Loss(keras.losses.Loss):
+class _Loss(StepHolder, keras.losses.Loss):
     """A loss over the step (:class:`~imle_solvers.step.LossStep`) as a Keras ``Loss`` whose
     ``call(y_true, y_pred)`` gives the ``(B,)`` per-instance values (Keras reduces them),
     differentiable with respect to ``y_pred`` through a ``tf.custom_gradient``. Its noise is
@@ -331,15 +318,6 @@ class _Loss(keras.losses.Loss):
         # the noise's seed or generator: a layer's (its oracle is never asked to solve)
         self._layer = None if definition.perturbation is None else IMLELayer(
             problem, definition.perturbation, noise_options=noise, validate_args=False)
-
-    @property
-    def oracle(self) -> Any:
-        return self.step.oracle
-
-    @property
-    def failures(self) -> Any:
-        """Failed solves by reason, since built (``oracle.failures``, a ``Counter``)."""
-        return self.oracle.failures
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None, **data: Any) -> tf.Tensor:
         token = _CALL_DATA.set(data)
@@ -385,19 +363,11 @@ class _Loss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="imle_solvers")
 class FenchelYoungLoss(_Loss):
-    """The perturbed Fenchel-Young loss (Berthet et al., 2020) as a Keras loss:
-    ``model.compile(loss=FenchelYoungLoss(problem, ...))``, ``y_true`` the observed
-    structures and ``y_pred`` the scores (costs for a min problem), ``(B, *problem.shape)``.
-    Its gradient with respect to ``y_pred`` is ``y_sigma(theta) - y_true`` for a max problem
-    and ``y_true - y_sigma(w)`` for a min problem (see :mod:`imle_solvers.losses`).
-
-    Args: as :class:`imle_solvers.torch.FenchelYoungLoss` (``noise``, ``sigma``, ``samples``,
-    ``multiplicative``, and the options of :class:`IMLELayer`: ``seed``, ``noise_source``,
-    ``on_failure``, ``cache``, ...), ``reduction`` as ``keras.losses.Loss``'s (default
-    ``"sum_over_batch_size"``, the batch mean: a skipped instance's 0 counts in it), ``name``
-    and ``dtype`` too (``dtype`` defaults to Keras' ``floatx``, which ``y_pred`` is cast to).
-    The noise state lives in the inner layer, not in a model's weights.
-    """
+    """The perturbed Fenchel-Young loss (:class:`imle_solvers.losses.FenchelYoung`, whose
+    docstring lists the arguments) as a Keras loss, ``model.compile(loss=...)``: ``y_true``
+    the observed structures, ``y_pred`` the scores (costs for a min problem). ``reduction``,
+    ``name`` and ``dtype`` are ``keras.losses.Loss``'s (the default reduction is the batch
+    mean, a skipped instance's 0 counted). Its noise state lives in an inner layer."""
 
     def __init__(self, problem: Problem, noise: Any = None, sigma: float = 1.0, samples: int = 1,
                  multiplicative: bool = False, **options: Any) -> None:
@@ -422,13 +392,9 @@ class FenchelYoungLoss(_Loss):
 
 @keras.saving.register_keras_serializable(package="imle_solvers")
 class SPOPlusLoss(_Loss):
-    """SPO+ (Elmachtoub and Grigas) as a Keras loss: ``y_true`` the true costs ``c``,
-    ``y_pred`` the predicted ``c_hat`` (scores for a max problem), ``(B, *problem.shape)``;
-    a direct call takes ``w_true`` ``(B, *shape)`` and ``z_true`` ``(B,)`` too (else the
-    oracle solves ``c``), ``loss_fn(c, c_hat, w_true=..., **data)``. Subgradient with respect
-    to ``y_pred``: ``2 (w*(c) - w*(2 c_hat - c))`` for a min problem (see
-    :mod:`imle_solvers.losses`). Options as :class:`FenchelYoungLoss`'s (no noise),
-    ``on_failure`` and ``cache`` included."""
+    """SPO+ (:class:`imle_solvers.losses.SPOPlus`) as a Keras loss: ``y_true`` the true costs
+    ``c``, ``y_pred`` the predicted ``c_hat``; a direct call takes ``w_true`` and ``z_true``
+    too, ``loss_fn(c, c_hat, w_true=..., **data)``."""
 
     def __init__(self, problem: Problem, **options: Any) -> None:
         keras_kwargs = {name: options.pop(name) for name in ("reduction", "name", "dtype") if name in options}

@@ -22,7 +22,7 @@ from .losses import FenchelYoung, LossDefinition, SPOPlus, check_reduction, pert
 from .noise import NumpySource, RandomSource, TorchSource
 from .options import NoiseOptions, OracleOptions, take_options
 from .problems import DataField, Problem, Sense
-from .step import LossStep, Plan, Step, check_estimator
+from .step import LossStep, Plan, Step, StepHolder, check_estimator
 
 try:
     import torch
@@ -116,7 +116,7 @@ class NoiseGenerators:
                 self._pending[key] = value
 
 
-class IMLELayer(torch.nn.Module):
+class IMLELayer(StepHolder, torch.nn.Module):
     """A differentiable discrete layer: ``theta (B, *problem.shape) -> z``.
 
     In training mode it returns perturb-and-MAP samples (shape ``(B, *shape)``, or
@@ -164,19 +164,6 @@ class IMLELayer(torch.nn.Module):
         self.step = Step(oracle.oracle(problem), validate_args)
         self.noise = NoiseGenerators(noise)
         self.estimator_state = estimator.initial_state()
-
-    @property
-    def oracle(self) -> Any:
-        return self.step.oracle
-
-    @property
-    def validate_args(self) -> bool:
-        return self.step.validate_args
-
-    @property
-    def failures(self) -> Any:
-        """Failed solves of instances by reason, since built (``oracle.failures``, a ``Counter``)."""
-        return self.oracle.failures
 
     def forward(self, theta: torch.Tensor, **data: Any) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``z`` (and the statuses, under a failure policy) of ``theta`` ``(B, *shape)``;
@@ -308,7 +295,7 @@ class _LossFunction(torch.autograd.Function):
         return grad_out.reshape(-1, *(1,) * (gradient.ndim - 1)) * gradient, None
 
 
-class _Loss(torch.nn.Module):
+class _Loss(StepHolder, torch.nn.Module):
     """A loss over the step (:class:`~imle_solvers.step.LossStep`), reduced over the batch."""
 
     def __init__(self, problem: Problem, definition: LossDefinition, reduction: str, validate_args: bool,
@@ -320,16 +307,6 @@ class _Loss(torch.nn.Module):
         self.reduction = check_reduction(owner, reduction)
         self.step = LossStep(oracle.oracle(problem), definition, validate_args)
         self.noise = NoiseGenerators(noise)
-
-    @property
-    def oracle(self) -> Any:
-        return self.step.oracle
-
-    @property
-    def failures(self) -> Any:
-        """Failed solves by reason, since built (``oracle.failures``, a ``Counter``; a PFYL
-        counts each of an instance's failed perturbed solves)."""
-        return self.oracle.failures
 
     def _loss(self, prediction: torch.Tensor, targets: dict[str, Any], data: dict[str, Any]) -> torch.Tensor:
         detached = prediction.detach()
@@ -347,30 +324,10 @@ class _Loss(torch.nn.Module):
 
 
 class FenchelYoungLoss(_Loss):
-    """The perturbed Fenchel-Young loss (Berthet et al., 2020) of ``problem``:
-    ``loss_fn(theta, y_true, **data)``, ``theta`` and ``y_true`` ``(B, *problem.shape)``,
-    reduced over the batch (``reduction``: ``"mean"``, ``"sum"`` or ``"none"`` for ``(B,)``).
-
-    Its gradient with respect to ``theta`` is ``y_sigma(theta) - y_true`` for a max problem
-    and ``y_true - y_sigma(w)`` for a min problem over costs ``w`` (see
-    :mod:`imle_solvers.losses` and docs/estimators.md, "Losses").
-
-    Args:
-        problem: what to solve.
-        noise: ``Normal()`` (default) or ``Gumbel()``.
-        sigma: the perturbation's scale, > 0.
-        samples: M, perturbations per instance.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        multiplicative: perturb ``theta * exp(sigma Z - sigma^2/2)``, keeping the scores'
-            signs (PyEPO's ``perturbedFenchelYoungMul``): the gradient is then
-            ``mean_m f_m * y_m - y_true``, ``f_m`` the factors (see :mod:`imle_solvers.losses`).
-        validate_args, oracle_options, noise_options, **options: as :class:`IMLELayer`'s
-            (``noise_source="numpy"`` draws what the JAX and Keras losses draw for one
-            seed). ``on_failure="raise"`` names the failing instance's batch index; under
-            ``"skip"`` (and ``"incumbent"`` without an incumbent) an instance whose perturbed
-            solves fail adds 0 to the loss and gets gradient 0 (``"mean"`` still divides by
-            ``B``); ``failures`` counts them.
-    """
+    """The perturbed Fenchel-Young loss (:class:`imle_solvers.losses.FenchelYoung`, whose
+    docstring lists the arguments) of ``problem``: ``loss_fn(theta, y_true, **data)``,
+    ``theta`` and ``y_true`` ``(B, *problem.shape)``, reduced over the batch; its noise
+    generators are part of ``state_dict()``."""
 
     def __init__(self, problem: Problem, noise: Any = None, sigma: float = 1.0, samples: int = 1,
                  reduction: str = "mean", multiplicative: bool = False, *, validate_args: bool = True,
@@ -385,15 +342,9 @@ class FenchelYoungLoss(_Loss):
 
 
 class SPOPlusLoss(_Loss):
-    """SPO+ (Elmachtoub and Grigas) of ``problem``: ``loss_fn(c_hat, c, w_true=None,
-    z_true=None, **data)``, ``c_hat`` the predicted costs (scores for a max problem) and
-    ``c`` the true ones, ``(B, *problem.shape)``; ``w_true`` ``(B, *shape)`` an optimal
-    solution for ``c`` (solved for when None) and ``z_true`` ``(B,)`` its value. The
-    subgradient with respect to ``c_hat`` is ``2 (w*(c) - w*(2 c_hat - c))`` for a min
-    problem (mirrored for a max problem, see :mod:`imle_solvers.losses`). Options as
-    :class:`FenchelYoungLoss`'s (no noise); under ``on_failure="skip"`` an instance whose
-    solve of ``c`` or of ``2 c_hat - c`` fails adds 0 to the loss and gets gradient 0.
-    """
+    """SPO+ (:class:`imle_solvers.losses.SPOPlus`) of ``problem``: ``loss_fn(c_hat, c,
+    w_true=None, z_true=None, **data)``, ``c_hat`` the predicted costs (scores for a max
+    problem) and ``c`` the true ones, ``(B, *problem.shape)``, reduced over the batch."""
 
     def __init__(self, problem: Problem, reduction: str = "mean", *, validate_args: bool = True,
                  oracle_options: OracleOptions | None = None, **options: Any) -> None:
