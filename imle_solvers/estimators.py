@@ -35,6 +35,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from ._array import Array, array_namespace, device, state_float
+from ._registration import register
 from .errors import InvalidInputError
 from .noise import Gumbel, NoiseDistribution, Normal, RandomSource, as_source
 
@@ -249,6 +250,7 @@ class _PerturbAndMAP:
 # --- the estimators --------------------------------------------------------------
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class IMLE(_PerturbAndMAP):
     r"""Implicit Maximum Likelihood Estimation (Niepert, Minervini, Franceschi, NeurIPS 2021).
@@ -330,6 +332,7 @@ class AdaptiveState(NamedTuple):
         return cls(beta=float(state["beta"]), nnz_average=float(state["nnz_average"]), steps=int(state["steps"]))
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class AIMLE(_PerturbAndMAP):
     r"""Adaptive I-MLE (Minervini, Franceschi, Niepert, AAAI 2023).
@@ -417,6 +420,7 @@ class AIMLE(_PerturbAndMAP):
         return AdaptiveState(beta=beta, nnz_average=average, steps=steps + 1)
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class STE(_PerturbAndMAP):
     """Straight-through estimator: the forward MAP state, the upstream gradient passed
@@ -429,6 +433,7 @@ class STE(_PerturbAndMAP):
         return mean_over_axis(g, 1), state
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class BlackboxDifferentiation(_PerturbAndMAP):
     r"""Blackbox differentiation of combinatorial solvers (Vlastelica, Paulus, Musil,
@@ -476,6 +481,7 @@ class BlackboxDifferentiation(_PerturbAndMAP):
         return mean_over_axis(difference, 1), state
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class NegativeIdentity(_PerturbAndMAP):
     r"""The (negative) identity backward pass (Sahoo, Paulus, Vlastelica, Musil, Kuleshov,
@@ -505,6 +511,7 @@ class NegativeIdentity(_PerturbAndMAP):
         return mean_over_axis(g, 1), state
 
 
+@register
 @dataclass(frozen=True)
 class PerturbedOptimizer(_PerturbAndMAP):
     r"""Perturbed optimizers (Berthet, Blondel, Teboul, Cuturi, Vert, Bach, NeurIPS 2020).
