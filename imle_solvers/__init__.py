@@ -27,6 +27,7 @@ from .problems import (
     KSubset,
     NegativeCostWarning,
     Problem,
+    TorchFunctionProblem,
     Variable,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "GraphMatching",
     "ILP",
     "Variable",
+    "TorchFunctionProblem",
     "NegativeCostWarning",
     "list_solvers",
     "ILPBuilder",
