@@ -17,7 +17,7 @@ from .noise import Gumbel, Normal, SumOfGamma
 from .cache import SolutionCache
 from .oracle import MAPOracle
 from . import data, losses, metrics  # after MAPOracle, which metrics uses
-from .spec import ILPBuilder, SpecError, SpecLimits, UnknownProblemError, list_named_ilps, list_problems, named_ilp, problem, register_ilp
+from .spec import ILPBuilder, SpecError, SpecLimits, UnknownProblemError, list_named_ilps, named_ilp, register_ilp
 from .problems import (
     ILP,
     BipartiteMatching,
@@ -65,9 +65,7 @@ __all__ = [
     "SpecLimits",
     "UnknownProblemError",
     "list_named_ilps",
-    "list_problems",
     "named_ilp",
-    "problem",
     "register_ilp",
     "register_solver",
     "ImleSolversError",
