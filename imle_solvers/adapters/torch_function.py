@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 @register_solver(
-    TorchFunctionProblem.kind, "torch", batched=True, array_native=("torch",), inline=False, requires=("torch",), extra="torch"
+    TorchFunctionProblem.kind, "torch",
+    batched=True, array_native=("torch",), inline=False, requires=("torch",), extra="torch",
 )
 def solve_torch_function(
     theta: torch.Tensor | np.ndarray, problem: TorchFunctionProblem, data: dict[str, Any] | None = None
