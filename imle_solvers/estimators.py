@@ -1,9 +1,12 @@
 r"""Gradient estimators through a MAP solver, framework-free.
 
-Each estimator is a pair of functions on array-API arrays (numpy, or torch on any
-device), with everything the backward pass needs carried explicitly:
+Each estimator is a pair of functions on array-API arrays (numpy, torch on any device,
+JAX inside ``jit``/``vmap``, TensorFlow through :mod:`imle_solvers._tf_namespace`), with
+everything the backward pass needs carried explicitly:
 
-- ``sample(theta, solve, sign=..., rng=...) -> (z, residuals)``: the forward pass;
+- ``sample(theta, solve, sign=..., rng=...) -> (z, residuals)``: the forward pass, in two
+  halves that the bindings call apart (the noise drawn from their own source):
+  ``draw(theta, rng)``, the noise, then ``sample_with(theta, noise, solve, sign=...)``;
 - ``gradient(residuals, grad_z, solve, state) -> (grad_theta, state)``: the backward pass.
 
 ``solve`` is a batched MAP oracle in the problem's own sense,
@@ -13,8 +16,9 @@ a max problem over ``sign * theta`` once, on entry (:func:`oriented`), the estim
 formulas are written for max problems only, and the gradient is turned back on exit.
 A ``solve`` of ``N`` rows for a batch of ``B`` instances always holds ``N / B``
 consecutive rows per instance (instance-major): the failure policy
-(:mod:`imle_solvers.failures`) relies on it to tell which instance a failed row is of. ``rng`` is a ``numpy.random.Generator`` (noise drawn on the
-host in float64, then moved to ``theta``'s dtype and device) or any
+(:mod:`imle_solvers.failures`) relies on it to tell which instance a failed row is of.
+``rng`` is a ``numpy.random.Generator`` (noise drawn on the host in float64, then moved
+to ``theta``'s dtype and device) or any
 :class:`~imle_solvers.noise.RandomSource` (noise drawn where ``theta`` is; the bindings
 pass their framework's). The estimators check shapes, not values: their callers check
 values once (the bindings do, see their ``validate_args``).
@@ -625,8 +629,9 @@ class PerturbedOptimizer(_PerturbAndMAP):
 
     def max_gradient(self, residuals: Residuals, g: Array, solve: Solve, state: Any) -> tuple[Array, Any]:
         """``mean_m <y_m, g> grad_nu(Z_m) / sigma`` (divided by theta when multiplicative,
-        with the leave-one-out baseline when ``variance_reduction``), averaged over samples; no solver call, the state unchanged. ``residuals`` are the
-        :class:`PerturbedResiduals` of :meth:`sample_with`."""
+        with the leave-one-out baseline when ``variance_reduction``), averaged over samples;
+        no solver call, the state unchanged. ``residuals`` are the :class:`PerturbedResiduals`
+        of :meth:`sample_with`."""
         if not isinstance(residuals, PerturbedResiduals):
             raise InvalidInputError(
                 f"PerturbedOptimizer: the backward pass needs the PerturbedResiduals of its forward pass, got "
