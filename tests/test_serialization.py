@@ -95,20 +95,10 @@ def test_a_registered_dataclass_of_ones_own_round_trips():
 
 @register(name="tests.Decorated")
 @dataclass(frozen=True)
-class Decorated(ims.Problem):
+class Decorated(ims.KSubset):
     """A user's problem registered where it is defined, as the built-in ones are."""
 
-    n: int
     weights: tuple[float, ...] = ()
-    kind: ClassVar[str] = "tests-decorated"
-
-    @property
-    def shape(self):
-        return (self.n,)
-
-    @property
-    def sense(self):
-        return "min"
 
 
 @register
@@ -118,7 +108,7 @@ class DecoratedBare:
 
 
 def test_a_class_registered_at_its_definition_round_trips():
-    problem = Decorated(3, (0.5, float("-inf")))
+    problem = Decorated(3, 1, (0.5, float("-inf")))
     assert to_config(problem)["__class__"] == "tests.Decorated"
     back = from_config(through_json(to_config(problem)))
     assert type(back) is Decorated and back == problem
