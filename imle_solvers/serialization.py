@@ -32,8 +32,9 @@ Registered: every problem (:class:`~imle_solvers.KSubset`,
 parameters, the graphs' :class:`~imle_solvers.problems.EdgeListGraph`), estimator
 (``IMLE``, ``AIMLE``, ``STE``, ``BlackboxDifferentiation``, ``NegativeIdentity``,
 ``PerturbedOptimizer``) and noise distribution (``Gumbel``, ``SumOfGamma``, ``Normal``)
-of the library, each where it is defined (``@register`` on the class). A problem of
-your own that is a dataclass of such values joins with :func:`register` the same way.
+of the library, each where it is defined (``@register`` on the class);
+:class:`~imle_solvers.TorchFunctionProblem` holds a function and has no config. A
+problem of your own that is a dataclass of such values joins with :func:`register`.
 """
 
 from __future__ import annotations
