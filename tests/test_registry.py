@@ -111,5 +111,5 @@ def test_torch_function_problem_imports_without_torch():
         "assert [e.backend for e in imle_solvers.list_solvers(problem.kind)] == ['torch']\n"
         "assert 'torch' not in sys.modules, 'registering its solver imported torch'\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
