@@ -18,7 +18,7 @@ from .cache import SolutionCache
 from .oracle import MAPOracle
 from .options import NoiseOptions, OracleOptions
 from . import data, losses, metrics  # after MAPOracle, which metrics uses
-from .spec import ILPBuilder, SpecError, SpecLimits, UnknownProblemError, list_named_ilps, list_problems, named_ilp, problem, register_ilp
+from .spec import ILPBuilder, SpecError, SpecLimits, UnknownProblemError, list_named_ilps, named_ilp, register_ilp
 from .problems import (
     ILP,
     BipartiteMatching,
@@ -28,6 +28,7 @@ from .problems import (
     KSubset,
     NegativeCostWarning,
     Problem,
+    TorchFunctionProblem,
     Variable,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "GraphMatching",
     "ILP",
     "Variable",
+    "TorchFunctionProblem",
     "NegativeCostWarning",
     "list_solvers",
     "ILPBuilder",
@@ -66,9 +68,7 @@ __all__ = [
     "SpecLimits",
     "UnknownProblemError",
     "list_named_ilps",
-    "list_problems",
     "named_ilp",
-    "problem",
     "register_ilp",
     "register_solver",
     "ImleSolversError",

@@ -17,8 +17,9 @@ Solved states with status OK are added (never a failed instance's placeholder no
 incumbent); the least recently used entries are evicted beyond ``max_entries``. With
 ``solve_ratio=1`` the oracle's results are exactly those without a cache (for a
 deterministic solver); below 1 they are approximate. The cache works in the calling
-process, before chunking: only the instances to solve go to the solver or the pool.
-See ``docs/parallel.md`` ("Solution cache").
+process, before chunking: only the instances to solve go to the solver or the pool. It
+serves the solves on the host only: a batch an array-native solver takes as it is (on
+its device, or traced) bypasses it. See ``docs/parallel.md`` ("Solution cache").
 """
 
 from __future__ import annotations

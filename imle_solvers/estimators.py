@@ -1,9 +1,12 @@
 r"""Gradient estimators through a MAP solver, framework-free.
 
-Each estimator is a pair of functions on array-API arrays (numpy, or torch on any
-device), with everything the backward pass needs carried explicitly:
+Each estimator is a pair of functions on array-API arrays (numpy, torch on any device,
+JAX inside ``jit``/``vmap``, TensorFlow through :mod:`imle_solvers._tf_namespace`), with
+everything the backward pass needs carried explicitly:
 
-- ``sample(theta, solve, sign=..., rng=...) -> (z, residuals)``: the forward pass;
+- ``sample(theta, solve, sign=..., rng=...) -> (z, residuals)``: the forward pass, in two
+  halves that the bindings call apart (the noise drawn from their own source):
+  ``draw(theta, rng)``, the noise, then ``sample_with(theta, noise, solve, sign=...)``;
 - ``gradient(residuals, grad_z, solve, state) -> (grad_theta, state)``: the backward pass.
 
 ``solve`` is a batched MAP oracle in the problem's own sense,
@@ -13,8 +16,9 @@ a max problem over ``sign * theta`` once, on entry (:func:`oriented`), the estim
 formulas are written for max problems only, and the gradient is turned back on exit.
 A ``solve`` of ``N`` rows for a batch of ``B`` instances always holds ``N / B``
 consecutive rows per instance (instance-major): the failure policy
-(:mod:`imle_solvers.failures`) relies on it to tell which instance a failed row is of. ``rng`` is a ``numpy.random.Generator`` (noise drawn on the
-host in float64, then moved to ``theta``'s dtype and device) or any
+(:mod:`imle_solvers.failures`) relies on it to tell which instance a failed row is of.
+``rng`` is a ``numpy.random.Generator`` (noise drawn on the host in float64, then moved
+to ``theta``'s dtype and device) or any
 :class:`~imle_solvers.noise.RandomSource` (noise drawn where ``theta`` is; the bindings
 pass their framework's). The estimators check shapes, not values: their callers check
 values once (the bindings do, see their ``validate_args``).
@@ -35,6 +39,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from ._array import Array, array_namespace, device, state_float
+from ._registration import register
 from .errors import InvalidInputError
 from .noise import Gumbel, NoiseDistribution, Normal, RandomSource, as_source
 
@@ -256,6 +261,7 @@ class _PerturbAndMAP:
 # --- the estimators --------------------------------------------------------------
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class IMLE(_PerturbAndMAP):
     r"""Implicit Maximum Likelihood Estimation (Niepert, Minervini, Franceschi, NeurIPS 2021).
@@ -337,6 +343,7 @@ class AdaptiveState(NamedTuple):
         return cls(beta=float(state["beta"]), nnz_average=float(state["nnz_average"]), steps=int(state["steps"]))
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class AIMLE(_PerturbAndMAP):
     r"""Adaptive I-MLE (Minervini, Franceschi, Niepert, AAAI 2023).
@@ -424,6 +431,7 @@ class AIMLE(_PerturbAndMAP):
         return AdaptiveState(beta=beta, nnz_average=average, steps=steps + 1)
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class STE(_PerturbAndMAP):
     """Straight-through estimator: the forward MAP state, the upstream gradient passed
@@ -436,6 +444,7 @@ class STE(_PerturbAndMAP):
         return mean_over_axis(g, 1), state
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class BlackboxDifferentiation(_PerturbAndMAP):
     r"""Blackbox differentiation of combinatorial solvers (Vlastelica, Paulus, Musil,
@@ -483,6 +492,7 @@ class BlackboxDifferentiation(_PerturbAndMAP):
         return mean_over_axis(difference, 1), state
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class NegativeIdentity(_PerturbAndMAP):
     r"""The (negative) identity backward pass (Sahoo, Paulus, Vlastelica, Musil, Kuleshov,
@@ -512,6 +522,7 @@ class NegativeIdentity(_PerturbAndMAP):
         return mean_over_axis(g, 1), state
 
 
+@register
 @dataclass(frozen=True)
 class PerturbedOptimizer(_PerturbAndMAP):
     r"""Perturbed optimizers (Berthet, Blondel, Teboul, Cuturi, Vert, Bach, NeurIPS 2020).
@@ -620,8 +631,9 @@ class PerturbedOptimizer(_PerturbAndMAP):
 
     def max_gradient(self, residuals: Residuals, g: Array, solve: Solve, state: Any) -> tuple[Array, Any]:
         """``mean_m <y_m, g> grad_nu(Z_m) / sigma`` (divided by theta when multiplicative,
-        with the leave-one-out baseline when ``variance_reduction``), averaged over samples; no solver call, the state unchanged. ``residuals`` are the
-        :class:`PerturbedResiduals` of :meth:`sample_with`."""
+        with the leave-one-out baseline when ``variance_reduction``), averaged over samples;
+        no solver call, the state unchanged. ``residuals`` are the :class:`PerturbedResiduals`
+        of :meth:`sample_with`."""
         if not isinstance(residuals, PerturbedResiduals):
             raise InvalidInputError(
                 f"PerturbedOptimizer: the backward pass needs the PerturbedResiduals of its forward pass, got "

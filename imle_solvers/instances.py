@@ -7,7 +7,8 @@ A batch passes them by name, each with the batch axis first::
 
     oracle(theta, mask=mask, k=k)      # theta (B, n), mask (B, n) bool, k (B,) int
 
-This module is the one place that checks them (:func:`check_data`), converts them for
+This module is the one place that checks them (:func:`check_data`; their values with
+:func:`check_values`, or :func:`invalid_on_device` for traced data), converts them for
 a solver (:func:`for_framework`, :func:`to_host`), cuts them into chunks
 (:func:`rows`) and gives each solve its instances' rows (:func:`per_instance`): an
 estimator's solve of ``N`` rows for ``B`` instances holds ``N / B`` consecutive rows per

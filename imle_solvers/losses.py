@@ -4,11 +4,12 @@ Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFl
 :mod:`imle_solvers.frameworks.tensorflow_namespace`), with every input explicit; the bindings
 (``imle_solvers.torch``, ``.jax``, ``.tensorflow``) only wrap them in their autograd:
 
-- :func:`fenchel_young`: ``(theta, y_true, noise, solve) -> (loss, grad)``;
-- :func:`spo_plus`: ``(c_hat, c, solve) -> (loss, grad)``.
+- :func:`fenchel_young`: ``(theta, y_true, noise, solve) -> (value, gradient, solution)``;
+- :func:`spo_plus`: ``(c_hat, c, solve) -> (value, gradient, solution)``.
 
-``loss`` is ``(B,)`` (one value per instance) and ``grad`` ``(B, *shape)`` its gradient
-(a subgradient for SPO+) with respect to the prediction. ``solve`` is the problem's own
+Each returns a :class:`LossValue`: ``value`` ``(B,)`` (one per instance), ``gradient``
+``(B, *shape)`` its gradient (a subgradient for SPO+) with respect to the prediction, and
+``solution`` ``(B, *shape)``, the state it used. ``solve`` is the problem's own
 batched oracle ``(N, *shape) -> (N, *shape)`` (costs for a min problem), each row solved
 with its instance's data (the bindings wrap it with
 :func:`imle_solvers.instances.per_instance`); ``sign`` is +1 for a max problem, -1 for a

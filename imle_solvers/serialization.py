@@ -32,8 +32,9 @@ Registered: every problem (:class:`~imle_solvers.KSubset`,
 parameters, the graphs' :class:`~imle_solvers.problems.EdgeListGraph`), estimator
 (``IMLE``, ``AIMLE``, ``STE``, ``BlackboxDifferentiation``, ``NegativeIdentity``,
 ``PerturbedOptimizer``) and noise distribution (``Gumbel``, ``SumOfGamma``, ``Normal``)
-of the library. A problem of your
-own that is a dataclass of such values joins with :func:`register`.
+of the library, each where it is defined (``@register`` on the class);
+:class:`~imle_solvers.TorchFunctionProblem` holds a function and has no config. A
+problem of your own that is a dataclass of such values joins with :func:`register`.
 """
 
 from __future__ import annotations
@@ -41,76 +42,21 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+# the built-in classes register where they are defined (``@register``); importing their
+# modules here makes them readable whatever the user imported first
+from . import estimators, noise, problems  # noqa: F401  (registration)
+from ._registration import _BY_CLASS, _BY_TAG, qualified, register, registered
 from .errors import SerializationError
-from .estimators import AIMLE, IMLE, STE, BlackboxDifferentiation, NegativeIdentity, PerturbedOptimizer
-from .noise import Gumbel, Normal, SumOfGamma
-from .problems import (
-    ILP,
-    BipartiteMatching,
-    EdgeListGraph,
-    GraphMatching,
-    GraphShortestPath,
-    GridShortestPath,
-    KSubset,
-    Variable,
-)
-from .problems.ilp_params import Parameter, ParameterMaps
 
 __all__ = ["register", "registered", "to_config", "from_config"]
 
-T = TypeVar("T", bound=type)
-
-_BY_TAG: dict[str, type] = {}
-_BY_CLASS: dict[type, str] = {}
-
 # array dtype kinds a config may hold: booleans, signed and unsigned integers, floats, complex
 _ARRAY_KINDS = "biufc"
-
-
-def register(cls: T | None = None, *, name: str | None = None) -> T | Callable[[T], T]:
-    """Allow the dataclass ``cls`` in configs, under the tag ``name`` (default: the class's
-    name). Usable as a decorator, with or without arguments::
-
-        @imle_solvers.serialization.register
-        @dataclass(frozen=True)
-        class Knapsack(imle_solvers.Problem):
-            weights: np.ndarray
-            capacity: float
-            kind: ClassVar[str] = "knapsack"
-
-    The class is rebuilt as ``cls(**fields)`` from its ``__init__`` fields (those with
-    ``init=False`` are left to ``__post_init__``), so each field must hold a value listed
-    in the module docstring. The module that registers a class must be imported before a
-    config naming it is read (e.g. before ``keras.models.load_model``).
-
-    Raises:
-        SerializationError: ``cls`` is not a dataclass, or the tag is taken by another class.
-    """
-
-    def decorate(klass: T) -> T:
-        if not (isinstance(klass, type) and dataclasses.is_dataclass(klass)):
-            raise SerializationError(f"register: {klass!r} is not a dataclass; only dataclasses can be registered")
-        tag = klass.__name__ if name is None else name
-        if _BY_TAG.get(tag, klass) is not klass:
-            raise SerializationError(
-                f"register: the tag {tag!r} is already taken by {_qualified(_BY_TAG[tag])}; pass another name="
-            )
-        _BY_TAG[tag] = klass
-        _BY_CLASS[klass] = tag
-        return klass
-
-    return decorate if cls is None else decorate(cls)
-
-
-def registered() -> dict[str, type]:
-    """The registered classes by tag (a copy)."""
-    return dict(_BY_TAG)
 
 
 def to_config(obj: Any) -> dict[str, Any]:
@@ -190,11 +136,7 @@ def _unregistered(value: Any, path: str) -> SerializationError:
                f"(its fields must be numbers, strings, tuples, lists, numpy arrays or registered classes)")
     else:
         how = "only registered dataclasses, numbers, strings, tuples, lists, dicts and numpy/scipy arrays have one"
-    return SerializationError(f"{path}: {_qualified(cls)} has no config: {how}")
-
-
-def _qualified(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
+    return SerializationError(f"{path}: {qualified(cls)} has no config: {how}")
 
 
 # --- decoding ---------------------------------------------------------------------
@@ -272,9 +214,3 @@ def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
-
-for _cls in (KSubset, GridShortestPath, GraphShortestPath, EdgeListGraph, BipartiteMatching, GraphMatching, ILP,
-             Variable, Parameter, ParameterMaps, IMLE, AIMLE, STE, BlackboxDifferentiation, NegativeIdentity,
-             PerturbedOptimizer, Gumbel, Normal, SumOfGamma):
-    register(_cls)
-del _cls

@@ -8,20 +8,18 @@ array (top-k) see the tensor itself, others get a host copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import numpy as np
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from . import _binding
-from .adapters import register_solver
-from .errors import InvalidInputError, missing_dependency
-from .estimators import Estimator, Residuals
+from .errors import missing_dependency
+from .estimators import Estimator
 from .losses import FenchelYoung, LossDefinition, SPOPlus, check_reduction, perturbation, reduce
 from .noise import NumpySource, RandomSource, TorchSource
 from .options import NoiseOptions, OracleOptions, take_options
-from .problems import DataField, Problem, Sense
+from .problems import Problem
+from .problems.torch_function import TorchFunctionProblem
 from .step import LossStep, Plan, Step, StepHolder, check_estimator
 
 try:
@@ -193,75 +191,6 @@ class IMLELayer(StepHolder, torch.nn.Module):
             f"problem={self.problem!r}, estimator={self.estimator!r}, backend={self.oracle.solver.backend!r}, "
             f"noise_source={self.noise.noise_source!r}{policy}"
         )
-
-
-@dataclass(frozen=True)
-class TorchFunctionProblem(Problem):
-    """A user's batched torch solver ``fn: (N, *shape) -> (N, *shape)`` as a problem.
-
-    With ``n_jobs=1`` the function receives the scores as they are (on their device);
-    on a pool (``n_jobs != 1``), chunks of CPU tensors, so it must then be picklable
-    (cloudpickle takes closures and lambdas). Its results are cast to the scores'
-    dtype and device, and checked like any solver's (shape; on the host path also
-    finite, and zeros and ones when ``binary=True``).
-
-    Attributes:
-        fn: the solver, maximising ``<z, theta>`` (or minimising, ``objective_sense="min"``);
-            with ``fields``, it is called ``fn(theta, **data)`` for batches that have data.
-        event_shape: the per-instance shape of theta and z.
-        objective_sense: ``"max"`` or ``"min"``.
-        binary: the function's states hold only zeros and ones.
-        fields: the per-instance data ``fn`` takes, by name (see docs/instances.md), e.g.
-            ``{"mask": DataField((n,), "bool")}``; each arrives as a tensor ``(N, *shape)``
-            with ``theta``'s rows.
-    """
-
-    fn: Callable[..., torch.Tensor]
-    event_shape: tuple[int, ...]
-    objective_sense: Sense = "max"
-    binary: bool = False
-    fields: Mapping[str, DataField] = field(default_factory=dict)
-    kind: ClassVar[str] = "torch-function"
-
-    def __post_init__(self) -> None:
-        if not callable(self.fn):
-            raise InvalidInputError(f"TorchFunctionProblem: fn must be callable, got {self.fn!r}")
-        if self.objective_sense not in ("max", "min"):
-            raise InvalidInputError(f"TorchFunctionProblem: sense must be 'max' or 'min', got {self.objective_sense!r}")
-        object.__setattr__(self, "event_shape", tuple(int(n) for n in self.event_shape))
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.event_shape
-
-    @property
-    def sense(self) -> Sense:
-        return self.objective_sense
-
-    @property
-    def binary_states(self) -> bool:  # type: ignore[override]
-        return self.binary
-
-    @property
-    def instance_fields(self) -> Mapping[str, DataField]:
-        return self.fields
-
-    def __hash__(self) -> int:  # the fields' dict is not hashable; the function and shape suffice
-        return hash((self.fn, self.event_shape, self.objective_sense, self.binary, tuple(self.fields)))
-
-
-@register_solver(TorchFunctionProblem.kind, "torch", batched=True, array_native=("torch",), inline=False)
-def solve_torch_function(
-    theta: torch.Tensor | np.ndarray, problem: TorchFunctionProblem, data: dict[str, Any] | None = None
-) -> torch.Tensor | np.ndarray:
-    """A batch ``(N, *shape)`` through the user's function: a tensor as it is (``n_jobs=1``),
-    or a numpy chunk on a worker as a CPU tensor; the result as the input's kind, dtype, device.
-    ``data``: the rows' per-instance data, passed to the function as tensors by name."""
-    tensors = {name: torch.as_tensor(value) for name, value in (data or {}).items()}
-    with torch.no_grad():
-        if isinstance(theta, np.ndarray):
-            return torch.as_tensor(problem.fn(torch.from_numpy(theta), **tensors)).numpy()
-        return torch.as_tensor(problem.fn(theta, **tensors)).to(dtype=theta.dtype, device=theta.device)
 
 
 def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -94,3 +96,20 @@ def test_a_solver_of_theta_alone_is_accepted(rng):
         np.testing.assert_array_equal(z.argmax(axis=1), theta.argmax(axis=1))
     finally:
         unregister_solver(OneHot.kind, "theta-only")
+
+
+def test_torch_function_problem_imports_without_torch():
+    script = (
+        "import sys\n"
+        "import imle_solvers.problems\n"
+        "from imle_solvers.problems import TorchFunctionProblem\n"
+        "assert 'torch' not in sys.modules, 'imle_solvers.problems imported torch'\n"
+        "import imle_solvers\n"
+        "assert imle_solvers.TorchFunctionProblem is TorchFunctionProblem\n"
+        "problem = TorchFunctionProblem(lambda theta: theta, event_shape=(3,))\n"
+        "assert problem.shape == (3,) and problem.sense == 'max'\n"
+        "assert [e.backend for e in imle_solvers.list_solvers(problem.kind)] == ['torch']\n"
+        "assert 'torch' not in sys.modules, 'registering its solver imported torch'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr

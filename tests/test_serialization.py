@@ -4,6 +4,9 @@ allowed classes, arrays kept exactly, nothing else built from a config."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -88,6 +91,62 @@ def test_a_registered_dataclass_of_ones_own_round_trips():
     np.testing.assert_array_equal(back.weights, [1, 2, 3])
     assert back.weights.dtype == np.int32
     assert registered()["tests.Knapsack"] is Knapsack
+
+
+@register(name="tests.Decorated")
+@dataclass(frozen=True)
+class Decorated(ims.KSubset):
+    """A user's problem registered where it is defined, as the built-in ones are."""
+
+    weights: tuple[float, ...] = ()
+
+
+@register
+@dataclass(frozen=True)
+class DecoratedBare:
+    scale: float
+
+
+def test_a_class_registered_at_its_definition_round_trips():
+    problem = Decorated(3, 1, (0.5, float("-inf")))
+    assert to_config(problem)["__class__"] == "tests.Decorated"
+    back = from_config(through_json(to_config(problem)))
+    assert type(back) is Decorated and back == problem
+    assert from_config(through_json(to_config(DecoratedBare(2.0)))) == DecoratedBare(2.0)
+    assert registered()["tests.Decorated"] is Decorated and registered()["DecoratedBare"] is DecoratedBare
+
+
+BUILT_INS = {
+    "KSubset", "GridShortestPath", "GraphShortestPath", "EdgeListGraph", "BipartiteMatching", "GraphMatching", "ILP",
+    "Variable", "Parameter", "ParameterMaps", "IMLE", "AIMLE", "STE", "BlackboxDifferentiation", "NegativeIdentity",
+    "PerturbedOptimizer", "Gumbel", "Normal", "SumOfGamma",
+}
+
+FRESH_INTERPRETER = textwrap.dedent(
+    """
+    import json, sys
+    import imle_solvers.serialization as serialization
+
+    configs = json.load(sys.stdin)
+    for config in configs:  # read back before anything else of the library is imported by hand
+        assert serialization.to_config(serialization.from_config(config)) == config, config["__class__"]
+    print(json.dumps({tag: cls.__module__ for tag, cls in serialization.registered().items()}))
+    """
+)
+
+
+def test_every_built_in_is_registered_after_importing_serialization_alone():
+    configs = [through_json(to_config(obj)) for obj in OBJECTS]
+    configs += [through_json(to_config(obj)) for obj in (ims.NegativeIdentity(), ims.Normal(), ims.KSubset(4, 2))]
+    done = subprocess.run([sys.executable, "-c", FRESH_INTERPRETER], input=json.dumps(configs),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    modules = json.loads(done.stdout)
+    assert set(modules) == BUILT_INS
+    # each registered where it is defined, in the library's own modules
+    assert all(module.startswith(("imle_solvers.problems.", "imle_solvers.estimators", "imle_solvers.noise."))
+               for module in modules.values()), modules
+    assert {tag for tag, cls in registered().items() if cls.__module__.startswith("imle_solvers.")} == BUILT_INS
 
 
 def test_unsupported_objects_fail_naming_the_class():

@@ -16,7 +16,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 import imle_solvers as ims
 from imle_solvers.problems.ilp import ILP
 from imle_solvers.spec import ILPBuilder, SpecError, list_named_ilps, load_dict, load_yaml, named_ilp, register_ilp
-from imle_solvers.spec import UnknownProblemError, problem, unregister_ilp
+from imle_solvers.spec import UnknownProblemError, unregister_ilp
 from imle_solvers.spec.compiler import compile_spec
 from imle_solvers.spec.source import from_yaml_text
 from example_scripts import load_example
@@ -261,20 +261,16 @@ def test_an_unknown_name_is_a_typed_error_listing_the_registered_ones(registered
         unregister_ilp("ks-c")
 
 
-def test_named_ilp_replace_and_the_deprecated_names(registered):
+def test_named_ilp_replace(registered):
     registered("ks-r", SPECS / "knapsack.yaml")
+    with pytest.raises(ValueError, match="pass replace=True"):
+        register_ilp("ks-r", lambda: knapsack_by_builder(capacity=3).build())
     register_ilp("ks-r", lambda: knapsack_by_builder(capacity=3).build(), replace=True)
     assert named_ilp("ks-r").row_upper.tolist() == [3.0]
-    with pytest.warns(DeprecationWarning, match="use replace=") as caught:
-        register_ilp("ks-r", SPECS / "knapsack.yaml", replace_existing=True)
-    assert caught[0].filename == __file__  # the warning points at the caller
+    register_ilp("ks-r", SPECS / "knapsack.yaml", replace=True)
     assert named_ilp("ks-r").row_upper.tolist() == [10.0]
-    with pytest.warns(DeprecationWarning, match=r"use imle_solvers.named_ilp\(name, ...\)"):
-        old = problem("ks-r", capacity=4)
-    assert old == named_ilp("ks-r", capacity=4)
-    assert ims.named_ilp is named_ilp and ims.problem is problem and ims.UnknownProblemError is UnknownProblemError
-    with pytest.warns(DeprecationWarning, match=r"use imle_solvers.list_named_ilps\(\)"):
-        assert ims.list_problems() == ims.list_named_ilps()
+    assert ims.named_ilp is named_ilp and ims.UnknownProblemError is UnknownProblemError
+    assert ims.list_named_ilps() == list_named_ilps()
     # a spec parameter called "name" does not collide with the registered name
     spec = {"params": {"name": {"default": 1}}, "variables": {"x": {}}, "constraints": ["x <= name"],
             "objective": {"sense": "max", "theta": "x"}}

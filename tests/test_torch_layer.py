@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import imle_solvers as ims  # noqa: E402
+from imle_solvers.adapters import resolve_solver  # noqa: E402
 from imle_solvers.adapters.topk import topk_mask  # noqa: E402
 from imle_solvers.errors import InvalidInputError  # noqa: E402
 from imle_solvers.torch import IMLELayer, TorchFunctionProblem, imle  # noqa: E402
@@ -103,6 +104,18 @@ def test_imle_wrapper_makes_a_user_solver_differentiable(rng):
     # target theta - 2 g = (0, -1, 0.5) -> item 2; gradient (z - z') / 2
     np.testing.assert_allclose(theta.grad.numpy(), [[0.0, 0.5, -0.5]])
     assert all(isinstance(t, torch.Tensor) for t in calls)
+
+
+def test_torch_function_problem_lives_in_problems():
+    import imle_solvers.problems
+    import imle_solvers.torch
+
+    assert TorchFunctionProblem is imle_solvers.problems.TorchFunctionProblem is ims.TorchFunctionProblem
+    assert TorchFunctionProblem.__module__ == "imle_solvers.problems.torch_function"
+    assert "TorchFunctionProblem" in imle_solvers.torch.__all__
+    entry = resolve_solver(TorchFunctionProblem.kind)
+    assert entry.solve.__module__ == "imle_solvers.adapters.torch_function"
+    assert entry.batched and not entry.inline and entry.runs_on("torch") and entry.requires == ("torch",)
 
 
 def test_imle_wrapper_for_a_min_solver():

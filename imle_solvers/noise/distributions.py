@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from .._array import Array, array_namespace, device
+from .._registration import register
 from ..errors import InvalidInputError
 from .quantile_table import sum_of_gamma_table
 from .sources import RandomSource, Shape, as_source
@@ -27,6 +28,7 @@ class NoiseDistribution(Protocol):
     def sample(self, source: RandomSource | np.random.Generator, shape: Shape) -> Array: ...
 
 
+@register
 @dataclass(frozen=True)
 class Gumbel:
     """Standard Gumbel(0, 1) noise: the Gumbel-max trick, exact for one-hot structures."""
@@ -35,6 +37,7 @@ class Gumbel:
         return as_source(source).gumbel(shape)
 
 
+@register
 @dataclass(frozen=True)
 class Normal:
     r"""Standard normal N(0, 1) noise: the Gaussian perturbation of Berthet et al. (2020).
@@ -70,6 +73,7 @@ def _cos(xp: object, x: Array) -> Array:
 SumOfGammaMethod = Literal["table", "exact"]
 
 
+@register
 @dataclass(frozen=True)
 class SumOfGamma:
     r"""Sum-of-Gamma noise of Niepert et al. (2021), tailored to structures with ``k`` ones.

@@ -6,6 +6,7 @@ from .grid import GridShortestPath, NegativeCostWarning
 from .ilp import ILP, Variable
 from .ksubset import KSubset
 from .matching import BipartiteMatching, GraphMatching
+from .torch_function import TorchFunctionProblem
 
 __all__ = [
     "Problem",
@@ -21,4 +22,5 @@ __all__ = [
     "GraphMatching",
     "ILP",
     "Variable",
+    "TorchFunctionProblem",
 ]

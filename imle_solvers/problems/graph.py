@@ -10,12 +10,14 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from .._registration import register
 from ..errors import InvalidInputError
 from .base import ContentIdentity, DataField, Problem, Sense
 
 NegativeCyclePolicy = Literal["raise", "clamp"]
 
 
+@register
 @dataclass(frozen=True, eq=False)
 class EdgeListGraph(ContentIdentity):
     """A graph as plain, picklable, hashable data: node labels and edges between them.
@@ -115,6 +117,7 @@ def _edge_array(edges: Any) -> np.ndarray:
     return array
 
 
+@register
 @dataclass(frozen=True)
 class GraphShortestPath(Problem):
     """A minimum-cost path from ``source`` to ``target`` in a fixed graph.

@@ -9,12 +9,14 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from .._array import array_namespace
+from .._registration import register
 from ..errors import InvalidInputError
 from .base import DataField, Problem, Sense
 
 NegativeCostPolicy = Literal["clamp", "raise"]
 
 
+@register
 @dataclass(frozen=True)
 class GridShortestPath(Problem):
     """A minimum-cost path from the top-left to the bottom-right cell of a grid.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from .._registration import register
 from ..errors import InvalidInputError
 from .base import ContentIdentity, DataField, Problem, Sense
 from .ilp_instances import InstanceValues, Numbers, ParametricParts
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 VariableType = Literal["binary", "integer", "continuous"]
 
 
+@register
 @dataclass(frozen=True)
 class Variable:
     """A named block of decision variables.
@@ -53,6 +55,7 @@ class Variable:
         return lower, upper
 
 
+@register
 @dataclass(frozen=True, eq=False)
 class ILP(ContentIdentity, Problem):
     r"""An integer linear program ``max/min c^T x  s.t.  row_lower <= A x <= row_upper``.

@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._registration import register
 from ..errors import InvalidInputError
 
 MAP_NAMES = ("coefficients", "row_lower", "row_upper", "lower", "upper", "objective")
 
 
+@register
 @dataclass(frozen=True)
 class Parameter:
     """A batched parameter: one value of ``shape`` per instance.
@@ -49,6 +51,7 @@ class Parameter:
         return int(np.prod(self.shape, dtype=np.int64))  # numpy's prod: 0-d shapes give 1
 
 
+@register
 @dataclass(frozen=True, eq=False)
 class ParameterMaps:
     """How an ILP's numbers depend on its batched parameters: ``value = base + map @ p``.

@@ -9,10 +9,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._array import array_namespace
+from .._registration import register
 from ..errors import InvalidInputError
 from .base import DataField, Problem, Sense
 
 
+@register
 @dataclass(frozen=True)
 class KSubset(Problem):
     """Exactly ``k`` of ``n`` items: ``z = argmax <z, theta>`` s.t. ``sum(z) == k``.

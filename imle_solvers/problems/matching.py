@@ -8,11 +8,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._registration import register
 from ..errors import InvalidInputError
 from .base import DataField, Problem, Sense
 from .graph import EdgeListGraph
 
 
+@register
 @dataclass(frozen=True)
 class BipartiteMatching(Problem):
     """A maximum-weight matching between ``n_left`` and ``n_right`` vertices.
@@ -76,6 +78,7 @@ class BipartiteMatching(Problem):
             raise InvalidInputError(f"allowed: batch index {index} leaves no perfect matching ({reason})")
 
 
+@register
 @dataclass(frozen=True)
 class GraphMatching(Problem):
     """A maximum-weight matching on an undirected graph (not necessarily bipartite).

@@ -11,7 +11,7 @@ from .builder import BuildError, ILPBuilder
 from .compiler import load_dict, load_yaml
 from .errors import SpecError
 from .limits import SpecLimits
-from .named import list_named_ilps, list_problems, named_ilp, problem, register_ilp, unregister_ilp
+from .named import list_named_ilps, named_ilp, register_ilp, unregister_ilp
 from .schema import ilp_schema
 
 __all__ = [
@@ -22,11 +22,9 @@ __all__ = [
     "UnknownProblemError",
     "ilp_schema",
     "list_named_ilps",
-    "list_problems",
     "load_dict",
     "load_yaml",
     "named_ilp",
-    "problem",
     "register_ilp",
     "unregister_ilp",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import replace as replace_fields
 from pathlib import Path
@@ -26,7 +25,6 @@ def register_ilp(
     *,
     replace: bool = False,
     limits: SpecLimits | None = None,
-    replace_existing: bool | None = None,
 ) -> None:
     """Register an ILP under ``name``, so that ``named_ilp(name, **params)`` builds it.
 
@@ -39,16 +37,12 @@ def register_ilp(
 
     Args:
         replace: replace an ILP already registered as ``name`` (as ``register_solver``'s
-            ``replace``); ``replace_existing`` is its deprecated former name.
+            ``replace``).
 
     Raises:
         ValueError: ``name`` is taken and ``replace`` is False.
         SpecError: the spec is broken.
     """
-    if replace_existing is not None:
-        warnings.warn("register_ilp(replace_existing=...) is deprecated; use replace=...",
-                      DeprecationWarning, stacklevel=2)
-        replace = replace or replace_existing
     if name in _NAMED and not replace:
         raise ValueError(f"an ILP is already registered as {name!r}; pass replace=True to replace it")
     _NAMED[name] = _factory(name, spec, DEFAULT_LIMITS if limits is None else limits)
@@ -69,23 +63,9 @@ def named_ilp(name: str, /, **params: Any) -> ILP:
     return factory(**params)
 
 
-def problem(name: str, /, **params: Any) -> ILP:
-    """Deprecated name of :func:`named_ilp` (it read as if it built any problem)."""
-    warnings.warn("imle_solvers.problem(name, ...) is deprecated; use imle_solvers.named_ilp(name, ...)",
-                  DeprecationWarning, stacklevel=2)
-    return named_ilp(name, **params)
-
-
 def list_named_ilps() -> list[str]:
     """The names of the registered ILPs, sorted."""
     return sorted(_NAMED)
-
-
-def list_problems() -> list[str]:
-    """Deprecated name of :func:`list_named_ilps`."""
-    warnings.warn("imle_solvers.list_problems() is deprecated; use imle_solvers.list_named_ilps()",
-                  DeprecationWarning, stacklevel=2)
-    return list_named_ilps()
 
 
 def unregister_ilp(name: str) -> None:
