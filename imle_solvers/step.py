@@ -24,6 +24,7 @@ with its backward pass.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -100,6 +101,8 @@ class Step:
         self.oracle = oracle
         self.problem: Problem = oracle.problem
         self.validate_args = validate_args
+        self._plans: dict[tuple, Plan] = {}  # (framework, stays in it, data checked on the host) -> plan
+        self._needs_no_data = False  # a call without data passed the problem's check once
 
     @property
     def with_status(self) -> bool:
@@ -121,20 +124,33 @@ class Step:
         check_batch_shape(tuple(theta.shape), self.problem.shape, name)
         if "float" not in dtype_name(theta):
             raise InvalidInputError(f"{name}: expected real numbers (a floating dtype), got dtype {dtype_name(theta)}")
-        data = self._batched(data, home.batch_size(theta))
-        solver = self.oracle.solver_for(theta)
-        native = self.oracle.runs_natively(solver, home.name)
-        if data:
-            self.oracle.check_takes_data(solver, data)
-            check_data(self.problem, data, home.batch_size(theta))
         traced = home.is_traced(theta)
-        data = for_framework(self.problem, data, theta) if native or home.traces else to_host(self.problem, data)
-        poison, on_host = None, False
-        if self.validate_args:
-            on_host = traced and bool(data) and not native and problem_checks_on_host(self.problem, data)
-            data_poison = None if on_host else self._check_data(home, data, traced)
-            poison = _sum_poisons(self._check_scores(home, theta, name), data_poison)
-        return Plan(self, home, solver, native, on_host), data, poison
+        plan = self._plan(home, theta, traced)
+        if data:
+            data = self._batched(data, home.batch_size(theta))
+        if data:
+            self.oracle.check_takes_data(plan.solver, data)
+            check_data(self.problem, data, home.batch_size(theta))
+            in_framework = plan.native or home.traces
+            data = for_framework(self.problem, data, theta) if in_framework else to_host(self.problem, data)
+        if not self.validate_args:
+            return plan, data, None
+        if traced and data and not plan.native and problem_checks_on_host(self.problem, data):
+            plan = dataclasses.replace(plan, check_data_on_host=True)  # the host solve checks them
+            data_poison = None
+        else:
+            data_poison = self._check_data(home, data, traced)
+        return plan, data, _sum_poisons(self._check_scores(home, theta, name), data_poison)
+
+    def _plan(self, home: Framework, theta: Array, traced: bool) -> Plan:
+        """The plan of calls on arrays like ``theta``: the solver chosen once per framework and
+        place (traced or on an accelerator, where ``backend="auto"`` stays in the framework)."""
+        key = (home.name, traced or home.on_accelerator(theta))
+        plan = self._plans.get(key)
+        if plan is None:
+            solver = self.oracle.solver_for(theta)
+            plan = self._plans[key] = Plan(self, home, solver, self.oracle.runs_natively(solver, home.name))
+        return plan
 
     def _batched(self, data: Mapping[str, Any], batch: Any) -> dict[str, Any]:
         """``data`` without its ``None`` entries, each value of a field's own shape (no batch
@@ -170,9 +186,11 @@ class Step:
         """The data's values (and a field without default that must be given): read now
         when concrete; when traced, on the device where the problem can tell a bad instance
         there, else by a host call."""
+        if not data and (self._needs_no_data or not self.problem.instance_fields):
+            return None
         if not data or not traced:
-            if data or self.problem.instance_fields:
-                check_values(self.problem, data)
+            check_values(self.problem, data)  # also without data: a field may have no default
+            self._needs_no_data = self._needs_no_data or not data
             return None
         names, problem = tuple(data), self.problem
 
