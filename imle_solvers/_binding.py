@@ -30,6 +30,7 @@ __all__ = [
     "seed_from_words",
     "noise_shape",
     "numpy_noise",
+    "NumpyNoiseOfKeys",
     "state_fields",
     "state_to_vector",
     "state_from_vector",
@@ -69,6 +70,22 @@ def numpy_noise(
     placeholder = np.broadcast_to(np.zeros((), dtype=dtype), tuple(theta_shape))  # shape and dtype only
     return np.stack([draw_noise(estimator.noise, g, placeholder, estimator.samples, estimator.marginal_samples)
                      for g in generators])
+
+
+class NumpyNoiseOfKeys:
+    """The host side of a JAX call's ``noise_source="numpy"``: ``words`` ``(..., 2)`` (the
+    key's bits, with a leading axis per mapped call of a ``jax.vmap``) in, the noise of each
+    group from its own ``generator(seed_from_words(words))`` out, as a one-tuple."""
+
+    def __init__(self, estimator: Estimator, theta_shape: tuple[int, ...], dtype: Any) -> None:
+        self.estimator, self.theta_shape, self.dtype = estimator, theta_shape, dtype
+
+    def __call__(self, words: np.ndarray) -> tuple[np.ndarray]:
+        words = np.asarray(words)
+        lead = words.shape[:-1]
+        generators = [generator(seed_from_words(w)) for w in words.reshape(-1, 2)]
+        noise = numpy_noise(self.estimator, self.theta_shape, self.dtype, generators)
+        return (noise.reshape(*lead, *noise.shape[1:]),)
 
 
 def state_fields(estimator: Estimator) -> tuple[str, ...]:

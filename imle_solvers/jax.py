@@ -3,40 +3,21 @@
 The step runs on JAX arrays inside a ``jax.custom_vjp``, so it is traced, compiled and
 vmapped with the rest of the model; an eager call runs it compiled too (one ``jax.jit``
 per shape and plan). What is JAX's own here: the ``custom_vjp``, the random source (the
-key), and the state as a pytree. Noise is drawn from
-the key with ``jax.random`` (``noise_source="native"``, the default). An array-native
-solver (top-k; the grid shortest path's Bellman-Ford, which ``backend="auto"`` picks
-for JAX, whose arrays are always traced here) runs as JAX ops too: a step of such a
-problem never leaves the device and its jaxpr holds no callback. Other solvers are
-reached through one ``jax.pure_callback`` per solve; under ``jax.vmap`` all mapped
-calls reach the host in that one callback and are solved in one oracle call. With
-``backend="auto"`` the layer takes the best array-native solver for JAX where there is
-one (a call's arrays are always traced here), and reports it (``repr``, ``oracle.solver``).
+key, drawn with ``jax.random``, or ``numpy.random.default_rng(numpy_seed(key))`` with
+``noise_source="numpy"``), and the adaptive state as a pytree.
 
-Checks (``validate_args``): an eager call reads the scores and data and raises naming the
-batch index. Inside a trace (your ``jax.jit``, or a constant closed over in it) they are
-checked on the device, with no host callback (so a default step can be exported with
-``jax.export``): the rows of ``z`` whose scores or data are invalid are NaN.
+An array-native solver (top-k; the grid's Bellman-Ford, which ``backend="auto"`` picks
+for JAX, whose arrays are always traced here, and which the layer then reports) runs as
+JAX ops: such a step never leaves the device, checks included (inside a trace a bad row
+is NaN), so it exports with ``jax.export``. Other solvers are reached through one
+``jax.pure_callback`` per solve; under ``jax.vmap`` all mapped calls are solved in one
+oracle call. See docs/frameworks.md.
 
-Randomness: with ``noise_source="numpy"`` a call's noise comes from
-``numpy.random.default_rng(numpy_seed(key))`` (a host callback), so the same key gives
-the same noise as a torch or Keras layer built with ``seed=numpy_seed(key)`` and
-``noise_source="numpy"`` (first call).
+Adaptive state (AIMLE): an :class:`~imle_solvers.AdaptiveState` passed in; its update
+is only known in the backward pass, so it comes back as the *cotangent of the state*:
+:func:`value_and_grad` returns the next state as a value.
 
-Adaptive state (AIMLE): an :class:`~imle_solvers.AdaptiveState` (a named tuple, hence
-a pytree) of scalars passed in and updated functionally. The update is only known in
-the backward pass, so it comes back as the *cotangent of the state argument*, to be
-added to the state::
-
-    f = imle(problem, AIMLE(...))
-    state = f.initial_state()
-    (g_params, g_state) = jax.grad(loss, argnums=(0, 1))(params, state, key)
-    state = apply_state_update(state, g_state)   # state + g_state
-
-An unused output (no backward pass) leaves the cotangent zero, i.e. the state unchanged.
-
-Failure policy: with ``on_failure`` other than ``"raise"`` a call returns ``(z, status)``
-(see :mod:`imle_solvers.failures`); the statuses come back from the host with the states.
+Failure policy: with ``on_failure`` other than ``"raise"`` a call returns ``(z, status)``.
 """
 
 from __future__ import annotations
@@ -64,7 +45,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised without jax installed
     raise missing_dependency("jax", "jax") from error
 
-__all__ = ["FenchelYoungLoss", "IMLEFunction", "SPOPlusLoss", "apply_state_update", "imle", "numpy_seed"]
+__all__ = ["FenchelYoungLoss", "IMLEFunction", "SPOPlusLoss", "apply_state_update", "imle", "numpy_seed", "value_and_grad"]
 
 State = AdaptiveState
 _NOISE_OPTIONS = ("noise_source",)  # no seed: every call takes a key
@@ -83,6 +64,24 @@ def _seed_words(key: jax.Array) -> jax.Array:
 def apply_state_update(state: State, update: State) -> State:
     """The next state: ``state + update``, ``update`` being the state's cotangent."""
     return jax.tree.map(jnp.add, state, update)
+
+
+def value_and_grad(fun: Any, argnums: int | tuple[int, ...] = 0, *, state_argnum: int = 1) -> Any:
+    """``jax.value_and_grad`` of ``fun``, a loss whose argument ``state_argnum`` is an adaptive
+    estimator's state: ``(value, next_state), grads``, the next state returned as a value
+    (as ``has_aux=True`` returns its aux), ``grads`` those of ``argnums``.
+
+    ``next_state`` is ``state`` plus its cotangent (:func:`apply_state_update`): a state used
+    in one call per step moves as that call's backward pass says; unused, it stays."""
+    many = not isinstance(argnums, int)
+    wanted = tuple(argnums) if many else (argnums,)
+
+    def value_grads_state(*args: Any, **kwargs: Any) -> tuple[tuple[Any, State], Any]:
+        value, grads = jax.value_and_grad(fun, argnums=(*wanted, state_argnum))(*args, **kwargs)
+        state = apply_state_update(args[state_argnum], grads[-1])
+        return (value, state), (grads[:-1] if many else grads[0])
+
+    return value_grads_state
 
 
 def _oracle(owner: str, problem: Problem, options: dict[str, Any], oracle_options: OracleOptions | None,
@@ -104,7 +103,7 @@ def _draw(estimator: Estimator, noise_source: str, theta: jax.Array, key: jax.Ar
     if noise_source == "native":
         return estimator.draw(theta, JaxSource(key, theta.dtype))
     shape = _binding.noise_shape(estimator, theta.shape)
-    host = _NumpyNoise(estimator, theta.shape, theta.dtype)
+    host = _binding.NumpyNoiseOfKeys(estimator, theta.shape, theta.dtype)
     return FRAMEWORK.host_call(host, [_seed_words(key)], [(shape, theta.dtype)])[0]
 
 
@@ -202,20 +201,6 @@ def _as_state(state: AdaptiveState | dict[str, Any]) -> State:
     (a ``state_dict()``) is taken too."""
     values = state._asdict() if isinstance(state, AdaptiveState) else dict(state)
     return AdaptiveState(**{name: jnp.asarray(value, dtype=jnp.result_type(float)) for name, value in values.items()})
-
-
-class _NumpyNoise:
-    """The host side of ``noise_source="numpy"``: one numpy generator per group (mapped call)."""
-
-    def __init__(self, estimator: Estimator, theta_shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.estimator, self.theta_shape, self.dtype = estimator, theta_shape, dtype
-
-    def __call__(self, words: np.ndarray) -> tuple[np.ndarray]:
-        words = np.asarray(words)
-        lead = words.shape[:-1]
-        generators = [_binding.generator(_binding.seed_from_words(w)) for w in words.reshape(-1, 2)]
-        noise = _binding.numpy_noise(self.estimator, self.theta_shape, self.dtype, generators)
-        return (noise.reshape(*lead, *noise.shape[1:]),)
 
 
 def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLEFunction:

@@ -1,20 +1,13 @@
 """TensorFlow binding: the step (:mod:`imle_solvers.step`) in a Keras layer.
 
-What is Keras' own here: the ``tf.custom_gradient``, the noise drawn with TensorFlow's
-stateless random ops from a seed the layer keeps as a weight, the estimator's state as
-weights, the config, masks and ``fit``'s graphs. An array-native solver (top-k) runs as
-TensorFlow ops, so such a layer needs no host call, eagerly, inside ``tf.function``, in
-``model.fit`` and with ``jit_compile=True``; other solvers are reached through
-``tf.numpy_function`` (and then the layer sets ``supports_jit = False``).
-
-Randomness: ``noise_source="native"`` (default) makes stateless TensorFlow draws keyed
-by ``(seed, counter)``, a non-trainable int64 weight ``noise_state`` of the layer, so a
-model restored from its weights draws what the saved one would have drawn next.
-``noise_source="numpy"`` draws each call's noise in turn from
-``numpy.random.default_rng(seed)``, exactly as the torch layer with the same seed.
-An adaptive estimator's state (AIMLE) is held in non-trainable float64 weights, one
-per field (``beta``, ``nnz_average``, ``steps``), updated by each backward pass and
-saved with the model's weights.
+What is Keras' own here: the ``tf.custom_gradient``, the noise (stateless TensorFlow
+draws keyed by ``(seed, counter)``, a non-trainable int64 weight ``noise_state``, so a
+restored model draws what the saved one would have drawn next; or, with
+``noise_source="numpy"``, ``numpy.random.default_rng(seed)`` drawn in turn, as the torch
+layer draws), the estimator's state as float64 weights (``beta``, ``nnz_average``,
+``steps``), the config, masks and ``fit``'s graphs. An array-native solver (top-k) runs
+as TensorFlow ops, eagerly, in ``tf.function``, in ``model.fit`` and under XLA; other
+solvers are reached through ``tf.numpy_function`` (then ``supports_jit = False``).
 """
 
 from __future__ import annotations

@@ -102,6 +102,11 @@ def test_aimle_state_is_passed_in_and_returned():
     assert isinstance(new, ims.AdaptiveState), "the state keeps its one type through grad and updates"
     np.testing.assert_allclose(float(new.beta), expected_state.beta, rtol=1e-6)
     assert float(new.steps) == 1 and float(state.steps) == 0
+    (value, returned), g = jax.jit(ims.jax.value_and_grad(loss, argnums=0, state_argnum=1))(theta, state)
+    assert isinstance(returned, ims.AdaptiveState) and np.allclose(float(value), float(loss(theta, state)))
+    np.testing.assert_array_equal(g, g_theta)
+    for field in returned._fields:  # the state returned as a value is the one applied by hand
+        np.testing.assert_array_equal(getattr(returned, field), getattr(new, field))
     unused = jax.grad(lambda t, s: (f(t, key, s), jnp.sum(t))[1], argnums=1)(theta, state)
     assert not any(float(v) for v in unused), "no backward pass leaves the state as it is"
     with pytest.raises(ims.InvalidInputError, match="state"):
