@@ -102,9 +102,10 @@ def draw_noise(noise: NoiseDistribution | None, rng: Rng, theta: Array, samples:
     """Noise ``(B, samples, marginal_samples, *shape)`` in ``theta``'s namespace, dtype, device."""
     if noise is None:
         return None
-    xp = array_namespace(theta)
     draw = noise.sample(as_source(rng), (theta.shape[0], samples, marginal_samples, *theta.shape[1:]))
-    return xp.asarray(draw, dtype=theta.dtype, device=device(theta))
+    if not isinstance(draw, np.ndarray) and draw.dtype == theta.dtype:
+        return draw  # a native source draws on theta's device already
+    return array_namespace(theta).asarray(draw, dtype=theta.dtype, device=device(theta))
 
 
 def oriented(solve: Solve, sign: int) -> Solve:

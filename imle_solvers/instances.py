@@ -121,18 +121,20 @@ def for_framework(problem: Problem, data: Mapping[str, Any], like: Array) -> dic
     """``data`` in ``like``'s framework and on its device: bool fields as bool, int fields
     as the framework's default integer (int64; int32 in JAX without x64), float fields in
     ``like``'s dtype."""
+    if not data:
+        return {}
     xp = array_namespace(like)
-    where = device(like)
+    where, own = device(like), framework_of(like)
     fields = problem.instance_fields
-    dtypes = {"bool": xp.bool, "int": xp.asarray(0).dtype, "float": like.dtype}
     converted = {}
     for name, value in data.items():
-        dtype = dtypes[fields[name].kind]
-        if framework_of_or_none(value) == framework_of(like):
+        kind = fields[name].kind
+        dtype = xp.bool if kind == "bool" else like.dtype if kind == "float" else xp.asarray(0).dtype
+        theirs = framework_of_or_none(value)
+        if theirs == own:
             converted[name] = value if value.dtype == dtype else xp.astype(value, dtype)
         else:
-            converted[name] = xp.asarray(to_numpy(value) if framework_of_or_none(value) else value, dtype=dtype,
-                                         device=where)
+            converted[name] = xp.asarray(to_numpy(value) if theirs else value, dtype=dtype, device=where)
     return converted
 
 
