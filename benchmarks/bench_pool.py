@@ -89,7 +89,8 @@ def dask_chunk_rows(rng: np.random.Generator) -> list[dict]:
     medians = interleaved_medians(fns, 7)
     rows = [{"chunk_size": "serial loop", "tasks": 1, "seconds": medians["serial"], "ratio": 1.0}]
     for name, oracle in oracles.items():
-        rows.append({"chunk_size": name, "tasks": len(oracle._chunks(len(theta))), "seconds": medians[name],
+        tasks = len(oracle._scheduler.chunks(len(theta), oracle.solver))
+        rows.append({"chunk_size": name, "tasks": tasks, "seconds": medians[name],
                      "ratio": medians["serial"] / medians[name]})
         oracle.close()
     return rows

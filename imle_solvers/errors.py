@@ -57,6 +57,117 @@ def _rebuild_solver_error(cls, message, index, status, indices=None, incumbent=N
     return cls(message, index=index, status=status, indices=indices, incumbent=incumbent)
 
 
+# -- The oracle's errors, worded in one place ------------------------------------------------
+# Each names the instances by their indices in the batch handed to the oracle, the problem's
+# label and the backend, whichever process found the failure; the oracle's callers, the
+# tests and the docs quote these texts.
+
+
+def _about(instances: str, label: str, backend: str) -> str:
+    """``"instances 0-3 (label, backend 'name')"``: how every message starts."""
+    return f"{instances} ({label}, backend {backend!r})"
+
+
+def _spans(chunks: list[list[int]]) -> str:
+    """``[[0, 1, 2, 3], [8], [10, 12, 13]] -> "0-3, 8, 10, 12-13"``: each chunk's runs."""
+    runs: list[list[int]] = []
+    for chunk in chunks:
+        start = len(runs)
+        for i in chunk:
+            if len(runs) > start and i == runs[-1][1] + 1:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs)
+
+
+def _chunks_error(chunks: list[list[int]], label: str, backend: str, what: str, status: str) -> SolverError:
+    """A failure of whole ``chunks`` (each the batch indices of its rows): every row is named."""
+    indices = [i for chunk in chunks for i in chunk]
+    return SolverError(
+        f"{_about(f'instances {_spans(chunks)}', label, backend)}: {what}",
+        index=indices[0],
+        status=status,
+        indices=tuple(indices),
+    )
+
+
+def workers_lost_error(chunks: list[list[int]], label: str, backend: str, cause: BaseException | None) -> SolverError:
+    """``chunks`` (each the batch indices of its rows) lost with their workers twice:
+    status ``"worker-died"``."""
+    what = f"a worker died while solving them, and again when they were retried on restarted workers ({cause!r})"
+    return _chunks_error(chunks, label, backend, what, "worker-died")
+
+
+def time_limit_error(
+    chunks: list[list[int]],
+    label: str,
+    backend: str,
+    timeout: float,
+    time_limit: float,
+    grace: float,
+    *,
+    enforced: bool,
+) -> SolverError:
+    """A pool task holding ``chunks`` (each the batch indices of its rows) gave no result
+    within ``timeout`` seconds (``time_limit`` per instance plus ``grace``): status
+    ``"time-limit"``. ``enforced``: whether the backend stops at its time limit itself."""
+    how = "" if enforced else f"; backend {backend!r} does not enforce time limits itself"
+    what = (
+        f"time limit hit, no result within {timeout:.3g} s (time_limit={time_limit} s per "
+        f"instance, plus {grace} s grace); the workers were stopped{how}"
+    )
+    return _chunks_error(chunks, label, backend, what, "time-limit")
+
+
+def located_error(error: SolverError, index: int, label: str, backend: str) -> SolverError:
+    """A solver's own ``error``, for the instance at batch index ``index``; its status and
+    incumbent are kept."""
+    return SolverError(
+        f"{_about(f'instance {index}', label, backend)}: {error}",
+        index=index,
+        status=error.status,
+        incumbent=error.incumbent,
+    )
+
+
+def crashed_error(error: BaseException, index: int, label: str, backend: str, *, batched: bool) -> SolverError:
+    """Anything else a solver raised at batch index ``index`` (``batched``: in a call of
+    that row and the ones after it): status ``"error"``."""
+    where = f"instance {index}{'+' if batched else ''}"
+    return SolverError(f"{_about(where, label, backend)} failed: {error!r}", index=index, status="error")
+
+
+def bad_output_error(index: int, label: str, backend: str, what: str) -> SolverError:
+    """A result for the instance at batch index ``index`` that is not a state (``what``
+    the solver returned instead): status ``"bad-output"``."""
+    return SolverError(
+        f"{_about(f'instance {index}', label, backend)}: the solver returned {what}", index=index, status="bad-output"
+    )
+
+
+def wrong_shape_error(
+    shape: tuple[int, ...], expected: tuple[int, ...], label: str, backend: str
+) -> SolverError:
+    """An array-native solver's batch of states of ``shape`` for scores of shape
+    ``expected`` (``(B, *problem.shape)``): status ``"bad-output"``, naming the whole batch."""
+    where = f"instances 0-{expected[0] - 1}"
+    return SolverError(
+        f"{_about(where, label, backend)}: the solver returned shape {shape}, expected {expected}",
+        index=0,
+        status="bad-output",
+    )
+
+
+def takes_no_data_error(fields: list[str], label: str, backend: str) -> InvalidInputError:
+    """Per-instance data ``fields`` given to a backend that takes none."""
+    return InvalidInputError(
+        f"{label}: backend {backend!r} takes no per-instance data, "
+        f"and {', '.join(map(repr, fields))} {'was' if len(fields) == 1 else 'were'} given; "
+        "pick a backend that does (imle_solvers.list_solvers shows them)"
+    )
+
+
 def missing_dependency(modules: str | list[str], extra: str, needed_by: str | None = None) -> MissingDependencyError:
     """The error for optional ``modules`` that are not installed, naming the ``extra`` that
     installs them (and what needs them)."""

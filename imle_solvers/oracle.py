@@ -2,38 +2,33 @@
 
 It validates the batch, looks the solver up in the registry, and runs it: in the
 calling process for cheap vectorised solvers, for ``n_jobs=1`` and for batches
-too small to be worth shipping; otherwise in chunks on a persistent joblib pool
-(:mod:`imle_solvers._pool`) that is created once and reused across calls. See
-``docs/parallel.md`` for the pool's lifecycle, backends, failures and time limits.
+too small to be worth shipping; otherwise in chunks (:mod:`imle_solvers.scheduler`)
+on a persistent joblib pool (:mod:`imle_solvers._pool`) that is created once and reused
+across calls. See ``docs/parallel.md`` for the pool's lifecycle, backends, failures and
+time limits.
 """
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ._array import Array, array_namespace, device, framework_of, from_numpy, stays_in_framework, to_numpy
-from ._pool import TaskTimedOut, WorkerPool, WorkersLost, effective_workers
+from ._pool import WorkerPool
 from .adapters import resolve_solver
 from .adapters.registry import SolverEntry, resolve_native_solver
 from .cache import SolutionCache, resolve_cache
-from .errors import InvalidInputError, SolverError
+from .chunks import check_states as check_states  # re-exported: docs/architecture.md names oracle.check_states
+from .chunks import solve_task
+from .errors import InvalidInputError, SolverError, takes_no_data_error, wrong_shape_error
 from .failures import STATUS_DTYPE, OnFailure, Status, check_on_failure
-from .instances import InstanceData, check_data, check_values, for_framework, instance, rows, to_host
+from .instances import InstanceData, check_data, check_values, for_framework, to_host
 from .problems import Problem
-
-# Several tasks per worker even out instances of uneven difficulty.
-TASKS_PER_WORKER = 4
-# Added to a chunk's time limit: a fresh worker's start-up and a solver model's first build.
-TIMEOUT_GRACE_SECONDS = 5.0
-
-Chunk = tuple[int, int]  # rows [start, stop) of the batch
+from .scheduler import ChunkScheduler, SolveSettings
 
 
 class MAPOracle:
@@ -51,9 +46,9 @@ class MAPOracle:
         parallel_backend: a joblib backend: ``"loky"`` (processes), ``"threading"``,
             ``"sequential"``, ``"dask"`` (needs a ``distributed.Client``), ``"ray"``.
         chunk_size: instances per task, or ``"auto"``: about ``TASKS_PER_WORKER`` tasks
-            per worker, but no task shorter than the pool's ``target_task_seconds`` (a few
-            times its backend's per-task overhead) as measured on
-            the previous call; a batch that makes a single task is solved in-process.
+            per worker (see :mod:`imle_solvers.scheduler`), but no task shorter than the
+            pool's ``target_task_seconds`` (a few times its backend's per-task overhead) as
+            measured on the previous call; a batch that makes a single task is solved in-process.
         time_limit: seconds per instance, or None. Solvers registered with
             ``time_limit=True`` get it as a keyword; on the pool, a chunk of ``m``
             instances is also stopped after ``m * time_limit + TIMEOUT_GRACE_SECONDS``
@@ -112,17 +107,32 @@ class MAPOracle:
         self.solver: SolverEntry = resolve_solver(problem.kind, backend)
         self._auto = backend == "auto"
         self._native_solvers: dict[str, SolverEntry | None] = {}
-        self.chunk_size = chunk_size
         self.time_limit = time_limit
-        self.pool = WorkerPool(n_jobs, parallel_backend)
-        # a scheduling hint from the last call (seconds per instance); results never depend on it
-        self._seconds_per_instance: float | None = None
+        self._scheduler = ChunkScheduler(WorkerPool(n_jobs, parallel_backend), chunk_size)
         if time_limit is not None and not self.solver.time_limit and not self._pooled:
             warnings.warn(
                 f"MAPOracle: backend {self.solver.backend!r} does not enforce time limits and runs in "
                 f"the calling process (n_jobs={n_jobs}), so time_limit={time_limit} is not enforced",
                 stacklevel=2,
             )
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The workers (opened on first use, stopped by :meth:`close`)."""
+        return self._scheduler.pool
+
+    @pool.setter
+    def pool(self, pool: WorkerPool) -> None:
+        self._scheduler.pool = pool
+
+    @property
+    def chunk_size(self) -> int | str:
+        """Instances per task, or ``"auto"``."""
+        return self._scheduler.chunk_size
+
+    @chunk_size.setter
+    def chunk_size(self, chunk_size: int | str) -> None:
+        self._scheduler.chunk_size = chunk_size
 
     @property
     def n_jobs(self) -> int:
@@ -214,12 +224,7 @@ class MAPOracle:
         if native:
             z = solver.solve(theta, self.problem, data=data) if data else solver.solve(theta, self.problem)
             if tuple(z.shape) != tuple(theta.shape):
-                raise SolverError(
-                    f"instances 0-{theta.shape[0] - 1} ({self.problem.label}, backend {solver.backend!r}): the "
-                    f"solver returned shape {tuple(z.shape)}, expected {tuple(theta.shape)}",
-                    index=0,
-                    status="bad-output",
-                )
+                raise wrong_shape_error(tuple(z.shape), tuple(theta.shape), self.problem.label, solver.backend)
             return z, None
         values = to_numpy(theta)
         if len(values) == 0:
@@ -241,138 +246,24 @@ class MAPOracle:
     ) -> tuple[np.ndarray, np.ndarray]:
         """States and statuses of the rows ``values`` (numpy, non-empty), rows ``positions``
         of the caller's batch (the indices that errors name)."""
-        chunks = self._chunks(len(values))
-        if len(chunks) == 1 and not (self._pooled and self._task_timeout_needed):
-            results, seconds = self._solve_in_process(values, host, positions)
-        else:
-            results, seconds = self._solve_on_pool(values, host, chunks, positions)
-        self._seconds_per_instance = seconds / len(values)
-        status = np.concatenate([result.status for result in results])
+        settings = SolveSettings(self.solver, self.problem, self.time_limit, self.on_failure)
+        results = self._scheduler.solve(settings, values, host, positions)
+        # the failure policy's bookkeeping, in one place: failed rows arrive as zeros (or an
+        # incumbent) with their status and error, whichever process or placeholder made them
         self.last_failures = tuple(error for result in results for error in result.failures)
         for error in self.last_failures:  # per instance: a lost chunk's error names all of its
             self.failures[_reason(error, self.on_failure)] += max(len(error.indices), 1)
-        return np.concatenate([result.z for result in results]), status
+        return np.concatenate([result.z for result in results]), np.concatenate([result.status for result in results])
 
     def check_takes_data(self, solver: SolverEntry, data: InstanceData) -> None:
         """Raise unless ``solver`` takes per-instance data (where ``data`` are given)."""
         if not solver.takes_data:
-            raise InvalidInputError(
-                f"{self.problem.label}: backend {solver.backend!r} takes no per-instance data, "
-                f"and {', '.join(map(repr, data))} {'was' if len(data) == 1 else 'were'} given; "
-                "pick a backend that does (imle_solvers.list_solvers shows them)"
-            )
+            raise takes_no_data_error(list(data), self.problem.label, solver.backend)
 
     @property
     def _pooled(self) -> bool:
         """Whether batches may go to the worker pool at all."""
-        return self.n_jobs != 1 and not self.solver.inline
-
-    @property
-    def _task_timeout_needed(self) -> bool:
-        """Only a pool task timeout can enforce ``time_limit`` on this solver."""
-        return self.time_limit is not None and not self.solver.time_limit
-
-    def _chunks(self, n: int) -> list[Chunk]:
-        """Row ranges of the tasks for a batch of ``n`` instances, in order."""
-        size = self._chunk_length(n) if self._pooled else n
-        return [(start, min(start + size, n)) for start in range(0, n, size)]
-
-    def _chunk_length(self, n: int) -> int:
-        if self.chunk_size != "auto":
-            return int(self.chunk_size)
-        workers = effective_workers(self.n_jobs, self.parallel_backend)
-        balanced = math.ceil(n / (TASKS_PER_WORKER * workers))
-        if self._seconds_per_instance is None:
-            return balanced
-        worthwhile = math.ceil(self.pool.target_task_seconds / max(self._seconds_per_instance, 1e-9))
-        if worthwhile >= n:  # the whole batch is less solving than one task should carry: in-process
-            return n
-        # larger chunks, but never fewer tasks than workers: an idle worker is the worst overhead
-        return min(math.ceil(n / workers), max(balanced, worthwhile))
-
-    def _solve_in_process(
-        self, values: np.ndarray, data: InstanceData, positions: np.ndarray
-    ) -> tuple[list[ChunkResult], float]:
-        start = time.perf_counter()
-        result = solve_chunk(self.solver, self.problem, values, positions, self.time_limit, self.on_failure, data)
-        return [result], time.perf_counter() - start
-
-    def _solve_on_pool(
-        self, values: np.ndarray, data: InstanceData, chunks: list[Chunk], positions: np.ndarray
-    ) -> tuple[list[ChunkResult], float]:
-        tasks = [
-            (self.solver, self.problem, values[a:b], positions[a:b], self.time_limit, self.on_failure, rows(data, a, b))
-            for a, b in chunks
-        ]
-        timeout = None
-        if self.time_limit is not None:
-            timeout = self.time_limit * max(b - a for a, b in chunks) + TIMEOUT_GRACE_SECONDS
-        outputs: list[TaskOutput | None] = [None] * len(tasks)
-        pending, one_at_a_time = list(range(len(tasks))), False
-        while pending:  # more than one round only where a policy other than "raise" skips chunks
-            batch = pending[:1] if one_at_a_time else pending
-            try:
-                for i, output in zip(batch, self.pool.map(solve_task, [tasks[i] for i in batch], timeout=timeout)):
-                    outputs[i] = output
-            except (WorkersLost, TaskTimedOut) as fault:
-                suspects = [batch[t] for t in fault.tasks]
-                lost = [[int(p) for p in positions[chunks[i][0] : chunks[i][1]]] for i in suspects]
-                if isinstance(fault, WorkersLost):
-                    error = self._lost_error(lost, fault.__cause__)
-                else:
-                    error = self._timeout_error(lost, timeout)
-                if self.on_failure == "raise":
-                    raise error from fault
-                for i, output in zip(batch, fault.results or ()):
-                    if output is not None:  # finished before the fault: kept
-                        outputs[i] = output
-                if len(suspects) > 1:
-                    one_at_a_time = True  # which chunk was it? each suspect alone tells
-                else:
-                    outputs[suspects[0]] = self._placeholder(chunks[suspects[0]], error)
-            pending = [i for i in pending if outputs[i] is None]
-        for category, message in dict.fromkeys(w for output in outputs for w in output.warnings):
-            warnings.warn(message, category, stacklevel=4)  # the workers' warnings, once each
-        for output in outputs:
-            if isinstance(output.result, SolverError):  # the first failing instance, as in-process
-                raise output.result
-        return [output.result for output in outputs], sum(output.seconds for output in outputs)
-
-    def _placeholder(self, chunk: Chunk, error: SolverError) -> TaskOutput:
-        """A skipped chunk: zeros, every row FAILED, ``error`` its failure."""
-        a, b = chunk
-        result = ChunkResult(
-            z=np.zeros((b - a, *self.problem.shape)),
-            status=np.full(b - a, Status.FAILED, dtype=STATUS_DTYPE),
-            failures=(error,),
-        )
-        return TaskOutput(result=result, seconds=0.0, warnings=())
-
-    def _lost_error(self, chunks: list[list[int]], cause: BaseException | None) -> SolverError:
-        """The error for lost ``chunks`` (each the caller's batch indices of its rows)."""
-        indices = [i for chunk in chunks for i in chunk]
-        return SolverError(
-            f"instances {_spans(chunks)} ({self.problem.label}, backend {self.solver.backend!r}): "
-            f"a worker died while solving them, and again when they were retried on restarted "
-            f"workers ({cause!r})",
-            index=indices[0],
-            status="worker-died",
-            indices=tuple(indices),
-        )
-
-    def _timeout_error(self, chunks: list[list[int]], timeout: float | None) -> SolverError:
-        """The error for a task timeout among ``chunks`` (each the caller's batch indices of
-        its rows; one chunk, on backends that stream results)."""
-        indices = [i for chunk in chunks for i in chunk]
-        how = "" if self.solver.time_limit else f"; backend {self.solver.backend!r} does not enforce time limits itself"
-        return SolverError(
-            f"instances {_spans(chunks)} ({self.problem.label}, backend {self.solver.backend!r}): "
-            f"time limit hit, no result within {timeout:.3g} s (time_limit={self.time_limit} s per "
-            f"instance, plus {TIMEOUT_GRACE_SECONDS} s grace); the workers were stopped{how}",
-            index=indices[0],
-            status="time-limit",
-            indices=tuple(indices),
-        )
+        return self._scheduler.pooled(self.solver)
 
     def warm_up(self) -> float:
         """Start every worker and build the solver's model in each, ahead of training; the
@@ -403,219 +294,7 @@ class MAPOracle:
         self.close()
 
 
-@dataclass(frozen=True)
-class ChunkResult:
-    """The solved rows of a chunk.
-
-    Attributes:
-        z: ``(n, *shape)`` MAP states; a failed row is zeros.
-        status: ``(n,)`` int8 :class:`~imle_solvers.failures.Status` per row.
-        failures: the errors of the rows that failed (or gave an incumbent).
-    """
-
-    z: np.ndarray
-    status: np.ndarray
-    failures: tuple[SolverError, ...] = ()
-
-
-def solve_chunk(
-    solver: SolverEntry,
-    problem: Problem,
-    theta: np.ndarray,
-    offset: int | np.ndarray,
-    time_limit: float | None = None,
-    on_failure: OnFailure = "raise",
-    data: InstanceData | None = None,
-) -> ChunkResult:
-    """Solve rows ``theta`` (``(n, *shape)``), the ``offset``-th onwards of the batch (or,
-    for an array ``offset``, the rows of these ``n`` batch indices: a cache's misses), with
-    their per-instance ``data`` (numpy, ``(n, *field.shape)`` each; see
-    :mod:`imle_solvers.instances`).
-
-    ``time_limit`` (seconds per instance) is passed on to solvers registered with
-    ``time_limit=True``. A failure (an error, or a result that fails
-    :func:`check_states`) is a :class:`SolverError` naming the instance's index in the
-    batch: raised under ``on_failure="raise"``, otherwise recorded in the result. A
-    batched solver that fails is asked again one instance at a time, to find the
-    failing ones (under ``"raise"`` only when its error did not say which it was).
-    """
-    options: dict[str, Any] = {"time_limit": time_limit} if solver.time_limit and time_limit is not None else {}
-    data = data or {}
-    n = len(theta)
-    positions = _positions(offset, n)
-    status = np.zeros(n, dtype=STATUS_DTYPE)
-    if solver.batched:
-        try:
-            return ChunkResult(_checked_solve(solver, problem, positions, theta, options | _data_option(data)), status)
-        except SolverError as error:
-            located = isinstance(error.__cause__, SolverError) and error.__cause__.index is not None
-            if n == 1 or (on_failure == "raise" and located):
-                raise
-    z = np.zeros_like(theta)
-    failures: list[SolverError] = []
-    for i in range(n):
-        # a batched solver gets one-row batches: the same call, one instance at a time
-        if solver.batched:
-            one, its_data = theta[i : i + 1], rows(data, i, i + 1)
-        else:
-            one, its_data = theta[i], instance(data, i)
-        try:
-            z[i] = _checked_solve(solver, problem, positions[i : i + 1], one, options | _data_option(its_data)).reshape(
-                theta.shape[1:]
-            )
-        except SolverError as error:
-            if on_failure == "raise":
-                raise
-            failures.append(error)
-            if on_failure == "incumbent" and error.incumbent is not None:
-                z[i] = np.asarray(error.incumbent, dtype=theta.dtype).reshape(theta.shape[1:])
-                status[i] = Status.INCUMBENT
-            else:
-                status[i] = Status.FAILED
-    return ChunkResult(z, status, tuple(failures))
-
-
-def _data_option(data: InstanceData) -> dict[str, InstanceData]:
-    """The ``data=`` keyword of a solver call: only for instances that have data."""
-    return {"data": data} if data else {}
-
-
-@dataclass(frozen=True)
-class TaskOutput:
-    """What a worker sends back for a chunk.
-
-    Attributes:
-        result: the chunk's :class:`ChunkResult`, or, under ``on_failure="raise"``, the
-            :class:`SolverError` of its first failing instance.
-        seconds: time spent solving.
-        warnings: ``(category, message)`` of the warnings raised, for the caller to
-            re-emit (a worker's own warnings would never reach the user).
-    """
-
-    result: ChunkResult | SolverError
-    seconds: float
-    warnings: tuple[tuple[type[Warning], str], ...]
-
-
-def solve_task(
-    solver: SolverEntry,
-    problem: Problem,
-    theta: np.ndarray,
-    offset: int | np.ndarray,
-    time_limit: float | None,
-    on_failure: OnFailure = "raise",
-    data: InstanceData | None = None,
-) -> TaskOutput:
-    """:func:`solve_chunk` on a worker.
-
-    The error is returned, not raised: joblib answers a raising task by killing and
-    restarting every worker, and the oracle wants the batch's first failure anyway.
-    """
-    start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result: ChunkResult | SolverError = solve_chunk(
-                solver, problem, theta, offset, time_limit, on_failure, data
-            )
-        except SolverError as error:
-            result = error
-    raised = tuple((w.category, str(w.message)) for w in caught)
-    return TaskOutput(result=result, seconds=time.perf_counter() - start, warnings=raised)
-
-
-def _positions(offset: int | np.ndarray, n: int) -> np.ndarray:
-    """The batch indices of ``n`` rows: ``offset`` onwards, or ``offset`` itself (an array)."""
-    if isinstance(offset, (int, np.integer)):
-        return np.arange(int(offset), int(offset) + n)
-    return np.asarray(offset, dtype=np.int64).reshape(n)
-
-
-def _checked_solve(
-    solver: SolverEntry, problem: Problem, positions: np.ndarray, theta: np.ndarray, options: dict[str, Any]
-) -> np.ndarray:
-    """``solver.solve(theta, problem, **options)``, checked by :func:`check_states`, in
-    ``theta``'s dtype and shape; a failure becomes a :class:`SolverError` naming the
-    instance's batch index (``positions``: those of the call's rows; a batched call's first
-    row where the solver did not say which)."""
-    index = int(positions[0])
-    try:
-        z = solver.solve(theta, problem, **options)
-    except SolverError as error:
-        row = error.index or 0
-        where = int(positions[row]) if solver.batched and 0 <= row < len(positions) else index
-        raise SolverError(
-            f"instance {where} ({problem.label}, backend {solver.backend!r}): {error}",
-            index=where,
-            status=error.status,
-            incumbent=error.incumbent,
-        ) from error
-    except Exception as error:
-        raise SolverError(
-            f"instance {index}{'+' if solver.batched else ''} ({problem.label}, backend {solver.backend!r}) "
-            f"failed: {error!r}",
-            index=index,
-            status="error",
-        ) from error
-    return check_states(z, theta, problem, solver.backend, positions, batched=solver.batched)
-
-
-def check_states(
-    z: Any, theta: np.ndarray, problem: Problem, backend: str, index: int | np.ndarray, *, batched: bool
-) -> np.ndarray:
-    """A solver's result ``z`` for ``theta`` as an array of ``theta``'s shape and dtype, or a
-    :class:`SolverError` (status ``"bad-output"``) naming the instance and the backend:
-    ``z`` must be numeric, hold as many entries as ``theta``, be finite, and be 0 or 1
-    where ``problem.binary_states``. ``index`` is the batch index of ``theta``'s first row
-    (of its only instance when not ``batched``), or an array of its rows' batch indices."""
-
-    def bad(what: str, row: int = 0) -> SolverError:
-        where = index + row if isinstance(index, (int, np.integer)) else int(index[row])
-        return SolverError(
-            f"instance {where} ({problem.label}, backend {backend!r}): the solver returned {what}",
-            index=where,
-            status="bad-output",
-        )
-
-    if z is None:
-        raise bad("None instead of a state")
-    try:
-        values = np.asarray(z)
-    except Exception as error:  # ragged lists, objects that refuse conversion
-        raise bad(f"something that is not an array ({error!r})") from error
-    if values.dtype.kind not in "biuf":
-        raise bad(f"an array of dtype {values.dtype}, not numbers")
-    if values.size != theta.size:
-        raise bad(f"shape {values.shape} ({values.size} entries), expected {tuple(theta.shape)}")
-    values = values.astype(theta.dtype, copy=False).reshape(theta.shape)
-    rows = values.reshape(len(values), -1) if batched else values.reshape(1, -1)
-    finite = np.isfinite(rows)
-    if not finite.all():
-        row = int(np.argmin(finite.all(axis=1)))
-        raise bad(f"a non-finite value ({rows[row][np.argmin(finite[row])]})", row)
-    if problem.binary_states:
-        binary = (rows == 0) | (rows == 1)
-        if not binary.all():
-            row = int(np.argmin(binary.all(axis=1)))
-            raise bad(f"the value {rows[row][np.argmin(binary[row])]} in a state of zeros and ones", row)
-    return values
-
-
 def _reason(error: SolverError, on_failure: OnFailure) -> str:
     """The key a failure is counted under in ``MAPOracle.failures``: the error's status, or
     ``"incumbent"`` where the policy kept the solver's incumbent."""
     return "incumbent" if on_failure == "incumbent" and error.incumbent is not None else (error.status or "error")
-
-
-def _spans(chunks: list[list[int]]) -> str:
-    """``[[0, 1, 2, 3], [8], [10, 12, 13]] -> "0-3, 8, 10, 12-13"``: each chunk's runs."""
-    runs: list[list[int]] = []
-    for chunk in chunks:
-        start = len(runs)
-        for i in chunk:
-            if len(runs) > start and i == runs[-1][1] + 1:
-                runs[-1][1] = i
-            else:
-                runs.append([i, i])
-    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs)
-

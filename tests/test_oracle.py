@@ -207,15 +207,16 @@ def test_every_backend_gives_the_serial_answer_in_order(rng, n_jobs, parallel_ba
 
 def test_auto_chunks_spread_a_slow_batch_and_keep_a_tiny_one_in_process(pick):
     with ims.MAPOracle(pick, backend="argmax", n_jobs=2) as oracle:
-        assert oracle._chunks(40) == [(start, start + 5) for start in range(0, 40, 5)]  # 4 per worker
-        oracle._seconds_per_instance = 1e-6  # 40 instances: far less than one task's worth
-        assert oracle._chunks(40) == [(0, 40)]
-        oracle._seconds_per_instance = 0.01  # 2 instances make a worthwhile task
-        assert oracle._chunks(40) == [(start, start + 5) for start in range(0, 40, 5)]
-        oracle._seconds_per_instance = 0.002  # 10 instances make one
-        assert oracle._chunks(40) == [(0, 10), (10, 20), (20, 30), (30, 40)]
-        oracle._seconds_per_instance = 0.0006  # 34 would make one: still a task for each worker
-        assert oracle._chunks(40) == [(0, 20), (20, 40)]
+        # 4 per worker
+        assert oracle._scheduler.chunks(40, oracle.solver) == [(start, start + 5) for start in range(0, 40, 5)]
+        oracle._scheduler.seconds_per_instance = 1e-6  # 40 instances: far less than one task's worth
+        assert oracle._scheduler.chunks(40, oracle.solver) == [(0, 40)]
+        oracle._scheduler.seconds_per_instance = 0.01  # 2 instances make a worthwhile task
+        assert oracle._scheduler.chunks(40, oracle.solver) == [(start, start + 5) for start in range(0, 40, 5)]
+        oracle._scheduler.seconds_per_instance = 0.002  # 10 instances make one
+        assert oracle._scheduler.chunks(40, oracle.solver) == [(0, 10), (10, 20), (20, 30), (30, 40)]
+        oracle._scheduler.seconds_per_instance = 0.0006  # 34 would make one: still a task for each worker
+        assert oracle._scheduler.chunks(40, oracle.solver) == [(0, 20), (20, 40)]
 
 
 def test_inline_solvers_skip_the_pool(rng):
@@ -449,7 +450,7 @@ def test_time_limit_reaches_solvers_that_take_it(pick, scores, n_jobs):
 
 
 def test_a_hung_solver_without_time_limits_is_stopped_on_the_pool(pick, scores, monkeypatch):
-    monkeypatch.setattr(ims.oracle, "TIMEOUT_GRACE_SECONDS", 1.0)  # the workers are warm already
+    monkeypatch.setattr("imle_solvers.scheduler.TIMEOUT_GRACE_SECONDS", 1.0)  # the workers are warm already
     scores[6, 0] = 1000.0
     with ims.MAPOracle(pick, backend="sleepy", n_jobs=2, chunk_size=2, time_limit=0.5) as oracle:
         with pytest.raises(SolverError, match="instances 6-7 .*time limit.*does not enforce") as caught:
@@ -461,7 +462,7 @@ def test_a_hung_solver_without_time_limits_is_stopped_on_the_pool(pick, scores, 
 
 
 def test_skip_makes_a_hung_chunk_placeholders_and_keeps_the_rest(pick, scores, monkeypatch):
-    monkeypatch.setattr(ims.oracle, "TIMEOUT_GRACE_SECONDS", 1.0)
+    monkeypatch.setattr("imle_solvers.scheduler.TIMEOUT_GRACE_SECONDS", 1.0)
     scores[6, 0] = 1000.0
     with ims.MAPOracle(pick, backend="sleepy", n_jobs=2, chunk_size=2, time_limit=0.5, on_failure="skip") as oracle:
         z, status = oracle.solve(scores)

@@ -112,10 +112,10 @@ def test_auto_chunks_carry_more_solving_on_dask_than_on_loky(client):
     chunks = {}
     for backend in ("loky", "dask"):
         oracle = ims.MAPOracle(problem, backend="networkx", n_jobs=2, parallel_backend=backend)
-        oracle._seconds_per_instance = 0.005
-        chunks[backend] = len(oracle._chunks(64))
-        oracle._seconds_per_instance = 0.0025  # 64 of them are less than one Dask task's worth
-        chunks[backend, "short"] = len(oracle._chunks(64))
+        oracle._scheduler.seconds_per_instance = 0.005
+        chunks[backend] = len(oracle._scheduler.chunks(64, oracle.solver))
+        oracle._scheduler.seconds_per_instance = 0.0025  # 64 of them are less than one Dask task's worth
+        chunks[backend, "short"] = len(oracle._scheduler.chunks(64, oracle.solver))
     assert chunks == {"loky": 8, "dask": 2, ("loky", "short"): 8, ("dask", "short"): 1}
 
 

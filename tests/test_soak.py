@@ -56,7 +56,7 @@ def test_jax_training_through_the_pool_gives_the_in_process_parameters(soak):
 
 
 def test_a_hung_solver_stops_at_its_time_limit_naming_its_instances(soak, monkeypatch):
-    monkeypatch.setattr(ims.oracle, "TIMEOUT_GRACE_SECONDS", 1.0)
+    monkeypatch.setattr("imle_solvers.scheduler.TIMEOUT_GRACE_SECONDS", 1.0)
     hang = soak.hang_run(time_limit=0.5)
     error = hang["error"]
     assert isinstance(error, ims.SolverError), "the hung instance went unnoticed"

@@ -1,0 +1,181 @@
+"""How :class:`~imle_solvers.oracle.MAPOracle` spreads the rows it solves on the host over its pool.
+
+A :class:`ChunkScheduler` cuts those rows into chunks (``chunk_size="auto"``: sized by
+the seconds per instance its last call measured), solves a single chunk in the calling
+process and several on the :class:`~imle_solvers._pool.WorkerPool`, each task with a
+time-out where a time limit needs one, and re-emits the warnings the workers raised.
+When a pool call loses its workers or times out, the pool names the chunks that may be
+to blame; under a failure policy other than ``"raise"`` the scheduler reruns them one at
+a time to find the one that is, and answers it with a placeholder, so that one bad
+instance costs its chunk, not the batch. See ``docs/parallel.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._pool import TaskTimedOut, WorkerPool, WorkersLost, effective_workers
+from .adapters.registry import SolverEntry
+from .chunks import ChunkResult, TaskOutput, solve_chunk, solve_task
+from .errors import SolverError, time_limit_error, workers_lost_error
+from .failures import STATUS_DTYPE, OnFailure, Status
+from .instances import InstanceData, rows
+from .problems import Problem
+
+# Several tasks per worker even out instances of uneven difficulty.
+TASKS_PER_WORKER = 4
+# Added to a chunk's time limit: a fresh worker's start-up and a solver model's first build.
+TIMEOUT_GRACE_SECONDS = 5.0
+
+Chunk = tuple[int, int]  # rows [start, stop) of the batch
+
+
+class ChunkScheduler:
+    """Chunks of a batch, solved in the calling process or on ``pool``.
+
+    Args:
+        pool: the workers (opened on first use).
+        chunk_size: instances per task, or ``"auto"`` (see :meth:`chunks`).
+
+    Attributes:
+        seconds_per_instance: what the last call measured, or None before the first; it
+            sizes automatic chunks, and results never depend on it.
+    """
+
+    def __init__(self, pool: WorkerPool, chunk_size: int | str) -> None:
+        self.pool = pool
+        self.chunk_size = chunk_size
+        self.seconds_per_instance: float | None = None
+
+    def pooled(self, solver: SolverEntry) -> bool:
+        """Whether batches of ``solver`` may go to the pool at all."""
+        return self.pool.n_jobs != 1 and not solver.inline
+
+    def chunks(self, n: int, solver: SolverEntry) -> list[Chunk]:
+        """Row ranges ``[start, stop)`` of the tasks for a batch of ``n`` instances of
+        ``solver``, in order. ``"auto"``: about ``TASKS_PER_WORKER`` per worker, but none
+        shorter than the pool's ``target_task_seconds`` of solving, and at least one per
+        worker unless the whole batch is less than that (then one chunk)."""
+        size = self._chunk_length(n) if self.pooled(solver) else n
+        return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def _chunk_length(self, n: int) -> int:
+        if self.chunk_size != "auto":
+            return int(self.chunk_size)
+        workers = effective_workers(self.pool.n_jobs, self.pool.backend)
+        balanced = math.ceil(n / (TASKS_PER_WORKER * workers))
+        if self.seconds_per_instance is None:
+            return balanced
+        worthwhile = math.ceil(self.pool.target_task_seconds / max(self.seconds_per_instance, 1e-9))
+        if worthwhile >= n:  # the whole batch is less solving than one task should carry: in-process
+            return n
+        # larger chunks, but never fewer tasks than workers: an idle worker is the worst overhead
+        return min(math.ceil(n / workers), max(balanced, worthwhile))
+
+    def solve(
+        self, settings: SolveSettings, values: np.ndarray, data: InstanceData, positions: np.ndarray
+    ) -> list[ChunkResult]:
+        """The chunks' results, in order, for rows ``values`` (numpy ``(n, *problem.shape)``,
+        ``n > 0``) with their ``data`` (numpy, ``(n, *field.shape)`` each), rows
+        ``positions`` ``(n,)`` of the caller's batch (the indices that errors name).
+
+        Under ``on_failure="raise"`` the first failing instance's
+        :class:`~imle_solvers.errors.SolverError` is raised, as in the calling process;
+        otherwise a chunk whose workers were lost or that timed out is one placeholder
+        result (zeros, every row FAILED) holding the error.
+        """
+        solver, time_limit = settings.solver, settings.time_limit
+        chunks = self.chunks(len(values), solver)
+        # only a pool task's time-out can enforce time_limit on a solver that does not take it
+        needs_timeout = time_limit is not None and not solver.time_limit
+        if len(chunks) == 1 and not (self.pooled(solver) and needs_timeout):
+            start = time.perf_counter()
+            results = [solve_chunk(*settings.task(values, positions, data))]
+            seconds = time.perf_counter() - start
+        else:
+            indices = [positions[a:b] for a, b in chunks]
+            tasks = [settings.task(values[a:b], indices[i], rows(data, a, b)) for i, (a, b) in enumerate(chunks)]
+            timeout = None if time_limit is None else time_limit * max(b - a for a, b in chunks) + TIMEOUT_GRACE_SECONDS
+            results, seconds = _collect(self._map_with_reruns(settings, tasks, indices, timeout))
+        self.seconds_per_instance = seconds / len(values)
+        return results
+
+    def _map_with_reruns(
+        self, settings: SolveSettings, tasks: list[tuple], indices: list[np.ndarray], timeout: float | None
+    ) -> list[TaskOutput]:
+        """:func:`~imle_solvers.chunks.solve_task` of every task on the pool, in order
+        (``indices``: each task's batch indices). When workers are lost or a task times out, the error naming the suspect chunks is
+        raised under ``"raise"``; otherwise the suspects are run again one at a time, and
+        the one that faults alone gets a placeholder."""
+        outputs: list[TaskOutput | None] = [None] * len(tasks)
+        pending, one_at_a_time = list(range(len(tasks))), False
+        while pending:  # more than one round only where a policy other than "raise" skips chunks
+            batch = pending[:1] if one_at_a_time else pending
+            try:
+                for i, output in zip(batch, self.pool.map(solve_task, [tasks[i] for i in batch], timeout=timeout)):
+                    outputs[i] = output
+            except (WorkersLost, TaskTimedOut) as fault:
+                suspects = [batch[t] for t in fault.tasks]
+                error = settings.fault_error(fault, [indices[i] for i in suspects], timeout)
+                if settings.on_failure == "raise":
+                    raise error from fault
+                for i, output in zip(batch, fault.results or ()):
+                    if output is not None:  # finished before the fault: kept
+                        outputs[i] = output
+                if len(suspects) > 1:
+                    one_at_a_time = True  # which chunk was it? each suspect alone tells
+                else:
+                    outputs[suspects[0]] = settings.placeholder(len(indices[suspects[0]]), error)
+            pending = [i for i in pending if outputs[i] is None]
+        return outputs  # the loop ended with no slot pending: every one holds an output
+
+
+@dataclass(frozen=True)
+class SolveSettings:
+    """What every chunk of a call is solved with: the arguments of
+    :func:`~imle_solvers.chunks.solve_chunk` other than its rows."""
+
+    solver: SolverEntry
+    problem: Problem
+    time_limit: float | None
+    on_failure: OnFailure
+
+    def task(self, values: np.ndarray, positions: np.ndarray, data: InstanceData) -> tuple:
+        """The arguments of :func:`~imle_solvers.chunks.solve_task` for rows ``values``
+        ``(m, *shape)`` at batch indices ``positions`` ``(m,)``, with their ``data``."""
+        return (self.solver, self.problem, values, positions, self.time_limit, self.on_failure, data)
+
+    def fault_error(
+        self, fault: WorkersLost | TaskTimedOut, suspects: list[np.ndarray], timeout: float | None
+    ) -> SolverError:
+        """The error for a pool ``fault`` among chunks at batch indices ``suspects``."""
+        lost = [[int(p) for p in positions] for positions in suspects]
+        label, backend = self.problem.label, self.solver.backend
+        if isinstance(fault, WorkersLost):
+            return workers_lost_error(lost, label, backend, fault.__cause__)
+        return time_limit_error(
+            lost, label, backend, timeout, self.time_limit, TIMEOUT_GRACE_SECONDS, enforced=self.solver.time_limit
+        )
+
+    def placeholder(self, n: int, error: SolverError) -> TaskOutput:
+        """A skipped chunk of ``n`` rows: zeros ``(n, *shape)``, every row FAILED, ``error`` its failure."""
+        z = np.zeros((n, *self.problem.shape))
+        result = ChunkResult(z=z, status=np.full(n, Status.FAILED, dtype=STATUS_DTYPE), failures=(error,))
+        return TaskOutput(result=result, seconds=0.0, warnings=())
+
+
+def _collect(outputs: list[TaskOutput]) -> tuple[list[ChunkResult], float]:
+    """The chunks' results and the seconds spent solving them; the workers' warnings are
+    re-emitted (once each), and the first failing instance's error raised, as the calling
+    process would have."""
+    for category, message in dict.fromkeys(w for output in outputs for w in output.warnings):
+        warnings.warn(message, category, stacklevel=5)  # attributed to the oracle's caller
+    for output in outputs:
+        if isinstance(output.result, SolverError):
+            raise output.result
+    return [output.result for output in outputs], sum(output.seconds for output in outputs)
