@@ -101,7 +101,7 @@ class Step:
         self.oracle = oracle
         self.problem: Problem = oracle.problem
         self.validate_args = validate_args
-        self._plans: dict[tuple, Plan] = {}  # (framework, stays in it, data checked on the host) -> plan
+        self._plans: dict[tuple, Plan] = {}  # (framework, whether a batch stays in it) -> plan
         self._needs_no_data = False  # a call without data passed the problem's check once
 
     @property
@@ -312,16 +312,15 @@ class HostSolve:
         problem = self.oracle.problem
         theta = np.asarray(theta)
         lead = theta.shape[: theta.ndim - len(problem.shape)]
+        if self.check_data and values:
+            _check_groups(problem, self.names, values)
         fields = problem.instance_fields
         flat = {name: np.asarray(v).reshape(-1, *fields[name].shape) for name, v in zip(self.names, values)}
-        flat = to_host(problem, flat)
-        if self.check_data and flat:
-            check_values(problem, flat)
         rows = theta.reshape(-1, *problem.shape)
         try:
-            z, status = self.oracle.solve_with(self.solver, False, rows, flat)
-        except SolverError as error:
-            raise instance_error(error, int(np.prod(lead[-1:], dtype=int)), self.per) from error
+            z, status = self.oracle.solve_with(self.solver, False, rows, to_host(problem, flat))
+        except SolverError as error:  # rows of every group in one call: name the instance of its group
+            raise instance_error(error, lead[-1], self.per) from error
         status = np.zeros(len(rows), dtype=STATUS_DTYPE) if status is None else status
         return np.asarray(z, dtype=theta.dtype).reshape(theta.shape), np.asarray(status).reshape(lead)
 
