@@ -158,8 +158,9 @@ class IMLEFunction(StepHolder):
                 f"{type(self.estimator).__name__}: state must be "
                 + ("passed (see initial_state())" if self.state_fields else "None: the estimator is stateless")
             )
-        theta = jnp.asarray(theta)
-        plan, data, poison = self.step.prepare(theta, data)
+        theta = theta if isinstance(theta, jax.Array) else jnp.asarray(theta)
+        # checked without its tangent: under an eager grad the values are concrete then
+        plan, data, poison = self.step.prepare(jax.lax.stop_gradient(theta), data)
         state = None if state is None else _as_state(state)
         return unwrapping_errors(self._compiled_sample, plan, theta, key, state, data, poison)
 

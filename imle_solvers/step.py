@@ -349,8 +349,10 @@ def nan_where_not_finite(grad_z: Array, grad: Array) -> Array:
     meaningless target."""
     xp = array_namespace(grad)
     # 0 * x is 0 for a finite x and NaN for NaN and +-inf: each row's sum is 0 or NaN, exactly
-    poison = xp.sum(xp.reshape(grad_z * 0, (batch_size(grad_z), -1)), axis=1)
-    return _poisoned(grad, poison)
+    poison = xp.sum(xp.reshape(grad_z, (batch_size(grad_z), -1)) * 0, axis=1, keepdims=True)  # (B, 1)
+    if grad.ndim != 2:
+        poison = xp.reshape(poison, (-1, *(1,) * (grad.ndim - 1)))
+    return grad + (poison if poison.dtype == grad.dtype else xp.astype(poison, grad.dtype))
 
 
 def _all_ok(x: Array) -> Array:
