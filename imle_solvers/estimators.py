@@ -1,7 +1,7 @@
 r"""Gradient estimators through a MAP solver, framework-free.
 
 Each estimator is a pair of functions on array-API arrays (numpy, torch on any device,
-JAX inside ``jit``/``vmap``, TensorFlow through :mod:`imle_solvers._tf_namespace`), with
+JAX inside ``jit``/``vmap``, TensorFlow through :mod:`imle_solvers.frameworks.tensorflow_namespace`), with
 everything the backward pass needs carried explicitly:
 
 - ``sample(theta, solve, sign=..., rng=...) -> (z, residuals)``: the forward pass, in two

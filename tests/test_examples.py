@@ -62,3 +62,18 @@ def test_pyepo_shortest_path_lowers_the_normalised_regret():
     assert results["normalized_regret_before"] > 0.4  # an untrained linear model: about 0.6
     assert results["normalized_regret"] < 0.5 * results["normalized_regret_before"]
     assert results["cost_accuracy"] > results["cost_accuracy_before"]
+
+
+def test_framework_conventions_train_in_every_framework():
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")
+    results = load("framework_conventions").main(steps=60, epochs=3)
+    chance = results["chance precision"]  # about 0.4
+    for name in ("jax", "keras", "torch"):
+        assert results[name]["precision"] > chance + 0.2, name
+    for name in ("jax", "keras"):
+        assert results[name]["padding selected"] == 0, name
+    jax = results["jax"]
+    assert jax["AIMLE steps counted"] == 60 and jax["beta moved"], "the state returned as a value moved on"
+    assert jax["exported selects the same"] and jax["callbacks in the step"] == 0
+    assert results["torch"]["backend"] == "numpy, numpy"
