@@ -32,8 +32,8 @@ __all__ = ["FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "T
 
 @dataclass
 class _Call:
-    """One training call: its plan and data, its noise source, and the layer that holds the
-    estimator's state; ``status`` is set by the forward pass under a failure policy."""
+    """One training call: its plan, data and noise source, and the layer that holds the
+    estimator's state; the forward pass sets ``status`` under a failure policy."""
 
     layer: IMLELayer
     plan: Plan
@@ -65,14 +65,10 @@ class _PerturbAndMAPFunction(torch.autograd.Function):
 
 
 class NoiseGenerators:
-    """Where a layer's noise comes from (see :class:`~imle_solvers.options.NoiseOptions`).
-
-    ``"native"`` with a seed: one ``torch.Generator`` per device, seeded with it, created
-    on first use; without a seed, torch's default generator of the device (so
-    ``torch.manual_seed`` decides). ``"numpy"``: one ``numpy.random.Generator``.
-    :meth:`state_dict` holds every generator's state, so a resumed run draws what an
-    uninterrupted one would.
-    """
+    """Where a layer's noise comes from (:class:`~imle_solvers.options.NoiseOptions`): with a
+    seed, one ``torch.Generator`` per device, made on first use (without one, the device's
+    default generator: ``torch.manual_seed`` decides); ``"numpy"``: one numpy generator.
+    :meth:`state_dict` holds their states: a resumed run draws what an uninterrupted one would."""
 
     def __init__(self, options: NoiseOptions) -> None:
         self.seed = options.seed
@@ -131,29 +127,21 @@ class IMLELayer(StepHolder, torch.nn.Module):
             reduction read back from the device per step), and give NaN gradients to rows
             whose ``dL/dz`` is not finite (on the device, nothing read back); False skips
             both (as ``torch.distributions``' ``validate_args``). Shapes are always checked.
-        oracle_options, noise_options: :class:`~imle_solvers.options.OracleOptions` and
-            :class:`~imle_solvers.options.NoiseOptions`, or their fields as keywords:
-        **options: ``backend``, ``n_jobs``, ``parallel_backend``, ``chunk_size``,
-            ``time_limit``, ``on_failure``, ``cache`` (the oracle's; forward and backward
-            passes share its worker pool) and ``seed``, ``noise_source`` (``"native"``:
-            torch draws on ``theta``'s device in its dtype, from ``torch.Generator``\ s
-            seeded with ``seed``, or torch's default one without a seed; ``"numpy"``:
-            ``numpy.random.default_rng(seed)``, identical in torch, JAX and Keras).
+        oracle_options, noise_options, **options: the oracle's options
+            (:class:`~imle_solvers.options.OracleOptions`: ``backend``, ``n_jobs``, ...,
+            ``on_failure``, ``cache``; forward and backward passes share its worker pool) and
+            the noise's (:class:`~imle_solvers.options.NoiseOptions`: ``seed``,
+            ``noise_source``), as objects or as keywords. Native noise is drawn on
+            ``theta``'s device in its dtype, from generators seeded with ``seed`` (torch's
+            default one without a seed).
 
     An adaptive estimator's state (AIMLE's beta) and the noise generators' states are
     part of ``state_dict()``. ``failures`` counts the failed solves of instances by reason.
     """
 
-    def __init__(
-        self,
-        problem: Problem,
-        estimator: Estimator,
-        *,
-        validate_args: bool = True,
-        oracle_options: OracleOptions | None = None,
-        noise_options: NoiseOptions | None = None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, problem: Problem, estimator: Estimator, *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, noise_options: NoiseOptions | None = None,
+                 **options: Any) -> None:
         super().__init__()
         check_estimator("IMLELayer", estimator)
         oracle, noise, _ = take_options("IMLELayer", options, oracle_options, noise_options)
