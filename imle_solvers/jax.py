@@ -15,7 +15,8 @@ oracle call. See docs/frameworks.md.
 
 Adaptive state (AIMLE): an :class:`~imle_solvers.AdaptiveState` passed in; its update
 is only known in the backward pass, so it comes back as the *cotangent of the state*:
-:func:`value_and_grad` returns the next state as a value.
+:func:`value_and_grad` returns the next state as a value. Mapped calls (``jax.vmap``)
+sharing one state move it once, by their mean update.
 
 Failure policy: with ``on_failure`` other than ``"raise"`` a call returns ``(z, status)``.
 """
@@ -187,7 +188,7 @@ class IMLEFunction(StepHolder):
             grad_z = cotangent if status is None else cotangent[0]
             residuals = kinds[-1](**arrays, sign=sign)
             grad, new = plan.backward(estimator, residuals, grad_z, state, status, data, poison)
-            update = None if state is None else jax.tree.map(lambda n, o: jnp.asarray(n - o, o.dtype), new, state)
+            update = None if state is None else jax.tree.map(_one_update, new, state)
             noise = residuals.noise
             # noise, data and poison carry no gradient (None: a zero cotangent, whatever the dtypes)
             return grad, None if noise is None else jnp.zeros_like(noise), update, None, None
@@ -195,6 +196,23 @@ class IMLEFunction(StepHolder):
         core = jax.custom_vjp(lambda *args: forward(*args)[0])
         core.defvjp(forward, backward)
         return core(theta, _draw(estimator, self.noise_source, theta, key), state, data, poison)
+
+
+@jax.custom_batching.custom_vmap
+def _one_update(new: jax.Array, old: jax.Array) -> jax.Array:
+    """The cotangent that moves a state field from ``old`` to ``new``."""
+    return jnp.asarray(new - old, old.dtype)
+
+
+@_one_update.def_vmap
+def _one_update_mapped(size: int, batched: list[bool], new: jax.Array, old: jax.Array) -> tuple[jax.Array, bool]:
+    # The mapped calls of a jax.vmap share one state (old not mapped): JAX adds their
+    # cotangents, so each gives 1/size of the mean update, and the state takes one step.
+    if batched[0] and not batched[1]:
+        mean = jnp.mean(jnp.asarray(new - old, old.dtype), axis=0)
+        return jnp.broadcast_to(mean / size, new.shape), True
+    old = old if batched[1] or not batched[0] else jnp.broadcast_to(old, new.shape)
+    return jnp.asarray(new - old, old.dtype), batched[0] or batched[1]
 
 
 def _as_state(state: AdaptiveState | dict[str, Any]) -> State:

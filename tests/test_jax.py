@@ -210,3 +210,32 @@ def test_a_default_step_exports_without_host_callbacks():
     exported = jax.export.export(jax.jit(f))(jnp.zeros((3, KSUBSET.n)), jax.random.key(0))
     theta = jnp.asarray(np.random.default_rng(0).normal(size=(3, KSUBSET.n)), jnp.float32)
     np.testing.assert_array_equal(exported.call(theta, jax.random.key(0)), f(theta, jax.random.key(0)))
+
+
+def test_an_aimle_state_shared_by_mapped_calls_takes_one_step_of_their_mean_update():
+    """Under jax.vmap with the state not mapped, the state moves once, by the mean of the
+    mapped calls' updates (as one call on all their instances would average them); a mapped
+    state moves per call."""
+    f = imle(KSUBSET, ims.AIMLE(noise=ims.Gumbel(), initial_beta=2.0, beta_step=0.1))
+    theta, w = batch(KSUBSET)
+    keys = jax.random.split(jax.random.key(3), 5)
+    state = f.initial_state()
+    one_call = ims.jax.value_and_grad(lambda t, s, k: jnp.sum(f(t, k, s) * w), argnums=0, state_argnum=1)
+    singles = [one_call(theta, state, k)[0][1] for k in keys]
+
+    def mapped(t, s, ks):
+        return jnp.sum(jax.vmap(lambda k: f(t, k, s))(ks) * w)
+
+    (_, shared), _ = jax.jit(ims.jax.value_and_grad(mapped, argnums=0, state_argnum=1))(theta, state, keys)
+    for field in ("beta", "nnz_average"):
+        expected = np.mean([float(getattr(s, field)) for s in singles])
+        np.testing.assert_allclose(float(getattr(shared, field)), expected, rtol=1e-5)
+    assert float(shared.steps) == 1
+
+    def per_call(t, ss, ks):
+        return jnp.sum(jax.vmap(lambda k, s: f(t, k, s))(ks, ss) * w)
+
+    states = jax.tree.map(lambda x: jnp.broadcast_to(x, (len(keys),)), state)
+    (_, each), _ = ims.jax.value_and_grad(per_call, argnums=0, state_argnum=1)(theta, states, keys)
+    np.testing.assert_allclose(np.asarray(each.nnz_average), [float(s.nnz_average) for s in singles], rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(each.steps), 1)
