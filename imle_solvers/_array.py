@@ -53,6 +53,13 @@ def array_namespace(*arrays: Array) -> Any:
     return namespace
 
 
+def reshape(x: Array, shape: tuple[int, ...]) -> Array:
+    """``x`` reshaped to ``shape``, by the array's own ``reshape`` where it has one (on the
+    step's hot path a namespace's wrapper costs several times the reshape itself)."""
+    method = getattr(x, "reshape", None)
+    return method(shape) if method is not None else array_namespace(x).reshape(x, shape)
+
+
 def device(x: Array) -> Any:
     """The device ``x`` lives on, as its framework names it."""
     return framework(x).device(x)

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from ._array import Array, array_namespace, device, state_float
+from ._array import Array, array_namespace, device, reshape, state_float
 from ._registration import register
 from .errors import InvalidInputError
 from .noise import Gumbel, NoiseDistribution, Normal, RandomSource, as_source
@@ -115,24 +115,32 @@ def oriented(solve: Solve, sign: int) -> Solve:
     return lambda scores: solve(-scores)
 
 
-def perturbed_map(solve: Solve, theta: Array, noise: Array | None, temperature: float) -> Array:
+def perturbed_map(
+    solve: Solve, theta: Array, noise: Array | None, temperature: float, *, scratch: bool = False
+) -> Array:
     """Perturb-and-MAP states of a max problem, averaged over the marginal samples.
 
     Args:
         solve: the max problem's oracle (see :func:`oriented`).
         theta: ``(B, samples, *shape)`` scores per sample.
         noise: ``(B, samples, M, *shape)`` or None (then the plain MAP state of ``theta``).
+        scratch: ``theta`` is the caller's temporary, which may be overwritten (numpy and
+            torch then perturb it in place: a buffer fewer on the hot path, the same values).
     Returns:
         ``(B, samples, *shape)``: the mean over M of ``MAP(theta + temperature * noise)``.
     """
-    xp = array_namespace(theta)
     event = tuple(theta.shape[2:])
     if noise is None or temperature == 0:
-        return xp.reshape(solve(xp.reshape(theta, (-1, *event))), theta.shape)
+        return reshape(solve(reshape(theta, (-1, *event))), theta.shape)
     theta = theta[:, :, None, ...]
-    # one pass fewer at the default temperature
-    perturbed = theta + noise if temperature == 1 else theta + temperature * noise
-    z = xp.reshape(solve(xp.reshape(perturbed, (-1, *event))), perturbed.shape)
+    if temperature != 1:
+        perturbed = theta + temperature * noise
+    elif scratch and noise.shape[2] == 1:
+        perturbed = theta
+        perturbed += noise  # in place for numpy and torch, a rebinding for JAX and TensorFlow
+    else:
+        perturbed = theta + noise
+    z = reshape(solve(reshape(perturbed, (-1, *event))), perturbed.shape)
     return mean_over_axis(z, 2)
 
 
@@ -165,11 +173,10 @@ def output_shape(theta_shape: Sequence[int | None], samples: int) -> tuple[int |
 
 def per_sample(grad_z: Array, samples: int, theta: Array) -> Array:
     """Upstream gradient as ``(B, samples, *shape)``, checked against the output's shape."""
-    xp = array_namespace(grad_z)
     expected = output_shape(tuple(theta.shape), samples)
     if tuple(grad_z.shape) != expected:
         raise InvalidInputError(f"dL/dz: expected shape {expected}, got {tuple(grad_z.shape)}")
-    return xp.reshape(grad_z, (-1, samples, *theta.shape[1:]))
+    return reshape(grad_z, (-1, samples, *theta.shape[1:]))
 
 
 def output(z: Array, samples: int) -> Array:
@@ -312,7 +319,7 @@ class IMLE(_PerturbAndMAP):
         target = (-self.lambda_) * g
         target += theta[:, None, ...] if self.alpha == 1 else self.alpha * theta[:, None, ...]
         tau = self.noise_temperature if self.target_noise_temperature is None else self.target_noise_temperature
-        difference = residuals.z - perturbed_map(solve, target, residuals.noise, tau)
+        difference = residuals.z - perturbed_map(solve, target, residuals.noise, tau, scratch=True)
         if self.scale_by_lambda:
             difference *= 1.0 / self.lambda_
         return mean_over_axis(difference, 1), state
@@ -488,7 +495,7 @@ class BlackboxDifferentiation(_PerturbAndMAP):
         at ``alpha=1``, so that the two agree to the last bit."""
         target = (-self.lambda_) * g
         target += residuals.theta[:, None, ...]
-        difference = residuals.z - perturbed_map(solve, target, residuals.noise, self.noise_temperature)
+        difference = residuals.z - perturbed_map(solve, target, residuals.noise, self.noise_temperature, scratch=True)
         difference *= 1.0 / self.lambda_
         return mean_over_axis(difference, 1), state
 
@@ -622,11 +629,10 @@ class PerturbedOptimizer(_PerturbAndMAP):
         perturbed states, and residuals that keep them all."""
         if noise is None:
             raise InvalidInputError("PerturbedOptimizer: the forward pass needs a noise draw, got None")
-        xp = array_namespace(theta)
         scores = theta if sign == 1 else -theta
         perturbed = perturb(scores[:, None, None, ...], noise, self.noise_temperature, self.multiplicative)
         event = tuple(theta.shape[1:])
-        states = xp.reshape(oriented(solve, sign)(xp.reshape(perturbed, (-1, *event))), perturbed.shape)
+        states = reshape(oriented(solve, sign)(reshape(perturbed, (-1, *event))), perturbed.shape)
         z = mean_over_axis(states, 2)
         return output(z, self.samples), PerturbedResiduals(theta=scores, noise=noise, z=z, sign=sign, states=states)
 

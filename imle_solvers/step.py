@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import Array, array_namespace, device, framework
+from ._array import Array, array_namespace, device, framework, reshape
 from .adapters.registry import SolverEntry
 from .errors import InvalidInputError, SolverError, instance_error
 from .estimators import Estimator, Residuals
@@ -317,6 +317,8 @@ class HostSolve:
         fields = problem.instance_fields
         flat = {name: np.asarray(v).reshape(-1, *fields[name].shape) for name, v in zip(self.names, values)}
         rows = theta.reshape(-1, *problem.shape)
+        if rows.dtype.itemsize < 4:  # float16, bfloat16: widened exactly, for solvers that take float32 or more
+            rows = rows.astype(np.float32)
         try:
             z, status = self.oracle.solve_with(self.solver, False, rows, to_host(problem, flat))
         except SolverError as error:  # rows of every group in one call: name the instance of its group
@@ -349,9 +351,9 @@ def nan_where_not_finite(grad_z: Array, grad: Array) -> Array:
     meaningless target."""
     xp = array_namespace(grad)
     # 0 * x is 0 for a finite x and NaN for NaN and +-inf: each row's sum is 0 or NaN, exactly
-    poison = xp.sum(xp.reshape(grad_z, (batch_size(grad_z), -1)) * 0, axis=1, keepdims=True)  # (B, 1)
-    if grad.ndim != 2:
-        poison = xp.reshape(poison, (-1, *(1,) * (grad.ndim - 1)))
+    # (a sum over the event axes, not over a reshape to (B, -1), which an empty batch cannot take)
+    poison = xp.sum(grad_z * 0, axis=tuple(range(1, grad_z.ndim)))  # (B,)
+    poison = reshape(poison, (-1, *(1,) * (grad.ndim - 1)))
     return grad + (poison if poison.dtype == grad.dtype else xp.astype(poison, grad.dtype))
 
 
@@ -366,7 +368,7 @@ def _poisoned(x: Array, poison: Array | None) -> Array:
     if poison is None:
         return x
     xp = array_namespace(x)
-    return x + xp.reshape(xp.astype(poison, x.dtype), (-1, *(1,) * (x.ndim - 1)))
+    return x + reshape(xp.astype(poison, x.dtype), (-1, *(1,) * (x.ndim - 1)))
 
 
 def _sum_poisons(*poisons: Array | None) -> Array | None:

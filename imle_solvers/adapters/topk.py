@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from numbers import Integral
 from typing import Any
 
-from .._array import Array, array_namespace, framework_of, is_numpy_array
+from .._array import Array, array_namespace, framework_of, is_numpy_array, reshape
 from ..problems import KSubset
 from .registry import register_solver
 
@@ -180,7 +180,7 @@ def topk_mask(theta: Array, k: int | Array, mask: Array | None = None) -> Array:
             return xp.ones_like(theta)
         if theta.ndim == 2:
             return _KERNELS[framework_of(theta)](theta, k)
-        return xp.reshape(_KERNELS[framework_of(theta)](xp.reshape(theta, (-1, n)), k), theta.shape)
+        return reshape(_KERNELS[framework_of(theta)](reshape(theta, (-1, n)), k), theta.shape)
     rows = theta if theta.ndim == 2 else xp.reshape(theta, (-1, n))
     if mask is not None:
         mask = mask if mask.ndim == 2 else xp.reshape(mask, (-1, n))

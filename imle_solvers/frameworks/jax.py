@@ -5,6 +5,9 @@ Host calls are ``jax.pure_callback`` (under ``jax.vmap`` one call sees every map
 which would make a step impossible to export (``jax.export``): a traced ``check_rows``
 returns a poison instead, NaN rows in the step's output; a concrete one raises now.
 
+Its random source: a PRNG key, drawn with ``jax.random`` or, with
+``noise_source="numpy"``, ``numpy.random.default_rng(numpy_seed(key))`` on the host.
+
 Errors raised on the host reach the caller wrapped by XLA (``JaxRuntimeError``, our
 message last) and are logged by JAX before that. :func:`unwrapping_errors` re-raises the
 original instead, for calls made outside a trace.
@@ -13,6 +16,7 @@ original instead, for calls made outside a trace.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import logging
 import threading
@@ -23,6 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _binding
+from ..noise import JaxSource
+from ..options import NoiseOptions, OracleOptions, take_options
 from . import Array, HostFunction, ResultSpec, poison_of
 
 
@@ -70,6 +77,41 @@ class JaxFramework:
 
 
 FRAMEWORK = JaxFramework()
+
+
+# --- the random source --------------------------------------------------------------
+
+def numpy_seed(key: jax.Array) -> int:
+    """The numpy seed a call with ``key`` draws its noise from when ``noise_source="numpy"``
+    (``key`` must be concrete)."""
+    return _binding.seed_from_words(np.asarray(_seed_words(key)))
+
+
+def _seed_words(key: jax.Array) -> jax.Array:
+    return jax.random.bits(key, (2,), jnp.uint32)
+
+
+def draw_noise(estimator: Any, noise_source: str, theta: jax.Array, key: jax.Array) -> jax.Array | None:
+    """A call's noise ``(B, samples, marginal_samples, *shape)`` from ``key``, or None."""
+    if estimator.noise is None:
+        return None
+    if noise_source == "native":
+        return estimator.draw(theta, JaxSource(key, theta.dtype))
+    shape = _binding.noise_shape(estimator, theta.shape)
+    host = _binding.NumpyNoiseOfKeys(estimator, theta.shape, theta.dtype)
+    return FRAMEWORK.host_call(host, [_seed_words(key)], [(shape, theta.dtype)])[0]
+
+
+def traced_oracle(owner: str, problem: Any, options: dict[str, Any], oracle_options: OracleOptions | None,
+            noise_options: NoiseOptions | None) -> tuple[Any, str]:
+    """The oracle of a JAX layer or loss, its ``backend="auto"`` resolved as a traced JAX call
+    resolves it (so the backend reported is the one that runs), and the noise source."""
+    oracle, noise, _ = take_options(owner, options, oracle_options, noise_options, noise=("noise_source",))
+    built = oracle.oracle(problem)
+    traced = built.solver_for_framework("jax", stays=True)
+    if traced is not built.solver:
+        built = dataclasses.replace(oracle, backend=traced.backend).oracle(problem)
+    return built, noise.noise_source
 
 
 # --- errors: ours, not JAX's wrapping of them -------------------------------------------

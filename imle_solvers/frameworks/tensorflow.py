@@ -5,6 +5,10 @@ Host calls are ``tf.numpy_function``. A check inside a graph asserts with a host
 that raises the worded error (``InvalidArgumentError`` carrying our message); inside an
 XLA cluster (``jit_compile=True``), where no host call can run, the check returns a
 poison instead: NaN rows in the step's output.
+
+Also Keras' own: its random source for a layer (stateless draws keyed by the layer's
+noise state, or its numpy generator), the backend it runs on, and how our errors pass
+through its calls.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from .. import _binding
+from ..errors import ImleSolversError, InvalidInputError
+from ..noise import TensorFlowSource
 from . import Array, HostFunction, ResultSpec, poison_of
 
 
@@ -94,3 +101,40 @@ def in_xla_cluster() -> bool:
 
 
 FRAMEWORK = TensorFlowFramework()
+
+
+def check_keras_backend(owner: str) -> None:
+    """Refuse to build ``owner`` (a Keras layer or loss of ours) off Keras' TensorFlow backend."""
+    import keras  # imported here: TensorFlow arrays alone do not need it
+
+    if keras.backend.backend() != "tensorflow":
+        raise InvalidInputError(
+            f"{owner} runs on Keras' TensorFlow backend, and KERAS_BACKEND is {keras.backend.backend()!r}: use "
+            "imle_solvers.jax (JAX) or imle_solvers.torch (torch) directly, or KERAS_BACKEND=tensorflow"
+        )
+
+
+def keeping_our_errors(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(...)``; an error of ours leaves as raised: Keras rebuilds a layer's or loss's
+    exception as ``type(error)(message + context)``, which drops a SolverError's index and
+    status, unless it is marked as already annotated (our messages name the batch index)."""
+    try:
+        return call(*args, **kwargs)
+    except ImleSolversError as error:
+        error._keras_call_info_injected = True
+        raise
+
+
+def draw_noise(layer: Any, estimator: Any, theta: tf.Tensor) -> tf.Tensor | None:
+    """The noise of a call of ``layer`` (its seed or generator) for ``estimator``, or None."""
+    if estimator.noise is None:
+        return None
+    if layer.noise_source == "native":
+        return estimator.draw(theta, TensorFlowSource(layer.next_seed, theta.dtype, tf.shape(theta)[0]))
+
+    def host(theta_shape: np.ndarray) -> np.ndarray:
+        return _binding.numpy_noise(estimator, tuple(theta_shape), theta.dtype.as_numpy_dtype, [layer.rng])[0]
+
+    noise = tf.numpy_function(host, [tf.shape(theta)], theta.dtype, stateful=True)
+    noise.set_shape(_binding.noise_shape(estimator, tuple(theta.shape)))
+    return noise

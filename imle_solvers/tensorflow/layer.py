@@ -1,62 +1,27 @@
-"""TensorFlow binding: the step (:mod:`imle_solvers.step`) in a Keras layer.
-
-What is Keras' own here: the ``tf.custom_gradient``, the noise (stateless TensorFlow
-draws keyed by ``(seed, counter)``, a non-trainable int64 weight ``noise_state``, so a
-restored model draws what the saved one would have drawn next; or, with
-``noise_source="numpy"``, ``numpy.random.default_rng(seed)`` drawn in turn, as the torch
-layer draws), the estimator's state as float64 weights (``beta``, ``nnz_average``,
-``steps``), the config, masks and ``fit``'s graphs. An array-native solver (top-k) runs
-as TensorFlow ops, eagerly, in ``tf.function``, in ``model.fit`` and under XLA; other
-solvers are reached through ``tf.numpy_function`` (then ``supports_jit = False``).
-"""
-
+"""The Keras layer: the step (:mod:`imle_solvers.step`) under a ``tf.custom_gradient``,
+its noise and estimator state as the layer's weights (see :mod:`imle_solvers.tensorflow`)."""
 from __future__ import annotations
 
-import contextvars
 import json
 import random
 from typing import Any
 
 import numpy as np
 
-from . import _binding, serialization
-from .errors import ImleSolversError, InvalidInputError, missing_dependency
-from .estimators import Estimator, output_shape
-from .losses import FenchelYoung, LossDefinition, SPOPlus, perturbation
-from .noise import TensorFlowSource
-from .options import NoiseOptions, OracleOptions, take_options
-from .problems import Problem
-from .step import LossStep, Plan, Step, StepHolder, check_estimator
+import keras
+import tensorflow as tf
 
-try:
-    import keras
-    import tensorflow as tf
-except ImportError as error:  # pragma: no cover - exercised without tensorflow installed
-    raise missing_dependency("tensorflow", "tensorflow") from error
+from .. import _binding, serialization
+from ..estimators import Estimator, output_shape
+from ..frameworks.tensorflow import check_keras_backend, draw_noise, keeping_our_errors
+from ..options import NoiseOptions, OracleOptions, take_options
+from ..problems import Problem
+from ..step import Plan, Step, StepHolder, check_estimator
 
-__all__ = ["FenchelYoungLoss", "IMLELayer", "SPOPlusLoss", "imle"]
+__all__ = ["IMLELayer", "imle"]
 
 # the entry of a saved layer's store that holds its numpy generator's state (noise_source="numpy")
 _GENERATOR_KEY = "numpy_generator_state"
-
-
-def _check_keras_backend(owner: str) -> None:
-    if keras.backend.backend() != "tensorflow":
-        raise InvalidInputError(
-            f"{owner} runs on Keras' TensorFlow backend, and KERAS_BACKEND is {keras.backend.backend()!r}: use "
-            "imle_solvers.jax (JAX) or imle_solvers.torch (torch) directly, or KERAS_BACKEND=tensorflow"
-        )
-
-
-def _keeping_our_errors(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """``call(...)``; an error of ours leaves as raised: Keras rebuilds a layer's or loss's
-    exception as ``type(error)(message + context)``, which drops a SolverError's index and
-    status, unless it is marked as already annotated (our messages name the batch index)."""
-    try:
-        return call(*args, **kwargs)
-    except ImleSolversError as error:
-        error._keras_call_info_injected = True
-        raise
 
 
 @keras.saving.register_keras_serializable(package="imle_solvers")
@@ -98,7 +63,7 @@ class IMLELayer(StepHolder, keras.layers.Layer):
     def __init__(self, problem: Problem, estimator: Estimator, *, validate_args: bool = True,
                  oracle_options: OracleOptions | None = None, noise_options: NoiseOptions | None = None,
                  **options: Any) -> None:
-        _check_keras_backend("IMLELayer")
+        check_keras_backend("IMLELayer")
         oracle, noise, layer_options = take_options("IMLELayer", options, oracle_options, noise_options, others=True)
         super().__init__(trainable=False, **layer_options)
         check_estimator("IMLELayer", estimator)
@@ -209,7 +174,7 @@ class IMLELayer(StepHolder, keras.layers.Layer):
         Keras' mask, a KSubset's ``mask``."""
         if mask is not None and self.supports_masking:
             data = {**data, "mask": mask}
-        return _keeping_our_errors(self._call, theta, training, data)
+        return keeping_our_errors(self._call, theta, training, data)
 
     def _call(self, theta: tf.Tensor, training: bool, data: dict[str, Any]) -> Any:
         theta = tf.convert_to_tensor(theta)
@@ -253,7 +218,7 @@ class IMLELayer(StepHolder, keras.layers.Layer):
         """The call's noise ``(B, samples, marginal_samples, *shape)``, or None."""
         return draw_noise(self, self.estimator, theta)
 
-    def _next_seed(self) -> tf.Tensor:
+    def next_seed(self) -> tf.Tensor:
         """The seed of one stateless draw: the noise state, whose counter then moves on (as
         ``keras.random.SeedGenerator``, but a weight of the layer, so saved with the model)."""
         current = self.noise_state.value * 1
@@ -261,137 +226,8 @@ class IMLELayer(StepHolder, keras.layers.Layer):
         return tf.cast(tf.math.floormod(current, 2**31 - 1), tf.int32)  # int32 seeds compile with XLA
 
 
-def draw_noise(layer: IMLELayer, estimator: Estimator, theta: tf.Tensor) -> tf.Tensor | None:
-    """The noise of a call of ``layer`` (its seed or generator) for ``estimator``, or None."""
-    if estimator.noise is None:
-        return None
-    if layer.noise_source == "native":
-        return estimator.draw(theta, TensorFlowSource(layer._next_seed, theta.dtype, tf.shape(theta)[0]))
-
-    def host(theta_shape: np.ndarray) -> np.ndarray:
-        return _binding.numpy_noise(estimator, tuple(theta_shape), theta.dtype.as_numpy_dtype, [layer.rng])[0]
-
-    noise = tf.numpy_function(host, [tf.shape(theta)], theta.dtype, stateful=True)
-    noise.set_shape(_binding.noise_shape(estimator, tuple(theta.shape)))
-    return noise
-
-
 def imle(problem: Problem, estimator: Estimator, **options: Any) -> IMLELayer:
     """The differentiable Keras layer of ``problem`` under ``estimator``: the same entry
     point as :func:`imle_solvers.torch.imle` and :func:`imle_solvers.jax.imle`
     (``options`` as :class:`IMLELayer`'s)."""
     return IMLELayer(problem, estimator, **options)
-
-
-# --- losses (imle_solvers.losses) ------------------------------------------------------
-
-# a direct call's per-instance data (and SPO+'s w_true, z_true), for the Keras call it makes
-_CALL_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("imle_solvers_loss_data", default={})
-
-
-class _Loss(StepHolder, keras.losses.Loss):
-    """A loss over the step (:class:`~imle_solvers.step.LossStep`) as a Keras ``Loss`` whose
-    ``call(y_true, y_pred)`` gives the ``(B,)`` per-instance values (Keras reduces them),
-    differentiable with respect to ``y_pred`` through a ``tf.custom_gradient``. Its noise is
-    an inner layer's (seed, generator). Per-instance data (and SPO+'s ``w_true``, ``z_true``)
-    are keywords of a direct call, ``loss_fn(y_true, y_pred, **data)``; ``model.fit`` passes none."""
-
-    def __init__(self, problem: Problem, definition: LossDefinition, options: dict[str, Any], **kwargs: Any) -> None:
-        owner = type(self).__name__
-        _check_keras_backend(owner)
-        validate_args = options.pop("validate_args", True)
-        oracle, noise, _ = take_options(owner, options, options.pop("oracle_options", None),
-                                        options.pop("noise_options", None))
-        kwargs.setdefault("reduction", "sum_over_batch_size")
-        super().__init__(**kwargs)
-        self.problem = problem
-        self.step = LossStep(oracle.oracle(problem), definition, validate_args)
-        self._config = {"validate_args": validate_args, **oracle.config(),
-                        **(noise.config() if definition.perturbation is not None else {})}
-        # the noise's seed or generator: a layer's (its oracle is never asked to solve)
-        self._layer = None if definition.perturbation is None else IMLELayer(
-            problem, definition.perturbation, noise_options=noise, validate_args=False)
-
-    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None, **data: Any) -> tf.Tensor:
-        token = _CALL_DATA.set(data)
-        try:
-            return _keeping_our_errors(super().__call__, y_true, y_pred, sample_weight=sample_weight)
-        finally:
-            _CALL_DATA.reset(token)
-
-    def _values(self, y_pred: tf.Tensor, targets: dict[str, Any]) -> tf.Tensor:
-        """The per-instance values of the loss of ``y_pred``, differentiable with respect to it."""
-        given = _CALL_DATA.get()
-        data = {name: value for name, value in given.items() if name in self.problem.instance_fields}
-        targets = {**targets, **{name: given.get(name) for name in targets if name in given}}
-        y_pred = tf.convert_to_tensor(y_pred)
-        fixed = tf.stop_gradient(y_pred)
-        plan, targets, data, poison = self.step.prepare_loss(fixed, targets, data)
-        perturbation = self.step.definition.perturbation
-        noise = None if perturbation is None else draw_noise(self._layer, perturbation, fixed)
-
-        @tf.custom_gradient
-        def values(prediction: tf.Tensor) -> tuple[tf.Tensor, Any]:
-            result = self.step.values(plan, prediction, targets, noise, data, poison)
-
-            def grad(grad_out: tf.Tensor) -> tf.Tensor:
-                shape = tf.concat([tf.shape(grad_out), tf.ones([tf.rank(result.gradient) - 1], tf.int32)], 0)
-                return tf.reshape(grad_out, shape) * result.gradient
-
-            return result.value, grad
-
-        return values(y_pred)
-
-    def get_config(self) -> dict[str, Any]:
-        """Keras' entries, the problem's config and the options as given; ``cache`` (runtime
-        state, as :class:`IMLELayer`'s) is not part of it."""
-        config = super().get_config() | {"dtype": self.dtype}
-        return config | {"problem": serialization.to_config(self.problem), **self._config}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Any:
-        config = dict(config)
-        return cls(serialization.from_config(config.pop("problem")), **config)
-
-
-@keras.saving.register_keras_serializable(package="imle_solvers")
-class FenchelYoungLoss(_Loss):
-    """The perturbed Fenchel-Young loss (:class:`imle_solvers.losses.FenchelYoung`, whose
-    docstring lists the arguments) as a Keras loss, ``model.compile(loss=...)``: ``y_true``
-    the observed structures, ``y_pred`` the scores (costs for a min problem). ``reduction``,
-    ``name`` and ``dtype`` are ``keras.losses.Loss``'s (the default reduction is the batch
-    mean, a skipped instance's 0 counted). Its noise state lives in an inner layer."""
-
-    def __init__(self, problem: Problem, noise: Any = None, sigma: float = 1.0, samples: int = 1,
-                 multiplicative: bool = False, **options: Any) -> None:
-        keras_kwargs = {name: options.pop(name) for name in ("reduction", "name", "dtype") if name in options}
-        definition = FenchelYoung(perturbation(noise, sigma, samples, multiplicative))
-        super().__init__(problem, definition, options, **keras_kwargs)
-        self.noise, self.sigma, self.samples, self.multiplicative = definition.perturbation.noise, sigma, samples, multiplicative
-
-    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        return self._values(y_pred, {"y_true": y_true})
-
-    def get_config(self) -> dict[str, Any]:
-        return super().get_config() | {"noise": serialization.to_config(self.noise), "sigma": self.sigma,
-                                       "samples": self.samples, "multiplicative": self.multiplicative}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Any:
-        config = dict(config)
-        config["noise"] = serialization.from_config(config["noise"])
-        return super().from_config(config)
-
-
-@keras.saving.register_keras_serializable(package="imle_solvers")
-class SPOPlusLoss(_Loss):
-    """SPO+ (:class:`imle_solvers.losses.SPOPlus`) as a Keras loss: ``y_true`` the true costs
-    ``c``, ``y_pred`` the predicted ``c_hat``; a direct call takes ``w_true`` and ``z_true``
-    too, ``loss_fn(c, c_hat, w_true=..., **data)``."""
-
-    def __init__(self, problem: Problem, **options: Any) -> None:
-        keras_kwargs = {name: options.pop(name) for name in ("reduction", "name", "dtype") if name in options}
-        super().__init__(problem, SPOPlus(), options, **keras_kwargs)
-
-    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        return self._values(y_pred, {"c": y_true, "w_true": None, "z_true": None})

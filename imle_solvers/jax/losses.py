@@ -1,0 +1,83 @@
+"""The JAX losses: a loss definition (:mod:`imle_solvers.losses`) over the step, as a JAX
+function reduced over the batch, differentiable through a ``jax.custom_vjp``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ..frameworks.jax import draw_noise, traced_oracle, unwrapping_errors
+from ..losses import FenchelYoung, LossDefinition, SPOPlus, check_reduction, perturbation, reduce
+from ..options import NoiseOptions, OracleOptions
+from ..problems import Problem
+from ..step import LossStep, Plan, StepHolder
+
+__all__ = ["FenchelYoungLoss", "SPOPlusLoss"]
+
+
+class _Loss(StepHolder):
+    """A loss over the step (:class:`~imle_solvers.step.LossStep`) as a JAX function, reduced
+    over the batch, differentiable through a ``jax.custom_vjp``."""
+
+    def __init__(self, problem: Problem, definition: LossDefinition, reduction: str, validate_args: bool,
+                 oracle_options: OracleOptions | None, noise_options: NoiseOptions | None, options: dict) -> None:
+        owner = type(self).__name__
+        oracle, self.noise_source = traced_oracle(owner, problem, options, oracle_options, noise_options)
+        self.problem = problem
+        self.reduction = check_reduction(owner, reduction)
+        self.step = LossStep(oracle, definition, validate_args)
+        self._compiled = jax.jit(self._values, static_argnums=0)
+
+    def _loss(self, prediction: Any, targets: dict[str, Any], data: dict[str, Any], key: Any = None) -> jax.Array:
+        prediction = jnp.asarray(prediction)
+        fixed = jax.lax.stop_gradient(prediction)
+        plan, targets, data, poison = self.step.prepare_loss(fixed, targets, data)
+        perturbation = self.step.definition.perturbation
+        noise = None if perturbation is None else draw_noise(perturbation, self.noise_source, fixed, key)
+        return reduce(unwrapping_errors(self._compiled, plan, prediction, targets, noise, data, poison), self.reduction)
+
+    def _values(self, plan: Plan, prediction: jax.Array, *inputs: Any) -> jax.Array:
+        def forward(prediction: jax.Array, *inputs: Any) -> tuple[jax.Array, tuple]:
+            result = self.step.values(plan, prediction, *inputs)
+            return result.value, (result.gradient, inputs)
+
+        def backward(saved: tuple, grad_out: jax.Array) -> tuple:
+            gradient, inputs = saved
+            # targets, noise, data and poison carry no gradient
+            zeros = tuple(None if isinstance(x, dict) and not x else jax.tree.map(jnp.zeros_like, x) for x in inputs)
+            return (jnp.reshape(grad_out, (-1, *(1,) * (gradient.ndim - 1))) * gradient, *zeros)
+
+        core = jax.custom_vjp(lambda *args: forward(*args)[0])
+        core.defvjp(forward, backward)
+        return core(prediction, *inputs)
+
+
+class FenchelYoungLoss(_Loss):
+    """The perturbed Fenchel-Young loss (:class:`imle_solvers.losses.FenchelYoung`, whose
+    docstring lists the arguments) as a JAX function: ``loss_fn(theta, y_true, key, **data)``,
+    ``key`` a PRNG key (``noise_source="numpy"``: ``default_rng(numpy_seed(key))``)."""
+
+    def __init__(self, problem: Problem, noise: Any = None, sigma: float = 1.0, samples: int = 1,
+                 reduction: str = "mean", multiplicative: bool = False, *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, noise_options: NoiseOptions | None = None,
+                 **options: Any) -> None:
+        definition = FenchelYoung(perturbation(noise, sigma, samples, multiplicative))
+        super().__init__(problem, definition, reduction, validate_args, oracle_options, noise_options, options)
+        self.sigma, self.multiplicative = sigma, multiplicative
+
+    def __call__(self, theta: Any, y_true: Any, key: jax.Array, **data: Any) -> jax.Array:
+        return self._loss(theta, {"y_true": y_true}, data, key)
+
+
+class SPOPlusLoss(_Loss):
+    """SPO+ (:class:`imle_solvers.losses.SPOPlus`) as a JAX function: ``loss_fn(c_hat, c,
+    w_true=None, z_true=None, **data)``."""
+
+    def __init__(self, problem: Problem, reduction: str = "mean", *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        super().__init__(problem, SPOPlus(), reduction, validate_args, oracle_options, None, options)
+
+    def __call__(self, c_hat: Any, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> jax.Array:
+        return self._loss(c_hat, {"c": c, "w_true": w_true, "z_true": z_true}, data)

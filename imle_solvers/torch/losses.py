@@ -1,0 +1,92 @@
+"""The torch losses: a loss definition (:mod:`imle_solvers.losses`) over the step, as an
+``nn.Module`` reduced over the batch, differentiable through a ``torch.autograd.Function``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ..frameworks.torch import NoiseGenerators
+from ..losses import FenchelYoung, LossDefinition, SPOPlus, check_reduction, perturbation, reduce
+from ..options import NoiseOptions, OracleOptions, take_options
+from ..problems import Problem
+from ..step import LossStep, StepHolder
+
+__all__ = ["FenchelYoungLoss", "SPOPlusLoss"]
+
+
+class _LossFunction(torch.autograd.Function):
+    """Per-instance loss values ``(B,)`` forward, ``grad_out * gradient`` backward; the
+    loss's values and gradient come at once from ``compute``."""
+
+    @staticmethod
+    def forward(ctx: Any, prediction: torch.Tensor, compute: Callable[[torch.Tensor], Any]) -> torch.Tensor:
+        result = compute(prediction.detach())
+        ctx.save_for_backward(result.gradient)
+        return result.value
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (gradient,) = ctx.saved_tensors
+        return grad_out.reshape(-1, *(1,) * (gradient.ndim - 1)) * gradient, None
+
+
+class _Loss(StepHolder, torch.nn.Module):
+    """A loss over the step (:class:`~imle_solvers.step.LossStep`), reduced over the batch."""
+
+    def __init__(self, problem: Problem, definition: LossDefinition, reduction: str, validate_args: bool,
+                 oracle_options: OracleOptions | None, noise_options: NoiseOptions | None, options: dict) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        oracle, noise, _ = take_options(owner, options, oracle_options, noise_options)
+        self.problem = problem
+        self.reduction = check_reduction(owner, reduction)
+        self.step = LossStep(oracle.oracle(problem), definition, validate_args)
+        self.noise = NoiseGenerators(noise)
+
+    def _loss(self, prediction: torch.Tensor, targets: dict[str, Any], data: dict[str, Any]) -> torch.Tensor:
+        detached = prediction.detach()
+        plan, targets, data, poison = self.step.prepare_loss(detached, targets, data)
+        perturbation = self.step.definition.perturbation
+        noise = None if perturbation is None else perturbation.draw(detached, self.noise.source(prediction))
+        values = _LossFunction.apply(prediction, lambda p: self.step.values(plan, p, targets, noise, data, poison))
+        return reduce(values, self.reduction)
+
+    def get_extra_state(self) -> dict:
+        return {"noise": self.noise.state_dict()}
+
+    def set_extra_state(self, extra: dict) -> None:
+        self.noise.load_state_dict(extra.get("noise", {}))
+
+
+class FenchelYoungLoss(_Loss):
+    """The perturbed Fenchel-Young loss (:class:`imle_solvers.losses.FenchelYoung`, whose
+    docstring lists the arguments) of ``problem``: ``loss_fn(theta, y_true, **data)``,
+    ``theta`` and ``y_true`` ``(B, *problem.shape)``, reduced over the batch; its noise
+    generators are part of ``state_dict()``."""
+
+    def __init__(self, problem: Problem, noise: Any = None, sigma: float = 1.0, samples: int = 1,
+                 reduction: str = "mean", multiplicative: bool = False, *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, noise_options: NoiseOptions | None = None,
+                 **options: Any) -> None:
+        definition = FenchelYoung(perturbation(noise, sigma, samples, multiplicative))
+        super().__init__(problem, definition, reduction, validate_args, oracle_options, noise_options, options)
+        self.perturbation, self.sigma, self.multiplicative = definition.perturbation, sigma, multiplicative
+
+    def forward(self, theta: torch.Tensor, y_true: Any, **data: Any) -> torch.Tensor:
+        return self._loss(theta, {"y_true": y_true}, data)
+
+
+class SPOPlusLoss(_Loss):
+    """SPO+ (:class:`imle_solvers.losses.SPOPlus`) of ``problem``: ``loss_fn(c_hat, c,
+    w_true=None, z_true=None, **data)``, ``c_hat`` the predicted costs (scores for a max
+    problem) and ``c`` the true ones, ``(B, *problem.shape)``, reduced over the batch."""
+
+    def __init__(self, problem: Problem, reduction: str = "mean", *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        super().__init__(problem, SPOPlus(), reduction, validate_args, oracle_options, None, options)
+
+    def forward(self, c_hat: torch.Tensor, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> torch.Tensor:
+        return self._loss(c_hat, {"c": c, "w_true": w_true, "z_true": z_true}, data)
