@@ -155,7 +155,7 @@ def check_finite(values: Array, name: str) -> None:
     xp = array_namespace(values)
     if values.shape[0] == 0 or is_traced(values):
         return
-    with np.errstate(over="ignore"):  # a sum of large finite scores may overflow: then they are scanned
+    with np.errstate(over="ignore", invalid="ignore"):  # large finite scores may sum to inf (or inf - inf): then they are scanned
         if math.isfinite(float(xp.sum(values))):
             return
     bad = to_numpy(xp.reshape(~xp.isfinite(values), (values.shape[0], -1)))
