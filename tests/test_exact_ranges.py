@@ -308,3 +308,20 @@ def test_a_fenchel_young_loss_refuses_an_impossible_samples_by_its_name():
         FenchelYoungLoss(ims.KSubset(3, 1), samples=10**7)
     with pytest.raises(InvalidInputError, match=r"FenchelYoungLoss: samples must be a positive integer, got True"):
         FenchelYoungLoss(ims.KSubset(3, 1), samples=True)
+
+
+def test_a_registered_solver_of_its_own_gets_summable_scores_too():
+    seen = []
+
+    def solve(theta, problem):
+        seen.append(float(np.abs(theta).max()))
+        return np.eye(3)
+
+    ims.register_solver(ims.GridShortestPath.kind, "test-own")(solve)
+    try:
+        problem = ims.GridShortestPath(3, 3)
+        ims.MAPOracle(problem, backend="test-own")(np.stack([np.full((3, 3), 1e308), np.ones((3, 3))]))
+    finally:
+        ims.adapters.unregister_solver(ims.GridShortestPath.kind, "test-own")
+    assert seen == [np.ldexp(1e308, -scaling_shift(9)), 1.0]
+    assert seen[0] * 9 < np.finfo(np.float64).max / 2  # a sum of every cell stays finite
