@@ -86,14 +86,32 @@ def state_float(xp: Any) -> Any:
 
 
 def to_numpy(x: Array) -> np.ndarray:
-    """A host numpy view (or copy) of any array."""
+    """A host numpy view (or copy) of any array; floats that numpy has no type for
+    (bfloat16, float8) come as float32, which holds each of their values exactly."""
     if is_numpy_array(x):
-        return x
+        return exact_host_floats(x)
     try:
         home = framework(x)
     except TypeError:  # Python numbers and lists
         return np.asarray(x)
-    return home.to_numpy(x)
+    if any(name in str(x.dtype) for name in NUMPY_LACKS):
+        xp = array_namespace(x)
+        x = xp.astype(x, xp.float32)  # torch's bfloat16 has no numpy counterpart at all
+    return exact_host_floats(home.to_numpy(x))
+
+
+# Float dtypes of the frameworks that numpy has no type of its own for (JAX and TensorFlow
+# hand them over as ml_dtypes' numpy extension types, torch not at all); float32 holds
+# every value of each exactly (the same exponent range or less, fewer mantissa bits).
+NUMPY_LACKS = ("bfloat16",)
+
+
+def exact_host_floats(values: np.ndarray) -> np.ndarray:
+    """``values``, or float32 where their dtype is an extension float (ml_dtypes' bfloat16,
+    float8: kind ``"V"``) that solvers and numpy's own routines do not take."""
+    if values.dtype.kind == "V" and values.dtype.names is None:
+        return values.astype(np.float32)
+    return values
 
 
 def from_numpy(values: np.ndarray, like: Array) -> Array:

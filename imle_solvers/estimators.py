@@ -197,6 +197,41 @@ def _check_positive_int(owner: str, **values: int) -> None:
             raise InvalidInputError(f"{owner}: {name} must be a positive integer, got {value!r}")
 
 
+#: The most perturbed solves per instance and call (``samples * marginal_samples``) a
+#: constructor takes: beyond it a call would hold tens of megabytes per score of every
+#: instance and run the solver millions of times per instance, which no setting means.
+MAX_PERTURBATIONS = 2**20
+# what a call holds per score of an instance and perturbation, at the least: the noise,
+# the perturbed scores and the states, float32 each
+_BYTES_PER_PERTURBATION = 3 * 4
+
+
+def check_perturbations(owner: str, **counts: int) -> None:
+    """``counts`` (``samples=...``, ``marginal_samples=...``) are positive integers whose
+    product, the perturbed solves per instance and call, is at most
+    :data:`MAX_PERTURBATIONS`; else an :class:`InvalidInputError` naming ``owner``, the
+    settings and the memory a call would take."""
+    _check_positive_int(owner, **counts)
+    total = math.prod(int(value) for value in counts.values())
+    if total > MAX_PERTURBATIONS:
+        raise InvalidInputError(
+            f"{owner}: {' * '.join(counts)} = {total:,} perturbed solves per instance and call, beyond "
+            f"{MAX_PERTURBATIONS:,} (imle_solvers.estimators.MAX_PERTURBATIONS): a call would hold at least "
+            f"{_bytes(total * _BYTES_PER_PERTURBATION)} per score of each instance (noise, perturbed scores and "
+            f"states in float32) and solve each instance {total:,} times"
+        )
+
+
+def _bytes(count: float) -> str:
+    """``count`` bytes for a message: ``"12 TB"``."""
+    units = ("B", "kB", "MB", "GB")
+    for unit in units:
+        if count < 1000:
+            return f"{count:.3g} {unit}"
+        count /= 1000
+    return f"{count:.3g} TB"
+
+
 def _check_number(owner: str, name: str, value: Any, *, low: float, strict: bool = False) -> None:
     """``value`` must be a finite real number ``>= low`` (``> low`` when ``strict``)."""
     is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
@@ -229,7 +264,7 @@ class _PerturbAndMAP:
         owner = type(self).__name__
         _check_noise(owner, self.noise)
         _check_number(owner, "noise_temperature", self.noise_temperature, low=0.0)
-        _check_positive_int(owner, samples=self.samples, marginal_samples=self.marginal_samples)
+        check_perturbations(owner, samples=self.samples, marginal_samples=self.marginal_samples)
 
     def initial_state(self) -> Any:
         return None

@@ -65,7 +65,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from ._array import Array, array_namespace
 from .errors import InvalidInputError
-from .estimators import PerturbedOptimizer, Solve, multiplicative_factor, oriented, perturb
+from .estimators import PerturbedOptimizer, Solve, check_perturbations, multiplicative_factor, oriented, perturb
 from .failures import SolveWithStatus, StatusLog, batch_size, zero_failed_rows
 
 __all__ = [
@@ -88,9 +88,11 @@ REDUCTIONS = ("mean", "sum", "none")
 def perturbation(noise: Any, sigma: float, samples: int, multiplicative: bool = False) -> PerturbedOptimizer:
     """The perturbed optimizer whose draws and states a Fenchel-Young loss uses: ``noise``
     (None: ``Normal()``) at scale ``sigma``, ``samples`` perturbations per instance,
-    additive or ``multiplicative``; its constructor checks the settings."""
+    additive or ``multiplicative``; its constructor checks the settings (``samples`` here,
+    by the loss's name for it)."""
     from .noise import Normal
 
+    check_perturbations("FenchelYoungLoss", samples=samples)
     return PerturbedOptimizer(Normal() if noise is None else noise, noise_temperature=sigma,
                               marginal_samples=samples, multiplicative=multiplicative)
 

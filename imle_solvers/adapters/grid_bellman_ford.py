@@ -38,7 +38,8 @@ Precision: distances are summed in theta's dtype along the path, from the source
 on, as Dijkstra sums them. The scipy backend sums in float64 (starting from 0 and adding
 the source's cost back), so float32 input may break near-ties (paths whose costs differ
 by about float32's rounding) differently; exact ties (e.g. integer costs) follow the
-rule above. Costs whose sum overflows to ``inf`` are not supported.
+rule above. Costs whose sums could overflow are solved scaled by a power of two, exactly
+(:mod:`.exact_scores`, applied to every registered solver).
 
 Negative costs follow the problem's policy with the scipy backend's warning and error
 (:func:`.grid_paths.nonnegative_costs`), see :func:`apply_negative_cost_policy`.

@@ -111,6 +111,9 @@ def register_solver(
 
     Registering a taken ``(kind, backend)`` raises unless ``replace=True``. The
     solver must be picklable (a module-level function) to run in worker processes.
+
+    The entry's ``solve`` hands the function scores it can sum without overflow, and
+    refuses those beyond the problem's range (:mod:`imle_solvers.adapters.exact_scores`).
     """
 
     def decorator(solve: SolveFn) -> SolveFn:
@@ -121,10 +124,13 @@ def register_solver(
                 f"a solver is already registered for kind {kind!r}, backend {backend!r}; "
                 "pass replace=True to replace it"
             )
+        from .exact_scores import ExactScores
+
+        function = solve if _takes_problem(solve) else functools.partial(_without_problem, solve)
         _REGISTRY[key] = SolverEntry(
             kind=kind,
             backend=backend,
-            solve=solve if _takes_problem(solve) else functools.partial(_without_problem, solve),
+            solve=ExactScores(function, batched or bool(frameworks)),
             batched=batched or bool(frameworks),
             inline=bool(frameworks) if inline is None else inline,
             array_native=frameworks,

@@ -17,6 +17,7 @@ import numpy as np
 from .._array import Array, array_namespace, device
 from .._registration import register
 from ..errors import InvalidInputError
+from ..problems.base import checked_int
 from .quantile_table import sum_of_gamma_table
 from .sources import RandomSource, Shape, as_source
 
@@ -105,10 +106,10 @@ class SumOfGamma:
     method: SumOfGammaMethod = "table"
 
     def __post_init__(self) -> None:
-        if not self.k > 0:
-            raise InvalidInputError(f"SumOfGamma: k must be positive, got {self.k!r}")
-        if int(self.nb_iterations) != self.nb_iterations or self.nb_iterations < 1:
-            raise InvalidInputError(f"SumOfGamma: nb_iterations must be a positive integer, got {self.nb_iterations!r}")
+        number = isinstance(self.k, (int, float, np.integer, np.floating)) and not isinstance(self.k, (bool, np.bool_))
+        if not (number and math.isfinite(self.k) and self.k > 0):
+            raise InvalidInputError(f"SumOfGamma: k must be a positive number, got {self.k!r}")
+        object.__setattr__(self, "nb_iterations", checked_int("SumOfGamma", "nb_iterations", self.nb_iterations))
         if self.method not in ("table", "exact"):
             raise InvalidInputError(f"SumOfGamma: method must be 'table' or 'exact', got {self.method!r}")
 

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import numpy as np
+
 from .._array import Array, array_namespace, is_traced, to_numpy
 from ..errors import InvalidInputError
 
@@ -62,6 +64,9 @@ class Problem:
     kind: ClassVar[str]
     #: MAP states hold only zeros and ones; the oracle checks solvers' results against it
     binary_states: ClassVar[bool] = False
+    #: the largest score magnitude the problem's solvers take (their backends' own range,
+    #: an ILP's), or None: any finite score. Larger ones are refused, naming the batch index
+    score_limit: ClassVar[float | None] = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -105,12 +110,27 @@ class Problem:
         any framework, names, shapes and kinds checked."""
         return None
 
+    @property
+    def summed_scores(self) -> int | None:
+        """At most how many scores the solvers add up in one sum (a path's cells, with the
+        solvers' own intermediate sums: potentials, duals), or None where scores are only
+        compared (a top-k). Rows whose largest score times this could overflow are solved
+        on scores scaled by a power of two (:func:`~imle_solvers.adapters.exact_scores`),
+        which is exact: such a problem takes any finite scores."""
+        return None
+
     def validate(self, theta: Array, name: str = "theta") -> None:
-        """Raise :class:`InvalidInputError` unless ``theta`` is a finite ``(B, *shape)`` batch.
+        """Raise :class:`InvalidInputError` unless ``theta`` is a finite ``(B, *shape)`` batch
+        within :attr:`score_limit`.
 
         The message names the first bad batch index and its offending value.
         """
         check_batch(theta, self.shape, name)
+        if self.score_limit is not None and not is_traced(theta):
+            beyond = first_beyond(to_numpy(theta), self.score_limit)
+            if beyond is not None:
+                index, value = beyond
+                raise InvalidInputError(f"{name}: batch index {index}: {beyond_limit_message(self, value)}")
 
 
 def check_batch(theta: Array, shape: tuple[int, ...], name: str = "theta") -> None:
@@ -133,13 +153,48 @@ def check_finite(values: Array, name: str) -> None:
     A traced array (inside ``jax.jit`` or ``tf.function``) has no values to read: the
     bindings check those on the device (their ``validate_args``)."""
     xp = array_namespace(values)
-    if values.shape[0] == 0 or is_traced(values) or math.isfinite(float(xp.sum(values))):
+    if values.shape[0] == 0 or is_traced(values):
         return
+    with np.errstate(over="ignore", invalid="ignore"):  # large finite scores may sum to inf (or inf - inf): then they are scanned
+        if math.isfinite(float(xp.sum(values))):
+            return
     bad = to_numpy(xp.reshape(~xp.isfinite(values), (values.shape[0], -1)))
     if not bad.any():
         return
     index = int(bad.any(axis=1).argmax())
     raise non_finite_error(name, index, to_numpy(xp.reshape(values[index], (-1,)))[bad[index].argmax()])
+
+
+def first_beyond(values: np.ndarray, limit: float) -> tuple[int, float] | None:
+    """The first batch index (leading axis) of ``values`` holding a magnitude above ``limit``,
+    and that value; None when there is none."""
+    rows = np.abs(values.reshape(len(values), -1)) > limit
+    if not rows.any():
+        return None
+    index = int(rows.any(axis=1).argmax())
+    return index, float(values.reshape(len(values), -1)[index][rows[index].argmax()])
+
+
+def beyond_limit_message(problem: Problem, value: float) -> str:
+    """Why the score ``value`` is refused (see :attr:`Problem.score_limit`)."""
+    return (f"the score {value:g} is beyond ±{problem.score_limit:g}, the largest magnitude {problem.label} "
+            "solves (docs/problems.md, 'Score magnitudes')")
+
+
+def checked_int(owner: str, name: str, value: Any, minimum: int = 1, maximum: int | None = None,
+                span: str | None = None) -> int:
+    """``value`` as an int in ``minimum..maximum``, for a constructor's argument ``name``.
+    Bools are refused (``k=True`` is a mistake, not 1), and so are non-integers and values
+    out of range, with an :class:`InvalidInputError` naming ``owner`` and the argument;
+    ``span`` words the range (default: "a positive integer" for ``minimum=1``)."""
+    span = span or ("a positive integer" if minimum == 1 else f"an integer >= {minimum}")
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{owner}: {name} must be {span}, got {value!r} (a bool, not a number)")
+    is_number = isinstance(value, (int, np.integer, float, np.floating))
+    if not (is_number and math.isfinite(value) and int(value) == value and minimum <= value
+            and (maximum is None or value <= maximum)):
+        raise InvalidInputError(f"{owner}: {name} must be {span}, got {value!r}")
+    return int(value)
 
 
 NON_FINITE_MESSAGE = "{name}: batch index {index} holds a non-finite value ({value})"

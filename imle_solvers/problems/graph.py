@@ -176,6 +176,12 @@ class GraphShortestPath(Problem):
         return (self.graph.n_edges,)
 
     @property
+    def summed_scores(self) -> int:
+        """A path's cost, and Bellman-Ford's walks of up to ``n_nodes`` steps, add up at most
+        ``n_nodes + 1`` edge costs (see :attr:`Problem.summed_scores`)."""
+        return self.graph.n_nodes + 1
+
+    @property
     def instance_fields(self) -> Mapping[str, DataField]:
         return {
             "source": DataField((), "int", "position in graph.nodes of the path's first node; default the source"),

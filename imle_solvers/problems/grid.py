@@ -11,7 +11,7 @@ import numpy as np
 from .._array import array_namespace
 from .._registration import register
 from ..errors import InvalidInputError
-from .base import DataField, Problem, Sense
+from .base import DataField, Problem, Sense, checked_int
 
 NegativeCostPolicy = Literal["clamp", "raise"]
 
@@ -53,10 +53,8 @@ class GridShortestPath(Problem):
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise InvalidInputError(f"GridShortestPath: {name} must be a positive integer, got {value!r}")
-        if self.neighbourhood not in (4, 8):
+            object.__setattr__(self, name, checked_int("GridShortestPath", name, getattr(self, name)))
+        if isinstance(self.neighbourhood, bool) or self.neighbourhood not in (4, 8):
             raise InvalidInputError(f"GridShortestPath: neighbourhood must be 4 or 8, got {self.neighbourhood!r}")
         if self.negative_costs not in ("clamp", "raise"):
             raise InvalidInputError(
@@ -66,6 +64,11 @@ class GridShortestPath(Problem):
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.rows, self.cols)
+
+    @property
+    def summed_scores(self) -> int:
+        """A path's cost adds up at most every cell's (see :attr:`Problem.summed_scores`)."""
+        return self.rows * self.cols
 
     @property
     def sense(self) -> Sense:

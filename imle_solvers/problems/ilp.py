@@ -6,14 +6,14 @@ import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._registration import register
-from ..errors import InvalidInputError
-from .base import ContentIdentity, DataField, Problem, Sense
+from ..errors import InvalidInputError, SolverError
+from .base import ContentIdentity, DataField, Problem, Sense, checked_int
 from .ilp_instances import InstanceValues, Numbers, ParametricParts
 from .ilp_params import Parameter, ParameterMaps, with_pattern  # noqa: F401 (Parameter: re-exported)
 
@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from ..spec.limits import SpecLimits
 
 VariableType = Literal["binary", "integer", "continuous"]
+VARIABLE_TYPES: tuple[str, ...] = get_args(VariableType)
+
+# The largest magnitude of a score (theta) and of a fixed objective coefficient: SCIP takes
+# 1e20 as infinity and refuses such an objective; CP-SAT scales the objective to integers of
+# 2**50, a product with bounds up to 2**40 that must stay finite. An objective coefficient,
+# the sum of the two, stays below 2e18.
+ILP_SCORE_LIMIT = 1e18
 
 
 @register
@@ -41,6 +48,15 @@ class Variable:
     type: VariableType = "binary"
     lower: float | np.ndarray = 0.0
     upper: float | np.ndarray = np.inf
+
+    def __post_init__(self) -> None:
+        owner = f"Variable {self.name!r}"
+        if not isinstance(self.shape, (tuple, list)):
+            raise InvalidInputError(f"{owner}: shape must be a tuple of sizes, got {self.shape!r}")
+        shape = tuple(checked_int(owner, f"shape[{i}]", d, minimum=0) for i, d in enumerate(self.shape))
+        object.__setattr__(self, "shape", shape)
+        if self.type not in VARIABLE_TYPES:
+            raise InvalidInputError(f"{owner}: type must be one of {list(VARIABLE_TYPES)}, got {self.type!r}")
 
     @property
     def size(self) -> int:
@@ -97,6 +113,7 @@ class ILP(ContentIdentity, Problem):
     parameters: ParameterMaps | None = None
     fingerprint: str = field(init=False, repr=False)
     kind: ClassVar[str] = "ilp"
+    score_limit: ClassVar[float] = ILP_SCORE_LIMIT
 
     def __post_init__(self) -> None:
         names = [v.name for v in self.variables]
@@ -118,6 +135,9 @@ class ILP(ContentIdentity, Problem):
         for what, values in (("constraint coefficients", a.data), ("objective", objective)):
             if not np.isfinite(values).all():
                 raise InvalidInputError(f"ILP {self.name!r}: {what} must be finite numbers")
+        if (np.abs(objective) > ILP_SCORE_LIMIT).any():
+            raise InvalidInputError(f"ILP {self.name!r}: objective coefficient {objective_beyond(objective):g} is beyond "
+                                    f"±{ILP_SCORE_LIMIT:g}, the largest the backends solve (docs/problems.md)")
         if np.isnan(row_lower).any() or np.isnan(row_upper).any():
             raise InvalidInputError(f"ILP {self.name!r}: row bounds must be numbers or ±inf, not NaN")
         if self.parameters is not None:
@@ -383,6 +403,10 @@ class ILP(ContentIdentity, Problem):
     def objective_for(self, theta: np.ndarray, values: InstanceValues | None = None) -> np.ndarray:
         """The full ``(n,)`` objective for one instance's ``theta`` (of ``shape``) and, with
         batched parameters, its :meth:`instance_values`."""
+        if values is not None and values.objective is not None and (np.abs(values.objective) > ILP_SCORE_LIMIT).any():
+            raise SolverError(f"the batched parameters set the objective coefficient {objective_beyond(values.objective):g}, "
+                              f"beyond ±{ILP_SCORE_LIMIT:g}, the largest the backends solve (docs/problems.md)",
+                              status="out-of-range")
         c = (self.objective if values is None or values.objective is None else values.objective).copy()
         c[self.theta_slots()] += np.asarray(theta, dtype=np.float64).ravel()
         return c
@@ -423,6 +447,11 @@ class ILP(ContentIdentity, Problem):
         if self.parameters is not None:  # the structure and the maps; never an instance's values
             h.update(self.parameters.digest())
         return h.hexdigest()
+
+
+def objective_beyond(objective: np.ndarray) -> float:
+    """The first coefficient of ``objective`` ``(n,)`` beyond :data:`ILP_SCORE_LIMIT`."""
+    return float(objective[np.argmax(np.abs(objective) > ILP_SCORE_LIMIT)])
 
 
 _REPR_VARIABLES = 4  # variable blocks a repr lists by name before summing up the rest

@@ -11,7 +11,7 @@ import numpy as np
 from .._array import array_namespace
 from .._registration import register
 from ..errors import InvalidInputError
-from .base import DataField, Problem, Sense
+from .base import DataField, Problem, Sense, checked_int
 
 
 @register
@@ -36,10 +36,8 @@ class KSubset(Problem):
     binary_states: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        if int(self.n) != self.n or self.n < 1:
-            raise InvalidInputError(f"KSubset: n must be a positive integer, got {self.n!r}")
-        if int(self.k) != self.k or not 0 < self.k <= self.n:
-            raise InvalidInputError(f"KSubset: k must be in 1..n={self.n}, got {self.k!r}")
+        object.__setattr__(self, "n", checked_int("KSubset", "n", self.n))
+        object.__setattr__(self, "k", checked_int("KSubset", "k", self.k, maximum=self.n, span=f"in 1..n={self.n}"))
 
     @property
     def shape(self) -> tuple[int, ...]:

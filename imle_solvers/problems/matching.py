@@ -10,8 +10,14 @@ import numpy as np
 
 from .._registration import register
 from ..errors import InvalidInputError
-from .base import DataField, Problem, Sense
+from .base import DataField, Problem, Sense, checked_int
 from .graph import EdgeListGraph
+
+
+# Matching solvers' sums (potentials, duals, slacks, augmenting paths: networkx's blossom
+# doubles the weights, and a slack adds two duals and a doubled weight) stay below this
+# many times the largest score per vertex; generous, since scaling by a power of two is exact.
+MATCHING_SUM_FACTOR = 8
 
 
 @register
@@ -46,15 +52,19 @@ class BipartiteMatching(Problem):
 
     def __post_init__(self) -> None:
         for name in ("n_left", "n_right"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise InvalidInputError(f"BipartiteMatching: {name} must be a positive integer, got {value!r}")
+            object.__setattr__(self, name, checked_int("BipartiteMatching", name, getattr(self, name)))
         if not isinstance(self.perfect, bool):
             raise InvalidInputError(f"BipartiteMatching: perfect must be True or False, got {self.perfect!r}")
 
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.n_left, self.n_right)
+
+    @property
+    def summed_scores(self) -> int:
+        """An assignment's potentials and augmenting paths add up to a few scores per
+        vertex (see :attr:`Problem.summed_scores`)."""
+        return MATCHING_SUM_FACTOR * (self.n_left + self.n_right)
 
     @property
     def sense(self) -> Sense:
@@ -112,6 +122,12 @@ class GraphMatching(Problem):
     @property
     def shape(self) -> tuple[int, ...]:
         return (self.graph.n_edges,)
+
+    @property
+    def summed_scores(self) -> int:
+        """The blossom algorithm's duals and slacks add up to a few scores per vertex (see
+        :attr:`Problem.summed_scores`)."""
+        return MATCHING_SUM_FACTOR * max(self.graph.n_nodes, 1)
 
     @property
     def sense(self) -> Sense:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import InvalidInputError
-from .base import DataField, Problem, Sense
+from .base import DataField, Problem, Sense, checked_int
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +49,8 @@ class TorchFunctionProblem(Problem):
             raise InvalidInputError(f"TorchFunctionProblem: fn must be callable, got {self.fn!r}")
         if self.objective_sense not in ("max", "min"):
             raise InvalidInputError(f"TorchFunctionProblem: sense must be 'max' or 'min', got {self.objective_sense!r}")
-        object.__setattr__(self, "event_shape", tuple(int(n) for n in self.event_shape))
+        object.__setattr__(self, "event_shape", tuple(
+            checked_int("TorchFunctionProblem", f"event_shape[{i}]", n, minimum=0) for i, n in enumerate(self.event_shape)))
 
     @property
     def shape(self) -> tuple[int, ...]:
