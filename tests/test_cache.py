@@ -59,12 +59,14 @@ def solve_batched_failing(theta: np.ndarray, problem: CountedPick, data: dict | 
     return np.stack([pick_one(row, **{k: v[i] for k, v in data.items()}) for i, row in enumerate(theta)])
 
 
-@ims.register_solver(CountedPick.kind, "kill-always", replace=True)
+@ims.register_solver(CountedPick.kind, "kill-marked", replace=True)
 def solve_killing(theta: np.ndarray, problem: CountedPick, data: dict | None = None) -> np.ndarray:
     import os
     import signal
 
-    os.kill(os.getpid(), signal.SIGKILL)
+    if theta[0] < FAIL_BELOW:  # a marked row kills its worker
+        os.kill(os.getpid(), signal.SIGKILL)
+    return pick_one(theta, **(data or {}))
 
 
 @ims.register_solver(CheapestPick.kind, "counting", replace=True)
@@ -243,11 +245,12 @@ def test_errors_on_a_pool_under_the_cache_name_the_callers_batch_index():
         assert caught.value.index == 4
     cache.add([SolutionCache._key(theta[3], data, 3)], reference(theta[3:4], {k: v[3:4] for k, v in data.items()}),
               np.array([True]))
-    with ims.MAPOracle(CountedPick(N), backend="kill-always", n_jobs=2, chunk_size=2, cache=cache) as oracle:
-        with pytest.raises(SolverError, match=r"instances 2, 4, 5 .*worker died") as caught:
+    # the misses 2, 4, 5 go in chunks [2, 4] and [5]; 4 kills its worker: named by the caller's index
+    with ims.MAPOracle(CountedPick(N), backend="kill-marked", n_jobs=2, chunk_size=2, cache=cache) as oracle:
+        with pytest.raises(SolverError, match=r"^instance 4 .*worker died") as caught:
             oracle(theta, **data)
     assert caught.value.status == "worker-died"
-    assert caught.value.index == 2 and caught.value.indices == (2, 4, 5)
+    assert caught.value.index == 4 and caught.value.indices == (4,)
 
 
 def test_a_cache_serves_one_problem_and_bad_options_are_refused():
