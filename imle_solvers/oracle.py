@@ -222,6 +222,9 @@ class MAPOracle:
         otherwise. ``theta`` may be any framework's array either way."""
         self.last_failures = ()
         if native:
+            # the caller's arrays as they are, numpy's read-only (host solvers get copies,
+            # see chunks.py; a copy would cost a vectorised solver a good part of its solve)
+            theta, data = _read_only(theta), {name: _read_only(value) for name, value in data.items()}
             z = solver.solve(theta, self.problem, data=data) if data else solver.solve(theta, self.problem)
             if tuple(z.shape) != tuple(theta.shape):
                 raise wrong_shape_error(tuple(z.shape), tuple(theta.shape), self.problem.label, solver.backend)
@@ -292,6 +295,14 @@ class MAPOracle:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _read_only(x: Any) -> Any:
+    """``x``, or a read-only view of it where it is a writeable numpy array."""
+    if isinstance(x, np.ndarray) and x.flags.writeable:
+        x = x.view()
+        x.flags.writeable = False
+    return x
 
 
 def _reason(error: SolverError, on_failure: OnFailure) -> str:
