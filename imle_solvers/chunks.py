@@ -83,7 +83,8 @@ def solve_chunk(
         status[i] = Status.FAILED
         if on_failure == "incumbent" and error.incumbent is not None:
             try:  # an incumbent is a result like any other: checked, as an instance's state
-                z[i] = check_states(error.incumbent, theta[i], problem, solver.backend, int(positions[i]), batched=False)
+                index = int(positions[i])
+                z[i] = check_states(error.incumbent, theta[i], problem, solver.backend, index, batched=False)
                 status[i] = Status.INCUMBENT
             except SolverError as bad:
                 error = bad
@@ -119,7 +120,8 @@ def _private(theta: np.ndarray, data: InstanceData) -> tuple[np.ndarray, dict[st
     as it is): what the solver may write into. On a worker the chunk is already a copy,
     but a batched solver that failed is asked again row by row, from the rows it may
     have written into; benchmarks/bench_input_copy.py measures what copying costs."""
-    return theta.copy(), {name: value.copy() if isinstance(value, np.ndarray) else value for name, value in data.items()}
+    copies = {name: value.copy() if isinstance(value, np.ndarray) else value for name, value in data.items()}
+    return theta.copy(), copies
 
 
 @dataclass(frozen=True)

@@ -88,8 +88,9 @@ class ChunkScheduler:
 
         Under ``on_failure="raise"`` the first failing instance's
         :class:`~imle_solvers.errors.SolverError` is raised, as in the calling process;
-        otherwise a chunk whose workers were lost or that timed out is one placeholder
-        result (zeros, every row FAILED) holding the error.
+        otherwise the instance that loses its workers or times out (found by
+        :meth:`_map_with_reruns`) is a placeholder result of its own (zeros, FAILED)
+        holding the error.
         """
         solver = settings.solver
         chunks = self.chunks(len(values), solver)
@@ -105,7 +106,12 @@ class ChunkScheduler:
         return results
 
     def _map_with_reruns(
-        self, settings: SolveSettings, values: np.ndarray, positions: np.ndarray, data: InstanceData, chunks: list[Chunk]
+        self,
+        settings: SolveSettings,
+        values: np.ndarray,
+        positions: np.ndarray,
+        data: InstanceData,
+        chunks: list[Chunk],
     ) -> list[TaskOutput]:
         """:func:`~imle_solvers.chunks.solve_task` of every chunk of rows ``values`` (at
         batch indices ``positions``, with their ``data``) on the pool: the outputs, in the
@@ -132,15 +138,16 @@ class ChunkScheduler:
                         outputs[chunk] = output
                 suspects = [group[t] for t in fault.tasks]
                 rest = [chunk for chunk in group if chunk not in outputs and chunk not in suspects]
-                (a, b), isolate = suspects[0], [[chunk] for chunk in suspects]  # several: which chunk was it?
-                if len(suspects) == 1 and b - a > 1:  # this chunk: which of its instances?
+                (a, b), isolate = suspects[0], []
+                if len(suspects) > 1:  # which of these chunks? each alone tells
+                    isolate = [[chunk] for chunk in suspects]
+                elif b - a > 1:  # this chunk: which of its instances? each alone tells
                     isolate = [[(i, i + 1)] for i in range(a, b)]
-                elif len(suspects) == 1:  # this instance, alone
+                else:  # this instance, alone: the culprit
                     error = settings.fault_error(fault, [positions[a:b]], timeout)
                     if settings.on_failure == "raise":
                         raise error from fault
-                    outputs[a, b] = settings.placeholder(b - a, error)
-                    isolate = []
+                    outputs[a, b] = settings.placeholder(1, error)
                 # the search first, so that "raise" raises before the rest is solved again
                 rounds = isolate + ([rest] if rest else []) + rounds
         return [outputs[chunk] for chunk in sorted(outputs)]  # a chunk or its rows: never both
