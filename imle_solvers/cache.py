@@ -1,8 +1,8 @@
 """An opt-in cache of MAP states, with PyEPO's ``solve_ratio``.
 
-``MAPOracle(problem, cache=SolutionCache(solve_ratio=1.0, max_entries=100_000))`` (or
-``cache=True`` for these defaults) remembers the states it solved, keyed per instance by
-the bytes of its scores row and of its per-instance data rows:
+``MAPOracle(problem, cache=SolutionCache(solve_ratio=1.0, max_entries=100_000,
+max_bytes=256 * 2**20))`` (or ``cache=True`` for these defaults) remembers the states it
+solved, keyed per instance by the bytes of its scores row and of its per-instance data rows:
 
 - an instance seen before (same scores, same data) is an *exact hit*: its stored state
   is returned without a solve;
@@ -14,7 +14,8 @@ the bytes of its scores row and of its per-instance data rows:
   solved when there is none.
 
 Solved states with status OK are added (never a failed instance's placeholder nor an
-incumbent); the least recently used entries are evicted beyond ``max_entries``. With
+incumbent); the least recently used entries are evicted beyond ``max_entries`` entries or
+``max_bytes`` bytes (see :func:`entry_bytes`), whichever is reached first. With
 ``solve_ratio=1`` the oracle's results are exactly those without a cache (for a
 deterministic solver); below 1 they are approximate. The cache works in the calling
 process, before chunking: only the instances to solve go to the solver or the pool. It
@@ -33,7 +34,15 @@ import numpy as np
 
 from .errors import InvalidInputError
 
-__all__ = ["CacheStats", "SolutionCache", "resolve_cache"]
+__all__ = ["DEFAULT_MAX_BYTES", "CacheStats", "SolutionCache", "entry_bytes", "resolve_cache"]
+
+# The default bound of a cache's memory: at n = 2000 float64 scores an entry takes about
+# 32 KiB (its key and its state), so 100,000 entries would take 3 GiB; 256 MiB holds 8,000.
+DEFAULT_MAX_BYTES = 256 * 2**20
+# What Python's own objects around an entry take beyond its arrays' bytes (the key's
+# tuples and bytes objects, the state's ndarray header, the dicts' slots): 400-520 bytes
+# measured with tracemalloc at n = 2000 and n = 4.
+ENTRY_OVERHEAD_BYTES = 512
 
 DataKey = tuple[tuple[str, bytes], ...]
 Key = tuple[str, bytes, DataKey]
@@ -90,19 +99,33 @@ class SolutionCache:
             scores. 1 (the default): every new instance is solved, results are exact.
         max_entries: the most states kept; the least recently used go first.
         seed: of the random draws deciding which instances are solved (``solve_ratio < 1``).
+        max_bytes: the most memory the entries take, in bytes (:func:`entry_bytes`; the
+            default ``DEFAULT_MAX_BYTES`` is 256 MiB); the least recently used go first,
+            and a state whose entry alone exceeds it is not stored.
 
-    ``stats`` counts exact hits, pool answers and solves (``stats.hit_rate``);
-    :meth:`clear` empties the cache and its statistics. A cache serves one problem:
-    giving it to oracles of different problems raises.
+    ``stats`` counts exact hits, pool answers and solves (``stats.hit_rate``); ``nbytes``
+    is the memory the entries take; :meth:`clear` empties the cache and its statistics.
+    A cache serves one problem: giving it to oracles of different problems raises.
     """
 
-    def __init__(self, solve_ratio: float = 1.0, max_entries: int = 100_000, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        solve_ratio: float = 1.0,
+        max_entries: int = 100_000,
+        seed: int | None = None,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         if isinstance(solve_ratio, bool) or not isinstance(solve_ratio, (int, float)) or not 0 < solve_ratio <= 1:
             raise InvalidInputError(f"SolutionCache: solve_ratio must be in (0, 1], got {solve_ratio!r}")
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise InvalidInputError(f"SolutionCache: max_entries must be a positive int, got {max_entries!r}")
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise InvalidInputError(f"SolutionCache: max_bytes must be a positive int (bytes), got {max_bytes!r}")
         self.solve_ratio = float(solve_ratio)
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.nbytes = 0  # of the entries, as entry_bytes counts them
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._entries: OrderedDict[Key, np.ndarray] = OrderedDict()  # least recently used first
@@ -112,8 +135,8 @@ class SolutionCache:
 
     def __repr__(self) -> str:
         return (
-            f"SolutionCache(solve_ratio={self.solve_ratio}, max_entries={self.max_entries}, seed={self.seed}; "
-            f"{len(self)} entries)"
+            f"SolutionCache(solve_ratio={self.solve_ratio}, max_entries={self.max_entries}, seed={self.seed}, "
+            f"max_bytes={self.max_bytes}; {len(self)} entries, {self.nbytes} bytes)"
         )
 
     def __len__(self) -> int:
@@ -123,6 +146,7 @@ class SolutionCache:
         """Forget every state and reset the statistics."""
         self._entries.clear()
         self._groups.clear()
+        self.nbytes = 0
         self.stats = CacheStats()
 
     def bind(self, problem: Any) -> None:
@@ -170,17 +194,22 @@ class SolutionCache:
         return CachePlan(answered=answered, states=states, to_solve=to_solve, keys=keys)
 
     def add(self, keys: list[Key], states: np.ndarray, ok: np.ndarray) -> None:
-        """Store ``states[i]`` under ``keys[i]`` where ``ok[i]``, evicting the least recently used."""
+        """Store ``states[i]`` under ``keys[i]`` where ``ok[i]``, evicting the least recently
+        used beyond ``max_entries`` or ``max_bytes``."""
         for key, state, good in zip(keys, states, ok):
-            if not good:
-                continue
+            size = entry_bytes(key, state)
+            if not good or size > self.max_bytes:
+                continue  # a failure's placeholder; an entry that would evict all others and still not fit
             if key in self._entries:
                 self._entries.move_to_end(key)
+                self.nbytes -= entry_bytes(key, self._entries[key])
             else:
                 self._groups.setdefault(key[2], {})[key] = None
             self._entries[key] = np.array(state, copy=True)
-        while len(self._entries) > self.max_entries:
-            key, _ = self._entries.popitem(last=False)
+            self.nbytes += size
+        while len(self._entries) > self.max_entries or self.nbytes > self.max_bytes:
+            key, state = self._entries.popitem(last=False)
+            self.nbytes -= entry_bytes(key, state)
             group = self._groups[key[2]]
             del group[key]
             if not group:
@@ -190,6 +219,12 @@ class SolutionCache:
     def _key(row: np.ndarray, data: Mapping[str, np.ndarray], i: int) -> Key:
         data_key = tuple((name, np.ascontiguousarray(data[name][i]).tobytes()) for name in sorted(data))
         return (row.dtype.str, np.ascontiguousarray(row).tobytes(), data_key)
+
+
+def entry_bytes(key: Key, state: np.ndarray) -> int:
+    """The memory an entry takes, in bytes: its state's, its key's (the scores row's and
+    the data rows' bytes), and ``ENTRY_OVERHEAD_BYTES`` for the Python objects around them."""
+    return state.nbytes + len(key[1]) + sum(len(row) for _, row in key[2]) + ENTRY_OVERHEAD_BYTES
 
 
 def resolve_cache(cache: Any, owner: str = "MAPOracle") -> SolutionCache | None:

@@ -6,10 +6,16 @@ to :func:`solve_task` on a worker of the pool, or to :func:`solve_chunk` in the 
 process. Every result passes :func:`check_states`; every failure becomes a
 :class:`~imle_solvers.errors.SolverError` that names the instance's index in that batch,
 whichever process solved it.
+
+Solvers get private copies of their rows and data (:func:`_private`): a solver may write
+into its arguments, as the idiom ``theta[~allowed] = -inf`` does, without changing the
+caller's arrays (a model's parameters, under ``n_jobs=1``) or a later retry's input.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -47,6 +53,8 @@ def solve_chunk(
     time_limit: float | None = None,
     on_failure: OnFailure = "raise",
     data: InstanceData | None = None,
+    *,
+    in_worker: bool = False,
 ) -> ChunkResult:
     """Solve rows ``theta`` (``(n, *shape)``), the ``offset``-th onwards of the batch (or,
     for an array ``offset``, the rows of these ``n`` batch indices: a cache's misses), with
@@ -65,15 +73,33 @@ def solve_chunk(
     n = len(theta)
     positions = _positions(offset, n)
     status = np.zeros(n, dtype=STATUS_DTYPE)
-    if solver.batched:
-        try:
-            return ChunkResult(_checked_solve(solver, problem, positions, theta, options | _data_option(data)), status)
-        except SolverError as error:
-            located = isinstance(error.__cause__, SolverError) and error.__cause__.index is not None
-            if n == 1 or (on_failure == "raise" and located):
-                raise
     z = np.zeros_like(theta)
     failures: list[SolverError] = []
+
+    def failed(i: int, error: SolverError) -> None:
+        """Row ``i`` failed with ``error``: raised, or its placeholder or incumbent."""
+        if on_failure == "raise":
+            raise error
+        status[i] = Status.FAILED
+        if on_failure == "incumbent" and error.incumbent is not None:
+            try:  # an incumbent is a result like any other: checked, as an instance's state
+                index = int(positions[i])
+                z[i] = check_states(error.incumbent, theta[i], problem, solver.backend, index, batched=False)
+                status[i] = Status.INCUMBENT
+            except SolverError as bad:
+                error = bad
+        failures.append(error)
+
+    if solver.batched:
+        try:
+            return ChunkResult(_checked_solve(solver, problem, positions, theta, data, options, in_worker), status)
+        except SolverError as error:
+            located = isinstance(error.__cause__, SolverError) and error.__cause__.index is not None
+            if on_failure == "raise" and located:
+                raise
+            if n == 1:  # the one row's failure: known without asking again
+                failed(0, error)
+                return ChunkResult(z, status, tuple(failures))
     for i in range(n):
         # a batched solver gets one-row batches: the same call, one instance at a time
         if solver.batched:
@@ -81,24 +107,21 @@ def solve_chunk(
         else:
             one, its_data = theta[i], instance(data, i)
         try:
-            z[i] = _checked_solve(solver, problem, positions[i : i + 1], one, options | _data_option(its_data)).reshape(
+            z[i] = _checked_solve(solver, problem, positions[i : i + 1], one, its_data, options, in_worker).reshape(
                 theta.shape[1:]
             )
         except SolverError as error:
-            if on_failure == "raise":
-                raise
-            failures.append(error)
-            if on_failure == "incumbent" and error.incumbent is not None:
-                z[i] = np.asarray(error.incumbent, dtype=theta.dtype).reshape(theta.shape[1:])
-                status[i] = Status.INCUMBENT
-            else:
-                status[i] = Status.FAILED
+            failed(i, error)
     return ChunkResult(z, status, tuple(failures))
 
 
-def _data_option(data: InstanceData) -> dict[str, InstanceData]:
-    """The ``data=`` keyword of a solver call: only for instances that have data."""
-    return {"data": data} if data else {}
+def _private(theta: np.ndarray, data: InstanceData) -> tuple[np.ndarray, dict[str, Any]]:
+    """Copies of a solver call's rows ``theta`` and ``data`` (a numpy scalar, immutable,
+    as it is): what the solver may write into. On a worker the chunk is already a copy,
+    but a batched solver that failed is asked again row by row, from the rows it may
+    have written into; benchmarks/bench_input_copy.py measures what copying costs."""
+    copies = {name: value.copy() if isinstance(value, np.ndarray) else value for name, value in data.items()}
+    return theta.copy(), copies
 
 
 @dataclass(frozen=True)
@@ -126,18 +149,26 @@ def solve_task(
     time_limit: float | None,
     on_failure: OnFailure = "raise",
     data: InstanceData | None = None,
+    caller: int | None = None,
 ) -> TaskOutput:
-    """:func:`solve_chunk` on a worker.
+    """:func:`solve_chunk` on a worker; ``caller``: the process id of the oracle's process.
 
     The error is returned, not raised: joblib answers a raising task by killing and
     restarting every worker, and the oracle wants the batch's first failure anyway.
+
+    A solver's ``SystemExit`` or ``KeyboardInterrupt`` on a worker (another process than
+    ``caller``, or a thread other than the main one) is its instance's failure: it cannot
+    be the user's Ctrl-C, which reaches the calling process's main thread. On
+    ``"sequential"`` (the task runs in the caller's main thread) they propagate.
     """
     start = time.perf_counter()
+    in_worker = os.getpid() != caller if caller is not None else False
+    in_worker = in_worker or threading.current_thread() is not threading.main_thread()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             result: ChunkResult | SolverError = solve_chunk(
-                solver, problem, theta, offset, time_limit, on_failure, data
+                solver, problem, theta, offset, time_limit, on_failure, data, in_worker=in_worker
             )
         except SolverError as error:
             result = error
@@ -153,15 +184,28 @@ def _positions(offset: int | np.ndarray, n: int) -> np.ndarray:
 
 
 def _checked_solve(
-    solver: SolverEntry, problem: Problem, positions: np.ndarray, theta: np.ndarray, options: dict[str, Any]
+    solver: SolverEntry,
+    problem: Problem,
+    positions: np.ndarray,
+    theta: np.ndarray,
+    data: InstanceData,
+    options: dict[str, Any],
+    in_worker: bool,
 ) -> np.ndarray:
-    """``solver.solve(theta, problem, **options)``, checked by :func:`check_states`, in
-    ``theta``'s dtype and shape; a failure becomes a :class:`SolverError` naming the
-    instance's batch index (``positions``: those of the call's rows; a batched call's first
-    row where the solver did not say which)."""
+    """``solver.solve(theta, problem, data=data, **options)`` on private copies of
+    ``theta`` and ``data`` (``data=`` only where there are data), checked by
+    :func:`check_states`, in ``theta``'s dtype and shape; a failure becomes a
+    :class:`SolverError` naming the instance's batch index (``positions``: those of the
+    call's rows; a batched call's first row where the solver did not say which), and so
+    does a ``SystemExit`` or ``KeyboardInterrupt`` when ``in_worker``."""
     index = int(positions[0])
+    rows_copy, data_copy = _private(theta, data)
     try:
-        z = solver.solve(theta, problem, **options)
+        z = solver.solve(rows_copy, problem, **options, **({"data": data_copy} if data_copy else {}))
+    except (KeyboardInterrupt, SystemExit) as error:
+        if not in_worker:
+            raise  # the calling process: a Ctrl-C, or an exit the program asked for
+        raise crashed_error(error, index, problem.label, solver.backend, batched=solver.batched) from error
     except SolverError as error:
         row = error.index or 0
         where = int(positions[row]) if solver.batched and 0 <= row < len(positions) else index
@@ -176,8 +220,9 @@ def check_states(
 ) -> np.ndarray:
     """A solver's result ``z`` for ``theta`` as an array of ``theta``'s shape and dtype, or a
     :class:`SolverError` (status ``"bad-output"``) naming the instance and the backend:
-    ``z`` must be numeric, hold as many entries as ``theta``, be finite, and be 0 or 1
-    where ``problem.binary_states``. ``index`` is the batch index of ``theta``'s first row
+    ``z`` must be numeric, have ``theta``'s exact shape (a transposed or flattened state
+    would put its ones in the wrong cells), be finite, and be 0 or 1 where
+    ``problem.binary_states``. ``index`` is the batch index of ``theta``'s first row
     (of its only instance when not ``batched``), or an array of its rows' batch indices."""
 
     def bad(what: str, row: int = 0) -> SolverError:
@@ -192,9 +237,9 @@ def check_states(
         raise bad(f"something that is not an array ({error!r})") from error
     if values.dtype.kind not in "biuf":
         raise bad(f"an array of dtype {values.dtype}, not numbers")
-    if values.size != theta.size:
-        raise bad(f"shape {values.shape} ({values.size} entries), expected {tuple(theta.shape)}")
-    values = values.astype(theta.dtype, copy=False).reshape(theta.shape)
+    if values.shape != theta.shape:
+        raise bad(f"shape {values.shape}, expected {tuple(theta.shape)}")
+    values = values.astype(theta.dtype, copy=False)
     rows = values.reshape(len(values), -1) if batched else values.reshape(1, -1)
     finite = np.isfinite(rows)
     if not finite.all():

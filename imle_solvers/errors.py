@@ -84,8 +84,9 @@ def _spans(chunks: list[list[int]]) -> str:
 def _chunks_error(chunks: list[list[int]], label: str, backend: str, what: str, status: str) -> SolverError:
     """A failure of whole ``chunks`` (each the batch indices of its rows): every row is named."""
     indices = [i for chunk in chunks for i in chunk]
+    instances = f"instance {indices[0]}" if len(indices) == 1 else f"instances {_spans(chunks)}"
     return SolverError(
-        f"{_about(f'instances {_spans(chunks)}', label, backend)}: {what}",
+        f"{_about(instances, label, backend)}: {what}",
         index=indices[0],
         status=status,
         indices=tuple(indices),
@@ -95,7 +96,8 @@ def _chunks_error(chunks: list[list[int]], label: str, backend: str, what: str, 
 def workers_lost_error(chunks: list[list[int]], label: str, backend: str, cause: BaseException | None) -> SolverError:
     """``chunks`` (each the batch indices of its rows) lost with their workers twice:
     status ``"worker-died"``."""
-    what = f"a worker died while solving them, and again when they were retried on restarted workers ({cause!r})"
+    it, was = ("it", "it was") if sum(map(len, chunks)) == 1 else ("them", "they were")
+    what = f"a worker died while solving {it}, and again when {was} retried on restarted workers ({cause!r})"
     return _chunks_error(chunks, label, backend, what, "worker-died")
 
 

@@ -68,8 +68,10 @@ class MAPOracle:
     instance raises :class:`~imle_solvers.errors.SolverError` with its batch index,
     whichever process solved it; otherwise its row is the placeholder (zeros), and
     :meth:`solve` also returns each row's :class:`~imle_solvers.failures.Status`.
-    Solvers' results are checked (shape, finite, binary where the problem's states are):
-    a bad one is a failure like any other. ``failures`` counts failed solves of instances
+    Solvers' results are checked (exact shape, finite, binary where the problem's states
+    are): a bad one is a failure like any other. A host solver gets copies of its rows and
+    data, which it may write into; an array-native one the caller's arrays (numpy's
+    read-only). ``failures`` counts failed solves of instances
     by reason since the oracle was built (an instance failing in a layer's forward and
     backward passes counts twice); ``last_failures`` holds the errors of the last call.
     Call :meth:`close` (or use ``with``) to stop the workers early; they
@@ -222,6 +224,9 @@ class MAPOracle:
         otherwise. ``theta`` may be any framework's array either way."""
         self.last_failures = ()
         if native:
+            # the caller's arrays as they are, numpy's read-only (host solvers get copies,
+            # see chunks.py; a copy would cost a vectorised solver a good part of its solve)
+            theta, data = _read_only(theta), {name: _read_only(value) for name, value in data.items()}
             z = solver.solve(theta, self.problem, data=data) if data else solver.solve(theta, self.problem)
             if tuple(z.shape) != tuple(theta.shape):
                 raise wrong_shape_error(tuple(z.shape), tuple(theta.shape), self.problem.label, solver.backend)
@@ -251,7 +256,7 @@ class MAPOracle:
         # the failure policy's bookkeeping, in one place: failed rows arrive as zeros (or an
         # incumbent) with their status and error, whichever process or placeholder made them
         self.last_failures = tuple(error for result in results for error in result.failures)
-        for error in self.last_failures:  # per instance: a lost chunk's error names all of its
+        for error in self.last_failures:  # per instance: an error may name several
             self.failures[_reason(error, self.on_failure)] += max(len(error.indices), 1)
         return np.concatenate([result.z for result in results]), np.concatenate([result.status for result in results])
 
@@ -292,6 +297,14 @@ class MAPOracle:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _read_only(x: Any) -> Any:
+    """``x``, or a read-only view of it where it is a writeable numpy array."""
+    if isinstance(x, np.ndarray) and x.flags.writeable:
+        x = x.view()
+        x.flags.writeable = False
+    return x
 
 
 def _reason(error: SolverError, on_failure: OnFailure) -> str:

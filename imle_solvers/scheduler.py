@@ -5,9 +5,10 @@ the seconds per instance its last call measured), solves a single chunk in the c
 process and several on the :class:`~imle_solvers._pool.WorkerPool`, each task with a
 time-out where a time limit needs one, and re-emits the warnings the workers raised.
 When a pool call loses its workers or times out, the pool names the chunks that may be
-to blame; under a failure policy other than ``"raise"`` the scheduler reruns them one at
-a time to find the one that is, and answers it with a placeholder, so that one bad
-instance costs its chunk, not the batch. See ``docs/parallel.md``.
+to blame; the scheduler reruns them one at a time to find the one that is, then that
+chunk's instances one at a time to find the instance: under ``"raise"`` its error names
+it, otherwise it gets a placeholder, so that one bad instance costs itself, not its
+chunk or the batch. See ``docs/parallel.md``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -86,53 +88,69 @@ class ChunkScheduler:
 
         Under ``on_failure="raise"`` the first failing instance's
         :class:`~imle_solvers.errors.SolverError` is raised, as in the calling process;
-        otherwise a chunk whose workers were lost or that timed out is one placeholder
-        result (zeros, every row FAILED) holding the error.
+        otherwise the instance that loses its workers or times out (found by
+        :meth:`_map_with_reruns`) is a placeholder result of its own (zeros, FAILED)
+        holding the error.
         """
-        solver, time_limit = settings.solver, settings.time_limit
+        solver = settings.solver
         chunks = self.chunks(len(values), solver)
         # only a pool task's time-out can enforce time_limit on a solver that does not take it
-        needs_timeout = time_limit is not None and not solver.time_limit
+        needs_timeout = settings.time_limit is not None and not solver.time_limit
         if len(chunks) == 1 and not (self.pooled(solver) and needs_timeout):
             start = time.perf_counter()
-            results = [solve_chunk(*settings.task(values, positions, data))]
+            results = [settings.solve_here(values, positions, data)]
             seconds = time.perf_counter() - start
         else:
-            indices = [positions[a:b] for a, b in chunks]
-            tasks = [settings.task(values[a:b], indices[i], rows(data, a, b)) for i, (a, b) in enumerate(chunks)]
-            timeout = None if time_limit is None else time_limit * max(b - a for a, b in chunks) + TIMEOUT_GRACE_SECONDS
-            results, seconds = _collect(self._map_with_reruns(settings, tasks, indices, timeout))
+            results, seconds = _collect(self._map_with_reruns(settings, values, positions, data, chunks))
         self.seconds_per_instance = seconds / len(values)
         return results
 
     def _map_with_reruns(
-        self, settings: SolveSettings, tasks: list[tuple], indices: list[np.ndarray], timeout: float | None
+        self,
+        settings: SolveSettings,
+        values: np.ndarray,
+        positions: np.ndarray,
+        data: InstanceData,
+        chunks: list[Chunk],
     ) -> list[TaskOutput]:
-        """:func:`~imle_solvers.chunks.solve_task` of every task on the pool, in order
-        (``indices``: each task's batch indices). When workers are lost or a task times out, the error naming the suspect chunks is
-        raised under ``"raise"``; otherwise the suspects are run again one at a time, and
-        the one that faults alone gets a placeholder."""
-        outputs: list[TaskOutput | None] = [None] * len(tasks)
-        pending, one_at_a_time = list(range(len(tasks))), False
-        while pending:  # more than one round only where a policy other than "raise" skips chunks
-            batch = pending[:1] if one_at_a_time else pending
+        """:func:`~imle_solvers.chunks.solve_task` of every chunk of rows ``values`` (at
+        batch indices ``positions``, with their ``data``) on the pool: the outputs, in the
+        order of the rows.
+
+        When workers are lost or a task times out, the chunks the pool names as suspects
+        are run again alone (one pool call each), and the instances of a chunk that faults
+        alone are run again one at a time: the instance that faults alone is the culprit.
+        Under ``"raise"`` its error is raised, naming it; otherwise it gets a placeholder,
+        and every other instance its own result, whichever chunk it shared.
+        """
+        outputs: dict[Chunk, TaskOutput] = {}  # chunks, or single rows of a chunk at fault
+        rounds: list[list[Chunk]] = [chunks]  # the chunks of each pool call to come
+        while rounds:
+            group = rounds.pop(0)
+            timeout = settings.timeout(group)
+            tasks = [settings.task(values[a:b], positions[a:b], rows(data, a, b)) for a, b in group]
             try:
-                for i, output in zip(batch, self.pool.map(solve_task, [tasks[i] for i in batch], timeout=timeout)):
-                    outputs[i] = output
+                outputs.update(zip(group, self.pool.map(solve_task, tasks, timeout=timeout)))
+                continue
             except (WorkersLost, TaskTimedOut) as fault:
-                suspects = [batch[t] for t in fault.tasks]
-                error = settings.fault_error(fault, [indices[i] for i in suspects], timeout)
-                if settings.on_failure == "raise":
-                    raise error from fault
-                for i, output in zip(batch, fault.results or ()):
+                for chunk, output in zip(group, fault.results or ()):
                     if output is not None:  # finished before the fault: kept
-                        outputs[i] = output
-                if len(suspects) > 1:
-                    one_at_a_time = True  # which chunk was it? each suspect alone tells
-                else:
-                    outputs[suspects[0]] = settings.placeholder(len(indices[suspects[0]]), error)
-            pending = [i for i in pending if outputs[i] is None]
-        return outputs  # the loop ended with no slot pending: every one holds an output
+                        outputs[chunk] = output
+                suspects = [group[t] for t in fault.tasks]
+                rest = [chunk for chunk in group if chunk not in outputs and chunk not in suspects]
+                (a, b), isolate = suspects[0], []
+                if len(suspects) > 1:  # which of these chunks? each alone tells
+                    isolate = [[chunk] for chunk in suspects]
+                elif b - a > 1:  # this chunk: which of its instances? each alone tells
+                    isolate = [[(i, i + 1)] for i in range(a, b)]
+                else:  # this instance, alone: the culprit
+                    error = settings.fault_error(fault, [positions[a:b]], timeout)
+                    if settings.on_failure == "raise":
+                        raise error from fault
+                    outputs[a, b] = settings.placeholder(1, error)
+                # the search first, so that "raise" raises before the rest is solved again
+                rounds = isolate + ([rest] if rest else []) + rounds
+        return [outputs[chunk] for chunk in sorted(outputs)]  # a chunk or its rows: never both
 
 
 @dataclass(frozen=True)
@@ -145,10 +163,24 @@ class SolveSettings:
     time_limit: float | None
     on_failure: OnFailure
 
+    caller: int = field(default_factory=os.getpid)  # the oracle's process (not a worker's)
+
     def task(self, values: np.ndarray, positions: np.ndarray, data: InstanceData) -> tuple:
         """The arguments of :func:`~imle_solvers.chunks.solve_task` for rows ``values``
-        ``(m, *shape)`` at batch indices ``positions`` ``(m,)``, with their ``data``."""
-        return (self.solver, self.problem, values, positions, self.time_limit, self.on_failure, data)
+        ``(m, *shape)`` at batch indices ``positions`` ``(m,)``, with their ``data``: those
+        of :func:`~imle_solvers.chunks.solve_chunk`, and the caller's process id."""
+        return (self.solver, self.problem, values, positions, self.time_limit, self.on_failure, data, self.caller)
+
+    def solve_here(self, values: np.ndarray, positions: np.ndarray, data: InstanceData) -> ChunkResult:
+        """:func:`~imle_solvers.chunks.solve_chunk` of these rows in the calling process."""
+        return solve_chunk(self.solver, self.problem, values, positions, self.time_limit, self.on_failure, data)
+
+    def timeout(self, chunks: list[Chunk]) -> float | None:
+        """The wall-clock limit of each task of a pool call of ``chunks``, in seconds: the
+        time limit of the longest chunk's instances plus ``TIMEOUT_GRACE_SECONDS``."""
+        if self.time_limit is None:
+            return None
+        return self.time_limit * max(b - a for a, b in chunks) + TIMEOUT_GRACE_SECONDS
 
     def fault_error(
         self, fault: WorkersLost | TaskTimedOut, suspects: list[np.ndarray], timeout: float | None

@@ -59,12 +59,14 @@ def solve_batched_failing(theta: np.ndarray, problem: CountedPick, data: dict | 
     return np.stack([pick_one(row, **{k: v[i] for k, v in data.items()}) for i, row in enumerate(theta)])
 
 
-@ims.register_solver(CountedPick.kind, "kill-always", replace=True)
+@ims.register_solver(CountedPick.kind, "kill-marked", replace=True)
 def solve_killing(theta: np.ndarray, problem: CountedPick, data: dict | None = None) -> np.ndarray:
     import os
     import signal
 
-    os.kill(os.getpid(), signal.SIGKILL)
+    if theta[0] < FAIL_BELOW:  # a marked row kills its worker
+        os.kill(os.getpid(), signal.SIGKILL)
+    return pick_one(theta, **(data or {}))
 
 
 @ims.register_solver(CheapestPick.kind, "counting", replace=True)
@@ -167,6 +169,57 @@ def test_eviction_keeps_the_most_recently_used_max_entries():
     assert len(oracle.cache) == 3
 
 
+def test_eviction_keeps_the_most_recently_used_within_max_bytes():
+    from imle_solvers.cache import ENTRY_OVERHEAD_BYTES
+
+    rng = np.random.default_rng(3)
+    theta, data = new_rows(rng, 5)
+    # an entry: its state and scores row (6 float64 each), its data rows (6 bools, 6 float64)
+    entry = 6 * 8 + 6 * 8 + 6 + 6 * 8 + ENTRY_OVERHEAD_BYTES
+    cache = SolutionCache(max_entries=100, max_bytes=3 * entry + entry // 2)  # room for 3
+    oracle = ims.MAPOracle(CountedPick(N), backend="counting", cache=cache)
+
+    def call(i):
+        return oracle(theta[i], **{k: v[i] for k, v in data.items()})
+
+    call(slice(0, 3))
+    assert len(cache) == 3 and cache.nbytes == 3 * entry
+    call(slice(0, 1))  # row 0 becomes the most recently used
+    call(slice(3, 4))  # evicts row 1, the least recently used
+    assert len(cache) == 3 and cache.nbytes == 3 * entry
+    CALLS.clear()
+    call([0, 2, 3])
+    assert CALLS == []  # all hits
+    call(slice(1, 2))
+    assert len(CALLS) == 1 and len(cache) == 3
+    call(slice(None))  # 5 rows through 3 entries' bytes: never more kept
+    assert len(cache) == 3 and cache.nbytes <= cache.max_bytes
+    cache.clear()
+    assert cache.nbytes == 0
+
+
+def test_states_whose_entry_exceeds_max_bytes_are_not_stored():
+    theta, data = new_rows(np.random.default_rng(8), 2)
+    cache = SolutionCache(max_bytes=600)  # less than one entry (662 bytes)
+    oracle = ims.MAPOracle(CountedPick(N), backend="counting", cache=cache)
+    CALLS.clear()
+    for _ in range(2):
+        np.testing.assert_array_equal(oracle(theta, **data), reference(theta, data))
+    assert len(cache) == 0 and cache.nbytes == 0 and len(CALLS) == 4  # solved every time
+
+
+def test_the_default_bounds_the_cache_in_bytes():
+    from imle_solvers.cache import DEFAULT_MAX_BYTES, entry_bytes
+
+    cache = SolutionCache()
+    assert cache.max_bytes == DEFAULT_MAX_BYTES == 256 * 2**20 and cache.max_entries == 100_000
+    # the trial's case: n = 2000 float64 scores, about 32 KiB an entry: 100,000 entries would
+    # take 3 GiB, the default bytes hold about 8,000
+    theta = np.zeros((1, 2000))
+    size = entry_bytes(SolutionCache._key(theta[0], {}, 0), theta[0])
+    assert 32_000 < size < 33_000 and 8_000 < DEFAULT_MAX_BYTES // size < 8_300
+
+
 @pytest.mark.parametrize("problem", [CountedPick(N), CheapestPick(N)], ids=["max", "min"])
 def test_solve_ratio_below_one_answers_with_the_best_cached_state_of_the_same_data(problem):
     rng = np.random.default_rng(4)
@@ -243,11 +296,12 @@ def test_errors_on_a_pool_under_the_cache_name_the_callers_batch_index():
         assert caught.value.index == 4
     cache.add([SolutionCache._key(theta[3], data, 3)], reference(theta[3:4], {k: v[3:4] for k, v in data.items()}),
               np.array([True]))
-    with ims.MAPOracle(CountedPick(N), backend="kill-always", n_jobs=2, chunk_size=2, cache=cache) as oracle:
-        with pytest.raises(SolverError, match=r"instances 2, 4, 5 .*worker died") as caught:
+    # the misses 2, 4, 5 go in chunks [2, 4] and [5]; 4 kills its worker: named by the caller's index
+    with ims.MAPOracle(CountedPick(N), backend="kill-marked", n_jobs=2, chunk_size=2, cache=cache) as oracle:
+        with pytest.raises(SolverError, match=r"^instance 4 .*worker died") as caught:
             oracle(theta, **data)
     assert caught.value.status == "worker-died"
-    assert caught.value.index == 2 and caught.value.indices == (2, 4, 5)
+    assert caught.value.index == 4 and caught.value.indices == (4,)
 
 
 def test_a_cache_serves_one_problem_and_bad_options_are_refused():
@@ -260,6 +314,9 @@ def test_a_cache_serves_one_problem_and_bad_options_are_refused():
             SolutionCache(solve_ratio=bad)
     with pytest.raises(InvalidInputError, match="max_entries"):
         SolutionCache(max_entries=0)
+    for bad in (0, 1.5, True, "1GB"):
+        with pytest.raises(InvalidInputError, match="max_bytes"):
+            SolutionCache(max_bytes=bad)
     with pytest.raises(InvalidInputError, match="cache"):
         ims.MAPOracle(PickOne(N), backend="python", cache="yes")
     assert ims.MAPOracle(PickOne(N), backend="python", cache=False).cache is None

@@ -89,13 +89,14 @@ def test_a_real_ilp_time_limit_gives_a_feasible_incumbent(backend):
 @pytest.mark.parametrize(
     "returned, message",
     [
-        (lambda theta: theta[:3], r"returned shape \(3,\) \(3 entries\), expected \(5,\)"),
+        (lambda theta: theta[:3], r"returned shape \(3,\), expected \(5,\)"),
+        (lambda theta: np.eye(5)[[4]], r"returned shape \(1, 5\), expected \(5,\)"),  # as many entries: still wrong
         (lambda theta: None, "returned None"),
         (lambda theta: np.full(5, np.nan), r"non-finite value \(nan\)"),
         (lambda theta: np.full(5, 0.5), r"the value 0.5 in a state of zeros and ones"),
         (lambda theta: np.array(["a"] * 5), "not numbers"),
     ],
-    ids=["shape", "none", "nan", "not-binary", "strings"],
+    ids=["shape", "reshapable", "none", "nan", "not-binary", "strings"],
 )
 def test_bad_solver_output_is_a_solver_error_naming_instance_and_backend(returned, message):
     kind = "test-bad-output"

@@ -416,12 +416,16 @@ def test_a_backend_without_streamed_results_solves_and_times_out_naming_every_ta
         pool.close()
 
 
-def test_workers_dying_twice_raise_an_error_naming_the_instances(pick, scores):
-    with ims.MAPOracle(pick, backend="kill-always", n_jobs=2, chunk_size=4) as oracle:
-        with pytest.raises(SolverError, match=r"instances 0-3, 4-7, 8-11 .*worker died") as caught:
-            oracle(scores)
-    assert caught.value.status == "worker-died"
-    assert caught.value.index == 0 and caught.value.indices == tuple(range(12))
+def test_workers_dying_twice_raise_an_error_naming_the_instance_that_killed_them(pick, scores):
+    # the chunks in flight all lost their results, but only instance 3 kills its worker:
+    # the chunks, then the instances of the chunk at fault, are run again alone to find it
+    scores[3, 0] = 1000.0
+    with ims.MAPOracle(pick, backend="kill-marked", n_jobs=2, chunk_size=2) as oracle:
+        with pytest.raises(SolverError, match=r"^instance 3 \(test-oracle-pick, .*worker died") as caught:
+            oracle(scores[:8])
+        assert caught.value.status == "worker-died"
+        assert caught.value.index == 3 and caught.value.indices == (3,)
+        np.testing.assert_array_equal(oracle(scores[4:]), one_hot_argmax(scores[4:]))  # the pool answers again
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
@@ -451,38 +455,42 @@ def test_time_limit_reaches_solvers_that_take_it(pick, scores, n_jobs):
 
 def test_a_hung_solver_without_time_limits_is_stopped_on_the_pool(pick, scores, monkeypatch):
     monkeypatch.setattr("imle_solvers.scheduler.TIMEOUT_GRACE_SECONDS", 1.0)  # the workers are warm already
-    scores[6, 0] = 1000.0
+    scores[7, 0] = 1000.0
     with ims.MAPOracle(pick, backend="sleepy", n_jobs=2, chunk_size=2, time_limit=0.5) as oracle:
-        with pytest.raises(SolverError, match="instances 6-7 .*time limit.*does not enforce") as caught:
+        # the chunk of instances 6-7 timed out; run again alone, instance 7 hangs, not 6
+        with pytest.raises(SolverError, match=r"^instance 7 .*time limit.*does not enforce") as caught:
             oracle(scores)
-        assert caught.value.index == 6 and caught.value.status == "time-limit"
-        assert caught.value.indices == (6, 7)
+        assert caught.value.index == 7 and caught.value.status == "time-limit"
+        assert caught.value.indices == (7,)
         # the hung worker was stopped; the pool answers again
         np.testing.assert_array_equal(oracle(scores[:4]), one_hot_argmax(scores[:4]))
 
 
-def test_skip_makes_a_hung_chunk_placeholders_and_keeps_the_rest(pick, scores, monkeypatch):
+def test_skip_fails_a_hung_instance_alone_and_solves_its_chunk_mates(pick, rng, monkeypatch):
     monkeypatch.setattr("imle_solvers.scheduler.TIMEOUT_GRACE_SECONDS", 1.0)
-    scores[6, 0] = 1000.0
-    with ims.MAPOracle(pick, backend="sleepy", n_jobs=2, chunk_size=2, time_limit=0.5, on_failure="skip") as oracle:
+    scores = rng.normal(size=(64, pick.n))
+    scores[13, 0] = 1000.0
+    with ims.MAPOracle(pick, backend="sleepy", n_jobs=2, time_limit=0.25, on_failure="skip") as oracle:
+        assert oracle._scheduler.chunks(64, oracle.solver)[1] == (8, 16)  # automatic chunks of 8
         z, status = oracle.solve(scores)
     expected = one_hot_argmax(scores)
-    expected[6:8] = 0
+    expected[13] = 0
     np.testing.assert_array_equal(z, expected)
-    np.testing.assert_array_equal(status, [0] * 6 + [Status.FAILED] * 2 + [0] * 4)
-    assert oracle.failures == {"time-limit": 2}
+    np.testing.assert_array_equal(status, [Status.FAILED if i == 13 else Status.OK for i in range(64)])
+    assert oracle.failures == {"time-limit": 1}
+    assert [(e.index, e.indices) for e in oracle.last_failures] == [(13, (13,))]
 
 
-def test_skip_makes_the_chunk_that_kills_its_workers_placeholders_and_only_it(pick, scores):
+def test_skip_fails_the_instance_that_kills_its_workers_and_only_it(pick, scores):
     scores[5, 0] = 1000.0
     with ims.MAPOracle(pick, backend="kill-marked", n_jobs=2, chunk_size=4, on_failure="skip") as oracle:
         z, status = oracle.solve(scores)
         np.testing.assert_array_equal(oracle(scores[:4]), one_hot_argmax(scores[:4]))  # the pool answers again
     expected = one_hot_argmax(scores)
-    expected[4:8] = 0
+    expected[5] = 0
     np.testing.assert_array_equal(z, expected)
-    np.testing.assert_array_equal(status, [0] * 4 + [Status.FAILED] * 4 + [0] * 4)
-    assert oracle.failures == {"worker-died": 4}
+    np.testing.assert_array_equal(status, [Status.FAILED if i == 5 else Status.OK for i in range(12)])
+    assert oracle.failures == {"worker-died": 1}
     assert oracle.last_failures == ()  # the last call had none
 
 
