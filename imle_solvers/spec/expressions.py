@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Union
 
+from .limits import inexact_integer, inexact_message
+
 
 class ExprError(Exception):
     """A problem at character ``offset`` (0-based) of an expression."""
@@ -279,6 +281,8 @@ class _Parser:
             value = float(token.text)
             if not math.isfinite(value):
                 raise ExprError(f"the number {token.text} is too large", token.offset)
+            if token.text.isdigit() and len(token.text) > 15 and inexact_integer(int(token.text)):
+                raise ExprError(inexact_message(token.text), token.offset)
             return Number(value, token.offset)
         if self.accept("("):
             node = self.expr()

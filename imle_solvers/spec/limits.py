@@ -60,6 +60,24 @@ class SpecLimits:
 
 DEFAULT_LIMITS = SpecLimits()
 
+# SCIP takes any number of this magnitude or more for infinity (its ``numerics/infinity``,
+# 1e20 by default), and OR-Tools hands every program CP-SAT cannot take to SCIP: a row
+# bound of 1e25 would silently be no bound, a coefficient of 1e25 a solver error. So a
+# compiled program's finite numbers (coefficients, bounds, the fixed objective) stay below.
+SOLVER_INFINITY = 1e20
+_EXACT = 2 ** 53  # every integer up to this is a float64; beyond it, only some are
+
+
+def inexact_integer(value: int) -> bool:
+    """Whether float64, which every number of a program becomes, would change ``value``."""
+    return abs(value) > _EXACT and int(float(value)) != value
+
+
+def inexact_message(text: str) -> str:
+    """Why an integer written in a spec is refused."""
+    return (f"the integer {text} has no exact float64 (the numbers of a program are float64: beyond 2**53 "
+            "only some integers are); write a number float64 holds")
+
 
 @dataclass(frozen=True)
 class Hints:

@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from .errors import Location, SpecError, field_name
-from .limits import DEFAULT_LIMITS, SpecLimits
+from .limits import DEFAULT_LIMITS, SpecLimits, inexact_integer, inexact_message
 
 KeyPath = tuple[str | int, ...]
 
@@ -217,6 +217,8 @@ _LARGEST = 2 ** 1024  # beyond the largest float: no use in a program, and slow 
 def _check_scalar(value: Any, fail: Callable[[str], SpecError]) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and not -_LARGEST < value < _LARGEST:
         raise fail(f"an integer of {value.bit_length()} bits is too large (beyond 1.8e308)")
+    if isinstance(value, int) and not isinstance(value, bool) and inexact_integer(value):
+        raise fail(inexact_message(str(value)))
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
