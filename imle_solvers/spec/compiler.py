@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._files import FileRefused, read_bounded
 from ..problems.ilp import ILP
 from .builder import BuildError, ILPBuilder
 from .errors import SpecError
@@ -51,16 +52,16 @@ def load_yaml(path: str | Path, /, *, limits: SpecLimits | None = None, **params
 
 
 def read_yaml(path: str | Path, limits: SpecLimits = DEFAULT_LIMITS) -> Source:
-    """The spec at ``path``, read but not yet checked; a file over ``limits.max_text_bytes``
-    is refused before it is read."""
+    """The spec at ``path``, read but not yet checked. Only a regular file is read (a pipe
+    or a device is refused without waiting on it), and at most ``limits.max_text_bytes``
+    of it: one byte more is a refusal."""
     try:
-        size = Path(path).stat().st_size
-        text = None if size > limits.max_text_bytes else Path(path).read_text(encoding="utf-8")
+        data = read_bounded(path, limits.max_text_bytes, what="the spec file", limit="max_text_bytes")
+        text = data.decode("utf-8")
+    except FileRefused as error:
+        raise SpecError(error.reason, file=str(path)) from None
     except (OSError, UnicodeDecodeError, ValueError) as error:  # ValueError: a path with a NUL byte
         raise SpecError(f"cannot read the spec: {error}", file=str(path)) from None
-    if text is None:
-        raise SpecError(f"the spec file is {size:,} bytes; the limit is {limits.max_text_bytes:,} "
-                        "(max_text_bytes)", file=str(path))
     return from_yaml_text(text, str(path), limits)
 
 
