@@ -3,10 +3,11 @@ so a spec and the same program written with the builder give equal ILPs."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,12 +17,24 @@ from ..problems.ilp_params import Parameter
 from .affine import Affine
 from .batched import BatchedTerms
 from .errors import SpecError, field_name
-from .expressions import KEYWORDS, Expr, ExprError, Quantifier, Ref, parse_expression, parse_quantifier, parse_relation
+from .clock import time_budget
+from .expressions import (
+    KEYWORDS,
+    Expr,
+    ExprError,
+    Quantifier,
+    Ref,
+    TokenBudget,
+    parse_expression,
+    parse_quantifier,
+    parse_relation,
+)
 from .limits import DEFAULT_LIMITS, PYTHON_BUILDER, SOLVER_INFINITY, Hints, SpecLimits, inexact_integer, inexact_message
 from .linear import Evaluator, Expansion, Linear, Tensor, unknown
 from .source import KeyPath
 
 VARIABLE_TYPES = ("binary", "integer", "continuous")
+T = TypeVar("T")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -44,6 +57,18 @@ class BuildError(SpecError):
 
 def _expression_error(error: ExprError, relative: KeyPath, context: str = "") -> BuildError:
     return BuildError(f"{context}{error.message}", relative, error.offset)
+
+
+def _timed(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a builder method within the spec's time budget (``limits.max_seconds``), its
+    own or that of the spec being compiled around it."""
+
+    @functools.wraps(method)
+    def timed(self: ILPBuilder, *args: Any, **kwargs: Any) -> T:
+        with time_budget(self.limits.max_seconds):
+            return method(self, *args, **kwargs)
+
+    return timed
 
 
 def _beyond_solvers(numbers: Sequence[float | Affine] | np.ndarray) -> float | None:
@@ -128,6 +153,7 @@ class ILPBuilder:
         self._objective: tuple[str, tuple[str, ...], dict[int, float]] | None = None
         self._batched = BatchedTerms()
         self._evaluator = Evaluator(self._sets, self._tensors, self.limits, PYTHON_BUILDER)
+        self._tokens = TokenBudget.of(self.limits.max_tokens)  # spent by every expression parsed
 
     @property
     def hints(self) -> Hints:
@@ -143,6 +169,7 @@ class ILPBuilder:
                 f"rows={len(self._rows)})")
 
     # -- declarations ------------------------------------------------------------------
+    @_timed
     def add_set(self, name: str, size: int | str) -> None:
         """Declare the index set ``{0, ..., size - 1}``.
 
@@ -168,7 +195,7 @@ class ILPBuilder:
         with ``batched``, it may depend on batched parameters (an :class:`Affine` form)."""
         self._check_length(text, relative)
         try:
-            expr = parse_expression(text, self.limits.max_expression_depth)
+            expr = parse_expression(text, self.limits.max_expression_depth, self._tokens)
             if isinstance(expr, Ref) and expr.indices is None:
                 tensor = self._tensors.get(expr.name)
                 if tensor is not None and tensor.start is None and tensor.shape != ():
@@ -246,6 +273,7 @@ class ILPBuilder:
                 raise BuildError(inexact_message(str(value.ravel()[np.flatnonzero(changed)[0]])))
         return values
 
+    @_timed
     def add_variable(
         self,
         name: str,
@@ -289,6 +317,7 @@ class ILPBuilder:
         self._columns += size
 
     # -- constraints ---------------------------------------------------------------------
+    @_timed
     def add_constraint(
         self,
         constraint: str | Mapping[str, Any],
@@ -328,13 +357,13 @@ class ILPBuilder:
         if for_each is not None:
             self._check_length(for_each, ("for",))
             try:
-                quantifier = parse_quantifier(for_each, depth)
+                quantifier = parse_quantifier(for_each, depth, self._tokens)
                 self._evaluator.expansion(quantifier, ())  # unknown sets: an error at the 'for'
             except ExprError as error:
                 raise _expression_error(error, ("for",)) from None
         self._check_length(text, ("expr",))
         try:
-            relation = parse_relation(text, depth)
+            relation = parse_relation(text, depth, self._tokens)
         except ExprError as error:
             raise _expression_error(error, ("expr",)) from None
         what = f"constraint {label!r}" if not label.startswith("constraints[") else label
@@ -488,6 +517,7 @@ class ILPBuilder:
                 raise BuildError(f"{label}: {_too_large(number, what)}", relative)
 
     # -- objective ---------------------------------------------------------------------
+    @_timed
     def set_objective(self, sense: str, theta: str | Sequence[str], fixed: str | Mapping[str, Any] | None = None) -> None:
         """``sense`` (``"max"`` or ``"min"``) of ``<theta, z> + fixed``.
 
@@ -517,7 +547,7 @@ class ILPBuilder:
         if isinstance(fixed, str):
             self._check_length(fixed, ("fixed",))
             try:
-                expr = parse_expression(fixed, self.limits.max_expression_depth)
+                expr = parse_expression(fixed, self.limits.max_expression_depth, self._tokens)
             except ExprError as error:
                 raise _expression_error(error, ("fixed",)) from None
             self._check_expansion(None, (expr,), ("fixed",), "the fixed objective")
@@ -539,6 +569,7 @@ class ILPBuilder:
         return coefs
 
     # -- the result ---------------------------------------------------------------------
+    @_timed
     def build(self) -> ILP:
         """The :class:`~imle_solvers.ILP` declared so far (the builder can go on afterwards)."""
         if self._objective is None:

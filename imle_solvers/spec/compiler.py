@@ -24,6 +24,7 @@ import numpy as np
 from .._files import FileRefused, read_bounded
 from ..problems.ilp import ILP
 from .builder import BuildError, ILPBuilder
+from .clock import time_budget
 from .errors import SpecError
 from .limits import DEFAULT_LIMITS, PYTHON_DICT, PYTHON_YAML, Hints, SpecLimits
 from .schema import check_schema
@@ -48,7 +49,8 @@ def load_yaml(path: str | Path, /, *, limits: SpecLimits | None = None, **params
         SpecError: anything wrong with the spec, located by file, line, column and field.
     """
     limits = split_limits(limits, params)
-    return compile_spec(read_yaml(path, limits), params, limits)
+    with time_budget(limits.max_seconds):  # one budget for reading and compiling
+        return compile_spec(read_yaml(path, limits), params, limits)
 
 
 def read_yaml(path: str | Path, limits: SpecLimits = DEFAULT_LIMITS) -> Source:
@@ -69,7 +71,8 @@ def load_dict(spec: Mapping[str, Any], /, *, limits: SpecLimits | None = None, *
     """The ILP of a spec given as a Python dict (the YAML's structure); ``params`` and
     ``limits`` as for :func:`load_yaml`."""
     limits = split_limits(limits, params)
-    return compile_spec(from_mapping(spec, limits), params, limits, PYTHON_DICT)
+    with time_budget(limits.max_seconds):
+        return compile_spec(from_mapping(spec, limits), params, limits, PYTHON_DICT)
 
 
 def compile_spec(source: Source, params: Mapping[str, Any], limits: SpecLimits = DEFAULT_LIMITS,
@@ -84,9 +87,10 @@ def compile_checked(source: Source, params: Mapping[str, Any], name: str | None 
                     limits: SpecLimits = DEFAULT_LIMITS, hints: Hints = PYTHON_YAML) -> ILP:
     """Compile ``source``, already checked against the schema, with ``params``; ``name``
     overrides the spec's own."""
-    builder = _declare(source, params, name, limits, hints)
-    with _located(source, ()):
-        return builder.build()
+    with time_budget(limits.max_seconds):
+        builder = _declare(source, params, name, limits, hints)
+        with _located(source, ()):
+            return builder.build()
 
 
 @contextmanager

@@ -34,6 +34,12 @@ class SpecLimits:
         max_terms: evaluation work in all: every number, name and operator of an
             expression counts 1, times the product of the sizes of the ``sum``\\ s and
             the ``for`` around it (filters included).
+        max_tokens: numbers, names and operators written in all the spec's expressions
+            together: parsing is bounded by this before any of it is expanded (a
+            200,000-term sum written out is 1,000,000 tokens).
+        max_seconds: wall-clock seconds to read and compile one spec (``inf``: no limit);
+            the one limit that depends on the machine, a backstop for what the others
+            admit on a slow or busy one.
     """
 
     max_text_bytes: int = 10_000_000
@@ -45,11 +51,17 @@ class SpecLimits:
     max_rows: int = 1_000_000
     max_nonzeros: int = 10_000_000
     max_terms: int = 20_000_000
+    max_tokens: int = 1_000_000
+    max_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if item.name == "max_seconds":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                    raise InvalidInputError(f"SpecLimits.max_seconds must be a positive number of seconds "
+                                            f"(inf: no limit), got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInputError(f"SpecLimits.{item.name} must be a non-negative integer, got {value!r}")
 
     @classmethod

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .affine import Affine, NonAffine, Overflow, checked
+from .clock import CHECK_EVERY, out_of_time
 from .expressions import (
     Binary,
     Condition,
@@ -248,6 +249,8 @@ class Evaluator:
         if self.steps > self.limits.max_terms:
             raise ExprError(f"the spec needs more than {self.limits.max_terms:,} evaluation steps "
                             f"(max_terms); it is too large", start(expr))
+        if self.steps % CHECK_EVERY == 0 and (late := out_of_time()) is not None:
+            raise ExprError(late, start(expr))
 
     def scopes(self, quantifier: Quantifier, scope: Scope) -> Iterator[dict[str, tuple[int, str]]]:
         """Every assignment of the bound indices that passes the filter, row-major, each

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .clock import CHECK_EVERY, out_of_time, time_budget
 from .errors import Location, SpecError, field_name
 from .limits import DEFAULT_LIMITS, SpecLimits, inexact_integer, inexact_message
 
@@ -122,13 +123,18 @@ class _Composer(_Events):
         super().__init__(text)
         self.max_depth = max_depth
         self.depth = 0
+        self.nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
         self.depth += 1
+        self.nodes += 1
         if self.depth > self.max_depth:
             mark = self.peek_event().start_mark
             raise SpecError(f"the spec is nested more than {self.max_depth} levels deep (max_document_depth)",
                             line=mark.line + 1, column=mark.column + 1)
+        if self.nodes % CHECK_EVERY == 0 and (late := out_of_time()) is not None:
+            mark = self.peek_event().start_mark
+            raise SpecError(late, line=mark.line + 1, column=mark.column + 1)
         try:
             return super().compose_node(parent, index)
         finally:
@@ -137,6 +143,11 @@ class _Composer(_Events):
 
 def from_yaml_text(text: str, file: str | None = None, limits: SpecLimits = DEFAULT_LIMITS) -> Source:
     """Parse YAML text into a :class:`Source`; any YAML problem is a located :class:`SpecError`."""
+    with time_budget(limits.max_seconds):
+        return _from_yaml_text(text, file, limits)
+
+
+def _from_yaml_text(text: str, file: str | None, limits: SpecLimits) -> Source:
     if len(text) > limits.max_text_bytes:
         raise SpecError(f"the spec is {len(text):,} characters long; the limit is {limits.max_text_bytes:,} "
                         "(max_text_bytes)", file=file)
@@ -179,7 +190,8 @@ def from_mapping(spec: Mapping[str, Any], limits: SpecLimits = DEFAULT_LIMITS) -
     if not isinstance(spec, Mapping):
         raise SpecError(f"a spec is a mapping, got {type(spec).__name__}")
     try:
-        return Source(_plain(spec, (), 0, [0], limits))
+        with time_budget(limits.max_seconds):
+            return Source(_plain(spec, (), 0, [0], limits))
     except RecursionError:  # only when max_document_depth is set above what Python's stack allows
         raise SpecError("the spec is nested too deeply for Python's recursion limit") from None
 
@@ -205,6 +217,8 @@ class _NodeReader:
             raise self._fail(f"the spec is nested too deeply or too large (aliases?): more than "
                              f"{self.limits.max_document_depth} levels (max_document_depth) or "
                              f"{self.limits.max_document_nodes:,} entries (max_document_nodes)", node, path)
+        if self.nodes % CHECK_EVERY == 0 and (late := out_of_time()) is not None:
+            raise self._fail(late, node, path)
         self.marks[path] = Mark(node.start_mark.line, node.start_mark.column, getattr(node, "style", None) or None)
         if isinstance(node, yaml.MappingNode):
             if node.tag != _MAP_TAG:
@@ -255,6 +269,8 @@ def _check_scalar(value: Any, fail: Callable[[str], SpecError]) -> Any:
 def _plain(value: Any, path: KeyPath, depth: int, count: list[int], limits: SpecLimits) -> Any:
     """A dict's tree as plain JSON-like data, checked as YAML's is."""
     count[0] += 1
+    if count[0] % CHECK_EVERY == 0 and (late := out_of_time()) is not None:
+        raise SpecError(late, field=field_name(path))
     if depth > limits.max_document_depth or count[0] > limits.max_document_nodes:
         raise SpecError(f"the spec is nested too deeply or too large: more than {limits.max_document_depth} "
                         f"levels (max_document_depth) or {limits.max_document_nodes:,} entries "
