@@ -1,16 +1,22 @@
-"""Reading a file a user names, with a byte bound that no file can get around.
+"""Files a user names: read with a byte bound that no file can get around, written
+without destroying one.
 
 ``stat().st_size`` is 0 for ``/dev/zero`` and for a named pipe, so a size check
 before reading bounds nothing; and opening a pipe that no one writes to blocks.
 :func:`read_bounded` opens without blocking, refuses anything but a regular file,
 and reads at most ``max_bytes + 1`` bytes: one byte more than allowed is a refusal.
+:func:`check_output` refuses an output path that is an input or an existing file
+(without ``force``) before any work is done; :func:`write_atomically` writes it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import stat
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import InvalidInputError
 
@@ -77,3 +83,48 @@ def same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> 
         return os.path.samefile(first, second)
     except OSError:  # one of them does not exist (yet): compare what they resolve to
         return Path(first).resolve() == Path(second).resolve()
+
+
+def check_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]], *, force: bool,
+                 flag: str = "--out") -> Path:
+    """Refuse, before any work, an output ``path`` that would destroy data: one of the
+    ``inputs`` (after links and ``..``, even with ``force``), an existing file (unless
+    ``force``) or a directory, or one whose folder cannot be created (a file stands on
+    the way). Creates nothing; :func:`write_atomically` creates the folder.
+
+    Raises:
+        FileRefused: naming ``path`` and why, and how to go on where there is a way.
+    """
+    out = Path(path)
+    for given in inputs:
+        if same_file(out, given):
+            raise FileRefused(out, f"{flag} is also an input ({given}); writing it would destroy that input, "
+                                   "so it is refused even with --force: choose another file")
+    if out.is_dir():
+        raise FileRefused(out, f"{flag} is a directory; name a file")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise FileRefused(out, f"{flag} exists; pass --force to overwrite it")
+    folder = out.parent
+    while not folder.exists():  # the nearest folder that exists must be a folder we may write into
+        folder = folder.parent
+    if not folder.is_dir():
+        raise FileRefused(out, f"cannot create the folder of {flag}: {folder} is a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise FileRefused(out, f"cannot write into {folder}: permission denied")
+    return out
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Create ``path``'s folder, let ``write`` fill a temporary file beside ``path``, then
+    move it in place: an interrupted write never leaves half a file, nor destroys the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # 0o666 less the umask, as open() would give the file itself (tempfile's are 0o600)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
