@@ -24,7 +24,7 @@ import numpy as np
 from .._files import FileRefused, read_bounded
 from ..problems.ilp import ILP
 from .builder import BuildError, ILPBuilder
-from .clock import time_budget
+from .clock import out_of_time, time_budget
 from .errors import SpecError
 from .limits import DEFAULT_LIMITS, PYTHON_DICT, PYTHON_YAML, Hints, SpecLimits
 from .schema import check_schema
@@ -95,7 +95,12 @@ def compile_checked(source: Source, params: Mapping[str, Any], name: str | None 
 
 @contextmanager
 def _located(source: Source, path: KeyPath, remap: Mapping[KeyPath, KeyPath] | None = None) -> Iterator[None]:
-    """Re-raise a :class:`BuildError` at ``path`` plus the argument it names (renamed by ``remap``)."""
+    """Re-raise a :class:`BuildError` at ``path`` plus the argument it names (renamed by ``remap``);
+    first, refuse to go on past the time budget (a step without a clock of its own, such as
+    the schema check, may have spent it)."""
+    late = out_of_time()
+    if late is not None:
+        raise source.error(late, path)
     try:
         yield
     except BuildError as error:

@@ -27,7 +27,7 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a spec holds one per entry, up to max_document_nodes
 class Mark:
     """Where a value starts (0-based, as PyYAML counts) and how its scalar was written."""
 
@@ -97,27 +97,16 @@ class Source:
         return Location(self.file, mark.line + 1, mark.column + 1)
 
 
-if getattr(yaml, "__with_libyaml__", False):
-    class _Events(yaml.composer.Composer, yaml._yaml.CParser, yaml.resolver.Resolver):
-        """libyaml's scanner and parser (C: a 10 MB spec in a tenth of a second, where
-        PyYAML's pure-Python scanner takes seconds) under PyYAML's Python composer, whose
-        recursion the subclass below bounds; it builds nodes only, never objects."""
-
-        def __init__(self, text: str) -> None:
-            yaml._yaml.CParser.__init__(self, text)
-            yaml.composer.Composer.__init__(self)
-            yaml.resolver.Resolver.__init__(self)
-else:  # PyYAML without libyaml: the same composer over the pure-Python parser
-    class _Events(yaml.SafeLoader):  # type: ignore[no-redef]
-        """PyYAML's safe loader; only its events and composer are used."""
+# libyaml (C) scans, parses and composes a 10 MB spec in a fraction of a second, where
+# PyYAML's pure-Python loader takes tens of seconds. It refuses nesting past 1000 levels
+# itself, so its (C) recursion is bounded; max_document_depth is then _NodeReader's check.
+_LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
+_LIBYAML_DEPTH = 1000
 
 
-_LIBYAML_DEPTH = 1000  # libyaml refuses flow collections nested deeper, before composing
-
-
-class _Composer(_Events):
-    """A YAML composer that refuses to nest past ``max_depth``: ``[[[[...`` a few thousand
-    deep would otherwise exhaust Python's stack."""
+class _Composer(yaml.SafeLoader):
+    """PyYAML's pure-Python composer (where libyaml is missing), refusing to nest past
+    ``max_depth``: ``[[[[...`` a few thousand deep would otherwise exhaust Python's stack."""
 
     def __init__(self, text: str, max_depth: int) -> None:
         super().__init__(text)
@@ -152,7 +141,7 @@ def _from_yaml_text(text: str, file: str | None, limits: SpecLimits) -> Source:
         raise SpecError(f"the spec is {len(text):,} characters long; the limit is {limits.max_text_bytes:,} "
                         "(max_text_bytes)", file=file)
     try:
-        composer = _Composer(text, limits.max_document_depth)
+        composer = yaml.CSafeLoader(text) if _LIBYAML else _Composer(text, limits.max_document_depth)
         try:
             node = composer.get_single_node()
         except SpecError as error:
@@ -211,12 +200,20 @@ class _NodeReader:
         mark = node.start_mark
         return SpecError(message, field=field_name(path), file=self.file, line=mark.line + 1, column=mark.column + 1)
 
+    def _too_deep(self, node: yaml.Node) -> SpecError:
+        """Located by line and column alone: the field's path would be as long as the nesting."""
+        mark = node.start_mark
+        return SpecError(f"the spec is nested more than {self.limits.max_document_depth} levels deep "
+                         "(max_document_depth)", file=self.file, line=mark.line + 1, column=mark.column + 1)
+
     def read(self, node: yaml.Node, path: KeyPath) -> Any:
         self.nodes += 1
-        if self.nodes > self.limits.max_document_nodes or len(path) > self.limits.max_document_depth:
-            raise self._fail(f"the spec is nested too deeply or too large (aliases?): more than "
-                             f"{self.limits.max_document_depth} levels (max_document_depth) or "
-                             f"{self.limits.max_document_nodes:,} entries (max_document_nodes)", node, path)
+        if self.nodes > self.limits.max_document_nodes:
+            raise self._fail(f"the spec is too large (aliases?): more than {self.limits.max_document_nodes:,} "
+                             "entries (max_document_nodes)", node, path)
+        # depth as a composer counts it: the root is 1, a collection's keys and items one more
+        if len(path) + 1 > self.limits.max_document_depth:
+            raise self._too_deep(node)
         if self.nodes % CHECK_EVERY == 0 and (late := out_of_time()) is not None:
             raise self._fail(late, node, path)
         self.marks[path] = Mark(node.start_mark.line, node.start_mark.column, getattr(node, "style", None) or None)
@@ -224,6 +221,8 @@ class _NodeReader:
             if node.tag != _MAP_TAG:
                 raise self._fail(f"YAML tag {node.tag!r} is not allowed", node, path)
             result: dict[str, Any] = {}
+            if node.value and len(path) + 2 > self.limits.max_document_depth:
+                raise self._too_deep(node.value[0][0])
             for key_node, value_node in node.value:
                 key = self._scalar(key_node, path)
                 if not isinstance(key, str):
@@ -243,8 +242,13 @@ class _NodeReader:
     def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self._fail("keys must be strings", node, path)
+        # the tag's own constructor, straight (construct_object's bookkeeping doubles the time
+        # of a long array); an unknown tag goes the long way, to PyYAML's own error
+        construct = self.constructor.yaml_constructors.get(node.tag)
         try:
-            return self.constructor.construct_object(node)
+            if construct is None:
+                return self.constructor.construct_object(node)
+            return construct(self.constructor, node)
         except ValueError as error:  # int() of more digits than Python converts (4300 by default)
             raise self._fail(f"cannot read the number: {error}", node, path) from None
 
