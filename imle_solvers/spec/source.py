@@ -102,6 +102,7 @@ class Source:
 # itself, so its (C) recursion is bounded; max_document_depth is then _NodeReader's check.
 _LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
 _LIBYAML_DEPTH = 1000
+_MARKED_ITEMS = 256  # a list this long or shorter keeps the position of each of its scalars
 
 
 class _Composer(yaml.SafeLoader):
@@ -206,7 +207,7 @@ class _NodeReader:
         return SpecError(f"the spec is nested more than {self.limits.max_document_depth} levels deep "
                          "(max_document_depth)", file=self.file, line=mark.line + 1, column=mark.column + 1)
 
-    def read(self, node: yaml.Node, path: KeyPath) -> Any:
+    def read(self, node: yaml.Node, path: KeyPath, keep_mark: bool = True) -> Any:
         self.nodes += 1
         if self.nodes > self.limits.max_document_nodes:
             raise self._fail(f"the spec is too large (aliases?): more than {self.limits.max_document_nodes:,} "
@@ -216,7 +217,8 @@ class _NodeReader:
             raise self._too_deep(node)
         if self.nodes % CHECK_EVERY == 0 and (late := out_of_time()) is not None:
             raise self._fail(late, node, path)
-        self.marks[path] = Mark(node.start_mark.line, node.start_mark.column, getattr(node, "style", None) or None)
+        if keep_mark or not isinstance(node, yaml.ScalarNode):
+            self.marks[path] = Mark(node.start_mark.line, node.start_mark.column, getattr(node, "style", None) or None)
         if isinstance(node, yaml.MappingNode):
             if node.tag != _MAP_TAG:
                 raise self._fail(f"YAML tag {node.tag!r} is not allowed", node, path)
@@ -235,7 +237,10 @@ class _NodeReader:
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _SEQ_TAG:
                 raise self._fail(f"YAML tag {node.tag!r} is not allowed", node, path)
-            return [self.read(item, path + (i,)) for i, item in enumerate(node.value)]
+            # the entries of a long list (data) keep no mark of their own: a million of them
+            # would take a few hundred MB; an error there points at the list
+            keep = len(node.value) <= _MARKED_ITEMS
+            return [self.read(item, path + (i,), keep) for i, item in enumerate(node.value)]
         value = self._scalar(node, path)
         return _check_scalar(value, lambda message: self._fail(message, node, path))
 
