@@ -52,7 +52,7 @@ class SpecLimits:
     max_nonzeros: int = 10_000_000
     max_terms: int = 20_000_000
     max_tokens: int = 1_000_000
-    max_seconds: float = 60.0
+    max_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         for item in fields(self):
