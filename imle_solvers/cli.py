@@ -24,16 +24,26 @@ def main() -> None:
 
 
 def _parse_param(ctx: click.Context, option: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
+    from ._array_files import load_array
+
     params = {}
     for item in values:
         name, sep, text = item.partition("=")
         if not sep or not name:
             raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", ctx, option)
         try:
-            params[name] = _load_array(Path(text[1:])) if text.startswith("@") else json.loads(text)
-        except (OSError, ValueError) as error:
-            raise click.BadParameter(f"{name}: {error}", ctx, option) from None
+            if text.startswith("@"):
+                ctx.meta.setdefault(_INPUTS, []).append(text[1:])  # --out may not overwrite it
+                params[name] = load_array(Path(text[1:]))
+            else:
+                params[name] = json.loads(text)
+        except (OSError, ValueError, RecursionError) as error:  # RecursionError: [[[[... in the JSON
+            reason = "the JSON is nested too deeply" if isinstance(error, RecursionError) else error
+            raise click.BadParameter(f"{name}: {reason}", ctx, option) from None
     return params
+
+
+_INPUTS = "imle_solvers.inputs"  # ctx.meta: files read by option callbacks (--param @FILE)
 
 
 PARAM = click.option(
@@ -51,10 +61,11 @@ def _parse_limits(ctx: click.Context, option: click.Parameter, values: tuple[str
         if not sep or name not in SpecLimits.names():
             raise click.BadParameter(f"expected NAME=N with NAME one of {', '.join(SpecLimits.names())}, got {item!r}",
                                      ctx, option)
-        try:
-            changes[name] = int(text.replace("_", ""))
+        try:  # max_seconds is a number of seconds (inf: none), every other limit a count
+            changes[name] = float(text) if name == "max_seconds" else int(text.replace("_", ""))
         except ValueError:
-            raise click.BadParameter(f"{name}: expected a whole number, got {text!r}", ctx, option) from None
+            kind = "a number of seconds" if name == "max_seconds" else "a whole number"
+            raise click.BadParameter(f"{name}: expected {kind}, got {text!r}", ctx, option) from None
     try:
         return SpecLimits(**changes)
     except ValueError as error:
@@ -68,37 +79,17 @@ LIMIT = click.option(
 )
 
 
-def _load_array(path: Path) -> np.ndarray:
-    """An array from ``.npy`` (no pickles) or ``.json``."""
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if path.suffix == ".json":
-        return np.asarray(json.loads(path.read_text()), dtype=np.float64)
-    raise ValueError(f"{path}: expected a .npy or .json file")
-
-
-def _load_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Named arrays from ``.npz`` (no pickles) or a ``.json`` object of nested lists."""
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as arrays:
-            return {name: arrays[name] for name in arrays.files}
-    if path.suffix == ".json":
-        values = json.loads(path.read_text())
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a JSON object of named arrays")
-        return {name: np.asarray(value, dtype=np.float64) for name, value in values.items()}
-    raise ValueError(f"{path}: expected a .npz or .json file")
-
-
 def _try_load(spec: str, params: dict[str, Any], limits):
     """The ILP of ``spec``, or None after printing its located error (whose advice names
     the command line's options, not Python's arguments)."""
     from .spec import SpecError
+    from .spec.clock import time_budget
     from .spec.compiler import compile_spec, read_yaml
     from .spec.limits import CLI
 
     try:
-        return compile_spec(read_yaml(spec, limits), params, limits, CLI)
+        with time_budget(limits.max_seconds):  # one budget for reading and compiling
+            return compile_spec(read_yaml(spec, limits), params, limits, CLI)
     except SpecError as error:
         click.echo(f"error: {error}", err=True)
         return None
@@ -149,25 +140,31 @@ def validate(specs: tuple[str, ...], params: dict[str, Any], limits) -> None:
 @PARAM
 @LIMIT
 @click.option("--out", "-o", type=click.Path(dir_okay=False),
-              help="Write the result to a .json or .npz file instead of printing it.")
+              help="Write the result to a .json or .npz file instead of printing it (its folder is created; an "
+                   "existing file only with --force, an input file never).")
+@click.option("--force", "-f", is_flag=True, help="Let --out overwrite an existing file (never an input).")
 def solve(spec: str, theta_file: str, data_file: str | None, backend: str, params: dict[str, Any], limits,
-          out: str | None) -> None:
+          out: str | None, force: bool) -> None:
     """Solve an ILP spec for given scores and print z and the objective as JSON.
 
     z is the theta variables' optimal values, shaped like theta. The objective is
     <theta, z> plus the spec's fixed part on the theta variables (each instance's own,
     where batched parameters set it).
     """
+    from ._array_files import load_array, load_arrays
     from .errors import ImleSolversError
     from .oracle import MAPOracle
 
+    inputs = [spec, theta_file, *([data_file] if data_file else []), *click.get_current_context().meta.get(_INPUTS, [])]
+    destination = None if out is None else _check_out(out, inputs, force)
     ilp = _load(spec, params, limits)
     try:
-        theta = _load_array(Path(theta_file)).astype(np.float64)
+        theta = load_array(Path(theta_file))
     except (OSError, ValueError) as error:
         raise click.BadParameter(str(error), param_hint="--theta") from None
+    names = ilp.parameters.names if ilp.parameters is not None else ()
     try:
-        data = {} if data_file is None else _load_arrays(Path(data_file))
+        data = {} if data_file is None else load_arrays(Path(data_file), names)
     except (OSError, ValueError) as error:
         raise click.BadParameter(str(error), param_hint="--data") from None
     if not data:
@@ -185,14 +182,27 @@ def solve(spec: str, theta_file: str, data_file: str | None, backend: str, param
     objective = np.sum((batch + fixed) * z, axis=tuple(range(1, batch.ndim)))
     z_out, objective_out = (z[0], objective[0]) if single else (z, objective)
     as_json = json.dumps({"z": z_out.tolist(), "objective": np.asarray(objective_out).tolist()})
-    if out is None:
+    if destination is None:
         click.echo(as_json)
-    elif out.endswith(".json"):
-        Path(out).write_text(as_json)
-    elif out.endswith(".npz"):
-        np.savez(out, z=z_out, objective=objective_out)
+        return
+    from ._files import write_atomically
+
+    if destination.suffix == ".json":
+        write_atomically(destination, lambda stream: stream.write(as_json.encode()))
     else:
-        raise click.BadParameter("expected a .json or .npz file", param_hint="--out")
+        write_atomically(destination, lambda stream: np.savez(stream, z=z_out, objective=objective_out))
+
+
+def _check_out(out: str, inputs: list[str], force: bool) -> Path:
+    """``--out``, checked before anything is solved (:func:`~imle_solvers._files.check_output`)."""
+    from ._files import FileRefused, check_output
+
+    if not out.endswith((".json", ".npz")):
+        raise click.BadParameter(f"{out}: expected a .json or .npz file", param_hint="--out")
+    try:
+        return check_output(out, inputs, force=force)
+    except FileRefused as error:
+        raise click.BadParameter(str(error), param_hint="--out") from None
 
 
 def _fixed_objective(ilp, data: dict[str, np.ndarray]) -> np.ndarray:
@@ -294,12 +304,22 @@ def _parse_methods(ctx: click.Context, option: click.Parameter, value: str) -> t
 @click.option("--epochs", default=None, type=int, help="Training epochs (default: the demo's own setting).")
 @click.option("--maps", default=None, type=int, help="Number of synthetic maps to generate (train + held-out).")
 @click.option("--seed", default=0, show_default=True, help="Seed of data generation, initialisation and noise.")
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(), help="Folder for the picture and metrics.")
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(),
+              help="Folder for the picture and metrics (created; their files of an earlier run only with --force).")
+@click.option("--force", "-f", is_flag=True, help="Let the demo overwrite demo.png and metrics.json of an earlier run.")
 @click.option("--methods", default="imle,baseline", show_default=True, callback=_parse_methods,
               help="Comma-separated methods to train side by side: imle, blackbox, ste, pfyl, direct, baseline; or all.")
-def demo(epochs: int | None, maps: int | None, seed: int, out: str, methods: tuple[str, ...]) -> None:
+def demo(epochs: int | None, maps: int | None, seed: int, out: str, force: bool, methods: tuple[str, ...]) -> None:
     """Train a CNN through a grid shortest-path I-MLE layer on synthetic Warcraft maps
     (and, with --methods, other ways to learn paths; docs/demo.md)."""
-    from .demo import run_demo
+    from ._files import FileRefused, check_output
+    from .demo import OUTPUT_FILES, run_demo
 
+    if Path(out).exists() and not Path(out).is_dir():
+        raise click.BadParameter(f"{out}: a file, not a folder", param_hint="--out")
+    try:  # before training: minutes of it must not end in a refusal
+        for name in OUTPUT_FILES.values():
+            check_output(Path(out) / name, [], force=force)
+    except FileRefused as error:
+        raise click.BadParameter(str(error), param_hint="--out") from None
     run_demo(epochs=epochs, maps=maps, seed=seed, out=out, methods=methods)

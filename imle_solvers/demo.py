@@ -544,10 +544,13 @@ def side_by_side(workers: int) -> Iterator[concurrent.futures.ProcessPoolExecuto
                 os.environ[name] = value
 
 
+OUTPUT_FILES = {"picture": "demo.png", "metrics": "metrics.json"}  # what the demo writes into its folder
+
+
 def write_outputs(folder: Path, metrics: dict, held_out: WarcraftMaps, paths: dict[str, np.ndarray]) -> dict[str, str]:
     """Write ``demo.png`` and ``metrics.json`` into ``folder``; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = {"picture": str(folder / "demo.png"), "metrics": str(folder / "metrics.json")}
+    files = {key: str(folder / name) for key, name in OUTPUT_FILES.items()}
     save_figure(held_out, paths, Path(files["picture"]), n_examples=min(4, len(held_out)))
     Path(files["metrics"]).write_text(json.dumps({**metrics, "files": files}, indent=2))
     return files

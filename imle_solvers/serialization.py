@@ -50,10 +50,21 @@ import scipy.sparse as sp
 # the built-in classes register where they are defined (``@register``); importing their
 # modules here makes them readable whatever the user imported first
 from . import estimators, noise, problems  # noqa: F401  (registration)
+from ._field_types import field_types, mismatch
 from ._registration import _BY_CLASS, _BY_TAG, qualified, register, registered
-from .errors import SerializationError
+from .errors import ImleSolversError, InvalidInputError, SerializationError
 
-__all__ = ["register", "registered", "to_config", "from_config"]
+__all__ = ["ConfigError", "MAX_CONFIG_DEPTH", "register", "registered", "to_config", "from_config"]
+
+# How deep a config may nest (classes, tuples, lists, dicts): the library's deepest, an ILP
+# with batched parameters, is 6; 100,000 levels would exhaust Python's stack.
+MAX_CONFIG_DEPTH = 64
+
+
+class ConfigError(SerializationError, InvalidInputError):
+    """A config that cannot be read back: malformed, too deep, naming a class that is not
+    registered, or a field whose value does not fit (its type, its enum, or the class's own
+    checks); the message names the field's path in the config, e.g. ``config.fields.n``."""
 
 # array dtype kinds a config may hold: booleans, signed and unsigned integers, floats, complex
 _ARRAY_KINDS = "biufc"
@@ -74,14 +85,19 @@ def to_config(obj: Any) -> dict[str, Any]:
 def from_config(config: dict[str, Any]) -> Any:
     """The object a :func:`to_config` config describes.
 
+    Every field's value is checked against the field's annotation (types, ``Literal``
+    enums, booleans never taken for integers) before the class's own checks run.
+
     Raises:
-        SerializationError: the config is malformed or names a class that is not
-            registered (the message says where in the config).
+        ConfigError: (a :class:`~imle_solvers.errors.SerializationError` and an
+            :class:`~imle_solvers.errors.InvalidInputError`) the config is malformed, nested
+            deeper than :data:`MAX_CONFIG_DEPTH`, names a class that is not registered, or
+            holds a value that does not fit its field; the message says where in the config.
         imle_solvers.errors.InvalidInputError: the class's own checks refuse the values.
     """
     if not (isinstance(config, dict) and "__class__" in config):
-        raise SerializationError(f"from_config: expected a config with a '__class__' entry, got {_short(config)}")
-    return _decode(config, "config")
+        raise ConfigError(f"from_config: expected a config with a '__class__' entry, got {_short(config)}")
+    return _decode(config, "config", 0)
 
 
 # --- encoding ---------------------------------------------------------------------
@@ -142,24 +158,27 @@ def _unregistered(value: Any, path: str) -> SerializationError:
 # --- decoding ---------------------------------------------------------------------
 
 
-def _decode(value: Any, path: str) -> Any:
+def _decode(value: Any, path: str, depth: int) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if depth >= MAX_CONFIG_DEPTH:
+        raise ConfigError(f"{path}: the config is nested more than {MAX_CONFIG_DEPTH} levels deep")
+    depth += 1
     if isinstance(value, list):
-        return [_decode(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_decode(v, f"{path}[{i}]", depth) for i, v in enumerate(value)]
     if not isinstance(value, dict) or len(value) not in (1, 2):
-        raise SerializationError(f"{path}: not a config value: {_short(value)}")
+        raise ConfigError(f"{path}: not a config value: {_short(value)}")
     if "__class__" in value:
-        return _decode_instance(value, path)
+        return _decode_instance(value, path, depth)
     if len(value) != 1:
-        raise SerializationError(f"{path}: not a config value: {_short(value)}")
+        raise ConfigError(f"{path}: not a config value: {_short(value)}")
     (tag, body), = value.items()
     if tag == "__float__" and body in ("inf", "-inf", "nan"):
         return float(body)
     if tag == "__tuple__" and isinstance(body, list):
-        return tuple(_decode(v, f"{path}[{i}]") for i, v in enumerate(body))
+        return tuple(_decode(v, f"{path}[{i}]", depth) for i, v in enumerate(body))
     if tag == "__dict__" and isinstance(body, dict):
-        return {k: _decode(v, f"{path}[{k!r}]") for k, v in body.items()}
+        return {k: _decode(v, f"{path}[{k!r}]", depth) for k, v in body.items()}
     if tag == "__ndarray__":
         return _decode_array(body, path)
     if tag == "__sparse__" and isinstance(body, dict) and set(body) == {"shape", "data", "indices", "indptr"}:
@@ -167,46 +186,58 @@ def _decode(value: Any, path: str) -> Any:
         try:
             return sp.csr_array(tuple(parts), shape=tuple(_shape(body["shape"], path)))
         except (ValueError, TypeError) as error:
-            raise SerializationError(f"{path}: not a CSR matrix: {error}") from None
-    raise SerializationError(f"{path}: not a config value: {_short(value)}")
+            raise ConfigError(f"{path}: not a CSR matrix: {error}") from None
+    raise ConfigError(f"{path}: not a config value: {_short(value)}")
 
 
-def _decode_instance(value: dict[str, Any], path: str) -> Any:
+def _decode_instance(value: dict[str, Any], path: str, depth: int) -> Any:
     tag, fields = value.get("__class__"), value.get("fields")
     if set(value) != {"__class__", "fields"} or not isinstance(fields, dict):
-        raise SerializationError(f"{path}: a class's config holds '__class__' and 'fields', got {_short(value)}")
+        raise ConfigError(f"{path}: a class's config holds '__class__' and 'fields', got {_short(value)}")
     cls = _BY_TAG.get(tag) if isinstance(tag, str) else None
     if cls is None:
-        raise SerializationError(
+        raise ConfigError(
             f"{path}: unknown class {tag!r}; registered: {', '.join(sorted(_BY_TAG))} (a class of your own must be "
             f"registered with imle_solvers.serialization.register before its config is read)"
         )
     known = {field.name for field in dataclasses.fields(cls) if field.init}
     unknown = sorted(set(fields) - known)
     if unknown:
-        raise SerializationError(f"{path}: {tag} has no fields {unknown}")
-    return cls(**{k: _decode(v, f"{path}.{k}") for k, v in fields.items()})
+        raise ConfigError(f"{path}: {tag} has no fields {unknown}")
+    annotations = field_types(cls)
+    values = {}
+    for name, field in fields.items():
+        values[name] = _decode(field, f"{path}.fields.{name}", depth)
+        expected = mismatch(values[name], annotations[name]) if name in annotations else None
+        if expected is not None:
+            raise ConfigError(f"{path}.fields.{name}: {tag}.{name} must be {expected}, got {_short(values[name])}")
+    try:
+        return cls(**values)
+    except ImleSolversError:  # the class's own refusal, which names the field
+        raise
+    except Exception as error:  # noqa: BLE001 - a raw TypeError/ValueError of a constructor is a bad config
+        raise ConfigError(f"{path}: {tag} refuses the config's fields: {type(error).__name__}: {error}") from error
 
 
 def _decode_array(body: Any, path: str) -> np.ndarray:
     if not (isinstance(body, dict) and set(body) == {"dtype", "shape", "data"}):
-        raise SerializationError(f"{path}: an array's config holds 'dtype', 'shape' and 'data', got {_short(body)}")
+        raise ConfigError(f"{path}: an array's config holds 'dtype', 'shape' and 'data', got {_short(body)}")
     try:
         dtype = np.dtype(body["dtype"])
         data = base64.b64decode(body["data"], validate=True)
     except (TypeError, ValueError) as error:
-        raise SerializationError(f"{path}: unreadable array: {error}") from None
+        raise ConfigError(f"{path}: unreadable array: {error}") from None
     if dtype.kind not in _ARRAY_KINDS:
-        raise SerializationError(f"{path}: arrays of dtype {dtype} are not read (booleans and numbers only)")
+        raise ConfigError(f"{path}: arrays of dtype {dtype} are not read (booleans and numbers only)")
     shape = _shape(body["shape"], path)
     if len(data) != dtype.itemsize * math.prod(shape):
-        raise SerializationError(f"{path}: {len(data)} bytes do not make a {dtype} array of shape {tuple(shape)}")
+        raise ConfigError(f"{path}: {len(data)} bytes do not make a {dtype} array of shape {tuple(shape)}")
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()  # a copy: writeable, owning its memory
 
 
 def _shape(shape: Any, path: str) -> list[int]:
     if not (isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
-        raise SerializationError(f"{path}: a shape is a list of non-negative integers, got {_short(shape)}")
+        raise ConfigError(f"{path}: a shape is a list of non-negative integers, got {_short(shape)}")
     return shape
 
 

@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 import textwrap
+import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -17,7 +19,7 @@ import scipy.sparse as sp
 import imle_solvers as ims
 from imle_solvers.errors import SerializationError
 from imle_solvers.problems import EdgeListGraph
-from imle_solvers.serialization import from_config, register, registered, to_config
+from imle_solvers.serialization import MAX_CONFIG_DEPTH, ConfigError, from_config, register, registered, to_config
 
 GRAPH = EdgeListGraph(nodes=((0, 0), (0, 1), "c", 3), edges=[(0, 1), (1, 2), (2, 3), (0, 3)], directed=False)
 ILP = ims.ILP(
@@ -194,3 +196,70 @@ def test_configs_build_registered_classes_and_plain_arrays_only(config, message)
 def test_the_classes_own_checks_run_on_loading():
     with pytest.raises(ims.InvalidInputError, match="k must be in 1..n=3"):
         from_config({"__class__": "KSubset", "fields": {"n": 3, "k": 5}})
+
+
+# -- issue 19: configs go through the checks of the constructors and the builder ------------------
+
+def _knapsack_config() -> dict:
+    from imle_solvers.spec import load_yaml
+
+    return json.loads(json.dumps(to_config(load_yaml(Path(__file__).resolve().parents[1] / "examples" / "specs"
+                                                     / "knapsack.yaml"))))
+
+
+def test_a_variable_type_outside_the_enum_is_refused_by_name():
+    # once loaded: OR-Tools solved it as a general integer, SCIP raised KeyError('quantum')
+    config = _knapsack_config()
+    config["fields"]["variables"]["__tuple__"][0]["fields"]["type"] = "quantum"
+    with pytest.raises(ConfigError) as info:
+        from_config(config)
+    assert isinstance(info.value, ims.InvalidInputError)
+    assert str(info.value) == ("config.fields.variables[0].fields.type: Variable.type must be one of 'binary', "
+                               "'integer', 'continuous', got 'quantum'")
+
+
+@pytest.mark.parametrize("n, shown", [({"__float__": "nan"}, "nan"), ([1, 2], r"\[1, 2\]"), (True, "True"),
+                                      (5.0, "5.0"), ("5", "'5'")])
+def test_a_value_of_the_wrong_type_is_refused_naming_the_field(n, shown):
+    with pytest.raises(ConfigError, match=rf"^config.fields.n: KSubset.n must be an integer \(not a boolean\), "
+                                          rf"got {shown}$"):
+        from_config({"__class__": "KSubset", "fields": {"n": n, "k": 2}})
+    with pytest.raises(ConfigError, match=r"config.fields.k: KSubset.k must be an integer \(not a boolean\), got True"):
+        from_config({"__class__": "KSubset", "fields": {"n": 5, "k": True}})
+
+
+def test_a_deep_config_is_refused_not_a_recursion_error():
+    deep: dict = {"__tuple__": []}
+    node = deep
+    for _ in range(100_000):
+        node["__tuple__"] = [{"__tuple__": []}]
+        node = node["__tuple__"][0]
+    with pytest.raises(ConfigError, match=f"nested more than {MAX_CONFIG_DEPTH} levels deep"):
+        from_config({"__class__": "KSubset", "fields": {"n": deep, "k": 2}})
+
+
+def test_a_constructors_raw_error_becomes_a_config_error():
+    @register(name="Fragile")
+    @dataclass(frozen=True)
+    class Fragile:
+        n: typing.Any
+
+        def __post_init__(self):
+            int(self.n)
+
+    with pytest.raises(ConfigError, match=r"^config: Fragile refuses the config's fields: ValueError: invalid literal"):
+        from_config({"__class__": "Fragile", "fields": {"n": "x"}})
+
+
+def test_unions_tuples_and_classes_are_checked_too():
+    config = {"__class__": "GraphMatching", "fields": {"graph": 3}}
+    with pytest.raises(ConfigError, match="GraphMatching.graph must be an EdgeListGraph, got 3"):
+        from_config(config)
+    config = to_config(ims.IMLE())
+    config["fields"]["target_noise_temperature"] = "hot"
+    with pytest.raises(ConfigError, match="IMLE.target_noise_temperature must be a number or null, got 'hot'"):
+        from_config(config)
+    config = _knapsack_config()
+    config["fields"]["theta_variables"] = {"__tuple__": ["x", 1]}
+    with pytest.raises(ConfigError, match=r"ILP.theta_variables must be a tuple of strings, got \('x', 1\)"):
+        from_config(config)

@@ -6,7 +6,8 @@ fixed objective), that number is an :class:`Affine` form over the flat vector ``
 of all batched parameters' entries, ``constant + sum_k terms[k] * p[k]``, and stays
 one through the arithmetic of an expression. A product of two such forms, or a
 division by one, is not affine: it raises :class:`NonAffine`, which the evaluator
-turns into a located error. The compiled program keeps the forms' coefficients as
+turns into a located error; so does :class:`Overflow`, arithmetic past the finite
+floats. The compiled program keeps the forms' coefficients as
 sparse maps (``problems.ilp_params``), so every instance's numbers are exact.
 """
 
@@ -17,6 +18,18 @@ import math
 
 class NonAffine(ArithmeticError):
     """A product of two numbers that both depend on batched parameters (not affine)."""
+
+
+class Overflow(ArithmeticError):
+    """Arithmetic that left the finite floats (``1e308 + 1e308``): once infinite, a number
+    never comes back, and a bound of ``inf`` would silently drop a constraint."""
+
+
+def checked(value: float) -> float:
+    """``value``, or :class:`Overflow` where it is not finite."""
+    if not math.isfinite(value):
+        raise Overflow("the result is too large to be a finite number (beyond 1.8e308)")
+    return value
 
 
 class Affine:
@@ -52,14 +65,14 @@ class Affine:
         if isinstance(other, Affine):
             terms = self.terms
             for k, c in other.terms.items():
-                value = terms.get(k, 0.0) + c
+                value = checked(terms.get(k, 0.0) + c)
                 if value == 0.0:
                     terms.pop(k, None)
                 else:
                     terms[k] = value
-            self.constant += other.constant
+            self.constant = checked(self.constant + other.constant)
             return self if terms else self.constant
-        self.constant += other
+        self.constant = checked(self.constant + other)
         return self
 
     def __neg__(self) -> Affine:
@@ -74,8 +87,9 @@ class Affine:
     def __mul__(self, other: float | Affine) -> float | Affine:
         if isinstance(other, Affine):
             raise NonAffine("a product of two expressions with batched parameters")
-        terms = {k: product for k, c in self.terms.items() if (product := c * other) != 0.0}
-        return Affine(terms, self.constant * other) if terms else self.constant * other
+        terms = {k: product for k, c in self.terms.items() if (product := checked(c * other)) != 0.0}
+        constant = checked(self.constant * other)
+        return Affine(terms, constant) if terms else constant
 
     __rmul__ = __mul__
 

@@ -3,10 +3,11 @@ so a spec and the same program written with the builder give equal ILPs."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,12 +17,24 @@ from ..problems.ilp_params import Parameter
 from .affine import Affine
 from .batched import BatchedTerms
 from .errors import SpecError, field_name
-from .expressions import KEYWORDS, Expr, ExprError, Quantifier, Ref, parse_expression, parse_quantifier, parse_relation
-from .limits import DEFAULT_LIMITS, PYTHON_BUILDER, Hints, SpecLimits
+from .clock import time_budget
+from .expressions import (
+    KEYWORDS,
+    Expr,
+    ExprError,
+    Quantifier,
+    Ref,
+    TokenBudget,
+    parse_expression,
+    parse_quantifier,
+    parse_relation,
+)
+from .limits import DEFAULT_LIMITS, PYTHON_BUILDER, SOLVER_INFINITY, Hints, SpecLimits, inexact_integer, inexact_message
 from .linear import Evaluator, Expansion, Linear, Tensor, unknown
 from .source import KeyPath
 
 VARIABLE_TYPES = ("binary", "integer", "continuous")
+T = TypeVar("T")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -44,6 +57,36 @@ class BuildError(SpecError):
 
 def _expression_error(error: ExprError, relative: KeyPath, context: str = "") -> BuildError:
     return BuildError(f"{context}{error.message}", relative, error.offset)
+
+
+def _timed(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a builder method within the spec's time budget (``limits.max_seconds``), its
+    own or that of the spec being compiled around it."""
+
+    @functools.wraps(method)
+    def timed(self: ILPBuilder, *args: Any, **kwargs: Any) -> T:
+        with time_budget(self.limits.max_seconds):
+            return method(self, *args, **kwargs)
+
+    return timed
+
+
+def _beyond_solvers(numbers: Sequence[float | Affine] | np.ndarray) -> float | None:
+    """The first finite number (or number of an affine form) of magnitude ``SOLVER_INFINITY``
+    or more, which the solvers would take for infinity; None where there is none."""
+    if isinstance(numbers, np.ndarray):
+        bad = numbers[np.isfinite(numbers) & (np.abs(numbers) >= SOLVER_INFINITY)]
+        return float(bad.flat[0]) if bad.size else None
+    for number in numbers:
+        for part in (number.constant, *number.terms.values()) if isinstance(number, Affine) else (number,):
+            if SOLVER_INFINITY <= abs(part) < math.inf:
+                return part
+    return None
+
+
+def _too_large(number: float, what: str) -> str:
+    return (f"{what} of {number:g}: the ILP solvers take any number of magnitude {SOLVER_INFINITY:g} or more "
+            "for infinity (SCIP's numerics/infinity); rescale the program")
 
 
 def _reserved() -> str:
@@ -110,6 +153,7 @@ class ILPBuilder:
         self._objective: tuple[str, tuple[str, ...], dict[int, float]] | None = None
         self._batched = BatchedTerms()
         self._evaluator = Evaluator(self._sets, self._tensors, self.limits, PYTHON_BUILDER)
+        self._tokens = TokenBudget.of(self.limits.max_tokens)  # spent by every expression parsed
 
     @property
     def hints(self) -> Hints:
@@ -125,6 +169,7 @@ class ILPBuilder:
                 f"rows={len(self._rows)})")
 
     # -- declarations ------------------------------------------------------------------
+    @_timed
     def add_set(self, name: str, size: int | str) -> None:
         """Declare the index set ``{0, ..., size - 1}``.
 
@@ -150,7 +195,7 @@ class ILPBuilder:
         with ``batched``, it may depend on batched parameters (an :class:`Affine` form)."""
         self._check_length(text, relative)
         try:
-            expr = parse_expression(text, self.limits.max_expression_depth)
+            expr = parse_expression(text, self.limits.max_expression_depth, self._tokens)
             if isinstance(expr, Ref) and expr.indices is None:
                 tensor = self._tensors.get(expr.name)
                 if tensor is not None and tensor.start is None and tensor.shape != ():
@@ -207,6 +252,9 @@ class ILPBuilder:
 
     def _values(self, value: Any) -> np.ndarray:
         """A constant's or a default's numbers, checked."""
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2 ** 1024 \
+                and inexact_integer(value):
+            raise BuildError(inexact_message(str(value)))
         try:
             values = np.array(value, dtype=np.float64)
         except OverflowError:
@@ -218,8 +266,14 @@ class ILPBuilder:
                              f"({self._raise_hint('max_entries', values.size)})")
         if not np.all(np.isfinite(values)):
             raise BuildError("values must be finite numbers")
+        if isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.size:
+            with np.errstate(invalid="ignore"):  # 2**63 - 1 rounds to 2**63, past int64: changed too
+                changed = values.astype(value.dtype) != value  # an int64 beyond 2**53 that float64 rounds
+            if changed.any():
+                raise BuildError(inexact_message(str(value.ravel()[np.flatnonzero(changed)[0]])))
         return values
 
+    @_timed
     def add_variable(
         self,
         name: str,
@@ -250,6 +304,11 @@ class ILPBuilder:
         if (low_terms is None and np.any(np.asarray(low) == np.inf)) or \
                 (high_terms is None and np.any(np.asarray(high) == -np.inf)):
             raise BuildError("a bound of +inf below or -inf above leaves no value", ("lower",))
+        for side, value, terms in (("lower", low, low_terms), ("upper", high, high_terms)):
+            number = _beyond_solvers(np.append(np.asarray(value, np.float64).ravel(),
+                                               [] if terms is None else terms[2]))
+            if number is not None:
+                raise BuildError(_too_large(number, "a bound"), (side,))
         for side, terms in (("lower", low_terms), ("upper", high_terms)):
             if terms is not None:
                 self._batched.bound(side, self._columns + terms[0], terms[1], terms[2])
@@ -258,6 +317,7 @@ class ILPBuilder:
         self._columns += size
 
     # -- constraints ---------------------------------------------------------------------
+    @_timed
     def add_constraint(
         self,
         constraint: str | Mapping[str, Any],
@@ -297,13 +357,13 @@ class ILPBuilder:
         if for_each is not None:
             self._check_length(for_each, ("for",))
             try:
-                quantifier = parse_quantifier(for_each, depth)
+                quantifier = parse_quantifier(for_each, depth, self._tokens)
                 self._evaluator.expansion(quantifier, ())  # unknown sets: an error at the 'for'
             except ExprError as error:
                 raise _expression_error(error, ("for",)) from None
         self._check_length(text, ("expr",))
         try:
-            relation = parse_relation(text, depth)
+            relation = parse_relation(text, depth, self._tokens)
         except ExprError as error:
             raise _expression_error(error, ("expr",)) from None
         what = f"constraint {label!r}" if not label.startswith("constraints[") else label
@@ -405,6 +465,7 @@ class ILPBuilder:
         values = list(coefs.values()) + [lower, upper]
         if any(math.isnan(v) for v in values) or any(math.isinf(v) for v in coefs.values()):
             raise BuildError(f"{label}: coefficients must be finite numbers", relative)
+        self._check_magnitudes(coefs, lower, upper, label, relative)
         if lower > upper:
             raise BuildError(f"{label}: the lower bound {lower} exceeds the upper bound {upper}", relative)
         if not any(coefs.values()):
@@ -428,6 +489,7 @@ class ILPBuilder:
         if any((not v.finite()) if isinstance(v, Affine) else math.isnan(v) for v in numbers) or \
                 any(not isinstance(v, Affine) and math.isinf(v) for v in coefs.values()):
             raise BuildError(f"{label}: coefficients must be finite numbers", relative)
+        self._check_magnitudes(coefs, lower, upper, label, relative)
         plain = not isinstance(lower, Affine) and not isinstance(upper, Affine)
         if plain and lower > upper:
             raise BuildError(f"{label}: the lower bound {lower} exceeds the upper bound {upper}", relative)
@@ -446,7 +508,16 @@ class ILPBuilder:
         self._upper.append(self._batched.base("row_upper", index, upper))
         self._row_names.append(label)
 
+    @staticmethod
+    def _check_magnitudes(coefs: Mapping[int, float | Affine], lower: float | Affine, upper: float | Affine,
+                          label: str, relative: KeyPath) -> None:
+        for what, numbers in (("a coefficient", list(coefs.values())), ("a bound", [lower, upper])):
+            number = _beyond_solvers(numbers)
+            if number is not None:
+                raise BuildError(f"{label}: {_too_large(number, what)}", relative)
+
     # -- objective ---------------------------------------------------------------------
+    @_timed
     def set_objective(self, sense: str, theta: str | Sequence[str], fixed: str | Mapping[str, Any] | None = None) -> None:
         """``sense`` (``"max"`` or ``"min"``) of ``<theta, z> + fixed``.
 
@@ -476,7 +547,7 @@ class ILPBuilder:
         if isinstance(fixed, str):
             self._check_length(fixed, ("fixed",))
             try:
-                expr = parse_expression(fixed, self.limits.max_expression_depth)
+                expr = parse_expression(fixed, self.limits.max_expression_depth, self._tokens)
             except ExprError as error:
                 raise _expression_error(error, ("fixed",)) from None
             self._check_expansion(None, (expr,), ("fixed",), "the fixed objective")
@@ -492,9 +563,13 @@ class ILPBuilder:
             coefs = _row_coefficients(blocks, 0)
         if not all(c.finite() if isinstance(c, Affine) else math.isfinite(c) for c in coefs.values()):
             raise BuildError("coefficients must be finite numbers", ("fixed",))
+        number = _beyond_solvers(list(coefs.values()))
+        if number is not None:
+            raise BuildError(_too_large(number, "a coefficient"), ("fixed",))
         return coefs
 
     # -- the result ---------------------------------------------------------------------
+    @_timed
     def build(self) -> ILP:
         """The :class:`~imle_solvers.ILP` declared so far (the builder can go on afterwards)."""
         if self._objective is None:

@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from .._files import FileRefused, read_bounded
 from ..problems.ilp import ILP
 from .builder import BuildError, ILPBuilder
+from .clock import out_of_time, time_budget
 from .errors import SpecError
 from .limits import DEFAULT_LIMITS, PYTHON_DICT, PYTHON_YAML, Hints, SpecLimits
 from .schema import check_schema
@@ -47,20 +49,21 @@ def load_yaml(path: str | Path, /, *, limits: SpecLimits | None = None, **params
         SpecError: anything wrong with the spec, located by file, line, column and field.
     """
     limits = split_limits(limits, params)
-    return compile_spec(read_yaml(path, limits), params, limits)
+    with time_budget(limits.max_seconds):  # one budget for reading and compiling
+        return compile_spec(read_yaml(path, limits), params, limits)
 
 
 def read_yaml(path: str | Path, limits: SpecLimits = DEFAULT_LIMITS) -> Source:
-    """The spec at ``path``, read but not yet checked; a file over ``limits.max_text_bytes``
-    is refused before it is read."""
+    """The spec at ``path``, read but not yet checked. Only a regular file is read (a pipe
+    or a device is refused without waiting on it), and at most ``limits.max_text_bytes``
+    of it: one byte more is a refusal."""
     try:
-        size = Path(path).stat().st_size
-        text = None if size > limits.max_text_bytes else Path(path).read_text(encoding="utf-8")
+        data = read_bounded(path, limits.max_text_bytes, what="the spec file", limit="max_text_bytes")
+        text = data.decode("utf-8")
+    except FileRefused as error:
+        raise SpecError(error.reason, file=str(path)) from None
     except (OSError, UnicodeDecodeError, ValueError) as error:  # ValueError: a path with a NUL byte
         raise SpecError(f"cannot read the spec: {error}", file=str(path)) from None
-    if text is None:
-        raise SpecError(f"the spec file is {size:,} bytes; the limit is {limits.max_text_bytes:,} "
-                        "(max_text_bytes)", file=str(path))
     return from_yaml_text(text, str(path), limits)
 
 
@@ -68,7 +71,8 @@ def load_dict(spec: Mapping[str, Any], /, *, limits: SpecLimits | None = None, *
     """The ILP of a spec given as a Python dict (the YAML's structure); ``params`` and
     ``limits`` as for :func:`load_yaml`."""
     limits = split_limits(limits, params)
-    return compile_spec(from_mapping(spec, limits), params, limits, PYTHON_DICT)
+    with time_budget(limits.max_seconds):
+        return compile_spec(from_mapping(spec, limits), params, limits, PYTHON_DICT)
 
 
 def compile_spec(source: Source, params: Mapping[str, Any], limits: SpecLimits = DEFAULT_LIMITS,
@@ -83,14 +87,20 @@ def compile_checked(source: Source, params: Mapping[str, Any], name: str | None 
                     limits: SpecLimits = DEFAULT_LIMITS, hints: Hints = PYTHON_YAML) -> ILP:
     """Compile ``source``, already checked against the schema, with ``params``; ``name``
     overrides the spec's own."""
-    builder = _declare(source, params, name, limits, hints)
-    with _located(source, ()):
-        return builder.build()
+    with time_budget(limits.max_seconds):
+        builder = _declare(source, params, name, limits, hints)
+        with _located(source, ()):
+            return builder.build()
 
 
 @contextmanager
 def _located(source: Source, path: KeyPath, remap: Mapping[KeyPath, KeyPath] | None = None) -> Iterator[None]:
-    """Re-raise a :class:`BuildError` at ``path`` plus the argument it names (renamed by ``remap``)."""
+    """Re-raise a :class:`BuildError` at ``path`` plus the argument it names (renamed by ``remap``);
+    first, refuse to go on past the time budget (a step without a clock of its own, such as
+    the schema check, may have spent it)."""
+    late = out_of_time()
+    if late is not None:
+        raise source.error(late, path)
     try:
         yield
     except BuildError as error:

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
+
+from .clock import CHECK_EVERY, out_of_time
+from .limits import inexact_integer, inexact_message
 
 
 class ExprError(Exception):
@@ -40,20 +41,19 @@ class ExprError(Exception):
         self.offset = offset
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):  # a tuple: a spec may hold millions, and they are made fast
     kind: str  # "number", "name", "op", "end"
     text: str
     offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Number:
     value: float
     offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ref:
     """``name`` or ``name[i, j]``; ``indices`` is None without brackets."""
 
@@ -62,13 +62,13 @@ class Ref:
     offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Negate:
     operand: Expr
     offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Binary:
     op: str  # "+", "-", "*", "/"
     left: Expr
@@ -76,7 +76,7 @@ class Binary:
     offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Binding:
     """``index in set``; ``offset`` is the index's position, ``set_offset`` the set's."""
 
@@ -86,7 +86,7 @@ class Binding:
     set_offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Condition:
     """``left op right``, a comparison of numbers (no variables) in an ``if`` filter."""
 
@@ -96,7 +96,7 @@ class Condition:
     offset: int  # the operator's
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Quantifier:
     """``i in I, j in J if cond and cond``: the assignments of the bound indices, row-major,
     that satisfy every condition."""
@@ -105,14 +105,14 @@ class Quantifier:
     conditions: tuple[Condition, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sum:
     quantifier: Quantifier
     body: Expr
     offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Relation:
     """``terms[0] ops[0] terms[1] (ops[1] terms[2])``."""
 
@@ -127,34 +127,62 @@ MAX_NESTING = 100  # the default of SpecLimits.max_expression_depth
 KEYWORDS = frozenset({"sum", "in", "if", "and"})
 COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 _TOKEN = re.compile(
-    r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op><=|>=|==|!=|[-+*/()\[\],:=<>]))"
+    r"|(?P<op><=|>=|==|!=|[-+*/()\[\],:=<>])"
+    r"|(?P<space>\s+)"
+    r"|(?P<bad>.)",
+    re.DOTALL,
 )
 RELATIONS = ("<=", ">=", "==", "=")
 
 
-def tokenize(text: str) -> list[Token]:
-    """Split ``text`` into tokens, ending with an ``end`` token."""
-    tokens, position = [], 0
-    while True:
-        match = _TOKEN.match(text, position)
-        if match is None or match.end() == position:
-            rest = len(text) - len(text[position:].lstrip())
-            if rest == len(text):
-                return tokens + [Token("end", "", len(text))]
-            raise ExprError(f"unexpected character {text[rest]!r}", rest)
-        kind = match.lastgroup or "op"
-        tokens.append(Token(kind, match.group(kind), match.start(kind)))
-        position = match.end()
+@dataclass(slots=True)
+class TokenBudget:
+    """The tokens a spec's expressions may still hold (``SpecLimits.max_tokens``): each
+    :func:`tokenize` spends its own, so parsing is bounded before anything is built."""
+
+    left: int
+    total: int
+
+    @classmethod
+    def of(cls, max_tokens: int) -> TokenBudget:
+        return cls(max_tokens, max_tokens)
+
+
+def tokenize(text: str, budget: TokenBudget | None = None) -> list[Token]:
+    """Split ``text`` into tokens, ending with an ``end`` token, spending ``budget`` (None:
+    no limit); past it, or past the spec's time budget, an error at the token reached."""
+    tokens: list[Token] = []
+    append = tokens.append
+    limit = len(text) + 1 if budget is None else budget.left
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind == "space":
+            continue
+        if kind == "bad":
+            raise ExprError(f"unexpected character {match.group()!r}", match.start())
+        count = len(tokens)
+        if count >= limit:
+            assert budget is not None
+            raise ExprError(f"more than {budget.total:,} tokens (numbers, names, operators) in the spec's "
+                            "expressions (max_tokens); write long sums with sum(...) over sets", match.start())
+        if count % CHECK_EVERY == CHECK_EVERY - 1 and (late := out_of_time()) is not None:
+            raise ExprError(late, match.start())
+        append(Token(kind, match.group(), match.start()))
+    if budget is not None:
+        budget.left -= len(tokens)
+    append(Token("end", "", len(text)))
+    return tokens
 
 
 class _Parser:
-    def __init__(self, text: str, max_depth: int = MAX_NESTING) -> None:
-        self.tokens = tokenize(text)
+    def __init__(self, text: str, max_depth: int = MAX_NESTING, budget: TokenBudget | None = None) -> None:
+        self.tokens = tokenize(text, budget)
         self.position = 0
         self.depth = 0
         self.max_depth = max_depth
+        self.expressions = 0
 
     @property
     def token(self) -> Token:
@@ -240,18 +268,27 @@ class _Parser:
         set_name = self.name("a set name")
         return Binding(index.text, set_name.text, index.offset, set_name.offset)
 
-    @contextmanager
-    def nested(self, offset: int) -> Iterator[None]:
-        """One level deeper into the expression: refused past ``MAX_NESTING``, so that a
-        hostile spec gets an error rather than Python's recursion limit."""
+    def nested(self, offset: int) -> _Parser:
+        """One level deeper into the expression, for a ``with`` block: refused past
+        ``max_depth``, so that a hostile spec gets an error rather than Python's recursion
+        limit. (The parser is its own context manager: a generator-based one costs a
+        microsecond a level, for every term of a long sum.)"""
         self.depth += 1
         if self.depth > self.max_depth:
             raise ExprError(f"the expression is nested more than {self.max_depth} levels deep "
                             "(max_expression_depth)", offset)
-        yield
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
         self.depth -= 1
 
     def expr(self) -> Expr:
+        self.expressions += 1
+        if self.expressions % CHECK_EVERY == 0 and (late := out_of_time()) is not None:
+            raise ExprError(late, self.token.offset)
         with self.nested(self.token.offset):
             node = self.term()
             while (token := self.accept("+", "-")) is not None:
@@ -279,6 +316,8 @@ class _Parser:
             value = float(token.text)
             if not math.isfinite(value):
                 raise ExprError(f"the number {token.text} is too large", token.offset)
+            if token.text.isdigit() and len(token.text) > 15 and inexact_integer(int(token.text)):
+                raise ExprError(inexact_message(token.text), token.offset)
             return Number(value, token.offset)
         if self.accept("("):
             node = self.expr()
@@ -311,8 +350,8 @@ def start(expr: Expr) -> int:
     return expr.offset
 
 
-def _parse(text: str, rule: str, max_depth: int):
-    parser = _Parser(text, max_depth)
+def _parse(text: str, rule: str, max_depth: int, budget: TokenBudget | None):
+    parser = _Parser(text, max_depth, budget)
     try:
         result = getattr(parser, rule)()
     except RecursionError:  # only when max_depth is set above what Python's stack allows
@@ -321,16 +360,16 @@ def _parse(text: str, rule: str, max_depth: int):
     return result
 
 
-def parse_relation(text: str, max_depth: int = MAX_NESTING) -> Relation:
+def parse_relation(text: str, max_depth: int = MAX_NESTING, budget: TokenBudget | None = None) -> Relation:
     """Parse a constraint such as ``sum(i in items) w[i] * x[i] <= capacity``."""
-    return _parse(text, "relation", max_depth)
+    return _parse(text, "relation", max_depth, budget)
 
 
-def parse_expression(text: str, max_depth: int = MAX_NESTING) -> Expr:
+def parse_expression(text: str, max_depth: int = MAX_NESTING, budget: TokenBudget | None = None) -> Expr:
     """Parse a linear expression such as ``sum(j in jobs) cost[j] * y[j]``."""
-    return _parse(text, "expr", max_depth)
+    return _parse(text, "expr", max_depth, budget)
 
 
-def parse_quantifier(text: str, max_depth: int = MAX_NESTING) -> Quantifier:
+def parse_quantifier(text: str, max_depth: int = MAX_NESTING, budget: TokenBudget | None = None) -> Quantifier:
     """Parse quantifiers such as ``g in groups, t in slots if t > 0``."""
-    return _parse(text, "quantifier", max_depth)
+    return _parse(text, "quantifier", max_depth, budget)

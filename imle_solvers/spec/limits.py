@@ -34,6 +34,12 @@ class SpecLimits:
         max_terms: evaluation work in all: every number, name and operator of an
             expression counts 1, times the product of the sizes of the ``sum``\\ s and
             the ``for`` around it (filters included).
+        max_tokens: numbers, names and operators written in all the spec's expressions
+            together: parsing is bounded by this before any of it is expanded (a
+            200,000-term sum written out is 1,000,000 tokens).
+        max_seconds: wall-clock seconds to read and compile one spec (``inf``: no limit);
+            the one limit that depends on the machine, a backstop for what the others
+            admit on a slow or busy one.
     """
 
     max_text_bytes: int = 10_000_000
@@ -45,11 +51,17 @@ class SpecLimits:
     max_rows: int = 1_000_000
     max_nonzeros: int = 10_000_000
     max_terms: int = 20_000_000
+    max_tokens: int = 1_000_000
+    max_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if item.name == "max_seconds":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                    raise InvalidInputError(f"SpecLimits.max_seconds must be a positive number of seconds "
+                                            f"(inf: no limit), got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInputError(f"SpecLimits.{item.name} must be a non-negative integer, got {value!r}")
 
     @classmethod
@@ -59,6 +71,24 @@ class SpecLimits:
 
 
 DEFAULT_LIMITS = SpecLimits()
+
+# SCIP takes any number of this magnitude or more for infinity (its ``numerics/infinity``,
+# 1e20 by default), and OR-Tools hands every program CP-SAT cannot take to SCIP: a row
+# bound of 1e25 would silently be no bound, a coefficient of 1e25 a solver error. So a
+# compiled program's finite numbers (coefficients, bounds, the fixed objective) stay below.
+SOLVER_INFINITY = 1e20
+_EXACT = 2 ** 53  # every integer up to this is a float64; beyond it, only some are
+
+
+def inexact_integer(value: int) -> bool:
+    """Whether float64, which every number of a program becomes, would change ``value``."""
+    return abs(value) > _EXACT and int(float(value)) != value
+
+
+def inexact_message(text: str) -> str:
+    """Why an integer written in a spec is refused."""
+    return (f"the integer {text} has no exact float64 (the numbers of a program are float64: beyond 2**53 "
+            "only some integers are); write a number float64 holds")
 
 
 @dataclass(frozen=True)

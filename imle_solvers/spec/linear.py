@@ -19,11 +19,13 @@ import difflib
 import itertools
 import math
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .affine import Affine, NonAffine
+from .affine import Affine, NonAffine, Overflow, checked
+from .clock import CHECK_EVERY, out_of_time
 from .expressions import (
     Binary,
     Condition,
@@ -53,23 +55,25 @@ class Linear:
     constant: Number_ = 0.0
 
     def add(self, other: Number_ | Linear, scale: float = 1.0) -> Linear:
-        """Add ``scale * other`` in place; returns self."""
+        """Add ``scale * other`` in place; returns self. Raises :class:`Overflow` where a
+        number leaves the finite floats."""
         if isinstance(other, Linear):
             coefs = self.coefs
             for column, coef in other.coefs.items():
                 value = coefs.get(column, 0.0)
                 value += scale * coef  # an Affine accumulates in place (see Affine)
-                coefs[column] = value
-            self.constant += scale * other.constant
+                coefs[column] = _checked(value)
+            self.constant = _checked(self.constant + scale * other.constant)
         else:
-            self.constant += scale * other
+            self.constant = _checked(self.constant + scale * other)
         return self
 
     def scale(self, factor: Number_) -> Linear:
         """Multiply by ``factor`` in place; returns self. Raises :class:`NonAffine` when
-        both ``factor`` and a coefficient depend on batched parameters."""
-        self.coefs = {column: factor * coef for column, coef in self.coefs.items()}
-        self.constant = factor * self.constant
+        both ``factor`` and a coefficient depend on batched parameters, :class:`Overflow`
+        where a number leaves the finite floats."""
+        self.coefs = {column: _checked(factor * coef) for column, coef in self.coefs.items()}
+        self.constant = _checked(factor * self.constant)
         return self
 
     def nonzero(self) -> dict[int, Number_]:
@@ -194,7 +198,8 @@ class Evaluator:
         """``(coefficients, lower, upper)`` with ``lower <= coefficients . x <= upper``."""
         values = [self.value(term, scope) for term in relation.terms]
         if len(values) == 2:
-            difference = _as_linear(values[0]).add(values[1], -1.0)
+            with _overflow_at(relation.offsets[0]):
+                difference = _as_linear(values[0]).add(values[1], -1.0)
             bound = -difference.constant + 0.0  # + 0.0: no -0.0 bound
             lower = bound if relation.ops[0] in (">=", "==") else -np.inf
             upper = bound if relation.ops[0] in ("<=", "==") else np.inf
@@ -206,7 +211,8 @@ class Evaluator:
             if isinstance(values[position], Linear):
                 raise ExprError("in 'lo <= e <= hi' the outer terms must be constants", start(term))
         middle = _as_linear(values[1])
-        low, high = values[0] - middle.constant, values[2] - middle.constant
+        with _overflow_at(relation.offsets[0]):
+            low, high = _checked(values[0] - middle.constant), _checked(values[2] - middle.constant)
         if relation.ops[0] == ">=":
             low, high = high, low
         return middle.nonzero(), low + 0.0, high + 0.0
@@ -224,14 +230,18 @@ class Evaluator:
         if isinstance(expr, Sum):
             total = Linear()
             for inner in self.scopes(expr.quantifier, scope):
-                total.add(self.value(expr.body, inner))
+                body = self.value(expr.body, inner)
+                with _overflow_at(expr.offset):
+                    total.add(body)
             return total.constant if not total.coefs else total
         self.steps -= 1  # counted per operation below
         first, chain = spine(expr)
         result = self.value(first, scope)
         for node in chain:
             self._step(node)
-            result = self._binary(node, result, self.value(node.right, scope))
+            right = self.value(node.right, scope)
+            with _overflow_at(node.offset):
+                result = self._binary(node, result, right)
         return result
 
     def _step(self, expr: Expr) -> None:
@@ -239,6 +249,8 @@ class Evaluator:
         if self.steps > self.limits.max_terms:
             raise ExprError(f"the spec needs more than {self.limits.max_terms:,} evaluation steps "
                             f"(max_terms); it is too large", start(expr))
+        if self.steps % CHECK_EVERY == 0 and (late := out_of_time()) is not None:
+            raise ExprError(late, start(expr))
 
     def scopes(self, quantifier: Quantifier, scope: Scope) -> Iterator[dict[str, tuple[int, str]]]:
         """Every assignment of the bound indices that passes the filter, row-major, each
@@ -324,7 +336,7 @@ class Evaluator:
         if expr.op in ("+", "-"):
             sign = 1.0 if expr.op == "+" else -1.0
             if not isinstance(left, Linear) and not isinstance(right, Linear):
-                return _finite(left + sign * right, expr)
+                return _checked(left + sign * right)
             return _as_linear(left).add(right, sign)
         if isinstance(right, Linear):
             if expr.op == "/":
@@ -340,7 +352,7 @@ class Evaluator:
                 raise ExprError("division by zero", expr.offset)
             right = 1.0 / right
         try:
-            return left.scale(right) if isinstance(left, Linear) else _finite(left * right, expr)
+            return left.scale(right) if isinstance(left, Linear) else _checked(left * right)
         except NonAffine:
             raise ExprError("non-affine term: a product of two expressions with batched parameters (each "
                             "instance's numbers must be affine in its parameters)", expr.offset) from None
@@ -384,10 +396,20 @@ class Evaluator:
 Value = float | Affine | Linear
 
 
-def _finite(number: Number_, expr: Binary) -> Number_:
-    if not (number.finite() if isinstance(number, Affine) else math.isfinite(number)):
-        raise ExprError("the result is too large to be a finite number", expr.offset)
-    return number
+def _checked(number: Number_) -> Number_:
+    """``number``, or :class:`Overflow` where a float is not finite (an :class:`Affine`
+    form checks its own arithmetic)."""
+    return number if isinstance(number, Affine) else checked(number)
+
+
+@contextmanager
+def _overflow_at(offset: int) -> Iterator[None]:
+    """Arithmetic at character ``offset`` that overflows is a located :class:`ExprError`:
+    ``x - 1e308 - 1e308 <= 0`` would otherwise become ``x <= inf``."""
+    try:
+        yield
+    except Overflow as error:
+        raise ExprError(str(error), offset) from None
 
 
 def _as_linear(value: Value) -> Linear:

@@ -1,7 +1,7 @@
 """A spec's source: its JSON-like tree, and where each entry sits in the text.
 
-YAML is read with PyYAML's *composer* under ``SafeLoader`` (never a loader that
-constructs objects), so every node keeps its line and column; the tree is
+YAML is read with PyYAML's *composer* (over libyaml's parser where PyYAML has it;
+never a loader that constructs objects), so every node keeps its line and column; the tree is
 rebuilt from the nodes by hand. A Python dict goes through the same checks,
 without positions. Either way the result holds only dicts with string keys,
 lists, strings, finite-or-infinite floats, ints, booleans and None.
@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .clock import CHECK_EVERY, out_of_time, time_budget
 from .errors import Location, SpecError, field_name
-from .limits import DEFAULT_LIMITS, SpecLimits
+from .limits import DEFAULT_LIMITS, SpecLimits, inexact_integer, inexact_message
 
 KeyPath = tuple[str | int, ...]
 
@@ -26,7 +27,7 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a spec holds one per entry, up to max_document_nodes
 class Mark:
     """Where a value starts (0-based, as PyYAML counts) and how its scalar was written."""
 
@@ -96,21 +97,34 @@ class Source:
         return Location(self.file, mark.line + 1, mark.column + 1)
 
 
+# libyaml (C) scans, parses and composes a 10 MB spec in a fraction of a second, where
+# PyYAML's pure-Python loader takes tens of seconds. It refuses nesting past 1000 levels
+# itself, so its (C) recursion is bounded; max_document_depth is then _NodeReader's check.
+_LIBYAML = bool(getattr(yaml, "__with_libyaml__", False))
+_LIBYAML_DEPTH = 1000
+_MARKED_ITEMS = 256  # a list this long or shorter keeps the position of each of its scalars
+
+
 class _Composer(yaml.SafeLoader):
-    """PyYAML's safe loader, whose (recursive) composer refuses to nest past ``max_depth``:
-    ``[[[[...`` a few thousand deep would otherwise exhaust Python's stack."""
+    """PyYAML's pure-Python composer (where libyaml is missing), refusing to nest past
+    ``max_depth``: ``[[[[...`` a few thousand deep would otherwise exhaust Python's stack."""
 
     def __init__(self, text: str, max_depth: int) -> None:
         super().__init__(text)
         self.max_depth = max_depth
         self.depth = 0
+        self.nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
         self.depth += 1
+        self.nodes += 1
         if self.depth > self.max_depth:
             mark = self.peek_event().start_mark
             raise SpecError(f"the spec is nested more than {self.max_depth} levels deep (max_document_depth)",
                             line=mark.line + 1, column=mark.column + 1)
+        if self.nodes % CHECK_EVERY == 0 and (late := out_of_time()) is not None:
+            mark = self.peek_event().start_mark
+            raise SpecError(late, line=mark.line + 1, column=mark.column + 1)
         try:
             return super().compose_node(parent, index)
         finally:
@@ -119,11 +133,16 @@ class _Composer(yaml.SafeLoader):
 
 def from_yaml_text(text: str, file: str | None = None, limits: SpecLimits = DEFAULT_LIMITS) -> Source:
     """Parse YAML text into a :class:`Source`; any YAML problem is a located :class:`SpecError`."""
+    with time_budget(limits.max_seconds):
+        return _from_yaml_text(text, file, limits)
+
+
+def _from_yaml_text(text: str, file: str | None, limits: SpecLimits) -> Source:
     if len(text) > limits.max_text_bytes:
         raise SpecError(f"the spec is {len(text):,} characters long; the limit is {limits.max_text_bytes:,} "
                         "(max_text_bytes)", file=file)
     try:
-        composer = _Composer(text, limits.max_document_depth)
+        composer = yaml.CSafeLoader(text) if _LIBYAML else _Composer(text, limits.max_document_depth)
         try:
             node = composer.get_single_node()
         except SpecError as error:
@@ -136,6 +155,12 @@ def from_yaml_text(text: str, file: str | None = None, limits: SpecLimits = DEFA
         tree = reader.read(node, ())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
+        if "maximum nesting depth" in str(error.problem):  # libyaml's own bound, 1000 levels
+            depth = min(limits.max_document_depth, _LIBYAML_DEPTH)
+            raise SpecError(f"the spec is nested more than {depth} levels deep "
+                            f"({'max_document_depth' if depth < _LIBYAML_DEPTH else 'libyaml'})",
+                            file=file, line=mark.line + 1 if mark else None,
+                            column=mark.column + 1 if mark else None) from None
         problem = " ".join(p for p in (error.context, error.problem) if p)
         raise SpecError(
             f"YAML syntax: {problem}",
@@ -155,7 +180,8 @@ def from_mapping(spec: Mapping[str, Any], limits: SpecLimits = DEFAULT_LIMITS) -
     if not isinstance(spec, Mapping):
         raise SpecError(f"a spec is a mapping, got {type(spec).__name__}")
     try:
-        return Source(_plain(spec, (), 0, [0], limits))
+        with time_budget(limits.max_seconds):
+            return Source(_plain(spec, (), 0, [0], limits))
     except RecursionError:  # only when max_document_depth is set above what Python's stack allows
         raise SpecError("the spec is nested too deeply for Python's recursion limit") from None
 
@@ -175,17 +201,30 @@ class _NodeReader:
         mark = node.start_mark
         return SpecError(message, field=field_name(path), file=self.file, line=mark.line + 1, column=mark.column + 1)
 
-    def read(self, node: yaml.Node, path: KeyPath) -> Any:
+    def _too_deep(self, node: yaml.Node) -> SpecError:
+        """Located by line and column alone: the field's path would be as long as the nesting."""
+        mark = node.start_mark
+        return SpecError(f"the spec is nested more than {self.limits.max_document_depth} levels deep "
+                         "(max_document_depth)", file=self.file, line=mark.line + 1, column=mark.column + 1)
+
+    def read(self, node: yaml.Node, path: KeyPath, keep_mark: bool = True) -> Any:
         self.nodes += 1
-        if self.nodes > self.limits.max_document_nodes or len(path) > self.limits.max_document_depth:
-            raise self._fail(f"the spec is nested too deeply or too large (aliases?): more than "
-                             f"{self.limits.max_document_depth} levels (max_document_depth) or "
-                             f"{self.limits.max_document_nodes:,} entries (max_document_nodes)", node, path)
-        self.marks[path] = Mark(node.start_mark.line, node.start_mark.column, getattr(node, "style", None))
+        if self.nodes > self.limits.max_document_nodes:
+            raise self._fail(f"the spec is too large (aliases?): more than {self.limits.max_document_nodes:,} "
+                             "entries (max_document_nodes)", node, path)
+        # depth as a composer counts it: the root is 1, a collection's keys and items one more
+        if len(path) + 1 > self.limits.max_document_depth:
+            raise self._too_deep(node)
+        if self.nodes % CHECK_EVERY == 0 and (late := out_of_time()) is not None:
+            raise self._fail(late, node, path)
+        if keep_mark or not isinstance(node, yaml.ScalarNode):
+            self.marks[path] = Mark(node.start_mark.line, node.start_mark.column, getattr(node, "style", None) or None)
         if isinstance(node, yaml.MappingNode):
             if node.tag != _MAP_TAG:
                 raise self._fail(f"YAML tag {node.tag!r} is not allowed", node, path)
             result: dict[str, Any] = {}
+            if node.value and len(path) + 2 > self.limits.max_document_depth:
+                raise self._too_deep(node.value[0][0])
             for key_node, value_node in node.value:
                 key = self._scalar(key_node, path)
                 if not isinstance(key, str):
@@ -198,15 +237,23 @@ class _NodeReader:
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _SEQ_TAG:
                 raise self._fail(f"YAML tag {node.tag!r} is not allowed", node, path)
-            return [self.read(item, path + (i,)) for i, item in enumerate(node.value)]
+            # the entries of a long list (data) keep no mark of their own: a million of them
+            # would take a few hundred MB; an error there points at the list
+            keep = len(node.value) <= _MARKED_ITEMS
+            return [self.read(item, path + (i,), keep) for i, item in enumerate(node.value)]
         value = self._scalar(node, path)
         return _check_scalar(value, lambda message: self._fail(message, node, path))
 
     def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self._fail("keys must be strings", node, path)
+        # the tag's own constructor, straight (construct_object's bookkeeping doubles the time
+        # of a long array); an unknown tag goes the long way, to PyYAML's own error
+        construct = self.constructor.yaml_constructors.get(node.tag)
         try:
-            return self.constructor.construct_object(node)
+            if construct is None:
+                return self.constructor.construct_object(node)
+            return construct(self.constructor, node)
         except ValueError as error:  # int() of more digits than Python converts (4300 by default)
             raise self._fail(f"cannot read the number: {error}", node, path) from None
 
@@ -217,6 +264,8 @@ _LARGEST = 2 ** 1024  # beyond the largest float: no use in a program, and slow 
 def _check_scalar(value: Any, fail: Callable[[str], SpecError]) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and not -_LARGEST < value < _LARGEST:
         raise fail(f"an integer of {value.bit_length()} bits is too large (beyond 1.8e308)")
+    if isinstance(value, int) and not isinstance(value, bool) and inexact_integer(value):
+        raise fail(inexact_message(str(value)))
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -229,6 +278,8 @@ def _check_scalar(value: Any, fail: Callable[[str], SpecError]) -> Any:
 def _plain(value: Any, path: KeyPath, depth: int, count: list[int], limits: SpecLimits) -> Any:
     """A dict's tree as plain JSON-like data, checked as YAML's is."""
     count[0] += 1
+    if count[0] % CHECK_EVERY == 0 and (late := out_of_time()) is not None:
+        raise SpecError(late, field=field_name(path))
     if depth > limits.max_document_depth or count[0] > limits.max_document_nodes:
         raise SpecError(f"the spec is nested too deeply or too large: more than {limits.max_document_depth} "
                         f"levels (max_document_depth) or {limits.max_document_nodes:,} entries "
