@@ -25,7 +25,7 @@ $(VENV)/.docs: $(VENV)/bin/python pyproject.toml ci/constraints.txt Makefile
 	touch $@
 
 demo: $(VENV)/.demo
-	$(VENV)/bin/imle-solvers demo
+	$(VENV)/bin/imle-solvers demo --force  # a rerun replaces runs/demo/'s picture and metrics
 
 test: $(VENV)/.test
 	$(VENV)/bin/python -m pytest -q -n 2 $(PYTEST_ARGS)

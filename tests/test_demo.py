@@ -176,7 +176,7 @@ def test_unknown_methods_are_refused_with_the_valid_names(tmp_path, methods):
         run_demo(epochs=1, maps=10, out=str(tmp_path), methods=methods)
 
 
-def test_cli_demo_parses_methods(monkeypatch):
+def test_cli_demo_parses_methods(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
     import imle_solvers.demo
@@ -185,6 +185,7 @@ def test_cli_demo_parses_methods(monkeypatch):
     calls = []
     monkeypatch.setattr(imle_solvers.demo, "run_demo", lambda **kwargs: calls.append(kwargs))
     runner = CliRunner()
+    monkeypatch.chdir(tmp_path)  # an earlier real run's outputs in the working folder would be refused
     assert runner.invoke(main, ["demo", "--methods", "imle,blackbox,ste,pfyl,direct,baseline"]).exit_code == 0
     assert runner.invoke(main, ["demo", "--methods", "all", "--epochs", "2"]).exit_code == 0
     assert runner.invoke(main, ["demo"]).exit_code == 0

@@ -325,3 +325,24 @@ def test_a_registered_solver_of_its_own_gets_summable_scores_too():
         ims.adapters.unregister_solver(ims.GridShortestPath.kind, "test-own")
     assert seen == [np.ldexp(1e308, -scaling_shift(9)), 1.0]
     assert seen[0] * 9 < np.finfo(np.float64).max / 2  # a sum of every cell stays finite
+
+
+@pytest.mark.parametrize("w, cap", [([1.0, 1e25, 1.0], 2.0), ([1.0, 1.0, 1.0], 1e21)], ids=["coefficient", "bound"])
+def test_batched_parameters_that_the_solvers_would_read_as_infinite_are_refused_naming_the_instance(w, cap):
+    # a finite 1e21 bound would silently be no bound at all in SCIP (numerics/infinity 1e20)
+    problem = ims.ILP.from_dict({
+        "sets": {"items": 3},
+        "params": {"w": {"over": ["items"], "batched": True, "default": [1.0, 1.0, 1.0]},
+                   "cap": {"batched": True, "default": 2}},
+        "variables": {"x": {"over": ["items"], "type": "binary"}},
+        "constraints": [{"name": "c", "expr": "sum(i in items) w[i] * x[i] <= cap"}],
+        "objective": {"sense": "max", "theta": "x"},
+    })
+    oracle = ims.MAPOracle(problem)
+    theta = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    with pytest.raises(ims.InvalidInputError, match="at batch index 1 .*1e\\+20 or more"):
+        oracle(theta, w=np.array([[1.0, 1.0, 1.0], w]), cap=np.array([2.0, cap]))
+    with pytest.raises(ims.InvalidInputError, match="1e\\+20 or more"):
+        problem.instance_values({"w": np.array(w), "cap": np.array(cap)})
+    np.testing.assert_array_equal(oracle(theta, w=np.ones((2, 3)), cap=np.array([2.0, 1.0])),
+                                  [[0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])

@@ -21,6 +21,12 @@ import scipy.sparse as sp
 from ..errors import InvalidInputError
 from .ilp_params import ParameterMaps
 
+# SCIP takes any number of this magnitude or more for infinity (its ``numerics/infinity``,
+# 1e20 by default), and OR-Tools hands every program CP-SAT cannot take to SCIP: a row
+# bound of 1e25 would silently be no bound, a coefficient of 1e25 a solver error. So a
+# compiled program's finite numbers (coefficients, bounds, the fixed objective) stay below.
+SOLVER_INFINITY = 1e20
+
 # A stacked map with at most this many entries (parametric numbers x parameter entries) is
 # kept dense: a dense product of that size costs microseconds, a sparse one's overhead ten.
 _DENSE_ENTRIES = 1 << 16
@@ -140,7 +146,8 @@ class ParametricParts:
             high[self._clipped] = np.minimum(high[self._clipped], 1.0)
         fine = ((low <= high) & (low < np.inf) & (high > -np.inf)).all() if r + v else True
         if not fine or (k and not np.isfinite(numbers[:k]).all()) or \
-                (self.has_objective and not np.isfinite(numbers[k + 2 * (r + v):]).all()):
+                (self.has_objective and not np.isfinite(numbers[k + 2 * (r + v):]).all()) or \
+                not _below_solver_infinity(numbers):
             self._check(*self._evaluate(p), batch=False)  # raises, saying what is wrong
         objective = numbers[k + 2 * (r + v):] if self.has_objective else None
         return InstanceValues(self.slots, numbers[:k], self.rows, low[:r], high[:r], self.columns, low[r:], high[r:],
@@ -200,6 +207,11 @@ class ParametricParts:
         for numbers in (values.coefficients, values.objective):
             if numbers is not None and numbers.size:
                 failed |= ~np.isfinite(numbers).all(axis=1)
+        solvers_infinite = np.zeros_like(failed)
+        for numbers in (values.coefficients, values.objective, low, high):
+            if numbers is not None and numbers.size:
+                solvers_infinite |= (np.isfinite(numbers) & (np.abs(numbers) >= SOLVER_INFINITY)).any(axis=1)
+        failed |= solvers_infinite
         if not failed.any():
             return
         index = int(failed.argmax())
@@ -213,6 +225,11 @@ class ParametricParts:
             raise InvalidInputError(
                 f"{self.label}: {self._involved(i)}{at}: {what} {name} would need "
                 f"{low[index, i]:g} <= {quantity} <= {high[index, i]:g} (its lower bound above its upper bound)")
+        if solvers_infinite[index]:
+            raise InvalidInputError(
+                f"{self.label}: batched parameters {list(self.maps.names)}{at} give a number of magnitude "
+                f"{SOLVER_INFINITY:g} or more, which the ILP solvers take for infinity (SCIP's numerics/infinity); "
+                "rescale the program")
         raise InvalidInputError(f"{self.label}: batched parameters {list(self.maps.names)}{at} give a number too "
                                 "large to be finite")
 
@@ -226,6 +243,13 @@ class ParametricParts:
         owners = np.repeat(np.arange(len(self.maps.parameters)), [p.size for p in self.maps.parameters])
         names = [self.maps.parameters[k].name for k in np.unique(owners[entries])]
         return f"batched parameter{'s' if len(names) != 1 else ''} {', '.join(map(repr, names))}"
+
+
+def _below_solver_infinity(numbers: np.ndarray) -> bool:
+    """Whether no finite number among ``numbers`` reaches what the ILP solvers take for
+    infinity (a bound of ``+-inf`` is one; a finite ``1e25`` would silently become one)."""
+    magnitude = np.abs(numbers)
+    return not ((magnitude >= SOLVER_INFINITY) & (magnitude < np.inf)).any()
 
 
 def _touched(*maps: sp.csr_array) -> np.ndarray:

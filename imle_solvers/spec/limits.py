@@ -72,11 +72,7 @@ class SpecLimits:
 
 DEFAULT_LIMITS = SpecLimits()
 
-# SCIP takes any number of this magnitude or more for infinity (its ``numerics/infinity``,
-# 1e20 by default), and OR-Tools hands every program CP-SAT cannot take to SCIP: a row
-# bound of 1e25 would silently be no bound, a coefficient of 1e25 a solver error. So a
-# compiled program's finite numbers (coefficients, bounds, the fixed objective) stay below.
-SOLVER_INFINITY = 1e20
+from ..problems.ilp_instances import SOLVER_INFINITY  # noqa: E402  (defined beside the checks of instances)
 _EXACT = 2 ** 53  # every integer up to this is a float64; beyond it, only some are
 
 
