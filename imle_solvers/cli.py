@@ -113,13 +113,15 @@ def validate(specs: tuple[str, ...], params: dict[str, Any], limits) -> None:
     error as FILE:LINE:COLUMN: FIELD: MESSAGE. Exits 1 if any spec is broken. A spec
     that would expand past a limit (rows, nonzeros, ...) is refused before it is built.
     """
+    from .problems.ilp import VARIABLE_TYPES
+
     failed = False
     for spec in specs:
         ilp = _try_load(spec, params, limits)
         if ilp is None:
             failed = True
             continue
-        types = {t: sum(v.size for v in ilp.variables if v.type == t) for t in ("binary", "integer", "continuous")}
+        types = {t: sum(v.size for v in ilp.variables if v.type == t) for t in VARIABLE_TYPES}
         kinds = ", ".join(f"{n} {t}" for t, n in types.items() if n)
         rows = ilp.constraints.shape[0]
         batched = f", batched: {', '.join(ilp.parameters.names)}" if ilp.parameters is not None else ""

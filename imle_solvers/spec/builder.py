@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import numpy as np
 import scipy.sparse as sp
 
-from ..problems.ilp import ILP, Variable
+from ..problems.ilp import ILP, VARIABLE_TYPES, Variable
 from ..problems.ilp_params import Parameter
 from .affine import Affine
 from .batched import BatchedTerms
@@ -33,7 +33,7 @@ from .limits import DEFAULT_LIMITS, PYTHON_BUILDER, SOLVER_INFINITY, Hints, Spec
 from .linear import Evaluator, Expansion, Linear, Tensor, unknown
 from .source import KeyPath
 
-VARIABLE_TYPES = ("binary", "integer", "continuous")
+
 T = TypeVar("T")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
