@@ -212,9 +212,13 @@ def test_batched_objective_beyond_the_limit_fails_as_its_instance():
     b.set_objective("max", theta="x", fixed="price * x[0]")
     problem = b.build()
     oracle = ims.MAPOracle(problem, backend=ILP_BACKENDS[0])
-    with pytest.raises(SolverError, match=r"instance 1 .*objective coefficient 1e\+30") as error:
-        oracle(np.zeros((2, 2)), price=np.array([1.0, 1e30]))
+    # beyond the scores' limit (1e18), below what the solvers read as infinite: the solve refuses it
+    with pytest.raises(SolverError, match=r"instance 1 .*objective coefficient 1e\+19") as error:
+        oracle(np.zeros((2, 2)), price=np.array([1.0, 1e19]))
     assert error.value.status == "out-of-range"
+    # at or beyond 1e20 the batch's data are refused before any solve, naming the instance
+    with pytest.raises(InvalidInputError, match=r"batch index 1 .*1e\+20 or more"):
+        oracle(np.zeros((2, 2)), price=np.array([1.0, 1e30]))
 
 
 # -- bfloat16 scores: converted on the host exactly --------------------------------------------
