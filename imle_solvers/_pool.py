@@ -45,7 +45,7 @@ from typing import Any
 import joblib
 from joblib.externals.loky.process_executor import BrokenProcessPool, ShutdownExecutorError, TerminatedWorkerError
 
-from .engines import Engine, make_engine
+from .engines import Engine, cluster_slots, make_engine
 from .errors import UnknownBackendError, missing_dependency
 
 # Open loky pools of this process (each has workers of its own; kept for inspection).
@@ -130,21 +130,24 @@ def check_backend(name: str) -> None:
 
 
 def _register(name: str) -> None:
-    # joblib.Parallel only knows registered backends: "dask" is registered on demand
-    # (joblib's EXTERNAL_BACKENDS), Ray ships its backend and registers it on request.
+    # joblib.Parallel only knows registered backends: some register on demand
+    # (joblib's EXTERNAL_BACKENDS)
     from joblib.parallel import BACKENDS, EXTERNAL_BACKENDS
 
-    if name == "ray":
-        from ray.util.joblib import register_ray
-
-        register_ray()
-    elif name not in BACKENDS and name in EXTERNAL_BACKENDS:
+    if name not in BACKENDS and name in EXTERNAL_BACKENDS:
         EXTERNAL_BACKENDS[name]()
 
 
 def effective_workers(n_jobs: int, backend: str) -> int:
-    """How many tasks backend ``backend`` runs at once for ``n_jobs`` (-1: every core or cluster thread)."""
+    """How many tasks backend ``backend`` runs at once for ``n_jobs`` (-1: every core or,
+    on Dask and Ray, every thread or CPU of the cluster; -2: all but one, and so on).
+
+    Never waits for a cluster: with no Dask worker up (all of them restarting), 1."""
     check_backend(backend)
+    if backend in ("dask", "ray"):
+        if n_jobs > 0:
+            return n_jobs
+        return max(1, cluster_slots(backend) + 1 + n_jobs)
     _register(backend)
     with joblib.parallel_config(backend=backend):
         return joblib.effective_n_jobs(n_jobs)
@@ -286,6 +289,9 @@ class WorkerPool:
                 unfinished, lost = self._attempt(fn, tasks, unfinished, results, timeout)
                 if not unfinished:
                     return results
+                engine = self._holder.engine
+                if engine is not None and engine.retries_lost:
+                    break  # the cluster retried them already
             raise WorkersLost(unfinished, results) from lost
 
     def warm_up(self, fn: Callable[..., Any] | None = None, args: tuple = (), timeout: float | None = None) -> int:
@@ -366,8 +372,8 @@ class WorkerPool:
         lost: list[int] = []
         lost_error: BaseException | None = None
         try:
-            while running or (queued and not lost):
-                while queued and not lost and len(running) < capacity:
+            while running or (queued and not (lost and engine.shared_losses)):
+                while queued and not (lost and engine.shared_losses) and len(running) < capacity:
                     i = queued.popleft()
                     try:
                         handle = engine.submit(fn, tasks[i])
@@ -386,8 +392,8 @@ class WorkerPool:
                     try:
                         results[i] = engine.result(handle)
                     except engine.lost_errors as error:
-                        # no new task until the ones running come back: with loky, the
-                        # dead worker broke the executor and the others are lost with it
+                        # with shared losses (loky: the dead worker broke the executor, the
+                        # others are lost with it), no new task until the running ones are back
                         lost.append(i)
                         lost_error = error
                 if not done and time.monotonic() >= first_deadline:

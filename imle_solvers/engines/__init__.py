@@ -31,6 +31,12 @@ class Engine(Protocol):
     #: what the engine raises (on :meth:`submit` or :meth:`result`) when workers went
     #: away under a task: the task may be run again on restarted workers
     lost_errors: tuple[type[BaseException], ...]
+    #: whether one dead worker loses every running task (loky: the executor breaks), so
+    #: that no task should be submitted until the running ones came back
+    shared_losses: bool
+    #: whether the cluster already retried a lost task before reporting it (Dask's
+    #: ``allowed-failures``): the pool then does not retry it once more
+    retries_lost: bool
 
     def submit(self, fn: Callable[..., Any], args: tuple) -> Any:
         """Start ``fn(*args)`` on a worker; a handle for :meth:`wait` and :meth:`result`."""
@@ -57,6 +63,18 @@ class Engine(Protocol):
     def forget(self) -> None:
         """Drop every reference to the workers without touching them: in a forked child,
         where they belong to the parent."""
+
+
+def cluster_slots(backend: str) -> int:
+    """Tasks the cluster of ``backend`` (``"dask"`` or ``"ray"``) runs at once: its worker
+    threads (Dask) or CPUs (Ray), as they are now."""
+    if backend == "dask":
+        from .dask import cluster_threads
+
+        return cluster_threads()
+    from .ray import cluster_cpus
+
+    return cluster_cpus()
 
 
 def make_engine(backend: str, n_jobs: int) -> Engine | None:

@@ -28,6 +28,8 @@ class LokyEngine:
     """``n_jobs`` loky worker processes (-1: one per core), started on first submit."""
 
     lost_errors: tuple[type[BaseException], ...] = (TerminatedWorkerError, BrokenProcessPool, ShutdownExecutorError)
+    shared_losses = True
+    retries_lost = False
 
     def __init__(self, n_jobs: int) -> None:
         self.workers = joblib.effective_n_jobs(n_jobs)

@@ -21,6 +21,15 @@ def _remote() -> Any:
     return ray.remote(max_retries=0, num_cpus=1)(_call)
 
 
+def cluster_cpus() -> int:
+    """CPUs of the Ray cluster (a local one is started if this process has none)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init()
+    return int(ray.cluster_resources().get("CPU", 1))
+
+
 def _call(fn: Callable[..., Any], args: tuple) -> Any:
     return fn(*args)
 
@@ -28,6 +37,9 @@ def _call(fn: Callable[..., Any], args: tuple) -> Any:
 class RayEngine:
     """Tasks on the Ray cluster this process is connected to (``ray.init``; Ray starts a
     local one on first use otherwise)."""
+
+    shared_losses = False
+    retries_lost = False
 
     def __init__(self) -> None:
         from ray.exceptions import NodeDiedError, ObjectLostError, RayActorError, WorkerCrashedError
