@@ -40,6 +40,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import joblib
@@ -185,6 +186,17 @@ def lost_worker_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One :meth:`WorkerPool.map`: ``fn`` of each of ``tasks``, into ``results`` (one slot
+    a task), each with a ``timeout`` in seconds (or None)."""
+
+    fn: Callable[..., Any]
+    tasks: Sequence[tuple]
+    results: list[Any]
+    timeout: float | None
+
+
 class _Holder:
     """What a pool runs on: its engine, or its live ``joblib.Parallel`` (None until
     opened). The pool's finalizer holds this (not the pool), so that it can stop
@@ -281,12 +293,13 @@ class WorkerPool:
         """
         self._check_process()
         with self._lock:
-            results: list[Any] = [None] * len(tasks)
+            call = _Call(fn, tasks, [None] * len(tasks), timeout)
+            results = call.results
             unfinished, lost = list(range(len(tasks))), None
             for _ in range(2):  # the tasks lost with their workers run once more, on restarted ones
                 if timeout is not None and not self._warm:
                     self._start_workers()
-                unfinished, lost = self._attempt(fn, tasks, unfinished, results, timeout)
+                unfinished, lost = self._attempt(call, unfinished)
                 if not unfinished:
                     return results
                 engine = self._holder.engine
@@ -320,23 +333,16 @@ class WorkerPool:
         """Start every worker, so that a timeout times tasks, not start-up and imports."""
         self.warm_up()
 
-    def _attempt(
-        self,
-        fn: Callable[..., Any],
-        tasks: Sequence[tuple],
-        indices: list[int],
-        results: list[Any],
-        timeout: float | None,
-    ) -> tuple[list[int], BaseException | None]:
-        """Run ``tasks[i] for i in indices`` into ``results``: the indices lost workers
-        left unfinished, and the error that said so."""
+    def _attempt(self, call: _Call, indices: list[int]) -> tuple[list[int], BaseException | None]:
+        """Run ``call.tasks[i] for i in indices`` into ``call.results``: the indices lost
+        workers left unfinished, and the error that said so."""
         self._ensure_open()
         self._warm = False  # until this call succeeds: an aborted call restarts the workers
         try:
             if self._holder.engine is not None:
-                unfinished, lost = self._attempt_on_engine(self._holder.engine, fn, tasks, indices, results, timeout)
+                unfinished, lost = self._attempt_on_engine(self._holder.engine, call, indices)
             else:
-                unfinished, lost = self._attempt_on_joblib(fn, tasks, indices, results, timeout)
+                unfinished, lost = self._attempt_on_joblib(call, indices)
         except KeyboardInterrupt:
             self.close(kill=True)
             raise
@@ -354,14 +360,9 @@ class WorkerPool:
         return unfinished, lost
 
     def _attempt_on_engine(
-        self,
-        engine: Engine,
-        fn: Callable[..., Any],
-        tasks: Sequence[tuple],
-        indices: list[int],
-        results: list[Any],
-        timeout: float | None,
+        self, engine: Engine, call: _Call, indices: list[int]
     ) -> tuple[list[int], BaseException | None]:
+        fn, tasks, results, timeout = call.fn, call.tasks, call.results, call.timeout
         # At most one task per worker in flight when timed, so that a task's clock starts
         # when it does (its deadline runs from its submission); twice that otherwise, so
         # that no worker waits for the next task to arrive.
@@ -405,20 +406,13 @@ class WorkerPool:
             raise
         return sorted([*lost, *queued]), lost_error
 
-    def _attempt_on_joblib(
-        self,
-        fn: Callable[..., Any],
-        tasks: Sequence[tuple],
-        indices: list[int],
-        results: list[Any],
-        timeout: float | None,
-    ) -> tuple[list[int], BaseException | None]:
+    def _attempt_on_joblib(self, call: _Call, indices: list[int]) -> tuple[list[int], BaseException | None]:
         self._calls += 1
-        call = self._calls
+        number, results, fn, tasks = self._calls, call.results, call.fn, call.tasks
         pending = dict.fromkeys(indices)  # in dispatch order: joblib times out the oldest first
         try:
-            for tag, position, result in self._run(_tagged, [(call, i, fn, tasks[i]) for i in indices], timeout):
-                if tag != call or position not in pending:
+            for tag, position, result in self._run(_tagged, [(number, i, fn, tasks[i]) for i in indices], call.timeout):
+                if tag != number or position not in pending:
                     continue  # another call's result (see the module docstring): never this call's
                 results[position] = result
                 del pending[position]
