@@ -143,7 +143,7 @@ def chaos_run(
 
     ``faults``: per-row probability of each fault (default: abort 0.2%, hang 0.05%,
     raise 1%: a fault in about one step in ten, each abort costing a worker restart). Every ``thread_every``-th step is three concurrent calls from three threads;
-    at step ``fork_at`` (default: half-way) the process forks and the child calls the
+    at step ``fork_at`` (default: just past half-way) the process forks and the child calls the
     oracle. A call longer than ``hang_seconds`` is a hang: the watchdog prints every
     thread's stack and ends the process."""
     import faulthandler
@@ -151,7 +151,7 @@ def chaos_run(
     from imle_solvers import scheduler
 
     faults = {"abort": 0.002, "hang": 0.0005, "raise": 0.01} if faults is None else faults
-    fork_at = steps // 2 if fork_at is None else fork_at
+    fork_at = steps // 2 + 1 if fork_at is None else fork_at  # not a threads' step
     rng = np.random.default_rng(seed)
     oracle = ims.MAPOracle(Chaos(n=CHAOS_N, k=1), backend="chaos", n_jobs=2, parallel_backend=parallel_backend,
                            chunk_size=2, time_limit=time_limit, on_failure="skip")
