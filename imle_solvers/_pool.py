@@ -323,8 +323,10 @@ class WorkerPool:
         for _ in range(WARM_UP_ROUNDS):
             try:
                 reached.update(self.map(_warm_task, [(fn, args)] * workers, timeout=timeout))
-            except TaskTimedOut:
-                break  # what hangs on the warm-up's instance: the first real call will say
+            except (TaskTimedOut, WorkersLost):
+                # what hangs or kills on the warm-up's instance, or workers that cannot start:
+                # the first real call will say, naming its own tasks (never the warm-up's)
+                break
             if len(reached) >= workers:
                 break
         return len(reached)
