@@ -20,8 +20,18 @@
   parameters against the undisturbed in-process run.
 - **hang**: a solver that hangs on one instance, ``time_limit=0.5``: the layer
   raises ``SolverError(status="time-limit")`` naming the instances of its chunk.
+- **chaos**: ``--chaos-steps`` oracle calls (batch 8, ``chunk_size=2``,
+  ``on_failure="skip"``, ``time_limit=0.2``) with a solver that, on instances drawn at
+  random, aborts its worker (``os.abort``), hangs, or raises; on loky and on a Dask
+  ``LocalCluster`` (two single-threaded workers, ``allowed-failures: 0``). Every 50th
+  step is three calls from three threads at once, and one step forks the process and
+  calls the oracle in the child. Figures: calls that hung (none may: a watchdog ends
+  the run), states reported solved that differ from the undisturbed solve, the longest
+  call against the bound (each chunk's time-out, twice: a lost chunk is retried once),
+  resident memory growth after warm-up, and processes left after closing.
 
-``--short`` runs 300 torch steps with two kills (one of each kind), 100 JAX steps. Prints a markdown
+``--short`` runs 300 torch steps with two kills (one of each kind), 100 JAX steps, 200
+chaos steps. Prints a markdown
 table; ``main()`` returns the figures. The tests (tests/test_soak.py) run the same
 functions.
 
@@ -73,6 +83,180 @@ def solve_or_hang(theta: np.ndarray, problem: HangingKnapsack) -> np.ndarray:
     if theta.max() > HANG_MARK:
         time.sleep(3600)
     return resolve_solver("ilp").solve(theta, problem)
+
+
+# -- chaos: a solver that aborts, hangs or raises on instances drawn at random ---------------
+
+CHAOS_N = 6
+# a chaos instance's first score: FAULT_MARK times the fault's code (1 abort, 2 hang, 3 raise)
+FAULT_MARK = 1e3
+FAULTS = ("abort", "hang", "raise")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Chaos(ims.KSubset):
+    """The best of ``CHAOS_N`` items, with a solver that faults on marked instances."""
+
+    kind: ClassVar[str] = "soak-chaos"
+
+
+def best_items(scores: np.ndarray) -> np.ndarray:
+    """The undisturbed answer: the one-hot argmax of each row ``(B, n) -> (B, n)``."""
+    return np.eye(scores.shape[-1])[np.argmax(scores, axis=-1)]
+
+
+@ims.register_solver(Chaos.kind, "chaos")
+def solve_or_fault(theta: np.ndarray, problem: Chaos) -> np.ndarray:
+    fault = int(theta[0] // FAULT_MARK) if theta[0] >= FAULT_MARK else 0
+    if fault == 1:
+        os.abort()
+    if fault == 2:
+        time.sleep(3600)
+    if fault == 3:
+        raise ValueError("the chaos solver refuses this instance")
+    return best_items(theta[None])[0]
+
+
+def chaos_batch(rng: np.random.Generator, faults: dict[str, float], b: int = BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """Scores ``(b, CHAOS_N)`` in [0, 1) and which rows were marked to fault ``(b,)``: each
+    row faults with the probability ``faults[kind]`` of each kind."""
+    scores = rng.uniform(size=(b, CHAOS_N))
+    marked = np.zeros(b, dtype=bool)
+    for code, kind in enumerate(FAULTS, start=1):
+        hit = (rng.uniform(size=b) < faults.get(kind, 0.0)) & ~marked
+        scores[hit, 0] = code * FAULT_MARK
+        marked |= hit
+    return scores, marked
+
+
+def chaos_run(
+    steps: int,
+    parallel_backend: str = "loky",
+    faults: dict[str, float] | None = None,
+    seed: int = 0,
+    time_limit: float = 0.2,
+    thread_every: int = 50,
+    fork_at: int | None = None,
+    hang_seconds: float = 300.0,
+) -> dict[str, Any]:
+    """``steps`` calls of an oracle on ``parallel_backend`` with a chaos solver; the figures.
+
+    ``faults``: per-row probability of each fault (default: abort 0.2%, hang 0.05%,
+    raise 1%: a fault in about one step in ten, each abort costing a worker restart). Every ``thread_every``-th step is three concurrent calls from three threads;
+    at step ``fork_at`` (default: just past half-way) the process forks and the child calls the
+    oracle. A call longer than ``hang_seconds`` is a hang: the watchdog prints every
+    thread's stack and ends the process."""
+    import faulthandler
+
+    from imle_solvers import scheduler
+
+    faults = {"abort": 0.002, "hang": 0.0005, "raise": 0.01} if faults is None else faults
+    fork_at = steps // 2 + 1 if fork_at is None else fork_at  # not a threads' step
+    rng = np.random.default_rng(seed)
+    oracle = ims.MAPOracle(Chaos(n=CHAOS_N, k=1), backend="chaos", n_jobs=2, parallel_backend=parallel_backend,
+                           chunk_size=2, time_limit=time_limit, on_failure="skip")
+    bound = 2 * (2 * time_limit + scheduler.TIMEOUT_GRACE_SECONDS)  # a chunk's time-out, retried once
+    figures: dict[str, Any] = {"steps": steps, "engine": parallel_backend, "hangs": 0, "wrong": 0, "solved": 0,
+                               "failed": 0, "marked": 0, "unmarked_failed": 0, "longest_s": 0.0, "bound_s": bound,
+                               "thread_calls": 0, "fork": None}
+    before = child_pids()
+    warm = warm_up_steps(steps)
+
+    def call(scores: np.ndarray, marked: np.ndarray) -> None:
+        start = time.perf_counter()
+        z, status = oracle.solve(scores)
+        figures["longest_s"] = max(figures["longest_s"], time.perf_counter() - start)
+        solved = status == 0
+        figures["solved"] += int(solved.sum())
+        figures["failed"] += int((~solved).sum())
+        figures["marked"] += int(marked.sum())
+        figures["unmarked_failed"] += int((~solved & ~marked).sum())
+        figures["wrong"] += int((np.abs(z[solved] - best_items(scores[solved])).sum(axis=-1) > 0).sum())
+
+    start = time.perf_counter()
+    faulthandler.dump_traceback_later(hang_seconds, exit=True)  # a hung call ends the run, loudly
+    try:
+        oracle.warm_up()
+        for step in range(steps):
+            faulthandler.cancel_dump_traceback_later()
+            faulthandler.dump_traceback_later(hang_seconds, exit=True)
+            if step == warm:
+                figures["rss_mb_warm"] = rss_mb()
+            if thread_every and step and step % thread_every == 0:
+                batches = [chaos_batch(rng, faults) for _ in range(3)]
+                threads = [threading.Thread(target=call, args=batch) for batch in batches]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                figures["thread_calls"] += 3
+            elif step == fork_at:
+                figures["fork"] = _chaos_fork(oracle, rng)
+            else:
+                call(*chaos_batch(rng, faults))
+            figures["steps_done"] = step + 1
+        figures["seconds"] = time.perf_counter() - start
+        figures["rss_mb_end"] = rss_mb()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        figures["restarts"] = oracle.pool.restarts
+        figures["failures"] = dict(oracle.failures)
+        oracle.close()
+        _wait_for_workers_to_exit()
+    figures["rss_growth_pct"] = 100 * (figures["rss_mb_end"] / figures["rss_mb_warm"] - 1)
+    figures["leaked_processes"] = len(_non_trackers(child_pids() - before))
+    return figures
+
+
+def _non_trackers(pids: set[int]) -> set[int]:
+    """``pids`` but the resource trackers (multiprocessing's, loky's): one per process for
+    its lifetime, started with the first pool, not workers."""
+    kept = set()
+    for pid in pids:
+        try:
+            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                kept.add(pid)
+        except OSError:
+            continue
+    return kept
+
+
+def _chaos_fork(oracle: ims.MAPOracle, rng: np.random.Generator) -> bool:
+    """Fork; the child calls ``oracle`` on a clean batch (no fault) and says whether it was
+    right. Whether it was, within a minute."""
+    scores, _ = chaos_batch(rng, {})
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, b"1" if np.array_equal(oracle(scores), best_items(scores)) else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 60
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            break
+        time.sleep(0.05)
+    answer = os.read(read, 1)
+    os.close(read)
+    return answer == b"1"
+
+
+def chaos_dask_run(steps: int, **kwargs: Any) -> dict[str, Any]:
+    """:func:`chaos_run` on a Dask ``LocalCluster`` of two single-threaded workers
+    (``allowed-failures: 0``: a crash is reported at its first worker's death). The
+    fork step is left out: a forked child cannot use the parent's Dask client."""
+    import dask
+    import distributed
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster):
+        figures = chaos_run(steps, parallel_backend="dask", fork_at=-1, **kwargs)
+    return figures
 
 
 # -- what the process holds ----------------------------------------------------------------
@@ -322,16 +506,37 @@ def _counts(r: dict[str, Any]) -> str:
     return " / ".join(f"{before[k]}→{after[k]}→{closed[k]}" for k in ("fds", "threads", "processes"))
 
 
-def main(short: bool = False, steps: int = 10_000, kill_every: int = 500, jax_steps: int = 1_000) -> dict:
+def chaos_report(name: str, r: dict[str, Any]) -> None:
+    """Print a chaos run's figures, one line."""
+    print(f"| {name} | {r['steps_done']}/{r['steps']} | {r['hangs']} | {r['wrong']} of {r['solved']} "
+          f"| {r['failed']} ({r['marked']} marked, {r['unmarked_failed']} unmarked) "
+          f"| {r['longest_s']:.1f} s / {r['bound_s']:.1f} s | {r['rss_growth_pct']:+.1f}% "
+          f"| {r['leaked_processes']} | {r['thread_calls']} | {r['fork']} | {r['restarts']} | {r['seconds']:.0f} |",
+          flush=True)
+
+
+def main(short: bool = False, steps: int = 10_000, kill_every: int = 500, jax_steps: int = 1_000,
+         chaos_steps: int = 2_000, only_chaos: bool = False) -> dict:
     import importlib.util
 
     if short:
-        steps, kill_every, jax_steps = 300, 100, 100
+        steps, kill_every, jax_steps, chaos_steps = 300, 100, 100, 200
+    runs: dict[str, Any] = {}
+    print("| chaos | steps | hangs | wrong among solved | failed | longest call / bound | RSS growth "
+          "| leaked processes | thread calls | fork ok | restarts | s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|", flush=True)
+    runs["chaos loky"] = chaos_run(chaos_steps)
+    chaos_report("loky", runs["chaos loky"])
+    if importlib.util.find_spec("distributed") is not None:
+        runs["chaos dask"] = chaos_dask_run(chaos_steps)
+        chaos_report("Dask LocalCluster", runs["chaos dask"])
+    print()
+    if only_chaos:
+        return runs
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     print("| run | steps survived | kills | s | RSS growth after warm-up | params = undisturbed "
           "| fds / threads / processes (warm→end→closed) |")
     print("|---|---:|---:|---:|---:|---|---|", flush=True)
-    runs: dict[str, Any] = {}
 
     def report(name: str, figures: dict, reference: dict | None = None) -> None:
         """Keep a run's figures and print its row at once: a long soak reports as it goes."""
@@ -369,5 +574,8 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--kill-every", type=int, default=500)
     parser.add_argument("--jax-steps", type=int, default=1_000)
+    parser.add_argument("--chaos-steps", type=int, default=2_000)
+    parser.add_argument("--only-chaos", action="store_true", help="the chaos runs alone")
     args = parser.parse_args()
-    main(short=args.short, steps=args.steps, kill_every=args.kill_every, jax_steps=args.jax_steps)
+    main(short=args.short, steps=args.steps, kill_every=args.kill_every, jax_steps=args.jax_steps,
+         chaos_steps=args.chaos_steps, only_chaos=args.only_chaos)

@@ -1,12 +1,18 @@
-"""Persistent joblib worker pools for :class:`~imle_solvers.oracle.MAPOracle`.
+"""Persistent worker pools for :class:`~imle_solvers.oracle.MAPOracle`.
 
-A :class:`WorkerPool` wraps one ``joblib.Parallel`` that is entered once and
-reused for every call, so the workers (loky's reusable executor, a thread pool,
-a Dask or Ray cluster) start once per training job, not once per step. It keeps
-the order of the tasks, retries once the tasks a dead worker took with it, turns
-joblib's per-task timeout into an error that names the task, and shuts down
-cleanly on :meth:`WorkerPool.close`, on ``KeyboardInterrupt``, when garbage
-collected and at interpreter exit.
+A :class:`WorkerPool` starts its workers once and reuses them for every call, so
+they start once per training job, not once per step. On ``"loky"``, ``"dask"`` and
+``"ray"`` it submits the tasks to an engine of its own (:mod:`imle_solvers.engines`)
+and waits on them with a deadline per task; on other joblib backends (threads,
+``"sequential"``, ``"multiprocessing"``) it wraps one ``joblib.Parallel``. It keeps
+the order of the tasks, retries once the tasks a dead worker took with it, turns a
+task past its time-out into an error that names the task (its workers are stopped),
+and shuts down cleanly on :meth:`WorkerPool.close`, on ``KeyboardInterrupt``, when
+garbage collected and at interpreter exit.
+
+Calls from several threads are served one at a time (a lock per pool); a forked
+child never touches the parent's workers (the pool notices the new process and
+starts its own).
 
 Two invariants hold whatever joblib does underneath:
 
@@ -32,18 +38,21 @@ import sys
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import joblib
-from joblib.externals.loky import get_reusable_executor
 from joblib.externals.loky.process_executor import BrokenProcessPool, ShutdownExecutorError, TerminatedWorkerError
 
+from .engines import Engine, cluster_slots, make_engine
 from .errors import UnknownBackendError, missing_dependency
 
-# Open loky pools of this process: loky's executor is a process-wide singleton,
-# so the last pool to close is the one that stops its workers.
+# Open loky pools of this process (each has workers of its own; kept for inspection).
 _OPEN_LOKY_POOLS: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+# Every pool of this process: a forked child resets them all (see WorkerPool._after_fork).
+_ALL_POOLS: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 # What one task costs a backend beyond the solving, in seconds: pickling the chunk
 # there and back and the scheduler's bookkeeping (benchmarks/bench_pool.py measures
@@ -122,21 +131,24 @@ def check_backend(name: str) -> None:
 
 
 def _register(name: str) -> None:
-    # joblib.Parallel only knows registered backends: "dask" is registered on demand
-    # (joblib's EXTERNAL_BACKENDS), Ray ships its backend and registers it on request.
+    # joblib.Parallel only knows registered backends: some register on demand
+    # (joblib's EXTERNAL_BACKENDS)
     from joblib.parallel import BACKENDS, EXTERNAL_BACKENDS
 
-    if name == "ray":
-        from ray.util.joblib import register_ray
-
-        register_ray()
-    elif name not in BACKENDS and name in EXTERNAL_BACKENDS:
+    if name not in BACKENDS and name in EXTERNAL_BACKENDS:
         EXTERNAL_BACKENDS[name]()
 
 
 def effective_workers(n_jobs: int, backend: str) -> int:
-    """How many tasks backend ``backend`` runs at once for ``n_jobs`` (-1: every core or cluster thread)."""
+    """How many tasks backend ``backend`` runs at once for ``n_jobs`` (-1: every core or,
+    on Dask and Ray, every thread or CPU of the cluster; -2: all but one, and so on).
+
+    Never waits for a cluster: with no Dask worker up (all of them restarting), 1."""
     check_backend(backend)
+    if backend in ("dask", "ray"):
+        if n_jobs > 0:
+            return n_jobs
+        return max(1, cluster_slots(backend) + 1 + n_jobs)
     _register(backend)
     with joblib.parallel_config(backend=backend):
         return joblib.effective_n_jobs(n_jobs)
@@ -174,16 +186,29 @@ def lost_worker_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-class _Holder:
-    """The live ``joblib.Parallel`` of a pool, or None: the pool's finalizer holds this
-    (not the pool), so that it can stop whichever ``Parallel`` is current at the end."""
+@dataclass(frozen=True)
+class _Call:
+    """One :meth:`WorkerPool.map`: ``fn`` of each of ``tasks``, into ``results`` (one slot
+    a task), each with a ``timeout`` in seconds (or None)."""
 
-    def __init__(self) -> None:
+    fn: Callable[..., Any]
+    tasks: Sequence[tuple]
+    results: list[Any]
+    timeout: float | None
+
+
+class _Holder:
+    """What a pool runs on: its engine, or its live ``joblib.Parallel`` (None until
+    opened). The pool's finalizer holds this (not the pool), so that it can stop
+    whichever is current at the end."""
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.engine = engine
         self.parallel: joblib.Parallel | None = None
 
 
 class WorkerPool:
-    """A persistent ``joblib.Parallel(n_jobs, backend)``, opened on first use.
+    """Persistent workers for ``n_jobs`` concurrent tasks on ``backend``, opened on first use.
 
     Args:
         n_jobs: concurrent tasks, as joblib counts them (-1: every core).
@@ -192,8 +217,8 @@ class WorkerPool:
     Attributes:
         openings: how many times the pool was opened (first use, and first use after
             :meth:`close`).
-        restarts: how many times a ``joblib.Parallel`` whose call was aborted (a dead
-            worker, a timeout, an error raised by a task) was replaced by a fresh one.
+        restarts: how many times the workers were replaced after an aborted call (a
+            dead worker, a timeout, an error raised by a task).
     """
 
     def __init__(self, n_jobs: int, backend: str) -> None:
@@ -203,11 +228,19 @@ class WorkerPool:
         self._holder = _Holder()
         self._open = False
         self._finalizer: weakref.finalize | None = None
-        self._streams: bool | None = None  # known once a Parallel was built
+        self._streams: bool | None = None  # known once opened
         self._calls = 0  # tags every call's tasks, so that no result is taken for another call's
         self.openings = 0
         self.restarts = 0
         self._warm = False  # workers known to be up: the last call on them succeeded
+        self._reset_process_state()
+        _ALL_POOLS.add(self)
+
+    def _reset_process_state(self) -> None:
+        # the lock serialises calls from threads: one call's tasks, time-outs and restarts
+        # at a time on these workers (joblib.Parallel refuses a second concurrent call)
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
@@ -215,7 +248,14 @@ class WorkerPool:
 
     def __getstate__(self) -> dict:
         # a copy (pickled oracle, deep-copied layer) starts closed and opens its own workers
-        return {**self.__dict__, "_holder": _Holder(), "_open": False, "_finalizer": None, "_warm": False}
+        state = {**self.__dict__, "_holder": _Holder(), "_open": False, "_finalizer": None, "_warm": False}
+        del state["_lock"], state["_pid"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset_process_state()
+        _ALL_POOLS.add(self)
 
     @property
     def is_open(self) -> bool:
@@ -223,13 +263,13 @@ class WorkerPool:
 
     @property
     def streams_results(self) -> bool | None:
-        """Whether results come back one task at a time (joblib's ``return_as="generator"``),
-        or a call's all at once (``"list"``: backends without generator support, such as
-        ``"ray"`` and ``"multiprocessing"``); None until the pool was first opened.
+        """Whether results come back one task at a time, or a call's all at once
+        (joblib's ``return_as="list"``: joblib backends without generator support, such as
+        ``"multiprocessing"``); None until the pool was first opened.
 
         Streaming keeps what a call completed when a worker dies and names the one task
         that timed out. All at once, a dead worker makes the whole call run again, and a
-        timeout names every task of the call.
+        timeout names every task of the call. ``"loky"``, ``"dask"`` and ``"ray"`` stream.
         """
         return self._streams
 
@@ -242,40 +282,51 @@ class WorkerPool:
     def map(self, fn: Callable[..., Any], tasks: Sequence[tuple], timeout: float | None = None) -> list[Any]:
         """``[fn(*task) for task in tasks]`` on the workers, in order.
 
-        Tasks lost with their workers are run once more on restarted workers (joblib
-        restarts them when it aborts the failed call, and the pool enters a fresh
-        ``joblib.Parallel``). Workers that died between calls are found when the call
-        dispatches its first task, and count as that loss.
+        Tasks lost with their workers are run once more on restarted workers. Workers
+        that died between calls are found when the call dispatches its first task, and
+        count as that loss. Calls from several threads run one after the other.
 
         Raises:
             WorkersLost: workers died again during the retry; names the unfinished tasks.
             TaskTimedOut: a task ran past ``timeout`` seconds (its workers are stopped).
             Whatever ``fn`` raises, unchanged.
         """
-        if timeout is not None and not self._warm:
-            self._start_workers()
-        results: list[Any] = [None] * len(tasks)
-        unfinished, lost = self._attempt(fn, tasks, list(range(len(tasks))), results, timeout)
-        if unfinished:  # joblib restarted the workers when it aborted the call: once more
-            unfinished, lost = self._attempt(fn, tasks, unfinished, results, timeout)
-        if unfinished:
+        self._check_process()
+        with self._lock:
+            call = _Call(fn, tasks, [None] * len(tasks), timeout)
+            results = call.results
+            unfinished, lost = list(range(len(tasks))), None
+            for _ in range(2):  # the tasks lost with their workers run once more, on restarted ones
+                if timeout is not None and not self._warm:
+                    self._start_workers()
+                unfinished, lost = self._attempt(call, unfinished)
+                if not unfinished:
+                    return results
+                engine = self._holder.engine
+                if engine is not None and engine.retries_lost:
+                    break  # the cluster retried them already
             raise WorkersLost(unfinished, results) from lost
-        return results
 
-    def warm_up(self, fn: Callable[..., Any] | None = None, args: tuple = ()) -> int:
+    def warm_up(self, fn: Callable[..., Any] | None = None, args: tuple = (), timeout: float | None = None) -> int:
         """Start every worker ahead of the first real call, and run ``fn(*args)`` in each
         (to import its module and build what it caches); the number of workers reached.
 
         What ``fn`` returns or raises is ignored: a warm-up builds, it does not solve.
         Rounds of one task per worker are sent until every worker answered (each task
         holds its worker ``WARM_UP_HOLD_SECONDS``, so that one worker does not take a
-        whole round), ``WARM_UP_ROUNDS`` at most. No timeout applies: the first round
-        includes the workers' start-up.
+        whole round), ``WARM_UP_ROUNDS`` at most. The workers' start-up is not timed;
+        with a ``timeout``, a ``fn`` that runs past it is stopped (its workers are
+        restarted) and the warm-up ends there.
         """
         workers = effective_workers(self.n_jobs, self.backend)
         reached: set[tuple[str, int, int]] = set()
         for _ in range(WARM_UP_ROUNDS):
-            reached.update(self.map(_warm_task, [(fn, args)] * workers))
+            try:
+                reached.update(self.map(_warm_task, [(fn, args)] * workers, timeout=timeout))
+            except (TaskTimedOut, WorkersLost):
+                # what hangs or kills on the warm-up's instance, or workers that cannot start:
+                # the first real call will say, naming its own tasks (never the warm-up's)
+                break
             if len(reached) >= workers:
                 break
         return len(reached)
@@ -284,28 +335,90 @@ class WorkerPool:
         """Start every worker, so that a timeout times tasks, not start-up and imports."""
         self.warm_up()
 
-    def _attempt(
-        self,
-        fn: Callable[..., Any],
-        tasks: Sequence[tuple],
-        indices: list[int],
-        results: list[Any],
-        timeout: float | None,
-    ) -> tuple[list[int], BaseException | None]:
-        """Run ``tasks[i] for i in indices`` into ``results``: the indices lost workers
-        left unfinished, and the error that said so."""
-        self._calls += 1
-        call = self._calls
-        pending = dict.fromkeys(indices)  # in dispatch order: joblib times out the oldest first
+    def _attempt(self, call: _Call, indices: list[int]) -> tuple[list[int], BaseException | None]:
+        """Run ``call.tasks[i] for i in indices`` into ``call.results``: the indices lost
+        workers left unfinished, and the error that said so."""
+        self._ensure_open()
         self._warm = False  # until this call succeeds: an aborted call restarts the workers
         try:
-            for tag, position, result in self._run(_tagged, [(call, i, fn, tasks[i]) for i in indices], timeout):
-                if tag != call or position not in pending:
+            if self._holder.engine is not None:
+                unfinished, lost = self._attempt_on_engine(self._holder.engine, call, indices)
+            else:
+                unfinished, lost = self._attempt_on_joblib(call, indices)
+        except KeyboardInterrupt:
+            self.close(kill=True)
+            raise
+        except TaskTimedOut:
+            if self._holder.engine is not None:
+                self.restarts += 1  # the engine stopped the timed-out task's workers (joblib: _restart)
+            raise
+        except BaseException:
+            self._restart()  # the call was aborted: its workers must not run its leftovers
+            raise
+        if unfinished:
+            self._restart()
+        else:
+            self._warm = True
+        return unfinished, lost
+
+    def _attempt_on_engine(
+        self, engine: Engine, call: _Call, indices: list[int]
+    ) -> tuple[list[int], BaseException | None]:
+        fn, tasks, results, timeout = call.fn, call.tasks, call.results, call.timeout
+        # At most one task per worker in flight when timed, so that a task's clock starts
+        # when it does (its deadline runs from its submission); twice that otherwise, so
+        # that no worker waits for the next task to arrive.
+        workers = effective_workers(self.n_jobs, self.backend)
+        capacity = workers if timeout is not None else 2 * workers
+        queued = deque(indices)
+        running: dict[Any, tuple[int, float]] = {}  # handle -> (task, deadline)
+        lost: list[int] = []
+        lost_error: BaseException | None = None
+        try:
+            while running or (queued and not (lost and engine.shared_losses)):
+                while queued and not (lost and engine.shared_losses) and len(running) < capacity:
+                    i = queued.popleft()
+                    try:
+                        handle = engine.submit(fn, tasks[i])
+                    except engine.lost_errors as error:  # workers died between calls
+                        lost.append(i)
+                        lost_error = error
+                        break
+                    running[handle] = (i, time.monotonic() + timeout if timeout is not None else float("inf"))
+                if not running:
+                    break
+                first_deadline = min(deadline for _, deadline in running.values())
+                wait = None if timeout is None else max(0.0, first_deadline - time.monotonic())
+                done = engine.wait(list(running), wait)
+                for handle in done:
+                    i, _ = running.pop(handle)
+                    try:
+                        results[i] = engine.result(handle)
+                    except engine.lost_errors as error:
+                        # with shared losses (loky: the dead worker broke the executor, the
+                        # others are lost with it), no new task until the running ones are back
+                        lost.append(i)
+                        lost_error = error
+                if not done and time.monotonic() >= first_deadline:
+                    hung = min(running.items(), key=lambda item: item[1][1])[1][0]
+                    raise TaskTimedOut(hung, [hung], results)
+        except BaseException:
+            if running:  # a time-out, an error, Ctrl-C: what still runs is stopped with its workers
+                engine.abort(list(running))
+            raise
+        return sorted([*lost, *queued]), lost_error
+
+    def _attempt_on_joblib(self, call: _Call, indices: list[int]) -> tuple[list[int], BaseException | None]:
+        self._calls += 1
+        number, results, fn, tasks = self._calls, call.results, call.fn, call.tasks
+        pending = dict.fromkeys(indices)  # in dispatch order: joblib times out the oldest first
+        try:
+            for tag, position, result in self._run(_tagged, [(number, i, fn, tasks[i]) for i in indices], call.timeout):
+                if tag != number or position not in pending:
                     continue  # another call's result (see the module docstring): never this call's
                 results[position] = result
                 del pending[position]
         except lost_worker_errors() as error:
-            self._restart()
             return list(pending), error  # results that came back are kept
         except (TimeoutError, multiprocessing.TimeoutError) as error:
             self._restart()
@@ -313,17 +426,7 @@ class WorkerPool:
             # streaming, joblib times out the oldest unfinished task; all at once, any of them
             suspects = unfinished[:1] if self._streams else unfinished
             raise TaskTimedOut(unfinished[0], suspects, results) from error
-        except KeyboardInterrupt:
-            self.close()
-            raise
-        except BaseException:
-            self._restart()  # joblib aborted the call: its Parallel must not run another
-            raise
-        if pending:  # joblib ended the call without these results and without an error
-            self._restart()
-            return list(pending), None
-        self._warm = True
-        return [], None
+        return list(pending), None  # pending: joblib ended the call without them and without an error
 
     def _run(self, fn: Callable[..., Any], tasks: list[tuple], timeout: float | None):
         parallel = self._parallel()
@@ -331,15 +434,41 @@ class WorkerPool:
         task = joblib.delayed(fn)
         return parallel(task(*args) for args in tasks)
 
+    def _check_process(self) -> None:
+        """After a fork (a pid other than the one the pool was made in), start afresh."""
+        if self._pid != os.getpid():
+            self._after_fork()
+
+    def _after_fork(self) -> None:
+        """In a forked child: the workers, threads and pipes belong to the parent, and a
+        lock may have been held by a thread that does not exist here. Forget them all
+        (never stop them: they are the parent's), and open anew on the next call."""
+        if self._finalizer is not None:
+            self._finalizer.detach()  # its clean-up would act on the parent's workers
+        engine = self._holder.engine
+        if engine is not None:
+            engine.forget()
+        self._holder = _Holder()
+        self._open = False
+        self._warm = False
+        _OPEN_LOKY_POOLS.discard(self)
+        self._reset_process_state()
+
+    def _ensure_open(self) -> None:
+        if self._open:
+            return
+        self._open = True
+        self.openings += 1
+        self._warm = False
+        self._holder.engine = make_engine(self.backend, self.n_jobs)
+        if self._holder.engine is not None:
+            self._streams = True
+        self._finalizer = weakref.finalize(self, _shut_down, self._holder)
+        if self.backend == "loky":
+            _OPEN_LOKY_POOLS.add(self)
+
     def _parallel(self) -> joblib.Parallel:
-        """The current ``joblib.Parallel``, entered; opens the pool on first use."""
-        if not self._open:
-            self._open = True
-            self.openings += 1
-            self._warm = False
-            self._finalizer = weakref.finalize(self, _shut_down, self._holder, self.backend == "loky")
-            if self.backend == "loky":
-                _OPEN_LOKY_POOLS.add(self)
+        """The current ``joblib.Parallel``, entered (backends without an engine)."""
         if self._holder.parallel is None:
             self._holder.parallel = self._enter_parallel()
         return self._holder.parallel
@@ -347,34 +476,52 @@ class WorkerPool:
     def _enter_parallel(self) -> joblib.Parallel:
         _register(self.backend)
         # batch_size=1: the oracle already chunks, and a chunk is what gets retried or timed out
-        # the backend comes from parallel_config, not Parallel(backend=name): joblib 1.6 then
-        # passes its nesting level on to Dask's client.submit, which fails every task
+        # the backend comes from parallel_config, not Parallel(backend=name), as for every
+        # registered backend (joblib 1.6 passes its nesting level on to some backends' submit)
         with joblib.parallel_config(backend=self.backend):
             try:
                 parallel = joblib.Parallel(n_jobs=self.n_jobs, batch_size=1, return_as="generator")
                 self._streams = True
-            except ValueError:  # joblib refuses generators on backends without them (ray, multiprocessing)
+            except ValueError:  # joblib refuses generators on backends without them (multiprocessing)
                 parallel = joblib.Parallel(n_jobs=self.n_jobs, batch_size=1, return_as="list")
                 self._streams = False
         parallel.__enter__()
         return parallel
 
     def _restart(self) -> None:
-        """Replace the current ``joblib.Parallel`` after an aborted call (the module
-        docstring says why); the next call enters a fresh one on the same backend."""
+        """Replace the workers (engine) or the ``joblib.Parallel`` after an aborted call
+        (the module docstring says why); the next call gets fresh ones."""
+        engine = self._holder.engine
+        if engine is not None:
+            self.restarts += 1
+            engine.restart()
+            return
         parallel, self._holder.parallel = self._holder.parallel, None
         if parallel is not None:
             self.restarts += 1
             _exit_parallel(parallel)
 
-    def close(self) -> None:
-        """Stop the workers (a later :meth:`map` starts new ones)."""
+    def close(self, kill: bool = False) -> None:
+        """Stop the workers (a later :meth:`map` starts new ones); ``kill``: at once,
+        whatever they run."""
+        self._check_process()
         if not self._open:
             return
         _OPEN_LOKY_POOLS.discard(self)
         self._open = False
         self._warm = False
+        if kill and self._holder.engine is not None:
+            self._holder.engine.restart()
         self._finalizer()  # runs _shut_down; a finalizer never runs twice
+
+
+def _reset_pools_after_fork() -> None:
+    for pool in list(_ALL_POOLS):
+        pool._after_fork()  # noqa: SLF001 - the pools' own fork hook
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pools_after_fork)
 
 
 def _tagged(call: int, position: int, fn: Callable[..., Any], args: tuple) -> tuple[int, int, Any]:
@@ -396,15 +543,14 @@ def _warm_task(fn: Callable[..., Any] | None, args: tuple) -> tuple[str, int, in
 
 
 def _exit_parallel(parallel: joblib.Parallel) -> None:
-    """Leave an entered ``joblib.Parallel``. With loky this releases its temporary files
-    but leaves the process-wide executor running (:func:`_shut_down` stops that)."""
+    """Leave an entered ``joblib.Parallel``."""
     parallel.__exit__(None, None, None)
 
 
-def _shut_down(holder: _Holder, stop_loky: bool) -> None:
+def _shut_down(holder: _Holder) -> None:
     parallel, holder.parallel = holder.parallel, None
     if parallel is not None:
         _exit_parallel(parallel)
-    if stop_loky and not _OPEN_LOKY_POOLS:
-        # joblib leaves loky's workers idling for 300 s; nobody else here uses them
-        get_reusable_executor(reuse=True).shutdown(wait=True)
+    engine, holder.engine = holder.engine, None
+    if engine is not None:
+        engine.shutdown()

@@ -28,6 +28,7 @@ from .errors import InvalidInputError, SolverError, takes_no_data_error, wrong_s
 from .failures import STATUS_DTYPE, OnFailure, Status, check_on_failure
 from .instances import InstanceData, check_data, check_values, for_framework, to_host
 from .problems import Problem
+from . import scheduler
 from .scheduler import ChunkScheduler, SolveSettings
 
 
@@ -276,16 +277,20 @@ class MAPOracle:
 
         A pool's first call otherwise pays for the workers' start-up, their imports and
         each worker's first model build (seconds with loky), which looks like a hang in
-        the first training step. Each worker, and the calling process (which solves
-        batches too small to ship), solves one instance of zeros; its result or failure
-        is ignored. Inline solvers and ``n_jobs=1`` use no pool: nothing to do.
+        the first training step. Each worker solves one instance of zeros; its result or
+        failure is ignored. With a ``time_limit`` that solve is stopped at the limit of
+        a one-instance chunk, and only the workers solve it; without one, the calling
+        process (which solves batches too small to ship) solves it too. Inline solvers
+        and ``n_jobs=1`` use no pool: nothing to do.
         """
         if not self._pooled:
             return 0.0
         start = time.perf_counter()
         task = (self.solver, self.problem, np.zeros((1, *self.problem.shape)), 0, self.time_limit)
-        solve_task(*task)  # returns a failure rather than raise it
-        self.pool.warm_up(solve_task, task)
+        timeout = None if self.time_limit is None else self.time_limit + scheduler.TIMEOUT_GRACE_SECONDS
+        if timeout is None:  # nothing could stop it in this process: with a limit, workers only
+            solve_task(*task)  # returns a failure rather than raise it
+        self.pool.warm_up(solve_task, task, timeout=timeout)
         return time.perf_counter() - start
 
     def close(self) -> None:

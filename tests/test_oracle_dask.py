@@ -1,5 +1,12 @@
 """The oracle on a Dask cluster (a LocalCluster of two worker processes here): the
-same answers as in-process, and a torch layer that trains through it."""
+same answers as in-process, a torch layer that trains through it, a solver that
+aborts its worker reported as ``worker-died`` under every policy, and a timed-out
+task cancelled with its worker restarted.
+
+The cluster runs with ``distributed.scheduler.allowed-failures: 0``: a crashing task
+is reported at its first worker's death (the pool retries it once itself), rather than
+after four nanny restarts (the default, 3, takes seconds more per crash).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,11 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+import dask  # noqa: E402
+from hostile_solvers import Hostile, expected, marked  # noqa: E402
+
 import imle_solvers as ims  # noqa: E402
+from imle_solvers.failures import Status  # noqa: E402
 from imle_solvers.adapters.grid_paths import solve_grid_networkx  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::imle_solvers.NegativeCostWarning")
@@ -47,7 +58,7 @@ def solve_slowly(theta: np.ndarray, problem: LoggedGrid) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster, distributed.Client(cluster) as client:
         yield client
@@ -117,6 +128,46 @@ def test_auto_chunks_carry_more_solving_on_dask_than_on_loky(client):
         oracle._scheduler.seconds_per_instance = 0.0025  # 64 of them are less than one Dask task's worth
         chunks[backend, "short"] = len(oracle._scheduler.chunks(64, oracle.solver))
     assert chunks == {"loky": 8, "dask": 2, ("loky", "short"): 8, ("dask", "short"): 1}
+
+
+@pytest.mark.parametrize("time_limit", [None, 5.0])
+def test_a_solver_that_aborts_its_dask_worker_fails_alone_under_skip(client, rng, time_limit):
+    scores = marked(rng, 8, 6, 3)
+    with ims.MAPOracle(Hostile(n=6, k=1), backend="abort", n_jobs=-1, parallel_backend="dask", chunk_size=1,
+                       on_failure="skip", time_limit=time_limit) as oracle:
+        z, status = oracle.solve(scores)
+    want = expected(scores)
+    want[3] = 0
+    np.testing.assert_array_equal(z, want)
+    np.testing.assert_array_equal(status, [0, 0, 0, Status.FAILED, 0, 0, 0, 0])
+    assert oracle.failures == {"worker-died": 1}  # not "time-limit", with a limit or without
+
+
+def test_a_solver_that_aborts_its_dask_worker_raises_worker_died(client, rng):
+    scores = marked(rng, 8, 6, 5)
+    with ims.MAPOracle(Hostile(n=6, k=1), backend="abort", n_jobs=-1, parallel_backend="dask",
+                       chunk_size=1) as oracle:
+        with pytest.raises(ims.SolverError, match="worker died") as caught:
+            oracle(scores)
+    assert caught.value.status == "worker-died" and 5 in caught.value.indices
+
+
+def test_a_timed_out_dask_task_is_cancelled_and_its_worker_restarted(client, rng, monkeypatch):
+    monkeypatch.setattr("imle_solvers.scheduler.TIMEOUT_GRACE_SECONDS", 1.0)
+    scores = marked(rng, 6, 6, 2)
+    oracle = ims.MAPOracle(Hostile(n=6, k=1), backend="spin", n_jobs=-1, parallel_backend="dask", chunk_size=1,
+                           time_limit=0.5, on_failure="skip")
+    oracle.warm_up()
+    before = set(client.run(os.getpid).values())
+    z, status = oracle.solve(scores)
+    np.testing.assert_array_equal(status, [0, 0, Status.FAILED, 0, 0, 0])
+    assert oracle.failures == {"time-limit": 1}
+    client.wait_for_workers(2)
+    assert not any(client.processing().values())  # nothing of ours runs on
+    assert before - set(client.run(os.getpid).values())  # the spinning worker was restarted
+    oracle.warm_up()  # and the next call's warm-up finds the workers free
+    clean = rng.uniform(size=(6, 6))
+    np.testing.assert_array_equal(oracle(clean), expected(clean))
 
 
 def test_a_dask_worker_killed_mid_step_leaves_training_as_undisturbed(client, tmp_path):

@@ -1,6 +1,8 @@
 """Training through the worker pool for many steps and under faults (the runs of
 benchmarks/soak.py): memory stays flat, nothing leaks, killed workers change
-nothing, a hung solver is stopped at its time limit.
+nothing, a hung solver is stopped at its time limit, and chaos (solvers that abort,
+hang or raise at random, calls from threads, a fork) on loky and Dask never hangs
+nor reports a wrong state as solved.
 
 The default run has short versions; ``-m slow`` runs 10,000 torch steps and 1,000
 JAX steps.
@@ -61,6 +63,36 @@ def test_a_hung_solver_stops_at_its_time_limit_naming_its_instances(soak, monkey
     error = hang["error"]
     assert isinstance(error, ims.SolverError), "the hung instance went unnoticed"
     assert error.status == "time-limit" and error.index == 5 and error.indices == (5,)  # not its chunk-mate 4
+
+
+def test_chaos_on_loky_never_hangs_nor_reports_a_wrong_state_and_leaks_nothing(soak, monkeypatch):
+    monkeypatch.setattr("imle_solvers.scheduler.TIMEOUT_GRACE_SECONDS", 1.0)
+    # seeds 38 and 60 draw every kind of fault in 12 steps (one hang); threads at steps 4 and 8, a fork at 6
+    run = soak.chaos_run(12, faults={"abort": 0.03, "hang": 0.01, "raise": 0.05}, seed=38, thread_every=4,
+                         fork_at=6)
+    assert run["steps_done"] == 12 and run["hangs"] == 0
+    assert run["wrong"] == 0 and run["solved"] > 0
+    assert {"worker-died", "time-limit", "error"} <= set(run["failures"])  # each fault struck
+    assert run["unmarked_failed"] <= run["marked"]  # a fault costs its chunk (of 2) at most
+    assert run["fork"] is True and run["thread_calls"] == 6
+    assert run["leaked_processes"] == 0
+
+
+def test_chaos_on_a_dask_cluster_reports_every_fault_and_no_wrong_state(soak, monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr("imle_solvers.scheduler.TIMEOUT_GRACE_SECONDS", 1.0)
+    run = soak.chaos_dask_run(12, faults={"abort": 0.03, "hang": 0.01, "raise": 0.05}, seed=60, thread_every=4)
+    assert run["steps_done"] == 12 and run["hangs"] == 0
+    assert run["wrong"] == 0 and run["solved"] > 0
+    assert {"worker-died", "time-limit", "error"} <= set(run["failures"])
+    assert run["thread_calls"] == 6
+
+
+@pytest.mark.slow
+def test_2000_chaos_steps_on_loky_and_dask_run_clean(soak):
+    for run in (soak.chaos_run(2_000), soak.chaos_dask_run(2_000)):
+        assert run["steps_done"] == 2_000 and run["hangs"] == 0 and run["wrong"] == 0
+        assert run["leaked_processes"] == 0 and run["rss_growth_pct"] < 5
 
 
 @pytest.mark.slow

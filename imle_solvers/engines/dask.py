@@ -1,0 +1,145 @@
+"""The ``"dask"`` engine: futures of the current ``distributed.Client``.
+
+Submitting through the client's futures (not joblib's Dask backend) makes a worker's
+death visible: when a task killed the workers that ran it ``allowed-failures + 1``
+times (Dask's ``distributed.scheduler.allowed-failures``, 3 by default, each death
+costs a nanny restart), its future raises ``KilledWorker``. A timed-out task is
+cancelled and the workers running it restarted through their nannies, so that a hung
+solver does not hold a core (or delay the next call) after its time-out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import InvalidInputError
+
+# seconds a restart of timed-out workers may take before the pool goes on without them
+RESTART_SECONDS = 60
+# A cluster without a single worker this long loses the tasks waiting for one. A nanny
+# restarts a dead worker in a second or two; but one whose worker dies while it is still
+# starting it (a task that aborts every worker it lands on) gives up, and with every
+# nanny gone the tasks would wait forever.
+NO_WORKER_SECONDS = 10.0
+# how often a wait looks whether the cluster still has workers
+POLL_SECONDS = 1.0
+
+
+class NoWorkers(RuntimeError):
+    """The Dask cluster had no worker for ``NO_WORKER_SECONDS``: its tasks are lost."""
+
+
+def current_client() -> Any:
+    """``distributed.get_client()``, or an error saying that one is needed."""
+    import distributed
+
+    try:
+        return distributed.get_client()
+    except ValueError as error:
+        raise InvalidInputError(
+            "parallel_backend='dask' needs a distributed.Client: create one first "
+            "(distributed.Client(address) or distributed.Client(distributed.LocalCluster()))"
+        ) from error
+
+
+def cluster_threads() -> int:
+    """Worker threads of the cluster now (0 while every worker restarts)."""
+    return sum(current_client().nthreads().values())
+
+
+def _allowed_failures(dask_scheduler: Any) -> int:
+    return dask_scheduler.allowed_failures
+
+
+class DaskEngine:
+    """Tasks on the cluster of ``distributed.get_client()``."""
+
+    shared_losses = False
+
+    def __init__(self) -> None:
+        from distributed.client import FutureCancelledError
+        from distributed.scheduler import KilledWorker
+
+        # a future cancelled under a task (another client restarting the cluster) is a loss too
+        self.lost_errors: tuple[type[BaseException], ...] = (KilledWorker, FutureCancelledError, NoWorkers)
+        self._stranded: set[str] = set()  # keys of tasks lost with the cluster's last worker
+        self._workerless_since: float | None = None
+        self._allowed_failures: int | None = None
+
+    @property
+    def retries_lost(self) -> bool:
+        """Whether the scheduler retries a task whose worker died (its ``allowed-failures``,
+        3 by default): then ``KilledWorker`` comes after those retries, and the pool adds
+        none. With 0, the pool retries a lost task once, as on loky."""
+        if self._allowed_failures is None:
+            self._allowed_failures = int(self.client.run_on_scheduler(_allowed_failures))
+        return self._allowed_failures > 0
+
+    @property
+    def client(self) -> Any:
+        return current_client()
+
+    def submit(self, fn: Callable[..., Any], args: tuple) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def wait(self, handles: list[Any], timeout: float | None) -> list[Any]:
+        import distributed
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_SECONDS if deadline is None else min(POLL_SECONDS, max(0.0, deadline - time.monotonic()))
+            try:
+                done, _ = distributed.wait(handles, timeout=left, return_when="FIRST_COMPLETED")
+                return list(done)
+            except TimeoutError:
+                pass
+            if self._workerless_too_long():
+                self.client.cancel(handles, force=True)  # never to run on a worker that turns up later
+                self._stranded.update(handle.key for handle in handles)
+                return list(handles)
+            if deadline is not None and time.monotonic() >= deadline:
+                return []
+
+    def result(self, handle: Any) -> Any:
+        if handle.key in self._stranded:
+            self._stranded.discard(handle.key)
+            raise NoWorkers(f"the Dask cluster had no worker for {NO_WORKER_SECONDS:.0f} s")
+        # a finished task whose worker died before its result was fetched is computed again:
+        # that too must not wait for a worker forever
+        while True:
+            try:
+                return handle.result(timeout=POLL_SECONDS)
+            except TimeoutError:
+                if self._workerless_too_long():
+                    self.client.cancel([handle], force=True)
+                    raise NoWorkers(f"the Dask cluster had no worker for {NO_WORKER_SECONDS:.0f} s") from None
+
+    def _workerless_too_long(self) -> bool:
+        if self.client.nthreads():
+            self._workerless_since = None
+            return False
+        now = time.monotonic()
+        if self._workerless_since is None:
+            self._workerless_since = now
+        return now - self._workerless_since >= NO_WORKER_SECONDS
+
+    def abort(self, handles: list[Any]) -> None:
+        client = self.client
+        keys = {handle.key for handle in handles}
+        # which workers run them; cancel alone leaves a running task's thread busy for good
+        running = [worker for worker, tasks in client.processing().items() if keys.intersection(tasks)]
+        client.cancel(handles, force=True)
+        if running:
+            # nannies restart them; workers without a nanny cannot be restarted (see docs/parallel.md)
+            client.restart_workers(running, timeout=RESTART_SECONDS, raise_for_error=False)
+
+    def restart(self) -> None:
+        pass  # the nannies replace dead workers
+
+    def shutdown(self) -> None:
+        pass  # the cluster belongs to the user
+
+    def forget(self) -> None:
+        pass
