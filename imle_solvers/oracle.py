@@ -286,7 +286,9 @@ class MAPOracle:
         if not self._pooled:
             return 0.0
         start = time.perf_counter()
-        task = (self.solver, self.problem, np.zeros((1, *self.problem.shape)), 0, self.time_limit)
+        # as a call's tasks are: a solver's SystemExit on a worker is its failure, not the worker's exit
+        settings = scheduler.SolveSettings(self.solver, self.problem, self.time_limit, "raise")
+        task = settings.task(np.zeros((1, *self.problem.shape)), np.arange(1), None)
         timeout = None if self.time_limit is None else self.time_limit + scheduler.TIMEOUT_GRACE_SECONDS
         if timeout is None:  # nothing could stop it in this process: with a limit, workers only
             solve_task(*task)  # returns a failure rather than raise it
