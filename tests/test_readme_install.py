@@ -7,8 +7,6 @@ import re
 import tomllib
 from pathlib import Path
 
-from imle_solvers.errors import missing_dependency
-
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", ROOT / "docs" / "index.md"]
 _SHELL_BLOCK = re.compile(r"^```(?:bash|console|sh)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -40,6 +38,3 @@ def test_the_readme_installs_a_checkout_with_the_constraints_file():
     assert any(re.search(r"pip install -c ci/constraints\.txt -e '\.\[torch\]'", line) for line in lines)
     assert (ROOT / "ci" / "constraints.txt").is_file()
 
-
-def test_the_missing_dependency_error_quotes_the_extra():
-    assert "`pip install 'imle_solvers[ortools]'`" in str(missing_dependency("ortools", "ortools"))
