@@ -110,8 +110,8 @@ def check_data(problem: Problem, data: Mapping[str, Any], batch: Any, call: str 
             expected_batch is not None and shape[0] is not None and shape[0] != expected_batch
         ):
             expected = shape_text(["B" if expected_batch is None else expected_batch, *field.shape])
-            raise InvalidInputError(f"{name}: expected shape {expected} (batch axis first), or {shape_text(field.shape)} "
-                                    f"for every instance, got {shape_text(shape)}")
+            raise InvalidInputError(f"{name}: expected shape {expected} (batch axis first), or "
+                                    f"{shape_text(field.shape)} for every instance, got {shape_text(shape)}")
         _check_kind(name, field, value)
 
 

@@ -135,7 +135,8 @@ def test_defaults_stand_in_for_parameters_not_given():
 
 
 def test_an_instance_coefficient_of_zero_leaves_the_row_checkable_from_z():
-    tiny = ims.ILP.from_dict({**TINY, "constraints": [{"name": "mixed", "expr": "sum(i in items) x[i] + w[0] * y <= cap"}]})
+    mixed = {"name": "mixed", "expr": "sum(i in items) x[i] + w[0] * y <= cap"}
+    tiny = ims.ILP.from_dict({**TINY, "constraints": [mixed]})
     z = np.ones(4)
     # w[0] = 1 puts y (unknown from z) in the row; w[0] = 0 takes it out
     assert tiny.violations(z, cap=2.0).unchecked_rows == 1 and not tiny.violations(z, cap=2.0)
@@ -167,7 +168,8 @@ def test_batched_errors_name_the_field_and_the_batch_index():
     with pytest.raises(InvalidInputError, match=r"takes no per-instance data 'capacity'; its fields: cap, hi, w "
                                                 r"\(in ilp\.batch_violations\(z, capacity=\.\.\.\)\)"):
         tiny.batch_violations(z, capacity=1.0)
-    with pytest.raises(InvalidInputError, match=r"batched parameter 'hi' at batch index 1: variable y would need 0 <= value <= -1"):
+    with pytest.raises(InvalidInputError, match=r"batched parameter 'hi' at batch index 1: variable y would need "
+                                                r"0 <= value <= -1"):
         tiny.batch_violations(z, cap=1.0, hi=np.array([0.0, -2.0, 0.0]))
     with pytest.raises(InvalidInputError, match=r"batch_violations\(\) takes at batch index 0 z of shape \(4,\)"):
         tiny.batch_violations(np.zeros((3, 3)), cap=1.0)

@@ -72,7 +72,8 @@ def test_data_may_be_lists_and_other_frameworks_arrays():
     ("change", "message"),
     [
         (lambda d: d.update(mask=d.pop("allowed")), r"takes no per-instance data 'mask'; its fields: allowed, bonus"),
-        (lambda d: d.update(allowed=d["allowed"][:5]), r"allowed: expected shape \(8, 6\) \(batch axis first\), or \(6,\) for every instance, got \(5, 6\)"),
+        (lambda d: d.update(allowed=d["allowed"][:5]),
+         r"allowed: expected shape \(8, 6\) \(batch axis first\), or \(6,\) for every instance, got \(5, 6\)"),
         (lambda d: d.update(allowed=d["allowed"][:, :3]), r"allowed: expected shape \(8, 6\)"),
         (lambda d: d.update(allowed=d["allowed"].astype(float)), r"allowed: expected bools \(True/False\), got dtype float64"),
         (lambda d: d.update(bonus=d["bonus"].astype(str)), r"bonus: expected real numbers"),
