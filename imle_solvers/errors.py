@@ -13,6 +13,32 @@ class InvalidInputError(ImleSolversError, ValueError):
     """Scores or parameters that cannot be solved: wrong shape, NaN, out of range."""
 
 
+class MissingDataError(InvalidInputError):
+    """Per-instance data that a problem needs and was not given (a batched parameter
+    without default).
+
+    Attributes:
+        subject: what is missing, without the hint (``"ILP 'rota': batched parameter
+            'available' has no default"``).
+        fields: the names of the missing fields.
+
+    Build one with :func:`imle_solvers.instances.missing_data`, whose hint names the call
+    that passes them; the checks of data re-word it for the call the user made.
+    """
+
+    def __init__(self, message: str, *, subject: str = "", fields: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.subject = subject or message
+        self.fields = tuple(fields)
+
+    def __reduce__(self):  # keep the attributes across process boundaries
+        return (_rebuild_missing_data, (type(self), self.args[0], self.subject, self.fields))
+
+
+def _rebuild_missing_data(cls, message, subject, fields):
+    return cls(message, subject=subject, fields=fields)
+
+
 class UnknownBackendError(ImleSolversError, ValueError):
     """A solver backend that is not registered for the problem kind."""
 
@@ -55,6 +81,13 @@ class SolverError(ImleSolversError, RuntimeError):
 
 def _rebuild_solver_error(cls, message, index, status, indices=None, incumbent=None):
     return cls(message, index=index, status=status, indices=indices, incumbent=incumbent)
+
+
+def shape_text(dims: Any) -> str:
+    """A shape as Python prints a tuple, whatever its entries: ``(4,)``, ``(B, 3)``, ``()``
+    (a name such as ``"B"`` for an unknown size is printed bare, not quoted)."""
+    parts = [str(d) for d in dims]
+    return f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
 
 
 # -- The oracle's errors, worded in one place ------------------------------------------------

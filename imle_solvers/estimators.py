@@ -32,8 +32,9 @@ entries in [0, 1]). ``grad_theta`` is ``(B, *shape)``: per-sample gradients aver
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -304,6 +305,15 @@ class _PerturbAndMAP:
 # --- the estimators --------------------------------------------------------------
 
 
+class NoNoiseWarning(UserWarning):
+    """``IMLE()`` built without a ``noise`` argument: it perturbs nothing, so it is
+    blackbox differentiation (the MAP state forward). ``noise=None`` says it is meant."""
+
+
+# IMLE's noise when none was passed (a sentinel, so that an explicit noise=None is told apart)
+_NOISE_NOT_GIVEN: Any = type("NoiseNotGiven", (), {"__repr__": lambda self: "<noise not given>"})()
+
+
 @register
 @dataclass(frozen=True, kw_only=True)
 class IMLE(_PerturbAndMAP):
@@ -318,7 +328,13 @@ class IMLE(_PerturbAndMAP):
     (without the :math:`1/\lambda` when ``scale_by_lambda=False``), averaged over samples.
 
     Args:
-        noise: the noise distribution; None means no perturbation (plain MAP).
+        noise: the noise distribution, e.g. ``SumOfGamma(k)`` for states of about ``k``
+            ones, as the paper; None means no perturbation: the forward pass is the MAP
+            state and the estimator is :class:`BlackboxDifferentiation` (the same numbers).
+            None is the default, as in the reference implementation (torch-imle's
+            ``noise_distribution=None``), but ``IMLE()`` without a ``noise`` argument
+            warns (:class:`NoNoiseWarning`), since the paper's method perturbs; pass
+            ``noise=None`` to mean it.
         noise_temperature: tau, the forward noise scale.
         target_noise_temperature: tau', the backward noise scale (default: tau).
         lambda_: lambda, the step towards the target. It multiplies dL/dz, so it depends on
@@ -333,17 +349,27 @@ class IMLE(_PerturbAndMAP):
     See also: :class:`AIMLE` (adaptive lambda), :class:`STE`.
     """
 
+    noise: NoiseDistribution | None = field(default=_NOISE_NOT_GIVEN, kw_only=False)  # positional, first, as before
     target_noise_temperature: float | None = None
     lambda_: float = 10.0
     alpha: float = 1.0
     scale_by_lambda: bool = True
 
     def __post_init__(self) -> None:
+        omitted = self.noise is _NOISE_NOT_GIVEN
+        if omitted:
+            object.__setattr__(self, "noise", None)
         super().__post_init__()
         if self.target_noise_temperature is not None:
             _check_number("IMLE", "target_noise_temperature", self.target_noise_temperature, low=0.0)
         _check_number("IMLE", "lambda_", self.lambda_, low=0.0, strict=True)
         _check_number("IMLE", "alpha", self.alpha, low=-math.inf)
+        if omitted:  # after the checks: settings refused need no warning besides
+            warnings.warn(
+                "IMLE() without noise perturbs nothing: its forward pass is the MAP state and its gradient "
+                "blackbox differentiation's (Vlastelica et al. 2020). Pass the paper's noise, e.g. "
+                "IMLE(noise=ims.SumOfGamma(k=...)) for states of about k ones, or IMLE(noise=None) to mean it "
+                "(docs/estimators.md)", NoNoiseWarning, stacklevel=3)
 
     def max_gradient(self, residuals: Residuals, g: Array, solve: Solve, state: Any) -> tuple[Array, Any]:
         """``(z - MAP(alpha theta - lambda g + tau' eps)) / lambda``, averaged over samples; the

@@ -7,6 +7,9 @@ A batch passes them by name, each with the batch axis first::
 
     oracle(theta, mask=mask, k=k)      # theta (B, n), mask (B, n) bool, k (B,) int
 
+A value of one instance's shape (a Python number for a scalar field, one mask for all)
+stands for every instance: :func:`broadcast_data` repeats it along the batch.
+
 This module is the one place that checks them (:func:`check_data`; their values with
 :func:`check_values`, or :func:`invalid_on_device` for traced data), converts them for
 a solver (:func:`for_framework`, :func:`to_host`), cuts them into chunks
@@ -15,48 +18,100 @@ estimator's solve of ``N`` rows for ``B`` instances holds ``N / B`` consecutive 
 instance (the rule :mod:`imle_solvers.failures` relies on too), so each instance's data
 are repeated ``N / B`` times. Estimators never see data: every solve they make (forward,
 target, every sample) gets its instances' own rows through that wrapper.
+
+Errors say which call to make (``pass it per instance: oracle(theta, capacity=...)``):
+each entry point hands the checks its own ``call``, a template such as
+:data:`ORACLE_CALL`, and :func:`call_with` writes the fields into it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
 
 from ._array import Array, array_namespace, device, framework_of, is_traced, to_numpy
-from .errors import InvalidInputError
+from .errors import InvalidInputError, MissingDataError, shape_text
 from .failures import batch_size
 from .problems.base import DataField, Problem, check_finite
 
 InstanceData = Mapping[str, Array]
 Result = TypeVar("Result")
 
-__all__ = ["InstanceData", "check_data", "check_values", "dtype_name", "for_framework", "per_instance", "repeat_rows", "rows", "to_host"]
+__all__ = [
+    "LAYER_CALL", "ORACLE_CALL", "InstanceData", "broadcast_data", "call_with", "check_data", "check_values",
+    "dtype_name", "for_framework", "missing_data", "per_instance", "repeat_rows", "rows", "to_host",
+]
+
+#: How errors name the call that passes data: ``{fields}`` stands for ``name=...`` of each
+#: field concerned (:func:`call_with`). A layer's and a loss's calls (the default of the
+#: checks), the oracle's; :mod:`imle_solvers.metrics` names each metric's.
+LAYER_CALL = "layer(theta, {fields})"
+ORACLE_CALL = "oracle(theta, {fields})"
 
 _HOST_DTYPES = {"bool": np.bool_, "int": np.int64, "float": np.float64}
 
 
-def check_data(problem: Problem, data: Mapping[str, Any], batch: Any) -> None:
+def call_with(call: str, names: Iterable[str]) -> str:
+    """``call`` (a template such as :data:`ORACLE_CALL`) with ``{fields}`` written out:
+    ``oracle(theta, capacity=..., budget=...)``."""
+    return call.format(fields=", ".join(f"{name}=..." for name in names))
+
+
+def missing_data(subject: str, fields: Iterable[str], call: str = LAYER_CALL) -> MissingDataError:
+    """The error for ``fields`` that must be given and were not: ``subject`` (what is
+    missing, naming the problem) and the hint ``pass it per instance: <call>``."""
+    fields = tuple(fields)
+    pronoun = "it" if len(fields) == 1 else "them"
+    return MissingDataError(f"{subject}; pass {pronoun} per instance: {call_with(call, fields)}", subject=subject,
+                            fields=fields)
+
+
+def broadcast_data(problem: Problem, data: Mapping[str, Any], batch: Any) -> dict[str, Any]:
+    """``data`` without its ``None`` entries, and each value of one instance's shape (a
+    field's own shape, no batch axis: a Python number or a 0-d array for a scalar field,
+    one mask for all) repeated for the ``batch`` instances, as a read-only view in its own
+    framework. Other values, and all of them when ``batch`` is unknown (None, or a
+    tensor in a graph), are left for :func:`check_data` to judge."""
+    fields = problem.instance_fields
+    out = {}
+    for name, value in data.items():
+        if value is None:
+            continue
+        if name in fields and isinstance(batch, int) and np.ndim(value) == len(fields[name].shape):
+            try:
+                value = array_namespace(value).broadcast_to(value, (batch, *fields[name].shape))
+            except TypeError:  # a Python number or list
+                value = np.broadcast_to(np.asarray(value), (batch, *fields[name].shape))
+        out[name] = value
+    return out
+
+
+def check_data(problem: Problem, data: Mapping[str, Any], batch: Any, call: str = LAYER_CALL) -> None:
     """Check the names, shapes and kinds of ``data`` for a batch of ``batch`` instances.
 
     Raises :class:`InvalidInputError` naming the field: an unknown name (the message
-    lists the problem's fields), a shape other than ``(batch, *field.shape)``, or values
-    of the wrong kind (a bool field takes bools only; an int field integers; a float field
-    real numbers). ``batch`` may be unknown (None, or a tensor in a graph)."""
+    lists the problem's fields and names ``call``, the entry point's template such as
+    :data:`ORACLE_CALL`), a shape other than ``(batch, *field.shape)``, or values of the
+    wrong kind (a bool field takes bools only; an int field integers; a float field real
+    numbers). ``batch`` may be unknown (None, or a tensor in a graph). A value of one
+    instance's shape is :func:`broadcast_data`'s to repeat before."""
     fields = problem.instance_fields
     for name, value in data.items():
         if name not in fields:
             known = ", ".join(sorted(fields)) or "none"
-            raise InvalidInputError(f"{problem.label} takes no per-instance data {name!r}; its fields: {known}")
+            raise InvalidInputError(f"{problem.label} takes no per-instance data {name!r}; its fields: {known} "
+                                    f"(in {call_with(call, [name])})")
         field = fields[name]
         shape = tuple(getattr(value, "shape", np.shape(value)))
         expected_batch = batch if isinstance(batch, int) else None
         if len(shape) != 1 + len(field.shape) or tuple(shape[1:]) != field.shape or (
             expected_batch is not None and shape[0] is not None and shape[0] != expected_batch
         ):
-            expected = ", ".join(["B" if expected_batch is None else str(expected_batch), *map(str, field.shape)])
-            raise InvalidInputError(f"{name}: expected shape ({expected}) (batch axis first), got {shape}")
+            expected = shape_text(["B" if expected_batch is None else expected_batch, *field.shape])
+            raise InvalidInputError(f"{name}: expected shape {expected} (batch axis first), or "
+                                    f"{shape_text(field.shape)} for every instance, got {shape_text(shape)}")
         _check_kind(name, field, value)
 
 
@@ -78,11 +133,12 @@ def dtype_name(value: Any) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def check_values(problem: Problem, data: InstanceData) -> None:
+def check_values(problem: Problem, data: InstanceData, call: str = LAYER_CALL) -> None:
     """Check what ``data`` hold (finite floats, then the problem's own meaning, see
     :meth:`~imle_solvers.problems.Problem.check_instance_data`, which is asked even without
-    data: a problem may need some), naming the first bad batch index. Reads the values (a
-    device synchronisation); traced arrays are skipped."""
+    data: a problem may need some), naming the first bad batch index; a field that must be
+    given and was not is named with ``call`` (as for :func:`check_data`). Reads the
+    values (a device synchronisation); traced arrays are skipped."""
     if any(framework_of_or_none(value) and is_traced(value) for value in data.values()):
         return
     host = to_host(problem, data)
@@ -90,7 +146,10 @@ def check_values(problem: Problem, data: InstanceData) -> None:
         if problem.instance_fields[name].kind == "float" and value.shape[0]:
             check_finite(value, name)
     if not host or next(iter(host.values())).shape[0]:
-        problem.check_instance_data(host)  # also without data: a field may have no default
+        try:
+            problem.check_instance_data(host)  # also without data: a field may have no default
+        except MissingDataError as error:
+            raise missing_data(error.subject, error.fields, call) from None
 
 
 def invalid_on_device(problem: Problem, data: InstanceData) -> Array | None:

@@ -9,8 +9,9 @@ pool when it has one), never one instance at a time. Arguments, ``B`` instances:
 - ``predicted``, ``true``: costs (or values, for a max problem) ``(B, *problem.shape)``,
   numpy, torch (detached for you), JAX or TensorFlow arrays; the problem's theta;
 - ``true_optimum``: ``(B,)`` optimal objective values under ``true``, if known (else solved);
-- ``**data``: per-instance data (``problem.instance_fields``), each ``(B, ...)``, passed to
-  every solve, as ``oracle(theta, **data)``.
+- ``**data``: per-instance data (``problem.instance_fields``), each ``(B, ...)`` or one
+  instance's value for all (a Python number for a scalar field), passed to every solve, as
+  ``oracle(theta, **data)``; checked first, so that an error names the metric called.
 
 The objective of a state ``z`` under costs ``c`` is ``<c, z>`` (summed over the problem's
 axes): what theta scores. An ILP's fixed objective coefficients are not counted.
@@ -29,6 +30,7 @@ import numpy as np
 
 from ._array import to_numpy
 from .errors import InvalidInputError
+from .instances import broadcast_data, check_data, check_values, to_host
 from .oracle import MAPOracle
 
 __all__ = [
@@ -59,6 +61,18 @@ def _host(values: Any, name: str) -> np.ndarray:
     return array
 
 
+def _checked(oracle: MAPOracle, data: dict[str, Any], batch: int, metric: str,
+             arguments: str = "oracle, predicted, true") -> dict[str, Any]:
+    """``data`` for a batch of ``batch`` instances, broadcast and checked as the oracle
+    would, but with errors naming the call the user made, ``metrics.<metric>(<arguments>,
+    capacity=...)``."""
+    problem, call = oracle.problem, f"metrics.{metric}({arguments}, {{fields}})"
+    data = broadcast_data(problem, data, batch)
+    check_data(problem, data, batch, call)
+    check_values(problem, to_host(problem, data), call)
+    return data
+
+
 def objective_values(states: Any, costs: Any) -> np.ndarray:
     """``(B,)``: ``<costs_i, states_i>`` for batches ``states``, ``costs`` ``(B, *shape)``."""
     z, c = _host(states, "states"), _host(costs, "costs")
@@ -70,6 +84,7 @@ def objective_values(states: Any, costs: Any) -> np.ndarray:
 def optimal_values(oracle: MAPOracle, costs: Any, **data: Any) -> np.ndarray:
     """``(B,)`` optimal objective values of ``costs`` ``(B, *shape)``: one batched solve."""
     c = _host(costs, "costs")
+    data = _checked(oracle, data, len(c), "optimal_values", "oracle, costs")
     return objective_values(oracle(c, **data), c)
 
 
@@ -103,6 +118,7 @@ def regret(oracle: MAPOracle, predicted: Any, true: Any, true_optimum: Any = Non
     ``reduction``: ``"mean"`` (default), ``"sum"``, ``"normalized"`` (as
     :func:`normalized_regret`) or ``"none"`` (the ``(B,)`` regrets)."""
     p, c = _host(predicted, "predicted"), _host(true, "true")
+    data = _checked(oracle, data, len(c), "regret")
     losses, optimum = _regrets(oracle, oracle(p, **data), c, true_optimum, data)
     return _reduce(losses, optimum, reduction)
 
@@ -110,6 +126,7 @@ def regret(oracle: MAPOracle, predicted: Any, true: Any, true_optimum: Any = Non
 def normalized_regret(oracle: MAPOracle, predicted: Any, true: Any, true_optimum: Any = None,
                       **data: Any) -> float:
     """PyEPO's normalised regret: ``sum_i regret_i / (sum_i |z*_i| + 1e-8)``."""
+    data = _checked(oracle, data, len(_host(true, "true")), "normalized_regret")
     return regret(oracle, predicted, true, true_optimum, reduction="normalized", **data)  # type: ignore[return-value]
 
 
@@ -134,6 +151,7 @@ def unambiguous_regret(oracle: MAPOracle, predicted: Any, true: Any, true_optimu
     if not tolerance > 0:
         raise InvalidInputError(f"tolerance must be positive, got {tolerance!r}")
     p, c = _host(predicted, "predicted"), _host(true, "true")
+    data = _checked(oracle, data, len(c), "unambiguous_regret")
     rounded = np.around(p / tolerance)
     spread = np.abs(c).reshape(len(c), -1).sum(1)
     delta = np.divide(0.5, spread, out=np.zeros_like(spread), where=spread > 0)
@@ -147,6 +165,7 @@ def exact_match(oracle: MAPOracle, predicted: Any, true: Any, true_solution: Any
     ``(B, *shape)`` if given (labels), else the oracle's state for ``true`` (with ties in
     ``true``, one of the optima: the solver's choice)."""
     p = _host(predicted, "predicted")
+    data = _checked(oracle, data, len(p), "exact_match")
     gold = oracle(_host(true, "true"), **data) if true_solution is None else _host(true_solution, "true_solution")
     same = (oracle(p, **data) == gold).reshape(len(p), -1).all(1)
     return float(same.mean()) if len(p) else 0.0
@@ -157,6 +176,7 @@ def cost_accuracy(oracle: MAPOracle, predicted: Any, true: Any, true_optimum: An
     """Share of instances whose predicted state is optimal under ``true`` within ``rtol``
     of the optimum: ``regret_i <= rtol * |z*_i|`` (for a min problem with a positive optimum,
     the demo's ``cost <= optimum * (1 + 1e-6)``)."""
+    data = _checked(oracle, data, len(_host(true, "true")), "cost_accuracy")
     losses = regret(oracle, predicted, true, true_optimum, reduction="none", **data)
     optimum = np.asarray(true_optimum, dtype=np.float64).reshape(-1) if true_optimum is not None else \
         optimal_values(oracle, true, **data)
@@ -170,6 +190,7 @@ def evaluate(oracle: MAPOracle, predicted: Any, true: Any, true_optimum: Any = N
     problems with 0/1 states), ``cost_accuracy`` and ``exact_match`` (against the oracle's
     state for ``true``)."""
     p, c = _host(predicted, "predicted"), _host(true, "true")
+    data = _checked(oracle, data, len(c), "evaluate")
     states, gold = oracle(p, **data), oracle(c, **data)
     optimum = objective_values(gold, c) if true_optimum is None else \
         np.asarray(to_numpy(true_optimum), dtype=np.float64).reshape(-1)

@@ -26,7 +26,7 @@ from .chunks import check_states as check_states  # re-exported: docs/architectu
 from .chunks import solve_task
 from .errors import InvalidInputError, SolverError, takes_no_data_error, wrong_shape_error
 from .failures import STATUS_DTYPE, OnFailure, Status, check_on_failure
-from .instances import InstanceData, check_data, check_values, for_framework, to_host
+from .instances import ORACLE_CALL, InstanceData, broadcast_data, check_data, check_values, for_framework, to_host
 from .problems import Problem
 from . import scheduler
 from .scheduler import ChunkScheduler, SolveSettings
@@ -178,7 +178,8 @@ class MAPOracle:
         """MAP states of a batch ``theta`` of shape ``(B, *problem.shape)``, same shape out.
 
         ``data``: the instances' own data by field name (``problem.instance_fields``), each
-        ``(B, *field.shape)``; a field not given takes the problem's value for every row.
+        ``(B, *field.shape)``, or one instance's value (a Python number for a scalar field)
+        for every row; a field not given takes the problem's value for every row.
         ``validate=False`` skips the checks of ``theta``'s and the data's shapes and values,
         for callers that made them already (the bindings check once per step; a check of a
         GPU tensor's values waits for the device)."""
@@ -199,15 +200,16 @@ class MAPOracle:
         """States, and the statuses as numpy ``(B,)`` (None: all OK, nothing left the framework)."""
         framework = framework_of(theta)
         solver = self._solver_for(theta, framework)
+        data = broadcast_data(self.problem, data, theta.shape[0])
         if data:
             self.check_takes_data(solver, data)
             if validate:
-                check_data(self.problem, data, theta.shape[0])
+                check_data(self.problem, data, theta.shape[0], ORACLE_CALL)
         native = self.runs_natively(solver, framework)
         data = for_framework(self.problem, data, theta) if native else to_host(self.problem, data)
         if validate:
             self.problem.validate(theta if native else to_numpy(theta))
-            check_values(self.problem, data)
+            check_values(self.problem, data, ORACLE_CALL)
         return self.solve_with(solver, native, theta, data)
 
     def runs_natively(self, solver: SolverEntry, framework: str) -> bool:

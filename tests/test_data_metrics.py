@@ -324,3 +324,60 @@ def test_against_pyepo():
     tied = rng.integers(1, 3, c.shape).astype(float)
     theirs = [calUnambRegret(model, tied[i], c[i], float(optimum[i])) for i in range(len(c))]
     np.testing.assert_allclose(M.unambiguous_regret(oracle, tied, c, reduction="none"), theirs, atol=1e-6)
+
+
+# -- per-instance data: one value for all, and errors that name the metric called -------------------
+
+def per_instance_knapsack():
+    """A knapsack whose capacity has no default: every call must pass it."""
+    return ims.ILP.from_dict({
+        "name": "knapsack",
+        "params": {"capacity": {"batched": True}},
+        "sets": {"items": 5},
+        "constants": {"weights": [4, 3, 3, 2, 5]},
+        "variables": {"x": {"over": ["items"], "type": "binary"}},
+        "constraints": [{"name": "capacity", "expr": "sum(i in items) weights[i] * x[i] <= capacity"}],
+        "objective": {"sense": "max", "theta": "x"},
+    })
+
+
+def test_metrics_take_one_capacity_for_all_instances():
+    pytest.importorskip("ortools")
+    oracle = ims.MAPOracle(per_instance_knapsack(), backend="ortools")
+    rng = np.random.default_rng(4)
+    true, pred = rng.uniform(1, 5, (6, 5)), rng.uniform(1, 5, (6, 5))
+    full = M.evaluate(oracle, pred, true, capacity=np.full(6, 7.0))
+    for capacity in (7.0, 7, np.array(7.0)):
+        assert M.evaluate(oracle, pred, true, capacity=capacity) == full
+        assert M.regret(oracle, pred, true, capacity=capacity) == full["regret"]
+    np.testing.assert_allclose(M.optimal_values(oracle, true, capacity=7.0),
+                               [brute_force_knapsack(c, np.array([[4, 3, 3, 2, 5]]), np.array([7.0])) for c in true])
+
+
+@pytest.mark.parametrize(("metric", "arguments"), [
+    ("evaluate", "oracle, predicted, true"), ("regret", "oracle, predicted, true"),
+    ("normalized_regret", "oracle, predicted, true"), ("unambiguous_regret", "oracle, predicted, true"),
+    ("cost_accuracy", "oracle, predicted, true"), ("exact_match", "oracle, predicted, true"),
+])
+def test_a_missing_parameter_is_named_with_the_metric_called(metric, arguments):
+    """The report: metrics.evaluate(oracle, ...) answered 'pass it per instance: layer(theta, capacity=...)'."""
+    oracle = ims.MAPOracle(per_instance_knapsack())
+    c = np.ones((3, 5))
+    with pytest.raises(ims.InvalidInputError, match=rf"^ILP 'knapsack': batched parameter 'capacity' has no default; "
+                                                    rf"pass it per instance: metrics\.{metric}\({arguments}, "
+                                                    rf"capacity=\.\.\.\)$"):
+        getattr(M, metric)(oracle, c, c)
+
+
+def test_bad_data_are_named_with_the_metric_called():
+    oracle = ims.MAPOracle(per_instance_knapsack())
+    c = np.ones((3, 5))
+    with pytest.raises(ims.InvalidInputError, match=r"pass it per instance: metrics\.optimal_values\(oracle, costs, "
+                                                    r"capacity=\.\.\.\)$"):
+        M.optimal_values(oracle, c)
+    with pytest.raises(ims.InvalidInputError, match=r"takes no per-instance data 'cap'; its fields: capacity "
+                                                    r"\(in metrics\.regret\(oracle, predicted, true, cap=\.\.\.\)\)"):
+        M.regret(oracle, c, c, cap=1.0)
+    with pytest.raises(ims.InvalidInputError, match=r"^capacity: expected shape \(3,\) \(batch axis first\), or \(\) "
+                                                    r"for every instance, got \(4,\)$"):
+        M.evaluate(oracle, c, c, capacity=np.ones(4))

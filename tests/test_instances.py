@@ -10,8 +10,10 @@ import pytest
 
 import imle_solvers as ims
 from imle_solvers import _binding
-from imle_solvers.errors import InvalidInputError
-from imle_solvers.instances import per_instance
+from imle_solvers.errors import InvalidInputError, MissingDataError, shape_text
+from imle_solvers.instances import (
+    LAYER_CALL, ORACLE_CALL, broadcast_data, call_with, check_data, missing_data, per_instance,
+)
 
 from instance_problems import PickOne, PickOneFixed, pick_one
 from test_frameworks import FRAMEWORKS, RUNNERS
@@ -70,7 +72,8 @@ def test_data_may_be_lists_and_other_frameworks_arrays():
     ("change", "message"),
     [
         (lambda d: d.update(mask=d.pop("allowed")), r"takes no per-instance data 'mask'; its fields: allowed, bonus"),
-        (lambda d: d.update(allowed=d["allowed"][:5]), r"allowed: expected shape \(8, 6\) \(batch axis first\), got \(5, 6\)"),
+        (lambda d: d.update(allowed=d["allowed"][:5]),
+         r"allowed: expected shape \(8, 6\) \(batch axis first\), or \(6,\) for every instance, got \(5, 6\)"),
         (lambda d: d.update(allowed=d["allowed"][:, :3]), r"allowed: expected shape \(8, 6\)"),
         (lambda d: d.update(allowed=d["allowed"].astype(float)), r"allowed: expected bools \(True/False\), got dtype float64"),
         (lambda d: d.update(bonus=d["bonus"].astype(str)), r"bonus: expected real numbers"),
@@ -427,3 +430,89 @@ def _as(framework: str, value: np.ndarray):
     if framework == "jax":
         return pytest.importorskip("jax.numpy").asarray(value)
     return value
+
+
+# -- one instance's value for every instance; errors that name the call made --------------------
+
+def test_one_instances_value_stands_for_every_instance_in_the_oracle():
+    theta, data = batch()
+    oracle = ims.MAPOracle(PickOne(N), backend="python")
+    bonus = data["bonus"][0]  # (N,): one bonus for all
+    expected = one_by_one(theta, {"bonus": np.broadcast_to(bonus, theta.shape)})
+    np.testing.assert_array_equal(oracle(theta, bonus=bonus), expected)
+    np.testing.assert_array_equal(oracle(theta, bonus=bonus.tolist(), allowed=None), expected)  # None: not given
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal(oracle(theta, bonus=torch.tensor(bonus)), expected)
+
+
+def test_broadcast_data_repeats_one_instances_value_and_leaves_the_rest():
+    problem = PickOne(N)
+    out = broadcast_data(problem, {"bonus": np.arange(N), "allowed": None, "other": 1.0}, 3)
+    assert set(out) == {"bonus", "other"} and out["other"] == 1.0  # unknown names: check_data refuses them
+    np.testing.assert_array_equal(out["bonus"], np.tile(np.arange(N), (3, 1)))
+    kept = np.ones((3, N))
+    assert broadcast_data(problem, {"bonus": kept}, 3)["bonus"] is kept
+    assert broadcast_data(problem, {"bonus": np.arange(N)}, None)["bonus"].shape == (N,)  # batch unknown
+
+
+KNAPSACK = {
+    "name": "knapsack",
+    "params": {"budget": {"batched": True}, "weights": {"over": ["items"], "batched": True, "default": [3, 1, 2, 2]}},
+    "sets": {"items": 4},
+    "variables": {"x": {"over": ["items"], "type": "binary"}},
+    "constraints": [{"name": "budget", "expr": "sum(i in items) weights[i] * x[i] <= budget"}],
+    "objective": {"sense": "max", "theta": "x"},
+}
+
+
+def test_a_scalar_parameter_may_be_a_python_number_or_a_0d_array():
+    """The report: ``budget=200.0`` for every instance was refused (expected shape (B))."""
+    pytest.importorskip("ortools")
+    knapsack = ims.ILP.from_dict(KNAPSACK)
+    theta = np.random.default_rng(0).normal(size=(5, 4)) + 1.0
+    oracle = ims.MAPOracle(knapsack, backend="ortools")
+    expected = oracle(theta, budget=np.full(5, 4.0))
+    assert not np.array_equal(expected, oracle(theta, budget=np.full(5, 8.0))), "the budget must bind here"
+    for budget in (4.0, 4, np.float64(4.0), np.array(4.0)):
+        np.testing.assert_array_equal(oracle(theta, budget=budget), expected)
+        z, _ = oracle.solve(theta, budget=budget)
+        np.testing.assert_array_equal(z, expected)
+    np.testing.assert_array_equal(oracle(theta, budget=4.0, weights=[3, 1, 2, 2]), expected)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal(oracle(theta, budget=torch.tensor(4.0)), expected)
+    layer = ims.torch.IMLELayer(knapsack, ims.IMLE(noise=None), backend="ortools")  # the layer broadcasts alike
+    np.testing.assert_array_equal(layer(torch.tensor(theta), budget=4.0).numpy(), expected)
+
+
+def test_missing_data_is_named_with_the_call_the_user_made():
+    pytest.importorskip("ortools")
+    knapsack = ims.ILP.from_dict(KNAPSACK)
+    theta = np.zeros((2, 4))
+    subject = r"^ILP 'knapsack': batched parameter 'budget' has no default; pass it per instance: "
+    with pytest.raises(MissingDataError, match=subject + r"oracle\(theta, budget=\.\.\.\)$"):
+        ims.MAPOracle(knapsack, backend="ortools")(theta)
+    with pytest.raises(MissingDataError, match=subject + r"oracle\(theta, budget=\.\.\.\)$"):
+        ims.MAPOracle(knapsack, backend="ortools").solve(theta, weights=np.ones((2, 4)))
+    with pytest.raises(InvalidInputError, match=r"takes no per-instance data 'cap'; its fields: budget, weights "
+                                                r"\(in oracle\(theta, cap=\.\.\.\)\)"):
+        ims.MAPOracle(knapsack, backend="ortools")(theta, cap=1.0)
+    torch = pytest.importorskip("torch")
+    layer = ims.torch.IMLELayer(knapsack, ims.IMLE(noise=None), backend="ortools")
+    with pytest.raises(MissingDataError, match=subject + r"layer\(theta, budget=\.\.\.\)$"):
+        layer(torch.zeros(2, 4, dtype=torch.float64))
+
+
+def test_hints_are_written_by_one_function():
+    assert call_with(ORACLE_CALL, ["a", "b"]) == "oracle(theta, a=..., b=...)"
+    assert call_with(LAYER_CALL, ["cap"]) == "layer(theta, cap=...)"
+    error = missing_data("ILP 'k': batched parameters 'a', 'b' have no default", ["a", "b"], ORACLE_CALL)
+    assert str(error) == "ILP 'k': batched parameters 'a', 'b' have no default; pass them per instance: " \
+                         "oracle(theta, a=..., b=...)"
+    assert (error.subject, error.fields) == ("ILP 'k': batched parameters 'a', 'b' have no default", ("a", "b"))
+
+
+def test_shapes_print_as_tuples():
+    assert [shape_text(s) for s in [(4,), (), ("B", 3), [2, 5, 14]]] == ["(4,)", "()", "(B, 3)", "(2, 5, 14)"]
+    with pytest.raises(InvalidInputError, match=r"^bonus: expected shape \(B, 6\) \(batch axis first\), or \(6,\) for "
+                                                r"every instance, got \(\)$"):
+        check_data(PickOne(N), {"bonus": 1.0}, None)

@@ -12,7 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._registration import register
-from ..errors import InvalidInputError, SolverError
+from .._array import to_numpy
+from ..errors import InvalidInputError, MissingDataError, SolverError
 from .base import ContentIdentity, DataField, Problem, Sense, checked_int
 from .ilp_instances import InstanceValues, Numbers, ParametricParts
 from .ilp_params import Parameter, ParameterMaps, with_pattern  # noqa: F401 (Parameter: re-exported)
@@ -208,6 +209,7 @@ class ILP(ContentIdentity, Problem):
         that lacks a parameter without default; the error names the parameters and the
         first bad batch index. ``data``: ``(B, *shape)`` arrays of the fields given."""
         if self.parameters is not None:
+            self._check_given(data)
             self.parametric.check_batch(data)
         elif data:
             raise InvalidInputError(f"{self.label} has no batched parameters; got data {sorted(data)}")
@@ -225,7 +227,21 @@ class ILP(ContentIdentity, Problem):
             if data:
                 raise InvalidInputError(f"{self.label} has no batched parameters; got data {sorted(data)}")
             return None
-        return self.parametric.instance(data or {})
+        data = data or {}
+        self._check_given(data)
+        return self.parametric.instance(data)
+
+    def _check_given(self, data: Mapping[str, Any]) -> None:
+        """Refuse ``data`` that lack a batched parameter without default: a
+        :class:`~imle_solvers.errors.MissingDataError` (whose hint the caller's checks
+        re-word for the call made)."""
+        missing = [p.name for p in self.parameters.parameters if p.default is None and data.get(p.name) is None]
+        if missing:
+            from ..instances import missing_data  # instances imports the problems
+
+            some = "s" if len(missing) > 1 else ""
+            raise missing_data(f"{self.parametric.label}: batched parameter{some} {', '.join(map(repr, missing))} "
+                               f"{'have' if some else 'has'} no default", missing)
 
     def with_values(self, data: Mapping[str, Any] | None = None) -> ILP:
         """The plain program (no batched parameters) of one instance: ``data`` as for
@@ -288,14 +304,18 @@ class ILP(ContentIdentity, Problem):
         return f"{name}{list(index) if index else ''}"
 
     # -- checking a point ---------------------------------------------------------
-    def violations(self, values: Any, tol: float = 1e-6) -> Violations:
-        """What a point breaks: constraint rows, variable bounds, integrality.
+    def violations(self, values: Any, /, tol: float = 1e-6, **data: Any) -> Violations:
+        """What a point of one instance breaks: constraint rows, variable bounds, integrality.
 
         Args:
             values: z, the theta variables' values, of shape ``self.shape``; or a full
                 solution x of shape ``(n_variables,)``. When both shapes agree (the theta
                 variables are all the variables), it is read as z, in theta's order.
             tol: how far a value may stray (absolute) before it counts as a violation.
+            data: the instance's batched parameters by name, each of the parameter's
+                shape (as for :meth:`instance_values`): the numbers are that instance's.
+                A parameter not given takes its declared default; one without default
+                must be given (never taken as 0).
 
         With z alone, the other variables' values are unknown: only the rows whose
         nonzeros all lie on theta variables are checked (``unchecked_rows`` counts the
@@ -303,8 +323,56 @@ class ILP(ContentIdentity, Problem):
 
         Returns:
             A :class:`Violations`, falsy when nothing is broken.
+
+        Raises:
+            InvalidInputError: a point of another shape or with non-finite values; data
+                that lack a parameter without default (a ``MissingDataError``), name an
+                unknown one, or make bounds cross.
         """
-        point = np.asarray(values, dtype=np.float64)
+        from ..instances import missing_data  # instances imports the problems
+
+        try:
+            values_of_instance = self.instance_values(data)
+        except MissingDataError as error:
+            raise missing_data(error.subject, error.fields, "ilp.violations(z, {fields})") from None
+        return self._violations(self._point(values, "violations() takes"), self.numbers(values_of_instance), tol)
+
+    def batch_violations(self, values: Any, /, tol: float = 1e-6, **data: Any) -> list[Violations]:
+        """:meth:`violations` of each instance of a batch, with its own data.
+
+        Args:
+            values: ``(B, *self.shape)`` states z (what a layer or an oracle returns; any
+                framework's array), or ``(B, n_variables)`` full solutions.
+            tol: as for :meth:`violations`.
+            data: the batched parameters by name, ``(B, *shape)`` each, as passed to the
+                oracle or the layer; a value of one instance's shape (a Python number for
+                a scalar parameter) stands for every instance; one not given takes its
+                default.
+
+        Returns:
+            ``B`` :class:`Violations`, instance ``i``'s at ``i``, each falsy when nothing is
+            broken: ``[v or "feasible" for v in ilp.batch_violations(z, **data)]``.
+
+        Raises:
+            InvalidInputError: as :meth:`violations`, naming the batch index of bad data.
+        """
+        from ..instances import broadcast_data, check_data, check_values, instance, to_host
+
+        points = np.asarray(to_numpy(values), dtype=np.float64)
+        if points.ndim == 0:
+            raise InvalidInputError(f"{self.label}: batch_violations() takes a batch (B, *shape), got a scalar")
+        call = "ilp.batch_violations(z, {fields})"
+        data = broadcast_data(self, data, len(points))
+        check_data(self, data, len(points), call)
+        host = to_host(self, data)
+        check_values(self, host, call)  # names the first bad batch index
+        return [self._violations(self._point(point, f"batch_violations() takes at batch index {i}"),
+                                 self.numbers(self.instance_values(instance(host, i))), tol)
+                for i, point in enumerate(points)]
+
+    def _point(self, values: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+        """The full ``(n,)`` x of z or x, and ``(n,)`` which of its entries are known."""
+        point = np.asarray(to_numpy(values), dtype=np.float64)
         n = self.n_variables
         if point.shape == self.shape:
             known = np.zeros(n, dtype=bool)
@@ -314,23 +382,32 @@ class ILP(ContentIdentity, Problem):
         elif point.shape == (n,):
             known, x = np.ones(n, dtype=bool), point
         else:
-            raise InvalidInputError(f"{self.label}: violations() takes z of shape {self.shape} or x of shape "
+            raise InvalidInputError(f"{self.label}: {what} z of shape {self.shape} or x of shape "
                                     f"({n},), got {point.shape}")
         if not np.isfinite(point).all():
-            raise InvalidInputError(f"{self.label}: violations() takes finite values")
-        a = self.constraints
-        # a row can be checked when none of its nonzeros falls on an unknown variable
-        # (the canonical matrix holds no explicit zeros, so |A| @ unknown counts them)
-        checked = (abs(a) @ (~known).astype(np.float64)) == 0
+            raise InvalidInputError(f"{self.label}: {what} finite values")
+        return x, known
+
+    def _violations(self, point: tuple[np.ndarray, np.ndarray], numbers: Numbers, tol: float) -> Violations:
+        """What ``point`` (x and which entries are known, :meth:`_point`) breaks, under
+        one instance's ``numbers``."""
+        x, known = point
+        a = self.constraints.copy()
+        a.data = numbers.coefficients
+        # a row can be checked when none of its nonzeros falls on an unknown variable (an
+        # instance's coefficient may be 0: only nonzero values count)
+        nonzero = a.copy()
+        nonzero.data = (numbers.coefficients != 0).astype(np.float64)
+        checked = (nonzero @ (~known).astype(np.float64)) == 0
         activity = a @ x
-        below, above = self.row_lower - activity, activity - self.row_upper
+        row_lower, row_upper = numbers.row_lower, numbers.row_upper
+        below, above = row_lower - activity, activity - row_upper
         rows = tuple(
-            RowViolation(int(i), self._row_name(i), float(activity[i]), float(self.row_lower[i]),
-                         float(self.row_upper[i]), float(max(below[i], above[i])))
+            RowViolation(int(i), self._row_name(i), float(activity[i]), float(row_lower[i]),
+                         float(row_upper[i]), float(max(below[i], above[i])))
             for i in np.flatnonzero(checked & ((below > tol) | (above > tol)))
         )
-        lower, upper = self.bounds()
-        integral = self.integrality()
+        lower, upper = numbers.lower, numbers.upper
         bounds = tuple(
             BoundViolation(*self.entry(j), float(x[j]), float(lower[j]), float(upper[j]),
                            float(max(lower[j] - x[j], x[j] - upper[j])))
@@ -339,7 +416,7 @@ class ILP(ContentIdentity, Problem):
         distance = np.abs(x - np.rint(x))
         integrality = tuple(
             IntegralityViolation(*self.entry(j), float(x[j]), float(distance[j]))
-            for j in np.flatnonzero(known & integral & (distance > tol))
+            for j in np.flatnonzero(known & self.integrality() & (distance > tol))
         )
         return Violations(rows, bounds, integrality, int((~checked).sum()))
 
