@@ -39,7 +39,9 @@ from .estimators import Estimator, Residuals
 from .failures import STATUS_DTYPE, batch_size, gradient_with_status, sample_with_status
 from .frameworks import Framework
 from .instances import (
+    LAYER_CALL,
     InstanceData,
+    broadcast_data,
     check_data,
     check_values,
     dtype_name,
@@ -97,6 +99,9 @@ class Step:
             give NaN gradient rows where the upstream gradient is not finite.
     """
 
+    #: the call that errors about per-instance data tell the user to make
+    call: str = LAYER_CALL
+
     def __init__(self, oracle: MAPOracle, validate_args: bool = True) -> None:
         self.oracle = oracle
         self.problem: Problem = oracle.problem
@@ -127,10 +132,10 @@ class Step:
         traced = home.is_traced(theta)
         plan = self._plan(home, theta, traced)
         if data:
-            data = self._batched(data, home.batch_size(theta))
+            data = broadcast_data(self.problem, data, home.batch_size(theta))
         if data:
             self.oracle.check_takes_data(plan.solver, data)
-            check_data(self.problem, data, home.batch_size(theta))
+            check_data(self.problem, data, home.batch_size(theta), self.call)
             in_framework = plan.native or home.traces
             data = for_framework(self.problem, data, theta) if in_framework else to_host(self.problem, data)
         if not self.validate_args:
@@ -151,19 +156,6 @@ class Step:
             solver = self.oracle.solver_for(theta)
             plan = self._plans[key] = Plan(self, home, solver, self.oracle.runs_natively(solver, home.name))
         return plan
-
-    def _batched(self, data: Mapping[str, Any], batch: Any) -> dict[str, Any]:
-        """``data`` without its ``None`` entries, each value of a field's own shape (no batch
-        axis: a scalar ``k``, one mask for all) broadcast to the batch."""
-        fields = self.problem.instance_fields
-        out = {}
-        for key, value in data.items():
-            if value is None:
-                continue
-            if key in fields and isinstance(batch, int) and np.ndim(value) == len(fields[key].shape):
-                value = _broadcast(value, (batch, *fields[key].shape))
-            out[key] = value
-        return out
 
     def _check_scores(self, home: Framework, theta: Array, name: str) -> Array | None:
         """Finite scores: one reduction read back when concrete, else checked on the device."""
@@ -189,7 +181,7 @@ class Step:
         if not data and (self._needs_no_data or not self.problem.instance_fields):
             return None
         if not data or not traced:
-            check_values(self.problem, data)  # also without data: a field may have no default
+            check_values(self.problem, data, self.call)  # also without data: a field may have no default
             self._needs_no_data = self._needs_no_data or not data
             return None
         names, problem = tuple(data), self.problem
@@ -378,15 +370,6 @@ def _sum_poisons(*poisons: Array | None) -> Array | None:
     return present[0] if len(present) == 1 else present[0] + present[1]
 
 
-def _broadcast(value: Any, shape: tuple[int, ...]) -> Any:
-    """``value`` (one instance's) repeated for every instance of the batch, in its own framework."""
-    try:
-        xp = array_namespace(value)
-    except TypeError:  # a Python number or list
-        return np.broadcast_to(np.asarray(value), shape)
-    return xp.broadcast_to(value, shape)
-
-
 def _check_groups(problem: Problem, names: tuple[str, ...], values: tuple[np.ndarray, ...]) -> None:
     """:func:`check_values` of host copies of traced data; under ``jax.vmap`` they gain
     leading axes, and each mapped call is checked as a batch of its own."""
@@ -400,6 +383,8 @@ def _check_groups(problem: Problem, names: tuple[str, ...], values: tuple[np.nda
 class LossStep(Step):
     """What a loss of any framework holds: a :class:`Step` and the loss's definition
     (:class:`~imle_solvers.losses.FenchelYoung`, :class:`~imle_solvers.losses.SPOPlus`)."""
+
+    call = "loss_fn(prediction, target, {fields})"
 
     def __init__(self, oracle: MAPOracle, definition: LossDefinition, validate_args: bool = True) -> None:
         super().__init__(oracle, validate_args)
