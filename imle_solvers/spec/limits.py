@@ -103,7 +103,7 @@ class Hints:
 
 PYTHON_YAML = Hints()
 PYTHON_DICT = Hints(param="load_dict(spec, {name}=...)")
-PYTHON_BUILDER = Hints(param="add_constant({name!r}, ...)", bind='for_each="{index} in {set}"')
+PYTHON_BUILDER = Hints(param="add_parameter({name!r}, ...)", bind='for_each="{index} in {set}"')
 CLI = Hints(param="--param {name}=VALUE", limit="--limit {name}={value}")
 
 
