@@ -392,8 +392,9 @@ class ILPBuilder:
         or, with ``for_each``, one row per assignment of its indices: ``for_each="g in
         groups, t in slots"`` adds ``|groups| * |slots|`` rows (row-major, named
         ``name[g=0, t=0]``, ...), each with ``g`` and ``t`` bound in the expression;
-        ``"... if cond and cond"`` keeps the assignments where every comparison holds
-        (``"s in shifts if s + 1 < n_shifts"``). The expansion's size is checked
+        ``"... if condition"`` keeps the assignments where the condition holds: comparisons
+        joined by ``and``, ``or``, ``not`` and parentheses (``"s in shifts if s + 1 < n_shifts"``,
+        ``"i in I, j in J if not (i == j or w[i] > 3)"``). The expansion's size is checked
         against ``limits`` before any row is built.
         A mapping ``{variable: coefficients}`` adds ``lower <= sum <coefficients, x> <= upper``:
         one row where each array has the variable's shape, ``m`` rows where each is

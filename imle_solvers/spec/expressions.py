@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Union
 
@@ -299,7 +300,7 @@ class _Parser:
     def conjunct(self) -> Filter:
         return self.logical("and", self.negation)
 
-    def logical(self, word: str, operand) -> Filter:
+    def logical(self, word: str, operand: Callable[[], Filter]) -> Filter:
         """``operand (word operand)*``, flat: a chain of a thousand ``or`` is one node."""
         first = operand()
         token = self.keyword(word)
