@@ -109,7 +109,7 @@ class Not:
     """``not operand``."""
 
     operand: Filter
-    offset: int  # the 'not''s
+    offset: int  # where the 'not' is
 
 
 @dataclass(frozen=True, slots=True)
