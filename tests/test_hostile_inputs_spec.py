@@ -90,9 +90,9 @@ def test_integers_float64_would_round_are_refused(where):
             load_dict(one_constraint(f"x[0] <= {big}"))
     elif where == "constant":
         with pytest.raises(SpecError, match=f"the integer {big} has no exact float64"):
-            ILPBuilder().add_constant("c", np.array([1, big]))
+            ILPBuilder().add_parameter("c", np.array([1, big]))
         with pytest.raises(SpecError, match=f"the integer {big} has no exact float64"):
-            ILPBuilder().add_constant("c", big)
+            ILPBuilder().add_parameter("c", big)
     else:
         with pytest.raises(SpecError, match=rf"s.yaml:1:4: n: the integer {big} has no exact float64"):
             from_yaml_text(f"n: {big}\n", "s.yaml")

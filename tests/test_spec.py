@@ -81,10 +81,10 @@ def test_example_specs_match_brute_force(path: Path, backend: str):
 
 def knapsack_by_builder(weights=(3, 4, 5, 2, 6, 1), capacity=10) -> ILPBuilder:
     b = ILPBuilder("knapsack")
-    b.add_constant("n_items", len(weights))
+    b.add_parameter("n_items", len(weights))
     b.add_set("items", "n_items")
-    b.add_constant("weights", list(weights), over=["items"])
-    b.add_constant("capacity", capacity)
+    b.add_parameter("weights", list(weights), over=["items"])
+    b.add_parameter("capacity", capacity)
     b.add_variable("x", over=["items"], type="binary")
     b.add_constraint("sum(i in items) weights[i] * x[i] <= capacity", name="capacity")
     b.set_objective("max", theta="x")
@@ -95,9 +95,9 @@ def timetabling_by_builder() -> ILPBuilder:
     b = ILPBuilder("timetabling")
     for name, size in (("events", 4), ("slots", 3), ("students", 3)):
         b.add_set(name, size)
-    b.add_constant("rooms", 2)
+    b.add_parameter("rooms", 2)
     enrolled = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 0, 1]])
-    b.add_constant("enrolled", enrolled)
+    b.add_parameter("enrolled", enrolled)
     b.add_variable("x", over=["events", "slots"])
     # the same rows, written as coefficient arrays instead of expressions
     once = np.zeros((4, 4, 3))
@@ -167,7 +167,7 @@ def test_a_missing_parameter_names_itself_and_its_line():
 def test_expression_features():
     b = ILPBuilder("features")
     b.add_set("t", 4)
-    b.add_constant("hi", [3, 3, 2, 5])
+    b.add_parameter("hi", [3, 3, 2, 5])
     b.add_variable("y", over=["t"], type="integer", lower=-1, upper="hi")
     b.add_variable("s", type="continuous", lower=0, upper=10)
     b.add_set("t2", 3)
@@ -196,7 +196,7 @@ def test_expression_features():
 def test_rows_without_variables_that_hold_are_dropped_and_those_that_fail_are_errors():
     b = ILPBuilder()
     b.add_set("i", 2)
-    b.add_constant("m", [[1, 0], [0, 0]])
+    b.add_parameter("m", [[1, 0], [0, 0]])
     b.add_variable("x", over=["i"])
     b.add_constraint("sum(j in i) m[g, j] * x[j] <= 1", for_each="g in i")
     b.set_objective("max", "x")
@@ -377,7 +377,7 @@ def test_set_sizes_and_bounds_may_be_arithmetic_on_parameters():
 def test_filters_keep_the_assignments_where_every_condition_holds():
     b = ILPBuilder("filters")
     b.add_set("n", 4)
-    b.add_constant("w", [0, 2, 0, 3])
+    b.add_parameter("w", [0, 2, 0, 3])
     b.add_variable("x", over=["n", "n"])
     b.add_constraint("x[i, j] + x[j, i] <= 1", for_each="i in n, j in n if i < j and j != 3", name="pair")
     b.add_constraint("sum(j in n if w[j] > 0) x[i, j] >= 1", for_each="i in n if i = 0", name="some")
@@ -408,7 +408,7 @@ def test_an_unbound_index_asks_whether_a_for_was_forgotten():
     assert info.value.field == "constraints[0]"  # (a dict has no lines; the corpus checks the column)
     b = ILPBuilder()
     b.add_set("items", 3)
-    b.add_constant("w", [[1, 2, 3]])
+    b.add_parameter("w", [[1, 2, 3]])
     b.add_variable("x", over=["items"])
     with pytest.raises(SpecError, match=r'did you forget `for_each="i in items"`\?'):
         b.add_constraint("sum(j in items) x[i] <= 1")

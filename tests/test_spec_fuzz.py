@@ -137,8 +137,8 @@ def check_bytes(data: bytes, tmp_path_factory) -> None:
 def check_builder(expression: str, for_each: str | None) -> None:
     b = ILPBuilder(limits=LIMITS)
     b.add_set("items", 3)
-    b.add_constant("n", 3)
-    b.add_constant("w", [1, 2, 3])
+    b.add_parameter("n", 3)
+    b.add_parameter("w", [1, 2, 3])
     b.add_variable("x", over=["items"])
     b.add_variable("y", type="integer", upper=4)
     loads_or_spec_error(lambda: (b.add_constraint(expression, for_each=for_each), b.set_objective("max", "x"),

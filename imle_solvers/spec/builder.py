@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -36,6 +37,18 @@ from .source import KeyPath
 
 T = TypeVar("T")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_UNSET: Any = object()  # add_parameter without a value (None cannot say it: a value is never None)
+
+
+def _deprecated(message: str) -> None:
+    """Warn, at the caller's line, of a deprecated builder call."""
+    warnings.warn(message, DeprecationWarning, stacklevel=3)  # past _deprecated and the method
+
+
+def _names_sets(value: Any) -> bool:
+    """Whether ``value`` is a list of names: sets passed where a value goes (the old
+    ``add_parameter(name, over)`` order)."""
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, str) for v in value)
 
 
 class BuildError(SpecError):
@@ -109,7 +122,7 @@ class ILPBuilder:
 
         b = ILPBuilder("knapsack")
         b.add_set("items", 4)
-        b.add_constant("weight", [3, 4, 5, 2])
+        b.add_parameter("weight", [3, 4, 5, 2])
         b.add_variable("x", over=["items"])
         b.add_constraint("sum(i in items) weight[i] * x[i] <= 7", name="capacity")
         b.set_objective("max", theta="x")
@@ -121,11 +134,12 @@ class ILPBuilder:
         b.add_constraint("x[w, s] + x[w, s + 1] <= 1",
                          for_each="w in workers, s in shifts if s + 1 < n_shifts", name="rest")
 
-    A batched parameter (:meth:`add_parameter`) takes one value per instance, given
-    beside theta (``layer(theta, capacity=...)``); it may set coefficients, right-hand
-    sides, bounds and the fixed objective, never the structure::
+    A parameter is fixed, as ``weight`` above, or with ``batched=True`` (as a spec's
+    ``batched: true``) takes one value per instance, given beside theta
+    (``layer(theta, capacity=...)``); it may set coefficients, right-hand sides, bounds
+    and the fixed objective, never the structure::
 
-        b.add_parameter("capacity", default=7)
+        b.add_parameter("capacity", default=7, batched=True)
         b.add_constraint("sum(i in items) weight[i] * x[i] <= capacity", name="capacity")
 
     Every method checks its arguments at once and raises a :class:`BuildError`
@@ -211,7 +225,60 @@ class ILPBuilder:
             raise BuildError(f"{what} cannot depend on variables", relative, 0)
         return value
 
+    def add_parameter(self, name: str, value: Any = _UNSET, over: Sequence[str] | None = None, *,
+                      batched: bool | None = None, default: Any = None, description: str = "") -> None:
+        """Declare a parameter, as a spec's ``params:`` entry does: fixed, or with
+        ``batched=True`` one value per instance.
+
+        Fixed (``batched=False``, the default as in a spec): ``value`` is a number or an
+        array, the same for every instance; with ``over`` (set names) its shape is checked
+        against them. ``add_parameter("weights", [3, 4, 5], over=["items"])``.
+
+        Per instance (``batched=True``): each instance brings its own value beside theta
+        (``layer(theta, capacity=...)``). Its shape is that of the sets in ``over``, else that
+        of ``default``, else a scalar; ``default`` is the value of an instance that is not
+        given one (None: every instance must be). It may appear in coefficients, right-hand
+        sides, variable bounds and the fixed objective, affinely (``cap[i] * x[i]``,
+        ``lo + 2 * hi``; not ``cap * cap``), never where it would change the structure
+        (a set size, an index, an ``if``). ``add_parameter("capacity", default=10, batched=True)``.
+
+        ``description`` documents a batched parameter (``ILP.instance_fields``); a fixed one
+        becomes numbers of the program and keeps none. A call with neither a value nor
+        ``batched`` declares a per-instance parameter, as ``add_parameter`` did before it
+        took ``batched``; that form is deprecated.
+        """
+        if batched is None:
+            if value is _UNSET:  # the call of before `batched`: per instance
+                _deprecated(f"add_parameter({name!r}, ...) without a value declares a per-instance parameter only "
+                            f"for compatibility; say so: add_parameter({name!r}, ..., batched=True) (or give "
+                            f"the fixed value: add_parameter({name!r}, value))")
+            batched = value is _UNSET
+        if not isinstance(batched, bool):
+            raise BuildError(f"batched must be True or False, got {batched!r}", ("batched",))
+        if _names_sets(value):
+            raise BuildError(f"a value must be numbers, got the names {list(value)!r}: sets go in over=, as in "
+                             f"add_parameter({name!r}, over={list(value)!r}, batched=True)", ("value",))
+        if batched:
+            if value is not _UNSET:
+                raise BuildError(f"a batched parameter takes one value per instance; its default goes in "
+                                 f"default=: add_parameter({name!r}, default=..., batched=True)", ("value",))
+            self._add_batched(name, over, default, description)
+            return
+        if default is not None:
+            raise BuildError(f"a fixed parameter has one value, given as add_parameter({name!r}, value); "
+                             "default= is the per-instance default of batched=True", ("default",))
+        if value is _UNSET:
+            raise BuildError(f"a fixed parameter needs its value: add_parameter({name!r}, value) "
+                             f"(or add_parameter({name!r}, batched=True) for one value per instance)", ("value",))
+        self._add_fixed(name, value, over)
+
     def add_constant(self, name: str, value: Any, over: Sequence[str] | None = None) -> None:
+        """Deprecated: :meth:`add_parameter` ``(name, value, over)`` declares the same fixed parameter."""
+        _deprecated(f"add_constant is deprecated; write add_parameter({name!r}, value"
+                    f"{', over=...' if over is not None else ''}) (fixed, as a spec's params)")
+        self._add_fixed(name, value, over)
+
+    def _add_fixed(self, name: str, value: Any, over: Sequence[str] | None) -> None:
         """Declare a number or array; with ``over`` (set names), its shape is checked against them."""
         self._declare(name)
         values = self._values(value)
@@ -223,16 +290,8 @@ class ILPBuilder:
             raise BuildError(f"dimension mismatch: expected shape {shape} (over {list(over)}), got {values.shape}")
         self._tensors[name] = Tensor(shape, tuple(over), values=values)
 
-    def add_parameter(self, name: str, over: Sequence[str] | None = None, *, default: Any = None,
-                      description: str = "") -> None:
-        """Declare a batched parameter: a number or array that takes one value per instance.
-
-        Its shape is that of the sets in ``over``, else that of ``default``, else a scalar.
-        ``default`` is the value of an instance that is not given one (None: every instance
-        must be). It may appear in coefficients, right-hand sides, variable bounds and the
-        fixed objective, affinely (``cap[i] * x[i]``, ``lo + 2 * hi``; not ``cap * cap``),
-        never where it would change the structure (a set size, an index, an ``if``).
-        """
+    def _add_batched(self, name: str, over: Sequence[str] | None, default: Any, description: str) -> None:
+        """Declare a batched parameter (see :meth:`add_parameter`)."""
         self._declare(name)
         values = None if default is None else self._values(default)
         if over is not None:
@@ -333,8 +392,9 @@ class ILPBuilder:
         or, with ``for_each``, one row per assignment of its indices: ``for_each="g in
         groups, t in slots"`` adds ``|groups| * |slots|`` rows (row-major, named
         ``name[g=0, t=0]``, ...), each with ``g`` and ``t`` bound in the expression;
-        ``"... if cond and cond"`` keeps the assignments where every comparison holds
-        (``"s in shifts if s + 1 < n_shifts"``). The expansion's size is checked
+        ``"... if condition"`` keeps the assignments where the condition holds: comparisons
+        joined by ``and``, ``or``, ``not`` and parentheses (``"s in shifts if s + 1 < n_shifts"``,
+        ``"i in I, j in J if not (i == j or w[i] > 3)"``). The expansion's size is checked
         against ``limits`` before any row is built.
         A mapping ``{variable: coefficients}`` adds ``lower <= sum <coefficients, x> <= upper``:
         one row where each array has the variable's shape, ``m`` rows where each is

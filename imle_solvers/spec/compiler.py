@@ -5,7 +5,7 @@ then declare everything on a builder in dependency order: constants, scalar
 parameters, sets, array parameters, variables, constraints, objective. Every
 builder error is re-raised located at the spec entry that caused it. A parameter
 declared ``batched: true`` becomes a batched parameter of the ILP (one value per
-instance, :meth:`ILPBuilder.add_parameter`); a value given at load time is its default.
+instance, ``ILPBuilder.add_parameter(..., batched=True)``); a value given at load time is its default.
 
 Every loader takes ``limits=`` (a :class:`SpecLimits`) besides the spec's own
 parameters; a spec parameter that happens to be called ``limits`` is still given as
@@ -120,7 +120,7 @@ def _declare(source: Source, supplied: Mapping[str, Any], name: str | None, limi
         raise source.error(f"unknown parameter {unknown[0]!r}; the spec declares {sorted(declared)}", where)
     for name, value in tree.get("constants", {}).items():
         with _located(source, ("constants", name)):
-            builder.add_constant(name, value)
+            builder.add_parameter(name, value)
     free = {name: p for name, p in declared.items() if "over" not in p}  # any shape; may size sets
     for name, param in free.items():
         _add_param(source, builder, name, param, supplied, hints)
@@ -168,14 +168,14 @@ def _add_param(source: Source, builder: ILPBuilder, name: str, param: Mapping[st
                            path, key=True)
     with _located(source, path, remap):
         if param.get("batched"):  # a value given at load time is the instances' default
-            builder.add_parameter(name, over=param.get("over"), default=value,
+            builder.add_parameter(name, over=param.get("over"), default=value, batched=True,
                                   description=param.get("description", ""))
         else:
-            builder.add_constant(name, value, over=param.get("over"))
+            builder.add_parameter(name, value, over=param.get("over"))
 
 
 def _numeric(value: Any) -> bool:
-    if isinstance(value, int):  # also one too large for numpy: add_constant says so
+    if isinstance(value, int):  # also one too large for numpy: add_parameter says so
         return True
     try:
         return np.asarray(value).dtype.kind in "biuf"

@@ -4,9 +4,12 @@ Grammar (``docs/spec.md`` explains it with examples)::
 
     constraint := expr relation expr [relation expr]
     relation   := "<=" | ">=" | "==" | "="
-    bindings   := binding ("," binding)* ["if" condition ("and" condition)*]
+    bindings   := binding ("," binding)* ["if" condition]
     binding    := NAME "in" NAME
-    condition  := expr ("<" | "<=" | ">" | ">=" | "==" | "!=") expr
+    condition  := conjunct ("or" conjunct)*
+    conjunct   := negation ("and" negation)*
+    negation   := "not" negation | "(" condition ")" | comparison
+    comparison := expr ("<" | "<=" | ">" | ">=" | "==" | "!=") expr
     expr       := term (("+" | "-") term)*
     term       := unary (("*" | "/") unary)*
     unary      := ("+" | "-") unary | primary
@@ -15,7 +18,11 @@ Grammar (``docs/spec.md`` explains it with examples)::
 
 ``sum`` takes the *term* after it, as in AMPL: ``sum(i in I) w[i] * x[i] + 1``
 adds 1 once. An ``if`` after the bindings (of a ``for`` or a ``sum``) keeps only the
-assignments for which every condition holds: ``s in shifts if s + 1 < n``. The
+assignments for which the condition holds: ``s in shifts if s + 1 < n``; ``not`` binds
+tighter than ``and``, which binds tighter than ``or``, as in Python. A ``(`` where a
+condition starts opens a condition when a comparison, ``and``, ``or`` or ``not`` stands
+at its own level (``(i < 2 or i > 5) and j != i``), else an expression (``(i + 1) * 2
+< n``): one pass over the tokens decides, with no backtracking. The
 parser only builds a tree; nothing is evaluated here, and nothing is ever
 evaluated as Python. Its recursion is bounded by ``max_depth`` levels of nesting,
 so that a hostile expression gets an error rather than Python's recursion limit.
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Union
 
@@ -97,12 +105,47 @@ class Condition:
 
 
 @dataclass(frozen=True, slots=True)
+class Not:
+    """``not operand``."""
+
+    operand: Filter
+    offset: int  # where the 'not' is
+
+
+@dataclass(frozen=True, slots=True)
+class Logical:
+    """``operands[0] op operands[1] op ...``: all of them hold (``and``) or one does (``or``)."""
+
+    op: str  # "and", "or"
+    operands: tuple[Filter, ...]
+    offset: int  # the first operator's
+
+
+Filter = Union[Condition, Not, Logical]
+
+
+@dataclass(frozen=True, slots=True)
 class Quantifier:
-    """``i in I, j in J if cond and cond``: the assignments of the bound indices, row-major,
-    that satisfy every condition."""
+    """``i in I, j in J if condition``: the assignments of the bound indices, row-major,
+    for which ``condition`` holds (None: all of them)."""
 
     bindings: tuple[Binding, ...]
-    conditions: tuple[Condition, ...] = ()
+    condition: Filter | None = None
+
+
+def comparisons(condition: Filter | None) -> list[Condition]:
+    """The comparisons of a filter, left to right (a walk with a stack: an ``and`` chain is
+    flat, but a hostile filter may be long)."""
+    found, stack = [], [] if condition is None else [condition]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Condition):
+            found.append(node)
+        elif isinstance(node, Not):
+            stack.append(node.operand)
+        else:
+            stack.extend(reversed(node.operands))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +167,9 @@ class Relation:
 Expr = Union[Number, Ref, Negate, Binary, Sum]
 
 MAX_NESTING = 100  # the default of SpecLimits.max_expression_depth
-KEYWORDS = frozenset({"sum", "in", "if", "and"})
+KEYWORDS = frozenset({"sum", "in", "if", "and", "or", "not"})
+_LOGICAL = frozenset({"and", "or", "not"})
+_INSTEAD = {"&": "and", "|": "or", "!": "not"}  # what a programmer may type for the words
 COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 _TOKEN = re.compile(
     r"(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
@@ -161,7 +206,9 @@ def tokenize(text: str, budget: TokenBudget | None = None) -> list[Token]:
         if kind == "space":
             continue
         if kind == "bad":
-            raise ExprError(f"unexpected character {match.group()!r}", match.start())
+            instead = _INSTEAD.get(match.group())
+            hint = f" (a condition says {instead!r})" if instead else ""
+            raise ExprError(f"unexpected character {match.group()!r}{hint}", match.start())
         count = len(tokens)
         if count >= limit:
             assert budget is not None
@@ -183,6 +230,7 @@ class _Parser:
         self.depth = 0
         self.max_depth = max_depth
         self.expressions = 0
+        self._logical_groups: set[int] | None = None  # see logical_group
 
     @property
     def token(self) -> Token:
@@ -238,27 +286,85 @@ class _Parser:
         result = [self.binding()]
         while self.accept(","):
             result.append(self.binding())
-        conditions = []
-        if self.keyword("if"):
-            conditions.append(self.condition())
-            while self.keyword("and"):
-                conditions.append(self.condition())
-        return Quantifier(tuple(result), tuple(conditions))
+        condition = self.condition() if self.keyword("if") else None
+        return Quantifier(tuple(result), condition)
 
-    def keyword(self, word: str) -> bool:
+    def keyword(self, word: str) -> Token | None:
         if self.token.kind == "name" and self.token.text == word:
-            self.advance()
-            return True
-        return False
+            return self.advance()
+        return None
 
-    def condition(self) -> Condition:
+    def condition(self) -> Filter:
+        return self.logical("or", self.conjunct)
+
+    def conjunct(self) -> Filter:
+        return self.logical("and", self.negation)
+
+    def logical(self, word: str, operand: Callable[[], Filter]) -> Filter:
+        """``operand (word operand)*``, flat: a chain of a thousand ``or`` is one node."""
+        first = operand()
+        token = self.keyword(word)
+        if token is None:
+            return first
+        operands = [first, operand()]
+        while self.keyword(word):
+            operands.append(operand())
+        return Logical(word, tuple(operands), token.offset)
+
+    def negation(self) -> Filter:
+        token = self.keyword("not")
+        if token is not None:
+            with self.nested(token.offset):
+                return Not(self.negation(), token.offset)
+        token = self.token
+        if token.kind == "op" and token.text == "(" and self.logical_group(self.position):
+            self.advance()
+            with self.nested(token.offset):
+                inner = self.condition()
+            self.expect(")")
+            after = self.token
+            if after.kind == "op" and after.text not in (")", ","):  # ',': the error after the filter
+                raise ExprError(f"a condition in parentheses is true or false, not a number: it cannot be followed "
+                                f"by {after.text!r}; compare numbers inside it", after.offset)
+            return inner
+        return self.comparison()
+
+    def comparison(self) -> Condition:
         left = self.expr()
         token = self.token
         if token.kind != "op" or token.text not in COMPARISONS + ("=",):
             raise ExprError(f"expected a comparison (<, <=, >, >=, ==, !=) in the 'if' condition, "
                             f"found {self._describe(token)}", token.offset)
         self.advance()
-        return Condition(left, "==" if token.text == "=" else token.text, self.expr(), token.offset)
+        condition = Condition(left, "==" if token.text == "=" else token.text, self.expr(), token.offset)
+        after = self.token
+        if after.kind == "op" and after.text in COMPARISONS + ("=",):
+            raise ExprError(f"a comparison cannot be chained in a condition; join two with 'and', as in "
+                            f"'a {token.text} b and b {after.text} c'", after.offset)
+        return condition
+
+    def logical_group(self, position: int) -> bool:
+        """Whether the ``(`` at token ``position`` opens a condition rather than an
+        expression: a comparison, ``and``, ``or`` or ``not`` stands at its own level, or a
+        group directly inside it is one. Found for every ``(`` in one pass over the tokens,
+        the first time a condition starts with one."""
+        if self._logical_groups is None:
+            found: set[int] = set()
+            stack: list[int] = []  # positions of the open groups; -1 for a '[' or the '(' of a sum
+            for at, token in enumerate(self.tokens):
+                if token.kind == "op" and token.text in ("(", "["):
+                    before = self.tokens[at - 1] if at else None
+                    call = token.text == "[" or (before is not None and before.kind == "name" and before.text == "sum")
+                    stack.append(-1 if call else at)
+                elif token.kind == "op" and token.text in (")", "]"):
+                    closed = stack.pop() if stack else -1
+                    if closed in found and stack and stack[-1] >= 0:
+                        found.add(stack[-1])  # '((i < 2))': the outer group holds a condition too
+                elif stack and stack[-1] >= 0 and ((token.kind == "op" and token.text in COMPARISONS + ("=",))
+                                                   or (token.kind == "name" and token.text in _LOGICAL)):
+                    found.add(stack[-1])
+            self._logical_groups = found
+        return position in self._logical_groups
 
     def binding(self) -> Binding:
         index = self.name("an index name")

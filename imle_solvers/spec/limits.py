@@ -23,8 +23,8 @@ class SpecLimits:
             builder call (characters).
         max_document_depth: nesting of mappings and lists in the document.
         max_document_nodes: entries in the document, counting each alias expansion.
-        max_expression_depth: nesting of parentheses, unary signs, ``sum`` bodies and
-            index brackets in one expression.
+        max_expression_depth: nesting of parentheses, unary signs, ``not``\ s, ``sum``
+            bodies and index brackets in one expression.
         max_entries: the size of one set, and the entries of one constant or parameter array.
         max_variables: variables in all (the length of the flat ``x``).
         max_rows: constraint rows in all; a constraint's rows are the product of its
@@ -103,7 +103,7 @@ class Hints:
 
 PYTHON_YAML = Hints()
 PYTHON_DICT = Hints(param="load_dict(spec, {name}=...)")
-PYTHON_BUILDER = Hints(param="add_constant({name!r}, ...)", bind='for_each="{index} in {set}"')
+PYTHON_BUILDER = Hints(param="add_parameter({name!r}, ...)", bind='for_each="{index} in {set}"')
 CLI = Hints(param="--param {name}=VALUE", limit="--limit {name}={value}")
 
 

@@ -31,12 +31,16 @@ from .expressions import (
     Condition,
     Expr,
     ExprError,
+    Filter,
+    Logical,
     Negate,
+    Not,
     Number,
     Quantifier,
     Ref,
     Relation,
     Sum,
+    comparisons,
     start,
 )
 from .limits import DEFAULT_LIMITS, PYTHON_YAML, Hints, SpecLimits
@@ -154,7 +158,7 @@ class Evaluator:
     def expansion(self, quantifier: Quantifier | None, terms: tuple[Expr, ...]) -> Expansion:
         """Rows, terms and nonzeros of ``terms`` evaluated under every assignment of ``quantifier``."""
         rows = self._assignments(quantifier) if quantifier is not None else 1
-        guard = self._conditions_cost(quantifier) if quantifier is not None else 0
+        guard = self._filter_cost(quantifier) if quantifier is not None else 0
         work = sum(self._cost(term)[0] for term in terms)
         nonzeros = sum(self._cost(term)[1] for term in terms)
         return Expansion(rows, rows * (guard + work), rows * nonzeros)
@@ -162,8 +166,24 @@ class Evaluator:
     def _assignments(self, quantifier: Quantifier) -> int:
         return math.prod(self._set_size(binding.set, binding.set_offset) for binding in quantifier.bindings)
 
-    def _conditions_cost(self, quantifier: Quantifier) -> int:
-        return sum(self._cost(c.left)[0] + self._cost(c.right)[0] for c in quantifier.conditions)
+    def _filter_cost(self, quantifier: Quantifier) -> int:
+        """Steps of one evaluation of the filter, every comparison counted (``and`` and
+        ``or`` may stop sooner); a comparison that cannot be a filter's is refused here,
+        before anything is built, whether or not an evaluation would reach it."""
+        steps = 0
+        for condition in comparisons(quantifier.condition):
+            self._check_comparison(condition)
+            steps += self._cost(condition.left)[0] + self._cost(condition.right)[0]
+        return steps
+
+    def _check_comparison(self, condition: Condition) -> None:
+        """Refuse a filter's comparison that depends on variables or batched parameters:
+        a filter decides the rows, which are one for every solution and every instance."""
+        sides = (condition.left, condition.right)
+        if any(self._first_ref(side, "variable") is not None for side in sides):
+            raise ExprError("an 'if' condition compares numbers; it cannot depend on variables", condition.offset)
+        if any(self._first_ref(side, "batched") is not None for side in sides):
+            self.refuse_batched(sides, "an 'if' condition", condition.offset)
 
     def _cost(self, expr: Expr) -> tuple[int, int]:
         """``(steps, variable references)`` of one evaluation of ``expr``, as :meth:`value` counts them."""
@@ -186,7 +206,7 @@ class Evaluator:
         assert isinstance(expr, Sum)
         count = self._assignments(expr.quantifier)
         steps, refs = self._cost(expr.body)
-        return 1 + count * (self._conditions_cost(expr.quantifier) + steps), count * refs
+        return 1 + count * (self._filter_cost(expr.quantifier) + steps), count * refs
 
     def _set_size(self, name: str, offset: int) -> int:
         if name not in self.sets:
@@ -265,15 +285,20 @@ class Evaluator:
             sizes.append(range(size))
         for values in itertools.product(*sizes):
             inner = {**scope, **{b.index: (v, b.set) for b, v in zip(bindings, values)}}
-            if all(self._holds(condition, inner) for condition in quantifier.conditions):
+            if quantifier.condition is None or self._holds(quantifier.condition, inner):
                 yield inner
 
-    def _holds(self, condition: Condition, scope: Scope) -> bool:
+    def _holds(self, condition: Filter, scope: Scope) -> bool:
+        """Whether ``condition`` holds in ``scope``; ``and`` and ``or`` stop at the first
+        operand that decides, as in Python (``i == 0 or w[i - 1] > 0`` never reads ``w[-1]``)."""
+        if isinstance(condition, Not):
+            return not self._holds(condition.operand, scope)
+        if isinstance(condition, Logical):
+            holds = (self._holds(operand, scope) for operand in condition.operands)
+            return all(holds) if condition.op == "and" else any(holds)
         left, right = self.value(condition.left, scope), self.value(condition.right, scope)
-        if isinstance(left, Linear) or isinstance(right, Linear):
-            raise ExprError("an 'if' condition compares numbers; it cannot depend on variables", condition.offset)
-        if isinstance(left, Affine) or isinstance(right, Affine):
-            self.refuse_batched((condition.left, condition.right), "an 'if' condition", condition.offset)
+        if isinstance(left, (Linear, Affine)) or isinstance(right, (Linear, Affine)):
+            self._check_comparison(condition)  # refused before evaluation (expansion); kept for any other path
         return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right,
                 "==": left == right, "!=": left != right}[condition.op]
 
@@ -361,7 +386,7 @@ class Evaluator:
     def refuse_batched(self, exprs: tuple[Expr, ...], what: str, offset: int) -> None:
         """Raise: ``what`` (a set size, an index, a filter) decides the program's structure,
         which is one for every instance; the error points at the batched parameter."""
-        ref = next((r for e in exprs if (r := self._batched_ref(e)) is not None), None)
+        ref = next((r for e in exprs if (r := self._first_ref(e, "batched")) is not None), None)
         name = ref.name if ref is not None else "?"
         raise ExprError(f"{what} cannot depend on the batched parameter {name!r}: it decides the program's "
                         "structure, which every instance shares (a batched parameter may appear in "
@@ -369,18 +394,19 @@ class Evaluator:
                         ref.offset if ref is not None else offset)
 
     def _batched(self, expr: Expr) -> str:
-        ref = self._batched_ref(expr)
+        ref = self._first_ref(expr, "batched")
         return ref.name if ref is not None else "?"
 
-    def _batched_ref(self, expr: Expr) -> Ref | None:
-        """The first reference to a batched parameter in ``expr`` (a walk with a stack:
-        the parser bounds nesting, but a flat sum is as deep as it is long)."""
+    def _first_ref(self, expr: Expr, kind: str) -> Ref | None:
+        """The first reference in ``expr`` to a batched parameter (``kind`` "batched") or a
+        variable ("variable") (a walk with a stack: the parser bounds nesting, but a flat
+        sum is as deep as it is long)."""
         stack = [expr]
         while stack:
             node = stack.pop()
             if isinstance(node, Ref):
                 tensor = self.tensors.get(node.name)
-                if tensor is not None and tensor.param is not None:
+                if tensor is not None and (tensor.param if kind == "batched" else tensor.start) is not None:
                     return node
                 stack.extend(reversed(node.indices or ()))
             elif isinstance(node, Binary):
@@ -389,7 +415,7 @@ class Evaluator:
                 stack.append(node.operand)
             elif isinstance(node, Sum):
                 stack.append(node.body)
-                stack.extend(e for c in reversed(node.quantifier.conditions) for e in (c.right, c.left))
+                stack.extend(e for c in reversed(comparisons(node.quantifier.condition)) for e in (c.right, c.left))
         return None
 
 
