@@ -1,0 +1,123 @@
+"""HiGHS (``backend="highs"``) against CP-SAT (``"ortools"``) and SCIP (``"scip"``): ms per
+instance through ``MAPOracle``, in the process (``n_jobs=1``) and on a pool of two
+workers (``n_jobs=2``), on three ILPs of ``examples/specs/`` and a 300-item, 8-row
+knapsack.
+
+- ``knapsack.yaml`` (6 items, 1 row), ``timetabling.yaml`` (12 variables, 16 rows, a
+  fixed objective), ``rota_weekly.yaml`` (70 variables, 154 rows, a batched
+  availability table per instance): proven optima;
+- the 300 x 8 knapsack (uniform weights, capacities a third of each row's total): no
+  backend proves it optimal within seconds, so it runs under ``time_limit`` with
+  ``on_failure="incumbent"``; the table says how many instances were proven and how far
+  the incumbents' mean objective lies below the best backend's.
+
+Each cell is the best of ``REPEATS`` timed runs after a warm-up run (which starts the
+pool and builds the models). Prints a markdown table; ``main()`` returns the rows.
+The adapter against the raw solver on a prebuilt model is in ``bench_ilp_models.py``.
+
+Run: ``python benchmarks/bench_highs.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import imle_solvers as ims
+from imle_solvers.spec import load_yaml
+
+from _timing import best_seconds  # beside this script
+
+SPECS = Path(__file__).resolve().parents[1] / "examples" / "specs"
+BACKENDS = ("ortools", "scip", "highs")
+
+
+def spec_cases(instances: int, rng: np.random.Generator) -> list[tuple[str, ims.ILP, np.ndarray, dict]]:
+    """``(name, program, theta (B, *shape), data)`` for the three specs."""
+    cases = []
+    for name in ("knapsack", "timetabling", "rota_weekly"):
+        problem = load_yaml(SPECS / f"{name}.yaml")
+        theta = rng.normal(size=(instances, *problem.shape))
+        data = {}
+        if name == "rota_weekly":  # one availability table per week; some weeks are infeasible
+            data = {"available": (rng.random((instances, *problem.shape)) < 0.8).astype(np.float64)}
+        cases.append((f"{name}.yaml ({problem.n_variables} vars, {problem.constraints.shape[0]} rows)",
+                      problem, theta, data))
+    return cases
+
+
+def big_knapsack(rng: np.random.Generator, items: int = 300, rows: int = 8) -> ims.ILP:
+    """``max theta @ x`` s.t. ``W x <= W.sum(1) / 3``, ``W`` uniform integers in [1, 100)."""
+    weights = rng.integers(1, 100, size=(rows, items))
+    builder = ims.ILPBuilder(f"knapsack {items}x{rows}")
+    builder.add_set("items", items)
+    builder.add_variable("x", over=["items"])
+    for row in range(rows):
+        builder.add_constraint({"x": weights[row]}, upper=weights[row].sum() / 3, name=f"capacity{row}")
+    builder.set_objective("max", theta="x")
+    return builder.build()
+
+
+def timed(problem: ims.ILP, theta: np.ndarray, data: dict, backend: str, n_jobs: int, repeats: int,
+          time_limit: float | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """Seconds per instance, and the states and statuses of the last run."""
+    with ims.MAPOracle(problem, backend=backend, n_jobs=n_jobs, time_limit=time_limit,
+                       on_failure="incumbent" if time_limit else "skip") as oracle:
+        out: list = []
+        seconds = best_seconds(lambda: out.append(oracle.solve(theta, **data)), repeats)
+    z, status = out[-1]
+    return seconds / len(theta), np.asarray(z), np.asarray(status)
+
+
+def main(quick: bool = False) -> list[dict]:
+    rng = np.random.default_rng(0)
+    instances, repeats = (40, 1) if quick else (200, 3)
+    rows = []
+    for name, problem, theta, data in spec_cases(instances, rng):
+        row: dict = {"program": name, "instances": instances}
+        states = {}
+        for backend in BACKENDS:
+            for n_jobs in (1, 2):
+                seconds, z, status = timed(problem, theta, data, backend, n_jobs, repeats)
+                row[f"{backend} n_jobs={n_jobs}"] = 1e3 * seconds
+                states[backend] = (z, status)
+        objective = {b: np.einsum("bi,bi->b", theta.reshape(len(theta), -1), z.reshape(len(theta), -1))
+                     for b, (z, _) in states.items()}
+        same_status = all(np.array_equal(states[b][1], states["highs"][1]) for b in BACKENDS)
+        row["agree"] = same_status and all(np.allclose(objective[b], objective["highs"], atol=1e-6) for b in BACKENDS)
+        rows.append(row)
+
+    limit, count = (0.2, 4) if quick else (1.0, 8)
+    knapsack = big_knapsack(rng)
+    theta = rng.uniform(1, 10, size=(count, knapsack.n_variables))
+    row = {"program": f"knapsack 300 items x 8 rows, time_limit={limit} s", "instances": count}
+    found = {}
+    for backend in BACKENDS:
+        for n_jobs in (1, 2):
+            seconds, z, status = timed(knapsack, theta, {}, backend, n_jobs, 1, time_limit=limit)
+            row[f"{backend} n_jobs={n_jobs}"] = 1e3 * seconds
+            if n_jobs == 1:
+                found[backend] = (np.einsum("bi,bi->b", theta, z), status)
+    best = np.max([values for values, _ in found.values()], axis=0)
+    row["proven / gap"] = {b: (int((status == 0).sum()), float(np.mean(1 - values / best)))
+                          for b, (values, status) in found.items()}
+    rows.append(row)
+
+    columns = [f"{b} n_jobs={j}" for b in BACKENDS for j in (1, 2)]
+    print("ms per instance (MAPOracle; best of the timed runs)\n")
+    print("| program | " + " | ".join(columns) + " | agree |")
+    print("|---|" + "---:|" * len(columns) + "---|")
+    for r in rows:
+        extra = r.get("agree", r.get("proven / gap"))
+        if isinstance(extra, dict):
+            extra = "; ".join(f"{b}: {p} proven, gap {g:.2%}" for b, (p, g) in extra.items())
+        print(f"| {r['program']} | " + " | ".join(f"{r[c]:.2f}" for c in columns) + f" | {extra} |")
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer instances and runs")
+    main(parser.parse_args().quick)
