@@ -22,7 +22,6 @@ from imle_solvers.adapters import list_solvers, resolve_solver
 from imle_solvers.adapters.ilp_highs import highs_model
 from imle_solvers.failures import Status
 from imle_solvers.problems import ILP, Variable
-from imle_solvers.spec import load_yaml
 
 BACKENDS = ["ortools", "scip", "highs"]
 
@@ -138,27 +137,15 @@ def test_a_time_limit_gives_feasible_incumbents_through_the_oracle(rng):
     assert status.tolist() == [Status.FAILED, Status.FAILED] and skipped.failures == {"time-limit": 2}
 
 
-BATCHED_KNAPSACK = """
-name: batched
-params:
-  weights: {over: [items], default: [3, 4, 5, 2, 6, 1, 4, 3]}
-  capacity: {batched: true}
-sets:
-  items: 8
-variables:
-  x: {over: [items], type: binary}
-constraints:
-  - name: capacity
-    expr: sum(i in items) weights[i] * x[i] <= capacity
-objective:
-  sense: max
-  theta: x
-"""
-
-
-def test_threads_share_one_read_only_model(tmp_path, rng):
-    (tmp_path / "batched.yaml").write_text(BATCHED_KNAPSACK)
-    problem = load_yaml(tmp_path / "batched.yaml")
+def test_threads_share_one_read_only_model(rng):
+    builder = ims.ILPBuilder("batched")
+    builder.add_set("items", 8)
+    builder.add_constant("weights", [3, 4, 5, 2, 6, 1, 4, 3], over=["items"])
+    builder.add_parameter("capacity")  # one per instance
+    builder.add_variable("x", over=["items"], type="binary")
+    builder.add_constraint("sum(i in items) weights[i] * x[i] <= capacity", name="capacity")
+    builder.set_objective("max", theta="x")
+    problem = builder.build()
     solve = resolve_solver(problem.kind, "highs").solve
     thetas, capacities = rng.normal(size=(40, 8)), rng.integers(0, 25, size=40).astype(float)
 

@@ -98,18 +98,10 @@ def instance_arrays(built: HighsModel, problem: ILP, values: InstanceValues) -> 
 @register_solver(ILP.kind, "highs", time_limit=True, priority=1)
 def solve_ilp_highs(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray] | None = None,
                     time_limit: float | None = None) -> np.ndarray:
-    """One instance ``problem.shape -> problem.shape`` with HiGHS (``scipy.optimize.milp``).
-
-    ``data`` holds this instance's batched parameters (each of its parameter's shape);
-    those not given take their defaults.
-
-    Raises:
-        SolverError: status ``"infeasible"``, ``"unbounded"``, ``"time-limit"`` (no
-            proven optimum within ``time_limit`` seconds; its ``incumbent`` is the best
-            state found, if any), ``"model-invalid"`` (HiGHS refused the arrays, e.g. a
-            coefficient of magnitude 1e15 or more), or ``"error"``.
-        InvalidInputError: a batched parameter without default is not given.
-    """
+    """One instance ``problem.shape -> problem.shape`` with HiGHS; ``data`` and
+    ``time_limit`` as for the other ILP backends (:func:`.ilp_scip.solve_ilp_scip`), with
+    the same statuses, and one more: ``"model-invalid"`` where HiGHS refuses the arrays
+    (a coefficient of magnitude 1e15 or more)."""
     values = problem.instance_values(data) if problem.parameters is not None or data else None
     built = highs_model(problem)
     bounds, constraints = (built.bounds, built.constraints) if values is None else instance_arrays(built, problem, values)
