@@ -104,7 +104,10 @@ def solve_ilp_highs(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray]
     (a coefficient of magnitude 1e15 or more)."""
     values = problem.instance_values(data) if problem.parameters is not None or data else None
     built = highs_model(problem)
-    bounds, constraints = (built.bounds, built.constraints) if values is None else instance_arrays(built, problem, values)
+    if values is None:
+        bounds, constraints = built.bounds, built.constraints
+    else:
+        bounds, constraints = instance_arrays(built, problem, values)
     costs = problem.objective_for(theta, values)
     x = solve_arrays(costs, problem.sign, built.integrality, bounds, constraints, time_limit)
     return problem.state_from_solution(x)
