@@ -137,6 +137,21 @@ def test_a_time_limit_gives_feasible_incumbents_through_the_oracle(rng):
     assert status.tolist() == [Status.FAILED, Status.FAILED] and skipped.failures == {"time-limit": 2}
 
 
+def test_an_incumbent_is_a_state_of_theta_variables_in_their_shape(rng):
+    """The incumbent HiGHS hands back is a full x: the state is its theta variables' part,
+    here a (2, 150) block beside a variable that theta does not score."""
+    weights = rng.integers(1000, 100000, size=(8, 300)).astype(float)
+    problem = ILP(variables=(Variable("x", (2, 150), "binary"), Variable("slack", (1,), "continuous", 0.0, 1.0)),
+                  constraints=sp.csr_array(np.hstack([weights, np.ones((8, 1))])), row_lower=-np.inf,
+                  row_upper=weights.sum(axis=1) / 3, theta_variables=("x",))
+    with pytest.raises(SolverError) as error:
+        resolve_solver(problem.kind, "highs").solve(rng.uniform(1, 100, size=(2, 150)), problem, time_limit=0.3)
+    assert error.value.status == "time-limit"
+    incumbent = error.value.incumbent
+    assert incumbent is not None and incumbent.shape == (2, 150)
+    assert (weights @ incumbent.ravel() <= weights.sum(axis=1) / 3 + 1e-6).all()
+
+
 def test_threads_share_one_read_only_model(rng):
     builder = ims.ILPBuilder("batched")
     builder.add_set("items", 8)

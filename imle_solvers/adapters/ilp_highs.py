@@ -109,7 +109,12 @@ def solve_ilp_highs(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray]
     else:
         bounds, constraints = instance_arrays(built, problem, values)
     costs = problem.objective_for(theta, values)
-    x = solve_arrays(costs, problem.sign, built.integrality, bounds, constraints, time_limit)
+    try:
+        x = solve_arrays(costs, problem.sign, built.integrality, bounds, constraints, time_limit)
+    except SolverError as error:
+        if error.incumbent is not None:  # a full solution x
+            error.incumbent = problem.state_from_solution(error.incumbent)
+        raise
     return problem.state_from_solution(x)
 
 
