@@ -21,6 +21,13 @@ def test_parallel_training_learns_with_two_workers():
     assert load("parallel_training").main(steps=30, n_jobs=2) > 0.8
 
 
+def test_ilp_backends_agree_on_the_weekly_rota():
+    pytest.importorskip("ortools")
+    pytest.importorskip("pyscipopt")
+    results = load("ilp_backends").main(weeks=8)
+    assert results["agree"] and results["solved"] >= 4, results  # 0.75 availability: most weeks are feasible
+
+
 def test_failure_policy_trains_through_failing_instances():
     results = load("failure_policy").main(steps=100)
     assert results["failed share, first 10 steps"] > 0.05, "the poor start makes instances fail"

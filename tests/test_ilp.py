@@ -1,4 +1,4 @@
-"""ILP adapters (OR-Tools: CP-SAT and SCIP through pywraplp; PySCIPOpt) against
+"""ILP adapters (OR-Tools: CP-SAT and SCIP through pywraplp; PySCIPOpt; HiGHS) against
 enumeration, against each other and against the assignment solver; failures and
 time limits."""
 
@@ -18,7 +18,7 @@ from imle_solvers.adapters import resolve_solver
 from imle_solvers.adapters.ilp_ortools import cp_sat_compatible, cp_sat_model
 from imle_solvers.problems import ILP, Variable
 
-BACKENDS = ["ortools", "scip"]
+BACKENDS = ["ortools", "scip", "highs"]
 
 
 def enumerate_optimum(problem: ILP, theta: np.ndarray) -> float | None:
@@ -280,7 +280,7 @@ except KeyboardInterrupt:
 """
 
 
-@pytest.mark.parametrize("backend", ["ortools", "scip"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_ctrl_c_after_solving_is_still_a_keyboard_interrupt(backend):
     """A solver's own SIGINT handler must not outlive the solve (CP-SAT's killed the process)."""
     result = subprocess.run(

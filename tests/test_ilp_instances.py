@@ -22,8 +22,8 @@ from imle_solvers.problems import ILP
 from imle_solvers.problems.base import DataField
 from imle_solvers.spec import ILPBuilder, SpecError, load_dict, load_yaml
 
-BACKENDS = ["ortools", "scip"]
-MODULES = {"ortools": "ortools", "scip": "pyscipopt"}
+BACKENDS = ["ortools", "scip", "highs"]
+MODULES = {"ortools": "ortools", "scip": "pyscipopt", "highs": "scipy"}
 
 
 def solver(backend: str):
@@ -142,10 +142,10 @@ def test_the_fingerprint_covers_structure_maps_and_defaults_not_instances(tmp_pa
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_instances_rewrite_one_cached_model(backend, tmp_path, rng):
-    from imle_solvers.adapters import ilp_ortools, ilp_scip
+    from imle_solvers.adapters import ilp_highs, ilp_ortools, ilp_scip
 
     knapsack = load_yaml(write(tmp_path, KNAPSACK.replace("name: knapsack", "name: reused")))
-    cached = {"ortools": ilp_ortools.cp_sat_model, "scip": ilp_scip.scip_model}[backend]
+    cached = {"ortools": ilp_ortools.cp_sat_model, "scip": ilp_scip.scip_model, "highs": ilp_highs.highs_model}[backend]
     solve = solver(backend)
     solve(rng.normal(size=8), knapsack, data={"capacity": np.float64(5.0)})
     misses = cached.cache_info().misses

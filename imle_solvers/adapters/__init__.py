@@ -5,6 +5,7 @@ from . import (  # noqa: F401  (registration)
     graph_paths,
     grid_bellman_ford,
     grid_paths,
+    ilp_highs,
     ilp_ortools,
     ilp_scip,
     matching,
