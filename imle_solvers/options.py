@@ -33,6 +33,8 @@ class OracleOptions:
         parallel_backend: ``"loky"``, ``"threading"``, ``"sequential"``, ``"dask"`` or ``"ray"``.
         chunk_size: instances per task, or ``"auto"``.
         time_limit: seconds per instance, or None.
+        work_limit: deterministic work units per instance (CP-SAT: deterministic seconds;
+            SCIP: branch-and-bound nodes), or None; refused for a backend without one.
         on_failure: ``"raise"``, ``"skip"`` or ``"incumbent"``.
         cache: a :class:`~imle_solvers.cache.SolutionCache` (``True``: one with the
             defaults) or None; runtime state, so not part of :meth:`config`.
@@ -45,6 +47,7 @@ class OracleOptions:
     time_limit: float | None = None
     on_failure: OnFailure = "raise"
     cache: SolutionCache | bool | None = None
+    work_limit: float | None = None
 
     def oracle(self, problem: Problem) -> MAPOracle:
         """The oracle of ``problem`` with these options (its constructor checks them)."""
