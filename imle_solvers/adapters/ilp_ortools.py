@@ -384,7 +384,10 @@ def solve_pywraplp(
     solver.SetTimeLimit(0 if time_limit is None else max(1, int(np.ceil(time_limit * 1000))))  # ms; 0: none
     # set on every solve, -1 (none) included: the model is reused by calls with other limits
     solver.SetSolverSpecificParametersAsString(f"{SCIP_NODE_LIMIT} = {scip_nodes(work_limit)}\n")
-    if built.rebuild:  # see PywraplpModel.rebuild: hand the whole model over again
+    # see PywraplpModel.rebuild. Under a work limit too: an incremental solve starts from
+    # what earlier solves left in SCIP, so a limit stops it at another point than a fresh
+    # one (the result would depend on the instances solved before it in this process)
+    if built.rebuild or work_limit is not None:  # hand the whole model over again
         fresh = pywraplp.MPSolverParameters()
         fresh.SetIntegerParam(fresh.INCREMENTALITY, fresh.INCREMENTALITY_OFF)
         built.rebuild = False

@@ -28,6 +28,7 @@ from ._limits import SCIP_NODE_LIMIT, scip_nodes, stopped_error
 from .registry import register_solver
 
 _NO_LIMIT = 1e20  # SCIP's own "infinite" time limit
+_KEPT_SOLUTIONS = 10  # SCIP's default limits/maxorigsol
 _SCIP_TYPE = {"binary": "B", "integer": "I", "continuous": "C"}
 
 
@@ -130,6 +131,10 @@ def solve_ilp_scip(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray] 
     values = problem.instance_values(data) if problem.parameters is not None or data else None
     built = scip_model(problem, threading.get_ident())
     model = built.model
+    # SCIP keeps solutions of a solve (at freeTransform) to start the next one from: under a
+    # work limit an instance's result would depend on the instances solved before it in this
+    # process, so none are kept then (the same answer in the process and on any worker)
+    model.setParam("limits/maxorigsol", 0 if work_limit is not None else _KEPT_SOLUTIONS)
     model.freeTransform()  # SCIP changes its original problem only, never a transformed one
     if values is not None:
         write_scip(built, problem, values)
