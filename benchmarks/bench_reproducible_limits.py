@@ -82,12 +82,12 @@ def main() -> list[dict]:
     rows = outcome_rows()
     print(f"{BATCH} instances of a 60-item, 5-row knapsack, on_failure='incumbent': 1 solve in the process, "
           f"then {RUNS} on a loky pool of 2 workers (chunk_size=1)\n")
-    print("| backend | limit | distinct outcomes | instances that varied | incumbents per run | failed per run "
-          "| pool s per run |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['backend']} | {r['limit']} | {r['outcomes']} | {r['varying']} of {BATCH} "
-              f"| {r['incumbents'][0]}-{r['incumbents'][1]} | {r['failed'][0]}-{r['failed'][1]} | {r['seconds']:.2f} |")
+    header = ("backend", "limit", "distinct outcomes", "instances that varied", "incumbents per run",
+              "failed per run", "pool s per run")
+    table = [header, ("---",) * 2 + ("---:",) * 5]
+    table += [(r["backend"], r["limit"], r["outcomes"], f"{r['varying']} of {BATCH}", "%d-%d" % r["incumbents"],
+               "%d-%d" % r["failed"], f"{r['seconds']:.2f}") for r in rows]
+    print("\n".join("| " + " | ".join(map(str, cells)) + " |" for cells in table))
     return rows
 
 
