@@ -71,8 +71,8 @@ def solve_in_slices(
     where stderr is a terminal and there is more than one slice).
 
     Raises :class:`~imle_solvers.errors.InvalidInputError` for a bad batch or bad data,
-    naming the batch index. Under ``on_failure="raise"`` the first failure raises a :class:`SolverError` that names
-    the instance by its index in ``batch``.
+    naming the batch index. Under ``on_failure="raise"`` the first failure raises a
+    :class:`SolverError` that names the instance by its index in ``batch``.
     """
     # the whole batch checked once, so that a bad row is named by its index in the batch
     problem, n = oracle.problem, len(batch)

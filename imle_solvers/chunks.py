@@ -63,9 +63,9 @@ def solve_chunk(
     :mod:`imle_solvers.instances`).
 
     ``time_limit`` (seconds per instance) is passed on to solvers registered with
-    ``time_limit=True``, and ``work_limit`` (the solver's deterministic work units per
-    instance) to those registered with ``work_limit=True``. A failure (an error, or a result that fails
-    :func:`check_states`) is a :class:`SolverError` naming the instance's index in the
+    ``time_limit=True``, ``work_limit`` (the solver's deterministic work units per
+    instance) to those registered with ``work_limit=True``. A failure (an error, or a
+    result that fails :func:`check_states`) is a :class:`SolverError` naming the instance's index in the
     batch: raised under ``on_failure="raise"``, otherwise recorded in the result. A
     batched solver that fails is asked again one instance at a time, to find the
     failing ones (under ``"raise"`` only when its error did not say which it was).
