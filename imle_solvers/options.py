@@ -54,8 +54,10 @@ class OracleOptions:
         return MAPOracle(problem, **{f.name: getattr(self, f.name) for f in fields(self)})
 
     def config(self) -> dict[str, Any]:
-        """The options as JSON-able keywords (``cache`` left out)."""
-        return {name: value for name, value in asdict(self).items() if name != "cache"}
+        """The options as JSON-able keywords (``cache`` left out, and ``work_limit`` unless
+        set: a config saved before it existed stays the config of the same options)."""
+        return {name: value for name, value in asdict(self).items()
+                if name != "cache" and not (name == "work_limit" and value is None)}
 
 
 @dataclass(frozen=True)
