@@ -80,6 +80,8 @@ def solve_in_slices(
         oracle.check_takes_data(oracle.solver, data)
         check_data(problem, data, n)
     data = to_host(problem, data)
+    if n == 0:  # nothing to solve (nor to validate: Problem.validate refuses an empty batch's reshape)
+        return BatchResult(np.zeros_like(batch), np.zeros(0, dtype=np.int8), ())
     problem.validate(batch)
     check_values(problem, data)
     step = slice_length(n, oracle.n_jobs, oracle.parallel_backend)

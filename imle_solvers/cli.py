@@ -205,8 +205,9 @@ def solve(spec: str, theta_file: str, data_file: str | None, backend: str, param
     try:
         with oracle:
             result = solve_in_slices(oracle, batch, data, progress=progress)
-            fixed = np.stack([_fixed_objective(ilp, {name: value[i] for name, value in data.items()})
-                              for i in range(len(batch))])
+            fixed = np.zeros(batch.shape)
+            for i in range(len(batch)):
+                fixed[i] = _fixed_objective(ilp, {name: value[i] for name, value in data.items()})
     except ImleSolversError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)

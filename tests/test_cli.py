@@ -259,3 +259,11 @@ def test_the_progress_bar_goes_to_stderr_and_leaves_the_result_whole(tmp_path):
     out = tmp_path / "z.json"
     assert run(*args, "--progress", "--out", out).exit_code == 3
     assert json.loads(out.read_text()) == json.loads(quiet.stdout)
+
+
+def test_an_empty_batch_gives_empty_results(tmp_path):
+    theta = tmp_path / "none.npy"
+    np.save(theta, np.zeros((0, 6)))
+    result = run("solve", SPECS / "knapsack.yaml", "-t", theta, "--n-jobs", 2)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"z": [], "objective": [], "status": [], "reason": []}
