@@ -10,9 +10,10 @@ problem, so each instance only changes the objective.
 from __future__ import annotations
 
 import functools
-import math
 import importlib.util
 import inspect
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -198,7 +199,7 @@ def check_work_limit(owner: str, solver: SolverEntry, work_limit: float | None) 
     ``owner``, the backend and those of its kind that have a work limit."""
     if work_limit is None:
         return None
-    if isinstance(work_limit, bool) or not isinstance(work_limit, (int, float)) or not 0 < work_limit < math.inf:
+    if isinstance(work_limit, bool) or not isinstance(work_limit, numbers.Real) or not 0 < work_limit < math.inf:
         raise InvalidInputError(f"{owner}: work_limit must be a positive finite number or None, got {work_limit!r}")
     if not solver.work_limit:
         others = [e.backend for e in list_solvers(solver.kind) if e.work_limit]
