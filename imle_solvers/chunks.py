@@ -55,6 +55,7 @@ def solve_chunk(
     data: InstanceData | None = None,
     *,
     in_worker: bool = False,
+    work_limit: float | None = None,
 ) -> ChunkResult:
     """Solve rows ``theta`` (``(n, *shape)``), the ``offset``-th onwards of the batch (or,
     for an array ``offset``, the rows of these ``n`` batch indices: a cache's misses), with
@@ -62,13 +63,16 @@ def solve_chunk(
     :mod:`imle_solvers.instances`).
 
     ``time_limit`` (seconds per instance) is passed on to solvers registered with
-    ``time_limit=True``. A failure (an error, or a result that fails
-    :func:`check_states`) is a :class:`SolverError` naming the instance's index in the
+    ``time_limit=True``, ``work_limit`` (the solver's deterministic work units per
+    instance) to those registered with ``work_limit=True``. A failure (an error, or a
+    result that fails :func:`check_states`) is a :class:`SolverError` naming the instance's index in the
     batch: raised under ``on_failure="raise"``, otherwise recorded in the result. A
     batched solver that fails is asked again one instance at a time, to find the
     failing ones (under ``"raise"`` only when its error did not say which it was).
     """
     options: dict[str, Any] = {"time_limit": time_limit} if solver.time_limit and time_limit is not None else {}
+    if solver.work_limit and work_limit is not None:
+        options["work_limit"] = work_limit
     data = data or {}
     n = len(theta)
     positions = _positions(offset, n)
@@ -150,6 +154,7 @@ def solve_task(
     on_failure: OnFailure = "raise",
     data: InstanceData | None = None,
     caller: int | None = None,
+    work_limit: float | None = None,
 ) -> TaskOutput:
     """:func:`solve_chunk` on a worker; ``caller``: the process id of the oracle's process.
 
@@ -168,7 +173,7 @@ def solve_task(
         warnings.simplefilter("always")
         try:
             result: ChunkResult | SolverError = solve_chunk(
-                solver, problem, theta, offset, time_limit, on_failure, data, in_worker=in_worker
+                solver, problem, theta, offset, time_limit, on_failure, data, in_worker=in_worker, work_limit=work_limit
             )
         except SolverError as error:
             result = error

@@ -1,6 +1,7 @@
 """The ``imle-solvers`` command: validate and solve ILP specs, list solvers, run the
 benchmarks and the demo. Exit status: 0 success, 1 a broken spec or a failed solve,
-2 a usage error."""
+2 a usage error, 3 (``solve``) some instances not solved, under ``--on-failure skip`` or
+``incumbent``."""
 
 from __future__ import annotations
 
@@ -141,20 +142,38 @@ def validate(specs: tuple[str, ...], params: dict[str, Any], limits) -> None:
                    "them, batch axis first (one instance's values when --theta is one instance).")
 @PARAM
 @LIMIT
+@click.option("--n-jobs", "-j", default=1, show_default=True, type=int,
+              help="Concurrent solver processes: 1 solves in this process, -1 on every core.")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Wall-clock seconds per instance (depends on the machine's load; see --work-limit).")
+@click.option("--work-limit", type=click.FloatRange(min=0, min_open=True), metavar="UNITS",
+              help="Deterministic work per instance, in the backend's unit (ortools: CP-SAT's deterministic "
+                   "seconds; scip: branch-and-bound nodes): the same results on any machine, under any load.")
+@click.option("--on-failure", type=click.Choice(["raise", "skip", "incumbent"]), default="raise", show_default=True,
+              help="An instance that fails: stop with exit 1 (raise), or keep going and give it zeros "
+                   "(skip) or the solver's best solution where it has one (incumbent); then exit 3.")
+@click.option("--progress/--no-progress", default=None,
+              help="A progress bar on stderr (default: on a terminal, for batches solved in several slices).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False),
               help="Write the result to a .json or .npz file instead of printing it (its folder is created; an "
                    "existing file only with --force, an input file never).")
 @click.option("--force", "-f", is_flag=True, help="Let --out overwrite an existing file (never an input).")
 def solve(spec: str, theta_file: str, data_file: str | None, backend: str, params: dict[str, Any], limits,
+          n_jobs: int, time_limit: float | None, work_limit: float | None, on_failure: str, progress: bool | None,
           out: str | None, force: bool) -> None:
-    """Solve an ILP spec for given scores and print z and the objective as JSON.
+    """Solve an ILP spec for given scores; print (or write) each instance's z, objective and status.
 
     z is the theta variables' optimal values, shaped like theta. The objective is
     <theta, z> plus the spec's fixed part on the theta variables (each instance's own,
-    where batched parameters set it).
+    where batched parameters set it). Exit status: 0 every instance solved to a proven
+    optimum; 3 some were not (with --on-failure skip or incumbent: each is listed on
+    stderr, its status in the result); 1 a broken input or a failure under raise; 2 a
+    usage error. docs/cli.md describes the outputs.
     """
     from ._array_files import load_array, load_arrays
-    from .errors import ImleSolversError
+    from ._cli_batch import solve_in_slices
+    from .errors import ImleSolversError, InvalidInputError
+    from .failures import Status
     from .oracle import MAPOracle
 
     inputs = [spec, theta_file, *([data_file] if data_file else []), *click.get_current_context().meta.get(_INPUTS, [])]
@@ -174,25 +193,74 @@ def solve(spec: str, theta_file: str, data_file: str | None, backend: str, param
     single = theta.shape == ilp.shape
     batch = theta[None] if single else theta
     data = {name: value[None] for name, value in data.items()} if single else data
+    options = {"backend": backend, "n_jobs": n_jobs, "time_limit": time_limit, "work_limit": work_limit,
+               "on_failure": on_failure}
     try:
-        z = MAPOracle(ilp, backend=backend)(batch, **data)
-        fixed = np.stack([_fixed_objective(ilp, {name: value[i] for name, value in data.items()})
-                          for i in range(len(batch))])
+        oracle = MAPOracle(ilp, **options)
+    except InvalidInputError as error:  # an option the backend or the oracle refuses
+        raise click.UsageError(str(error).removeprefix("MAPOracle: ")) from None
+    except ImleSolversError as error:  # an unknown or missing backend
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    try:
+        with oracle:
+            result = solve_in_slices(oracle, batch, data, progress=progress)
+            fixed = np.zeros(batch.shape)
+            for i in range(len(batch)):
+                fixed[i] = _fixed_objective(ilp, {name: value[i] for name, value in data.items()})
     except ImleSolversError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
-    objective = np.sum((batch + fixed) * z, axis=tuple(range(1, batch.ndim)))
-    z_out, objective_out = (z[0], objective[0]) if single else (z, objective)
-    as_json = json.dumps({"z": z_out.tolist(), "objective": np.asarray(objective_out).tolist()})
+    objective = np.sum((batch + fixed) * result.z, axis=tuple(range(1, batch.ndim)))
+    objective[result.status == Status.FAILED] = np.nan  # zeros, not a solution
+    _write_result(_result(result, objective, single), destination)
+    for failure in result.failures:
+        click.echo(f"{'incumbent' if result.status[failure.instance] == Status.INCUMBENT else 'failed'}: "
+                   f"{failure.message}", err=True)
+    sys.exit(3 if result.failures else 0)
+
+
+def _result(result, objective: np.ndarray, single: bool) -> dict[str, Any]:
+    """The arrays written: ``z``, ``objective`` (NaN where an instance failed), ``status``
+    (int8: 0 ok, 1 incumbent, 2 failed) and ``reason`` (the solver's word, "" where ok);
+    of the one instance when ``--theta`` is one."""
+    reason = np.full(len(result.status), "", dtype=object)
+    for failure in result.failures:
+        reason[failure.instance] = failure.status
+    arrays = {"z": result.z, "objective": objective, "status": result.status, "reason": reason.astype(str)}
+    return {name: value[0] for name, value in arrays.items()} if single else arrays
+
+
+def _write_result(arrays: dict[str, Any], destination: Path | None) -> None:
+    """Print ``arrays`` as JSON, or write them to ``destination`` (.json or .npz, atomically).
+    In JSON a status is its name and an objective of a failed instance null."""
+    if destination is not None and destination.suffix == ".npz":
+        from ._files import write_atomically
+
+        write_atomically(destination, lambda stream: np.savez(stream, **arrays))
+        return
+    from .failures import Status
+
+    names = np.array([status.name.lower() for status in Status])
+    as_json = json.dumps({
+        "z": np.asarray(arrays["z"]).tolist(),
+        "objective": _nan_to_none(np.asarray(arrays["objective"]).tolist()),
+        "status": names[arrays["status"]].tolist(),
+        "reason": np.asarray(arrays["reason"]).tolist(),
+    })
     if destination is None:
         click.echo(as_json)
         return
     from ._files import write_atomically
 
-    if destination.suffix == ".json":
-        write_atomically(destination, lambda stream: stream.write(as_json.encode()))
-    else:
-        write_atomically(destination, lambda stream: np.savez(stream, z=z_out, objective=objective_out))
+    write_atomically(destination, lambda stream: stream.write(as_json.encode()))
+
+
+def _nan_to_none(value: Any) -> Any:
+    """JSON has no NaN: a failed instance's objective is null."""
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return None if value != value else value
 
 
 def _check_out(out: str, inputs: list[str], force: bool) -> Path:

@@ -33,6 +33,8 @@ class OracleOptions:
         parallel_backend: ``"loky"``, ``"threading"``, ``"sequential"``, ``"dask"`` or ``"ray"``.
         chunk_size: instances per task, or ``"auto"``.
         time_limit: seconds per instance, or None.
+        work_limit: deterministic work units per instance (CP-SAT: deterministic seconds;
+            SCIP: branch-and-bound nodes), or None; refused for a backend without one.
         on_failure: ``"raise"``, ``"skip"`` or ``"incumbent"``.
         cache: a :class:`~imle_solvers.cache.SolutionCache` (``True``: one with the
             defaults) or None; runtime state, so not part of :meth:`config`.
@@ -45,14 +47,17 @@ class OracleOptions:
     time_limit: float | None = None
     on_failure: OnFailure = "raise"
     cache: SolutionCache | bool | None = None
+    work_limit: float | None = None
 
     def oracle(self, problem: Problem) -> MAPOracle:
         """The oracle of ``problem`` with these options (its constructor checks them)."""
         return MAPOracle(problem, **{f.name: getattr(self, f.name) for f in fields(self)})
 
     def config(self) -> dict[str, Any]:
-        """The options as JSON-able keywords (``cache`` left out)."""
-        return {name: value for name, value in asdict(self).items() if name != "cache"}
+        """The options as JSON-able keywords (``cache`` left out, and ``work_limit`` unless
+        set: a config saved before it existed stays the config of the same options)."""
+        return {name: value for name, value in asdict(self).items()
+                if name != "cache" and not (name == "work_limit" and value is None)}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 from ._array import Array, array_namespace, device, framework_of, from_numpy, stays_in_framework, to_numpy
 from ._pool import WorkerPool
 from .adapters import resolve_solver
-from .adapters.registry import SolverEntry, resolve_native_solver
+from .adapters.registry import SolverEntry, check_work_limit, resolve_native_solver
 from .cache import SolutionCache, resolve_cache
 from .chunks import check_states as check_states  # re-exported: docs/architecture.md names oracle.check_states
 from .chunks import solve_task
@@ -54,6 +54,11 @@ class MAPOracle:
             ``time_limit=True`` get it as a keyword; on the pool, a chunk of ``m``
             instances is also stopped after ``m * time_limit + TIMEOUT_GRACE_SECONDS``
             seconds. Not enforced for other solvers in the calling process.
+        work_limit: a limit per instance in the solver's own deterministic work units
+            (CP-SAT: deterministic seconds; SCIP: branch-and-bound nodes), or None: the
+            same stop, so the same statuses and incumbents, in the process and on the pool,
+            under any load (docs/parallel.md, "Work limits"). Refused for a solver without
+            one (registered without ``work_limit=True``).
         on_failure: ``"raise"`` (default), ``"skip"`` or ``"incumbent"``: what a failing
             instance gives (see :mod:`imle_solvers.failures`).
         cache: a :class:`~imle_solvers.cache.SolutionCache` (``True``: one with the
@@ -89,6 +94,7 @@ class MAPOracle:
         time_limit: float | None = None,
         on_failure: OnFailure = "raise",
         cache: SolutionCache | bool | None = None,
+        work_limit: float | None = None,
     ) -> None:
         if not isinstance(problem, Problem):
             raise InvalidInputError(f"MAPOracle: problem must be an imle_solvers Problem, got {type(problem).__name__}")
@@ -111,6 +117,7 @@ class MAPOracle:
         self._auto = backend == "auto"
         self._native_solvers: dict[str, SolverEntry | None] = {}
         self.time_limit = time_limit
+        self.work_limit = check_work_limit("MAPOracle", self.solver, work_limit)
         self._scheduler = ChunkScheduler(WorkerPool(n_jobs, parallel_backend), chunk_size)
         if time_limit is not None and not self.solver.time_limit and not self._pooled:
             warnings.warn(
@@ -147,6 +154,7 @@ class MAPOracle:
 
     def __repr__(self) -> str:
         extras = "" if self.time_limit is None else f", time_limit={self.time_limit}"
+        extras += "" if self.work_limit is None else f", work_limit={self.work_limit}"
         extras += "" if self.on_failure == "raise" else f", on_failure={self.on_failure!r}"
         extras += "" if self.cache is None else f", cache={self.cache!r}"
         return (
@@ -254,7 +262,7 @@ class MAPOracle:
     ) -> tuple[np.ndarray, np.ndarray]:
         """States and statuses of the rows ``values`` (numpy, non-empty), rows ``positions``
         of the caller's batch (the indices that errors name)."""
-        settings = SolveSettings(self.solver, self.problem, self.time_limit, self.on_failure)
+        settings = SolveSettings(self.solver, self.problem, self.time_limit, self.on_failure, self.work_limit)
         results = self._scheduler.solve(settings, values, host, positions)
         # the failure policy's bookkeeping, in one place: failed rows arrive as zeros (or an
         # incumbent) with their status and error, whichever process or placeholder made them

@@ -162,6 +162,7 @@ class SolveSettings:
     problem: Problem
     time_limit: float | None
     on_failure: OnFailure
+    work_limit: float | None = None  # deterministic work units per instance, as time_limit
 
     caller: int = field(default_factory=os.getpid)  # the oracle's process (not a worker's)
 
@@ -169,11 +170,13 @@ class SolveSettings:
         """The arguments of :func:`~imle_solvers.chunks.solve_task` for rows ``values``
         ``(m, *shape)`` at batch indices ``positions`` ``(m,)``, with their ``data``: those
         of :func:`~imle_solvers.chunks.solve_chunk`, and the caller's process id."""
-        return (self.solver, self.problem, values, positions, self.time_limit, self.on_failure, data, self.caller)
+        return (self.solver, self.problem, values, positions, self.time_limit, self.on_failure, data, self.caller,
+                self.work_limit)
 
     def solve_here(self, values: np.ndarray, positions: np.ndarray, data: InstanceData) -> ChunkResult:
         """:func:`~imle_solvers.chunks.solve_chunk` of these rows in the calling process."""
-        return solve_chunk(self.solver, self.problem, values, positions, self.time_limit, self.on_failure, data)
+        return solve_chunk(self.solver, self.problem, values, positions, self.time_limit, self.on_failure, data,
+                           work_limit=self.work_limit)
 
     def timeout(self, chunks: list[Chunk]) -> float | None:
         """The wall-clock limit of each task of a pool call of ``chunks``, in seconds: the

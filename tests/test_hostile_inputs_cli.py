@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KNAPSACK = ROOT / "examples" / "specs" / "knapsack.yaml"  # theta shape (6,)
 ROTA = ROOT / "examples" / "specs" / "rota_weekly.yaml"  # batched parameter 'available' (5, 14)
 SCORES = [1, 2, 3, 4, 5, 6]
-ANSWER = {"z": [0, 0, 0, 1, 1, 1], "objective": 15.0}
+ANSWER = {"z": [0, 0, 0, 1, 1, 1], "objective": 15.0, "status": "ok", "reason": ""}  # docs/cli.md, "Outputs"
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
 

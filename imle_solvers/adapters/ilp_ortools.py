@@ -36,6 +36,7 @@ import numpy as np
 from ..errors import SolverError
 from ..problems import ILP
 from ..problems.ilp import InstanceValues
+from ._limits import SCIP_NODE_LIMIT, scip_nodes, stopped_error
 from .registry import register_solver
 
 # Largest objective magnitude handed to CP-SAT (its int64 arithmetic must not overflow).
@@ -44,18 +45,22 @@ _CP_SAT_OBJECTIVE_BITS = 50
 _CP_SAT_LARGEST_BOUND = 2.0**40
 
 
-@register_solver(ILP.kind, "ortools", time_limit=True, priority=10, requires=("ortools",), extra="ortools")
+@register_solver(ILP.kind, "ortools", time_limit=True, work_limit=True, priority=10, requires=("ortools",),
+                 extra="ortools")
 def solve_ilp_ortools(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray] | None = None,
-                      time_limit: float | None = None) -> np.ndarray:
+                      time_limit: float | None = None, work_limit: float | None = None) -> np.ndarray:
     """One instance ``problem.shape -> problem.shape``: CP-SAT or SCIP, as the program allows.
 
     ``data`` holds this instance's batched parameters (each of its parameter's shape);
-    those not given take their defaults.
+    those not given take their defaults. ``work_limit`` is in the unit of the engine the
+    instance goes to (:mod:`~imle_solvers.adapters._limits`): CP-SAT's deterministic
+    seconds, or SCIP's nodes for a program CP-SAT cannot take.
 
     Raises:
         SolverError: status ``"infeasible"``, ``"unbounded"``, ``"time-limit"`` (no
             proven optimum within ``time_limit`` seconds; its ``incumbent`` is the best
-            state found, if any), or the solver's own word.
+            state found, if any), ``"work-limit"`` (likewise, within ``work_limit``),
+            or the solver's own word.
         InvalidInputError: a batched parameter without default is not given.
     """
     values = problem.instance_values(data) if problem.parameters is not None or data else None
@@ -65,12 +70,12 @@ def solve_ilp_ortools(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarra
             built = cp_sat_model(problem, threading.get_ident())
             if values is not None:
                 write_cp_sat(built, values)
-            x = solve_cp_sat(built, costs, problem.sign, time_limit)
+            x = solve_cp_sat(built, costs, problem.sign, time_limit, work_limit)
         else:
             built = pywraplp_model(problem, threading.get_ident())
             if values is not None:
                 write_pywraplp(built, values)
-            x = solve_pywraplp(built, costs, problem.sign, time_limit)
+            x = solve_pywraplp(built, costs, problem.sign, time_limit, work_limit)
     except SolverError as error:
         if error.incumbent is not None:  # the solvers' incumbents are full solutions x
             error.incumbent = problem.state_from_solution(error.incumbent)
@@ -246,8 +251,11 @@ def _changed_pairs(low: np.ndarray, high: np.ndarray, old_low: np.ndarray, old_h
     return np.flatnonzero((low != old_low) | (high != old_high)).tolist() if low.size else []
 
 
-def solve_cp_sat(built: CpSatModel, costs: np.ndarray, sign: int, time_limit: float | None) -> np.ndarray:
-    """Optimal ``x`` ``(n,)`` for ``max/min costs @ x`` (``sign`` +1 / -1) on a built model."""
+def solve_cp_sat(
+    built: CpSatModel, costs: np.ndarray, sign: int, time_limit: float | None, work_limit: float | None = None
+) -> np.ndarray:
+    """Optimal ``x`` ``(n,)`` for ``max/min costs @ x`` (``sign`` +1 / -1) on a built model,
+    within ``time_limit`` seconds and ``work_limit`` deterministic seconds (None: none)."""
     from ortools.sat.python import cp_model
 
     if built.empty:  # a row or a variable with no integer value in range
@@ -267,14 +275,17 @@ def solve_cp_sat(built: CpSatModel, costs: np.ndarray, sign: int, time_limit: fl
     solver.parameters.catch_sigint_signal = False
     if time_limit is not None:
         solver.parameters.max_time_in_seconds = float(time_limit)
+    if work_limit is not None:  # one search worker: the same stop on any machine, under any load
+        solver.parameters.max_deterministic_time = float(work_limit)
     status = solver.solve(built.model)
     if status == cp_model.OPTIMAL:
         return np.asarray(solver.response_proto.solution, dtype=np.float64)
     if status == cp_model.INFEASIBLE:
         raise SolverError("CP-SAT proved the program infeasible", status="infeasible")
-    if status in (cp_model.FEASIBLE, cp_model.UNKNOWN) and time_limit is not None:
+    if status in (cp_model.FEASIBLE, cp_model.UNKNOWN) and (time_limit is not None or work_limit is not None):
         incumbent = np.asarray(solver.response_proto.solution, dtype=np.float64) if status == cp_model.FEASIBLE else None
-        raise SolverError(f"CP-SAT found no proven optimum within {time_limit} s", status="time-limit", incumbent=incumbent)
+        work_stopped = work_limit is not None and solver.response_proto.deterministic_time >= work_limit
+        raise stopped_error("CP-SAT", work_stopped or time_limit is None, time_limit, work_limit, incumbent)
     if status == cp_model.MODEL_INVALID:
         raise SolverError(f"CP-SAT rejected the model: {built.model.validate()}", status="model-invalid")
     name = solver.status_name(status)
@@ -358,8 +369,11 @@ def write_pywraplp(built: PywraplpModel, values: InstanceValues) -> None:
     built.written = values
 
 
-def solve_pywraplp(built: PywraplpModel, costs: np.ndarray, sign: int, time_limit: float | None) -> np.ndarray:
-    """Optimal ``x`` ``(n,)`` for ``max/min costs @ x`` (``sign`` +1 / -1) on a built model."""
+def solve_pywraplp(
+    built: PywraplpModel, costs: np.ndarray, sign: int, time_limit: float | None, work_limit: float | None = None
+) -> np.ndarray:
+    """Optimal ``x`` ``(n,)`` for ``max/min costs @ x`` (``sign`` +1 / -1) on a built model,
+    within ``time_limit`` seconds and ``work_limit`` SCIP nodes (None: none)."""
     from ortools.linear_solver import pywraplp
 
     solver = built.solver
@@ -368,7 +382,12 @@ def solve_pywraplp(built: PywraplpModel, costs: np.ndarray, sign: int, time_limi
         objective.SetCoefficient(variable, cost)
     objective.SetOptimizationDirection(sign > 0)
     solver.SetTimeLimit(0 if time_limit is None else max(1, int(np.ceil(time_limit * 1000))))  # ms; 0: none
-    if built.rebuild:  # see PywraplpModel.rebuild: hand the whole model over again
+    # set on every solve, -1 (none) included: the model is reused by calls with other limits
+    solver.SetSolverSpecificParametersAsString(f"{SCIP_NODE_LIMIT} = {scip_nodes(work_limit)}\n")
+    # see PywraplpModel.rebuild. Under a work limit too: an incremental solve starts from
+    # what earlier solves left in SCIP, so a limit stops it at another point than a fresh
+    # one (the result would depend on the instances solved before it in this process)
+    if built.rebuild or work_limit is not None:  # hand the whole model over again
         fresh = pywraplp.MPSolverParameters()
         fresh.SetIntegerParam(fresh.INCREMENTALITY, fresh.INCREMENTALITY_OFF)
         built.rebuild = False
@@ -381,8 +400,9 @@ def solve_pywraplp(built: PywraplpModel, costs: np.ndarray, sign: int, time_limi
         raise SolverError("SCIP (OR-Tools) proved the program infeasible", status="infeasible")
     if status == pywraplp.Solver.UNBOUNDED:
         raise SolverError("SCIP (OR-Tools): the objective is unbounded", status="unbounded")
-    if status in (pywraplp.Solver.FEASIBLE, pywraplp.Solver.NOT_SOLVED) and time_limit is not None:
+    if status in (pywraplp.Solver.FEASIBLE, pywraplp.Solver.NOT_SOLVED) and (time_limit, work_limit) != (None, None):
         incumbent = np.array([v.solution_value() for v in built.variables]) if status == pywraplp.Solver.FEASIBLE else None
-        message = f"SCIP (OR-Tools) found no proven optimum within {time_limit} s"
-        raise SolverError(message, status="time-limit", incumbent=incumbent)
+        # pywraplp does not say which limit stopped SCIP: the node count does
+        work_stopped = work_limit is not None and solver.nodes() >= scip_nodes(work_limit)
+        raise stopped_error("SCIP (OR-Tools)", work_stopped or time_limit is None, time_limit, work_limit, incumbent)
     raise SolverError(f"SCIP (OR-Tools) stopped with result status {status}", status="error")

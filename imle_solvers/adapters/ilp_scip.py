@@ -24,9 +24,11 @@ import numpy as np
 from ..errors import SolverError
 from ..problems import ILP
 from ..problems.ilp import InstanceValues
+from ._limits import SCIP_NODE_LIMIT, scip_nodes, stopped_error
 from .registry import register_solver
 
 _NO_LIMIT = 1e20  # SCIP's own "infinite" time limit
+_KEPT_SOLUTIONS = 10  # SCIP's default limits/maxorigsol
 _SCIP_TYPE = {"binary": "B", "integer": "I", "continuous": "C"}
 
 
@@ -108,18 +110,20 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-@register_solver(ILP.kind, "scip", time_limit=True, priority=5, requires=("pyscipopt",), extra="scip")
+@register_solver(ILP.kind, "scip", time_limit=True, work_limit=True, priority=5, requires=("pyscipopt",), extra="scip")
 def solve_ilp_scip(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray] | None = None,
-                   time_limit: float | None = None) -> np.ndarray:
+                   time_limit: float | None = None, work_limit: float | None = None) -> np.ndarray:
     """One instance ``problem.shape -> problem.shape`` with SCIP.
 
     ``data`` holds this instance's batched parameters (each of its parameter's shape);
-    those not given take their defaults.
+    those not given take their defaults. ``work_limit`` counts branch-and-bound nodes over
+    all restarts (``limits/totalnodes``, rounded up to a whole number).
 
     Raises:
         SolverError: status ``"infeasible"``, ``"unbounded"``, ``"time-limit"`` (no
             proven optimum within ``time_limit`` seconds; its ``incumbent`` is the best
-            state found, if any), or SCIP's own word.
+            state found, if any), ``"work-limit"`` (likewise, within ``work_limit``
+            nodes), or SCIP's own word.
         InvalidInputError: a batched parameter without default is not given.
     """
     import pyscipopt
@@ -127,6 +131,10 @@ def solve_ilp_scip(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray] 
     values = problem.instance_values(data) if problem.parameters is not None or data else None
     built = scip_model(problem, threading.get_ident())
     model = built.model
+    # SCIP keeps solutions of a solve (at freeTransform) to start the next one from: under a
+    # work limit an instance's result would depend on the instances solved before it in this
+    # process, so none are kept then (the same answer in the process and on any worker)
+    model.setParam("limits/maxorigsol", 0 if work_limit is not None else _KEPT_SOLUTIONS)
     model.freeTransform()  # SCIP changes its original problem only, never a transformed one
     if values is not None:
         write_scip(built, problem, values)
@@ -136,6 +144,7 @@ def solve_ilp_scip(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray] 
         "maximize" if problem.sign > 0 else "minimize",
     )
     model.setParam("limits/time", _NO_LIMIT if time_limit is None else float(time_limit))
+    model.setParam(SCIP_NODE_LIMIT, scip_nodes(work_limit))  # -1: none (the model is reused)
     model.optimize()
     status = model.getStatus()
     if status == "optimal":
@@ -146,12 +155,12 @@ def solve_ilp_scip(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray] 
         raise SolverError("SCIP proved the program infeasible", status="infeasible")
     if status == "unbounded":
         raise SolverError("SCIP: the objective is unbounded", status="unbounded")
-    if status == "timelimit":
+    if status in ("timelimit", "totalnodelimit"):
         incumbent = None
         if model.getNSols() > 0:
             best = model.getBestSol()
             incumbent = problem.state_from_solution(np.array([model.getSolVal(best, v) for v in built.variables]))
-        raise SolverError(f"SCIP found no proven optimum within {time_limit} s", status="time-limit", incumbent=incumbent)
+        raise stopped_error("SCIP", status == "totalnodelimit", time_limit, work_limit, incumbent)
     raise SolverError(f"SCIP stopped with status {status!r}", status=status)
 
 

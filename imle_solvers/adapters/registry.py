@@ -12,11 +12,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import UnknownBackendError, missing_dependency
+from ..errors import InvalidInputError, UnknownBackendError, missing_dependency
 
 SolveFn = Callable[[Any, Any], Any]
 
@@ -47,6 +49,12 @@ class SolverEntry:
         time_limit: ``solve`` accepts a ``time_limit=`` keyword (seconds per instance, or
             None) and raises :class:`~imle_solvers.errors.SolverError` with
             ``status="time-limit"`` when it is hit without a proven optimum.
+        work_limit: ``solve`` accepts a ``work_limit=`` keyword: a limit per instance in
+            the solver's own deterministic unit of work (CP-SAT's deterministic seconds,
+            SCIP's branch-and-bound nodes; see docs/parallel.md, "Work limits"), which
+            stops it at the same point on any machine, under any load; it raises
+            :class:`~imle_solvers.errors.SolverError` with ``status="work-limit"`` when it
+            is hit without a proven optimum.
         priority: ``backend="auto"`` takes the installed solver of highest priority.
         requires: modules that must be importable.
         extra: the ``pip install imle_solvers[extra]`` that provides ``requires``.
@@ -59,6 +67,7 @@ class SolverEntry:
     inline: bool = False
     array_native: tuple[str, ...] = ()
     time_limit: bool = False
+    work_limit: bool = False
     takes_data: bool = False
     priority: int = 0
     requires: tuple[str, ...] = ()
@@ -84,6 +93,7 @@ def register_solver(
     inline: bool | None = None,
     array_native: bool | Sequence[str] = False,
     time_limit: bool = False,
+    work_limit: bool = False,
     priority: int = 0,
     requires: Sequence[str] = (),
     extra: str | None = None,
@@ -104,6 +114,10 @@ def register_solver(
     which (``("numpy", "torch", "jax", "tensorflow")``). Such a solver is ``inline``
     unless ``inline=False`` says otherwise: then ``n_jobs=1`` hands it the arrays as they
     are, and a pool hands it numpy chunks (it must take both).
+
+    ``time_limit=True`` / ``work_limit=True`` declare a solver that takes a ``time_limit=``
+    (wall-clock seconds) / ``work_limit=`` (its own deterministic work units) keyword
+    (see :class:`SolverEntry`).
 
     A solver that takes per-instance data (``KSubset``'s mask, an ILP's batched
     parameters) declares a ``data=None`` keyword; it receives them only for batches that
@@ -135,6 +149,7 @@ def register_solver(
             inline=bool(frameworks) if inline is None else inline,
             array_native=frameworks,
             time_limit=time_limit,
+            work_limit=work_limit,
             takes_data=_takes_keyword(solve, "data"),
             priority=priority,
             requires=tuple(requires),
@@ -177,6 +192,23 @@ def _takes_keyword(solve: SolveFn, name: str) -> bool:
 
 def _without_problem(solve: Callable[[Any], Any], theta: Any, problem: Any, **options: Any) -> Any:
     return solve(theta, **options)
+
+
+def check_work_limit(owner: str, solver: SolverEntry, work_limit: float | None) -> float | None:
+    """``work_limit`` if ``solver`` honours it (or it is None); otherwise an error naming
+    ``owner``, the backend and those of its kind that have a work limit."""
+    if work_limit is None:
+        return None
+    if isinstance(work_limit, bool) or not isinstance(work_limit, numbers.Real) or not 0 < work_limit < math.inf:
+        raise InvalidInputError(f"{owner}: work_limit must be a positive finite number or None, got {work_limit!r}")
+    if not solver.work_limit:
+        others = [e.backend for e in list_solvers(solver.kind) if e.work_limit]
+        where = f"backends with one: {', '.join(others)}" if others else f"no backend for {solver.kind!r} has one"
+        raise InvalidInputError(
+            f"{owner}: backend {solver.backend!r} for {solver.kind!r} has no deterministic work limit, so "
+            f"work_limit={work_limit} cannot be honoured ({where}; time_limit= is in wall-clock seconds)"
+        )
+    return float(work_limit)
 
 
 def unregister_solver(kind: str, backend: str) -> None:
