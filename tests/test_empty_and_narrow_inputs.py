@@ -97,3 +97,15 @@ def test_bfloat16_scores_into_an_ilp_layer_are_solved():
     z = layer(theta)
     assert z.dtype == torch.bfloat16
     np.testing.assert_array_equal(z.float().numpy(), [[0.0, 1.0, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize("backend", ["ortools", "scip", "highs"])
+def test_an_empty_batch_of_an_ilp_gives_empty_states(backend):
+    pytest.importorskip({"ortools": "ortools", "scip": "pyscipopt", "highs": "scipy"}[backend])
+    problem = ims.ILP.from_dict({
+        "sets": {"items": 3},
+        "variables": {"x": {"over": ["items"], "type": "binary"}},
+        "constraints": [{"name": "one", "expr": "sum(i in items) x[i] <= 1"}],
+        "objective": {"sense": "max", "theta": "x"},
+    })
+    assert ims.MAPOracle(problem, backend=backend)(np.zeros((0, 3))).shape == (0, 3)

@@ -168,11 +168,12 @@ def check_finite(values: Array, name: str) -> None:
 def first_beyond(values: np.ndarray, limit: float) -> tuple[int, float] | None:
     """The first batch index (leading axis) of ``values`` holding a magnitude above ``limit``,
     and that value; None when there is none."""
-    rows = np.abs(values.reshape(len(values), -1)) > limit
+    flat = values.reshape(len(values), math.prod(values.shape[1:]))  # not (B, -1): B may be 0
+    rows = np.abs(flat) > limit
     if not rows.any():
         return None
     index = int(rows.any(axis=1).argmax())
-    return index, float(values.reshape(len(values), -1)[index][rows[index].argmax()])
+    return index, float(flat[index][rows[index].argmax()])
 
 
 def beyond_limit_message(problem: Problem, value: float) -> str:
