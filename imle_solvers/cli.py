@@ -307,7 +307,7 @@ def solvers() -> None:
     from .adapters import list_solvers
 
     for entry in list_solvers():
-        state = "installed" if entry.installed else f"missing (pip install imle_solvers[{entry.extra}])"
+        state = "installed" if entry.installed else f"missing (pip install 'imle_solvers[{entry.extra}]')"
         native = f"  array-native: {', '.join(entry.array_native)}" if entry.array_native else ""
         click.echo(f"{entry.kind:24} {entry.backend:12} priority {entry.priority:3}  {state}{native}")
 

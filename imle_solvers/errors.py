@@ -208,7 +208,7 @@ def missing_dependency(modules: str | list[str], extra: str, needed_by: str | No
     installs them (and what needs them)."""
     names = ", ".join(map(repr, [modules] if isinstance(modules, str) else modules))
     what = f"{names} is not installed" if needed_by is None else f"{needed_by} needs {names}"
-    return MissingDependencyError(f"{what}; install with `pip install imle_solvers[{extra}]`")
+    return MissingDependencyError(f"{what}; install with `pip install 'imle_solvers[{extra}]'`")
 
 
 class UnknownProblemError(ImleSolversError, KeyError):

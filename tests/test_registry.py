@@ -73,7 +73,7 @@ def test_auto_takes_the_installed_solver_of_highest_priority(user_solver):
     )
     try:
         assert resolve_solver(OneHot.kind).backend == "python"
-        with pytest.raises(MissingDependencyError, match=r"pip install imle_solvers\[fancy\]"):
+        with pytest.raises(MissingDependencyError, match=r"pip install 'imle_solvers\[fancy\]'"):
             resolve_solver(OneHot.kind, "fancy")
     finally:
         unregister_solver(OneHot.kind, "fancy")
