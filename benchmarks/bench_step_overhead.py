@@ -13,7 +13,9 @@ measures once:
    handling the mask): overhead = step - (noise + 2 top-k), and step / (noise + 2 top-k);
 2. the eager torch Gumbel step at (B=128, n=1000, k=10) over its noise draw plus two top-k:
    the ``torch | cpu | (128, 1000, 10) | Gumbel`` row of ``bench_fast_path.py``, with the
-   same definitions of step and reference;
+   same definitions of step and reference; beside it the same step with
+   ``validate_args=False`` and a hand-written torch I-MLE step (the same operations as the
+   reference implementation writes them, no checks): the floor a library step could reach;
 3. a JAX step through a host solver: ``jax.grad`` of the sum of ``imle(GridShortestPath(12,
    12), IMLE(SumOfGamma(k=15)), backend="scipy")`` (a ``jax.pure_callback``), B=16, eager;
 4. how often one step of item 1 calls the framework detection (``framework_of``,
@@ -53,6 +55,9 @@ ROWS = [
     ("large_step_ms", "torch Gumbel step B=128 n=1000 k=10", "ms", ""),
     ("large_reference_ms", "  its noise + 2 top-k", "ms", ""),
     ("large_ratio", "  step / (noise + 2 top-k)", "x", "<= 1.4"),
+    ("large_unchecked_ratio", "  the step with validate_args=False / (noise + 2 top-k)", "x", ""),
+    ("large_hand_ratio", "  hand-written torch I-MLE step / (noise + 2 top-k)", "x", ""),
+    ("large_step_over_hand", "  step / hand-written step", "x", ""),
     ("jax_host_step_ms", "JAX grad, grid 12x12 scipy (host), B=16", "ms", "current / baseline <= 1.0"),
     ("framework_of_calls", "framework_of calls per step (1)", "", "<= 3"),
     ("array_namespace_calls", "array_namespace calls per step (1)", "", ""),
@@ -85,15 +90,56 @@ def torch_fns(b: int, n: int, k: int, lambda_: float, masked: bool) -> dict[str,
     def bare_topk() -> None:
         torch.zeros_like(theta).scatter_(1, torch.topk(theta, k, dim=-1).indices, 1.0)
 
+    unchecked = ims.torch.IMLELayer(ims.KSubset(n, k), ims.IMLE(noise=ims.Gumbel(), lambda_=lambda_), seed=0,
+                                    validate_args=False)
+
     def step() -> None:
         (layer(theta.clone().requires_grad_(), **data) * upstream).sum().backward()
+
+    def unchecked_step() -> None:
+        (unchecked(theta.clone().requires_grad_(), **data) * upstream).sum().backward()
 
     def reference() -> None:
         noise.sample(source, (b, 1, 1, n))  # what the layer's estimator draws: (B, samples, marginal, n)
         bare_topk()
         bare_topk()
 
-    return {"step": step, "reference": reference}
+    fns = {"step": step, "reference": reference, "unchecked_step": unchecked_step}
+    if not masked:
+        fns["hand_step"] = hand_written_step(theta, upstream, k, lambda_, source)
+    return fns
+
+
+def hand_written_step(theta: object, upstream: object, k: int, lambda_: float, source: object) -> Callable[[], None]:
+    """The same training step written directly in torch, as the reference implementation
+    writes I-MLE (no checks, no failure policy, no solver registry): the floor a library
+    step could reach with these operations."""
+    import torch
+
+    import imle_solvers as ims
+
+    noise = ims.Gumbel()
+
+    def top_k(x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x).scatter_(-1, torch.topk(x, k, dim=-1).indices, 1.0)
+
+    class HandIMLE(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: object, t: torch.Tensor) -> torch.Tensor:
+            eps = noise.sample(source, tuple(t.shape))
+            z = top_k(t + eps)
+            ctx.save_for_backward(t, eps, z)
+            return z
+
+        @staticmethod
+        def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+            t, eps, z = ctx.saved_tensors
+            return (z - top_k(t - lambda_ * grad + eps)) / lambda_
+
+    def step() -> None:
+        (HandIMLE.apply(theta.clone().requires_grad_()) * upstream).sum().backward()
+
+    return step
 
 
 def detection_functions() -> dict[str, tuple[str, Callable]]:
@@ -211,6 +257,9 @@ def measure(repeats: int) -> dict[str, object]:
     result["large_step_ms"] = 1e3 * times["step"]
     result["large_reference_ms"] = 1e3 * times["reference"]
     result["large_ratio"] = times["step"] / times["reference"]
+    result["large_unchecked_ratio"] = times["unchecked_step"] / times["reference"]
+    result["large_hand_ratio"] = times["hand_step"] / times["reference"]
+    result["large_step_over_hand"] = times["step"] / times["hand_step"]
     for prefix, masked in (("", False), ("masked_", True)):
         counted = count_detection_calls(lambda masked=masked: torch_fns(8, 100, 5, 10.0, masked)["step"])
         for name, count in counted["counts"].items():
