@@ -63,7 +63,7 @@ def knapsack() -> ims.ILP:
     """``max theta.x  s.t.  weights.x <= 20``, x binary ``(ITEMS,)``."""
     builder = ims.ILPBuilder("soak-knapsack")
     builder.add_set("items", ITEMS)
-    builder.add_constant("weight", [3, 4, 5, 2, 6, 1, 7, 3, 4, 2, 5, 6])
+    builder.add_parameter("weight", [3, 4, 5, 2, 6, 1, 7, 3, 4, 2, 5, 6])
     builder.add_variable("x", over=["items"])
     builder.add_constraint("sum(i in items) weight[i] * x[i] <= 20", name="capacity")
     builder.set_objective("max", theta="x")

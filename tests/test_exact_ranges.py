@@ -153,7 +153,7 @@ def test_k_subset_of_huge_scores():
 def knapsack() -> ims.ILP:
     b = ims.ILPBuilder("knapsack")
     b.add_set("items", 4)
-    b.add_constant("weight", [3, 4, 5, 2])
+    b.add_parameter("weight", [3, 4, 5, 2])
     b.add_variable("x", over=["items"])
     b.add_constraint("sum(i in items) weight[i] * x[i] <= 7", name="capacity")
     b.set_objective("max", theta="x")
@@ -206,7 +206,7 @@ def test_an_ilp_fixed_objective_beyond_the_limit_is_refused_when_built():
 def test_batched_objective_beyond_the_limit_fails_as_its_instance():
     b = ims.ILPBuilder("priced")
     b.add_set("items", 2)
-    b.add_parameter("price", default=1.0)
+    b.add_parameter("price", default=1.0, batched=True)
     b.add_variable("x", over=["items"])
     b.add_constraint("sum(i in items) x[i] <= 1", name="one")
     b.set_objective("max", theta="x", fixed="price * x[0]")

@@ -155,8 +155,8 @@ def test_an_incumbent_is_a_state_of_theta_variables_in_their_shape(rng):
 def test_threads_share_one_read_only_model(rng):
     builder = ims.ILPBuilder("batched")
     builder.add_set("items", 8)
-    builder.add_constant("weights", [3, 4, 5, 2, 6, 1, 4, 3], over=["items"])
-    builder.add_parameter("capacity")  # one per instance
+    builder.add_parameter("weights", [3, 4, 5, 2, 6, 1, 4, 3], over=["items"])
+    builder.add_parameter("capacity", batched=True)  # one per instance
     builder.add_variable("x", over=["items"], type="binary")
     builder.add_constraint("sum(i in items) weights[i] * x[i] <= capacity", name="capacity")
     builder.set_objective("max", theta="x")

@@ -301,21 +301,21 @@ def test_a_batched_parameter_deciding_structure_or_non_affine_is_refused_at_its_
 def test_the_builder_declares_batched_parameters_as_the_spec_does(tmp_path):
     b = ILPBuilder("knapsack")
     b.add_set("items", 8)
-    b.add_constant("weights", [3, 4, 5, 2, 6, 1, 4, 3], over=["items"])
-    b.add_parameter("capacity", default=10)
+    b.add_parameter("weights", [3, 4, 5, 2, 6, 1, 4, 3], over=["items"])
+    b.add_parameter("capacity", default=10, batched=True)
     b.add_variable("x", over=["items"], type="binary")
     b.add_constraint("sum(i in items) weights[i] * x[i] <= capacity", name="capacity")
     b.set_objective("max", theta="x")
     assert b.build() == load_yaml(write(tmp_path, KNAPSACK))
 
     b = ILPBuilder("mixed")  # in a spec's order: parameters without 'over' before the sets
-    b.add_parameter("bonus", default=0)
+    b.add_parameter("bonus", default=0, batched=True)
     b.add_set("items", 4)
     b.add_set("rows", 2)
-    b.add_parameter("a", over=["rows", "items"])
-    b.add_parameter("lo", over=["rows"], default=[0, 0])
-    b.add_parameter("hi", over=["rows"])
-    b.add_parameter("ub", over=["items"], default=[2, 2, 2, 2])
+    b.add_parameter("a", over=["rows", "items"], batched=True)
+    b.add_parameter("lo", over=["rows"], default=[0, 0], batched=True)
+    b.add_parameter("hi", over=["rows"], batched=True)
+    b.add_parameter("ub", over=["items"], default=[2, 2, 2, 2], batched=True)
     b.add_variable("y", over=["items"], type="integer", upper="ub")
     b.add_constraint("lo[r] <= sum(i in items) a[r, i] * y[i] <= hi[r]", for_each="r in rows", name="band")
     b.add_constraint("sum(i in items) y[i] <= 2 * hi[0] - lo[1] + 1", name="total")
@@ -326,7 +326,7 @@ def test_the_builder_declares_batched_parameters_as_the_spec_does(tmp_path):
 
 def test_the_builder_refuses_structure_from_a_batched_parameter():
     b = ILPBuilder("refused")
-    b.add_parameter("n", default=3)
+    b.add_parameter("n", default=3, batched=True)
     with pytest.raises(SpecError, match="a set size cannot depend on the batched parameter 'n'") as error:
         b.add_set("items", "n + 1")
     assert error.value.column == 1
@@ -334,7 +334,7 @@ def test_the_builder_refuses_structure_from_a_batched_parameter():
     with pytest.raises(SpecError, match="'n' is a batched parameter, not a set"):
         b.add_variable("x", over=["n"])
     with pytest.raises(SpecError, match="dimension mismatch"):
-        b.add_parameter("w", over=["items"], default=[1, 2])
+        b.add_parameter("w", over=["items"], default=[1, 2], batched=True)
 
 
 def test_a_dict_spec_and_a_load_time_default(rng):
@@ -406,8 +406,8 @@ def hard_knapsack(rng: np.random.Generator, items: int = 100, rows: int = 8) -> 
     b = ILPBuilder("hard")
     b.add_set("items", items)
     b.add_set("rows", rows)
-    b.add_constant("use", rng.integers(1, 100, size=(rows, items)), over=["rows", "items"])
-    b.add_parameter("capacity", over=["rows"])
+    b.add_parameter("use", rng.integers(1, 100, size=(rows, items)), over=["rows", "items"])
+    b.add_parameter("capacity", over=["rows"], batched=True)
     b.add_variable("x", over=["items"], type="binary")
     b.add_constraint("sum(i in items) use[r, i] * x[i] <= capacity[r]", for_each="r in rows", name="capacity")
     b.set_objective("max", theta="x")
@@ -476,8 +476,8 @@ def test_a_hand_built_program_with_maps_is_canonical_and_equals_the_builders():
     assert by_hand.parameters.coefficient_columns.tolist() == [0, 1, 2]
     b = ILPBuilder()
     b.add_set("items", 3)
-    b.add_constant("c", [1, 0, 2], over=["items"])
-    b.add_parameter("w", over=["items"], default=[0, 0, 0])
+    b.add_parameter("c", [1, 0, 2], over=["items"])
+    b.add_parameter("w", over=["items"], default=[0, 0, 0], batched=True)
     b.add_variable("x", over=["items"], type="binary")
     b.add_constraint("sum(i in items) (c[i] + w[i]) * x[i] <= 4")
     b.set_objective("max", theta="x")

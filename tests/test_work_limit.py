@@ -1,4 +1,4 @@
-"""``work_limit``: deterministic limits (CP-SAT's deterministic seconds, SCIP's nodes) that
+"""``work_limit``: deterministic limits (CP-SAT's deterministic seconds, SCIP's and HiGHS's nodes) that
 stop a solver at the same point in the process and on a loaded pool, run after run."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ pytest.importorskip("pyscipopt")
 
 # one unit of each backend's work: a 60-item, 5-row knapsack that neither solves to a
 # proven optimum within it (checked below: the test would prove nothing otherwise)
-SMALL_WORK = {"ortools": 0.02, "scip": 20}
+SMALL_WORK = {"ortools": 0.02, "scip": 20, "highs": 20}
 
 
 def knapsack(continuous: bool = False) -> ims.ILP:
@@ -93,7 +93,7 @@ def test_a_solver_registered_with_work_limit_gets_it_per_instance():
         unregister_solver("k-subset", "recording")
 
 
-@pytest.mark.parametrize("backend", ["ortools", "scip"])
+@pytest.mark.parametrize("backend", ["ortools", "scip", "highs"])
 def test_a_work_limit_stops_the_solver_with_a_feasible_incumbent(backend):
     problem, theta = knapsack(), scores()
     oracle = ims.MAPOracle(problem, backend=backend, work_limit=SMALL_WORK[backend], on_failure="incumbent")
@@ -101,6 +101,8 @@ def test_a_work_limit_stops_the_solver_with_a_feasible_incumbent(backend):
     assert (status == Status.INCUMBENT).any()  # the limit bites (else this test would prove nothing)
     assert set(status.tolist()) <= {Status.OK, Status.INCUMBENT}
     assert {error.status for error in oracle.last_failures} == {"work-limit"}
+    unit = "deterministic seconds" if backend == "ortools" else f"({SMALL_WORK[backend]} nodes)"
+    assert all(unit in str(error) for error in oracle.last_failures)
     assert_feasible(problem, z)
     optimum = ims.MAPOracle(problem, backend=backend)(theta)
     gap = np.sum(theta * optimum, axis=1) - np.sum(theta * z, axis=1)
@@ -137,7 +139,7 @@ def busy_core():
     process.wait()
 
 
-@pytest.mark.parametrize("backend", ["ortools", "scip"])
+@pytest.mark.parametrize("backend", ["ortools", "scip", "highs"])
 def test_work_limited_results_are_the_same_in_process_and_on_a_loaded_pool_run_after_run(backend, busy_core):
     problem, theta = knapsack(), scores()
     options = {"backend": backend, "work_limit": SMALL_WORK[backend], "on_failure": "incumbent"}

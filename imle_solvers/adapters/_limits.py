@@ -8,7 +8,8 @@ not (docs/parallel.md, "Work limits"). The unit is the engine's:
 - CP-SAT: deterministic seconds (``max_deterministic_time``), CP-SAT's count of the work
   its search does, calibrated to be about a second on a typical machine;
 - SCIP (PySCIPOpt, and OR-Tools' pywraplp route): branch-and-bound nodes, all restarts
-  included (``limits/totalnodes``), a work limit rounded up to a whole number of nodes.
+  included (``limits/totalnodes``), a work limit rounded up to a whole number of nodes;
+- HiGHS (scipy's ``milp``): branch-and-bound nodes (``node_limit``), rounded up likewise.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from ..errors import SolverError
 SCIP_NODE_LIMIT = "limits/totalnodes"
 
 
-def scip_nodes(work_limit: float | None) -> int:
-    """SCIP's ``limits/totalnodes`` for ``work_limit``: whole nodes, at least one (-1: none)."""
+def whole_nodes(work_limit: float | None) -> int:
+    """The node limit of ``work_limit`` (SCIP's ``limits/totalnodes``, HiGHS's
+    ``node_limit``): whole nodes, at least one (-1: none)."""
     return -1 if work_limit is None else max(1, math.ceil(work_limit))
 
 
@@ -33,7 +35,7 @@ def stopped_error(
     status ``"work-limit"`` where the work limit stopped it (``work_stopped``), else
     ``"time-limit"``; ``incumbent`` is the best solution found, or None."""
     if work_stopped:
-        unit = f"{scip_nodes(work_limit)} nodes" if "SCIP" in engine else "deterministic seconds"
+        unit = "deterministic seconds" if engine == "CP-SAT" else f"{whole_nodes(work_limit)} nodes"
         return SolverError(f"{engine} found no proven optimum within work_limit={work_limit} ({unit})",
                            status="work-limit", incumbent=incumbent)
     return SolverError(f"{engine} found no proven optimum within {time_limit} s", status="time-limit",

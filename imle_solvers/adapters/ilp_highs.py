@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from ..errors import SolverError
 from ..problems import ILP
 from ..problems.ilp import InstanceValues
+from ._limits import stopped_error, whole_nodes
 from .registry import register_solver
 
 # scipy.optimize.milp's status codes
@@ -95,13 +96,14 @@ def instance_arrays(built: HighsModel, problem: ILP, values: InstanceValues) -> 
     return Bounds(numbers.lower, numbers.upper), LinearConstraint(a, numbers.row_lower, numbers.row_upper)
 
 
-@register_solver(ILP.kind, "highs", time_limit=True, priority=1)
+@register_solver(ILP.kind, "highs", time_limit=True, work_limit=True, priority=1)
 def solve_ilp_highs(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray] | None = None,
-                    time_limit: float | None = None) -> np.ndarray:
-    """One instance ``problem.shape -> problem.shape`` with HiGHS; ``data`` and
-    ``time_limit`` as for the other ILP backends (:func:`.ilp_scip.solve_ilp_scip`), with
-    the same statuses, and one more: ``"model-invalid"`` where HiGHS refuses the arrays
-    (a coefficient of magnitude 1e15 or more)."""
+                    time_limit: float | None = None, work_limit: float | None = None) -> np.ndarray:
+    """One instance ``problem.shape -> problem.shape`` with HiGHS; ``data``, ``time_limit``
+    and ``work_limit`` (branch-and-bound nodes, rounded up to a whole number) as for the
+    other ILP backends (:func:`.ilp_scip.solve_ilp_scip`), with the same statuses, and one
+    more: ``"model-invalid"`` where HiGHS refuses the arrays (a coefficient of magnitude
+    1e15 or more)."""
     values = problem.instance_values(data) if problem.parameters is not None or data else None
     built = highs_model(problem)
     if values is None:
@@ -110,7 +112,7 @@ def solve_ilp_highs(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray]
         bounds, constraints = instance_arrays(built, problem, values)
     costs = problem.objective_for(theta, values)
     try:
-        x = solve_arrays(costs, problem.sign, built.integrality, bounds, constraints, time_limit)
+        x = solve_arrays(costs, problem.sign, built.integrality, bounds, constraints, time_limit, work_limit)
     except SolverError as error:
         if error.incumbent is not None:  # a full solution x
             error.incumbent = problem.state_from_solution(error.incumbent)
@@ -119,9 +121,10 @@ def solve_ilp_highs(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray]
 
 
 def solve_arrays(costs: np.ndarray, sign: int, integrality: np.ndarray, bounds: Any, constraints: Any,
-                 time_limit: float | None) -> np.ndarray:
+                 time_limit: float | None, work_limit: float | None = None) -> np.ndarray:
     """Optimal ``x`` ``(n,)`` for ``max/min costs @ x`` (``sign`` +1 / -1) under ``milp``'s
-    ``bounds`` and ``constraints``; raises :class:`SolverError` (its incumbent a full ``x``)."""
+    ``bounds`` and ``constraints``, within ``time_limit`` seconds and ``work_limit`` nodes;
+    raises :class:`SolverError` (its incumbent a full ``x``)."""
     from scipy.optimize import milp
 
     largest = float(np.abs(costs).max()) if costs.size else 0.0
@@ -130,12 +133,16 @@ def solve_arrays(costs: np.ndarray, sign: int, integrality: np.ndarray, bounds: 
     options: dict[str, Any] = {"mip_rel_gap": 0.0}
     if time_limit is not None:
         options["time_limit"] = float(time_limit)
+    if work_limit is not None:
+        options["node_limit"] = whole_nodes(work_limit)
     result = milp(scaled, integrality=integrality, bounds=bounds, constraints=constraints, options=options)
     if result.status == _OPTIMAL:
         return result.x
-    if result.status == _LIMIT and time_limit is not None:
-        raise SolverError(f"HiGHS found no proven optimum within {time_limit} s", status="time-limit",
-                          incumbent=result.x)  # the best point found, or None
+    # scipy knows HiGHS's time limit (status 1) but not its node limit (status 4, "HiGHS Status
+    # 16"): the node count tells that one
+    work_stopped = work_limit is not None and (getattr(result, "mip_node_count", None) or 0) >= whole_nodes(work_limit)
+    if (result.status == _LIMIT and time_limit is not None) or (result.status in (_LIMIT, _OTHER) and work_stopped):
+        raise stopped_error("HiGHS", work_stopped, time_limit, work_limit, result.x)  # x: the best point, or None
     status, message = result.status, result.message
     if status == _OTHER and "unbounded or infeasible" in message:
         # HiGHS's presolve may not tell them apart: the program is unbounded iff it is feasible

@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import SolverError
 from ..problems import ILP
 from ..problems.ilp import InstanceValues
-from ._limits import SCIP_NODE_LIMIT, scip_nodes, stopped_error
+from ._limits import SCIP_NODE_LIMIT, whole_nodes, stopped_error
 from .registry import register_solver
 
 # Largest objective magnitude handed to CP-SAT (its int64 arithmetic must not overflow).
@@ -383,7 +383,7 @@ def solve_pywraplp(
     objective.SetOptimizationDirection(sign > 0)
     solver.SetTimeLimit(0 if time_limit is None else max(1, int(np.ceil(time_limit * 1000))))  # ms; 0: none
     # set on every solve, -1 (none) included: the model is reused by calls with other limits
-    solver.SetSolverSpecificParametersAsString(f"{SCIP_NODE_LIMIT} = {scip_nodes(work_limit)}\n")
+    solver.SetSolverSpecificParametersAsString(f"{SCIP_NODE_LIMIT} = {whole_nodes(work_limit)}\n")
     # see PywraplpModel.rebuild. Under a work limit too: an incremental solve starts from
     # what earlier solves left in SCIP, so a limit stops it at another point than a fresh
     # one (the result would depend on the instances solved before it in this process)
@@ -403,6 +403,6 @@ def solve_pywraplp(
     if status in (pywraplp.Solver.FEASIBLE, pywraplp.Solver.NOT_SOLVED) and (time_limit, work_limit) != (None, None):
         incumbent = np.array([v.solution_value() for v in built.variables]) if status == pywraplp.Solver.FEASIBLE else None
         # pywraplp does not say which limit stopped SCIP: the node count does
-        work_stopped = work_limit is not None and solver.nodes() >= scip_nodes(work_limit)
+        work_stopped = work_limit is not None and solver.nodes() >= whole_nodes(work_limit)
         raise stopped_error("SCIP (OR-Tools)", work_stopped or time_limit is None, time_limit, work_limit, incumbent)
     raise SolverError(f"SCIP (OR-Tools) stopped with result status {status}", status="error")

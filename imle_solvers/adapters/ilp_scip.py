@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import SolverError
 from ..problems import ILP
 from ..problems.ilp import InstanceValues
-from ._limits import SCIP_NODE_LIMIT, scip_nodes, stopped_error
+from ._limits import SCIP_NODE_LIMIT, whole_nodes, stopped_error
 from .registry import register_solver
 
 _NO_LIMIT = 1e20  # SCIP's own "infinite" time limit
@@ -144,7 +144,7 @@ def solve_ilp_scip(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray] 
         "maximize" if problem.sign > 0 else "minimize",
     )
     model.setParam("limits/time", _NO_LIMIT if time_limit is None else float(time_limit))
-    model.setParam(SCIP_NODE_LIMIT, scip_nodes(work_limit))  # -1: none (the model is reused)
+    model.setParam(SCIP_NODE_LIMIT, whole_nodes(work_limit))  # -1: none (the model is reused)
     model.optimize()
     status = model.getStatus()
     if status == "optimal":
