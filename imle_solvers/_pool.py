@@ -82,6 +82,11 @@ WARM_UP_HOLD_SECONDS = 0.05
 # Rounds of warm-up tasks before giving up on reaching every worker (one round
 # reaches them all unless some start much later than others).
 WARM_UP_ROUNDS = 5
+# What starting the workers before a timed call may take: a spawn and the imports take
+# seconds even on a loaded machine. A worker that has not answered by then is not
+# starting but stuck (a Dask worker whose only thread still runs a cancelled task, a
+# nanny that gave up): it is restarted, and the call goes on and times its own tasks.
+START_UP_SECONDS = 60.0
 
 
 class WorkersLost(Exception):
@@ -291,14 +296,20 @@ class WorkerPool:
             TaskTimedOut: a task ran past ``timeout`` seconds (its workers are stopped).
             Whatever ``fn`` raises, unchanged.
         """
+        return self._map(fn, tasks, timeout, start_workers=True)
+
+    def _map(self, fn: Callable[..., Any], tasks: Sequence[tuple], timeout: float | None,
+             start_workers: bool) -> list[Any]:
+        """:meth:`map`; ``start_workers``: before timed tasks, start the workers untimed
+        (within ``START_UP_SECONDS``), so that a timeout times tasks, not start-up and imports."""
         self._check_process()
         with self._lock:
             call = _Call(fn, tasks, [None] * len(tasks), timeout)
             results = call.results
             unfinished, lost = list(range(len(tasks))), None
             for _ in range(2):  # the tasks lost with their workers run once more, on restarted ones
-                if timeout is not None and not self._warm:
-                    self._start_workers()
+                if start_workers and timeout is not None and not self._warm:
+                    self._warm_up(None, (), START_UP_SECONDS, start_workers=False)
                 unfinished, lost = self._attempt(call, unfinished)
                 if not unfinished:
                     return results
@@ -314,15 +325,19 @@ class WorkerPool:
         What ``fn`` returns or raises is ignored: a warm-up builds, it does not solve.
         Rounds of one task per worker are sent until every worker answered (each task
         holds its worker ``WARM_UP_HOLD_SECONDS``, so that one worker does not take a
-        whole round), ``WARM_UP_ROUNDS`` at most. The workers' start-up is not timed;
-        with a ``timeout``, a ``fn`` that runs past it is stopped (its workers are
-        restarted) and the warm-up ends there.
+        whole round), ``WARM_UP_ROUNDS`` at most. With a ``timeout``, the workers are first
+        started within ``START_UP_SECONDS`` (start-up is not what ``timeout`` times; a
+        worker that does not answer by then is restarted), then a ``fn`` that runs past
+        ``timeout`` is stopped (its workers are restarted) and the warm-up ends there.
         """
+        return self._warm_up(fn, args, timeout, start_workers=True)
+
+    def _warm_up(self, fn: Callable[..., Any] | None, args: tuple, timeout: float | None, start_workers: bool) -> int:
         workers = effective_workers(self.n_jobs, self.backend)
         reached: set[tuple[str, int, int]] = set()
         for _ in range(WARM_UP_ROUNDS):
             try:
-                reached.update(self.map(_warm_task, [(fn, args)] * workers, timeout=timeout))
+                reached.update(self._map(_warm_task, [(fn, args)] * workers, timeout, start_workers))
             except (TaskTimedOut, WorkersLost):
                 # what hangs or kills on the warm-up's instance, or workers that cannot start:
                 # the first real call will say, naming its own tasks (never the warm-up's)
@@ -330,10 +345,6 @@ class WorkerPool:
             if len(reached) >= workers:
                 break
         return len(reached)
-
-    def _start_workers(self) -> None:
-        """Start every worker, so that a timeout times tasks, not start-up and imports."""
-        self.warm_up()
 
     def _attempt(self, call: _Call, indices: list[int]) -> tuple[list[int], BaseException | None]:
         """Run ``call.tasks[i] for i in indices`` into ``call.results``: the indices lost

@@ -4,25 +4,29 @@ Submitting through the client's futures (not joblib's Dask backend) makes a work
 death visible: when a task killed the workers that ran it ``allowed-failures + 1``
 times (Dask's ``distributed.scheduler.allowed-failures``, 3 by default, each death
 costs a nanny restart), its future raises ``KilledWorker``. A timed-out task is
-cancelled and the workers running it restarted through their nannies, so that a hung
-solver does not hold a core (or delay the next call) after its time-out.
+cancelled and the workers running it end, to be started afresh by their nannies, so
+that a hung solver does not hold a core (or delay the next call) after its time-out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidInputError
 
-# seconds a restart of timed-out workers may take before the pool goes on without them
-RESTART_SECONDS = 60
 # A cluster without a single worker this long loses the tasks waiting for one. A nanny
 # restarts a dead worker in a second or two; but one whose worker dies while it is still
 # starting it (a task that aborts every worker it lands on) gives up, and with every
 # nanny gone the tasks would wait forever.
 NO_WORKER_SECONDS = 10.0
+# how long a worker told to exit answers first, and at most waited for to leave
+EXIT_DELAY_SECONDS = 0.1
+EXIT_WAIT_SECONDS = 10.0
 # how often a wait looks whether the cluster still has workers
 POLL_SECONDS = 1.0
 
@@ -47,6 +51,20 @@ def current_client() -> Any:
 def cluster_threads() -> int:
     """Worker threads of the cluster now (0 while every worker restarts)."""
     return sum(current_client().nthreads().values())
+
+
+def _nanny_of(client: Any, worker: str) -> str | None:
+    """The address of ``worker``'s nanny, or None (a worker started without one)."""
+    return client.scheduler_info(n_workers=-1)["workers"].get(worker, {}).get("nanny")
+
+
+async def _exit_worker() -> None:
+    """Run on a worker (by ``Client.run``, in its event loop, not in a task's thread; a
+    coroutine, as ``run(..., wait=False)`` takes): end its process at once, whatever its
+    task threads are doing. After a moment: ``run`` is answered first (a process gone
+    before its answer fails the scheduler's broadcast)."""
+    await asyncio.sleep(EXIT_DELAY_SECONDS)
+    os._exit(1)
 
 
 def _allowed_failures(dask_scheduler: Any) -> int:
@@ -85,16 +103,21 @@ class DaskEngine:
         return self.client.submit(fn, *args, pure=False)
 
     def wait(self, handles: list[Any], timeout: float | None) -> list[Any]:
-        import distributed
-
+        # Futures' own states and done-callbacks, never ``distributed.wait``: its blocking
+        # call was seen to outlast its own timeout of a second by minutes, after workers
+        # were restarted under it (the chaos soak), and a wait here must end by its deadline.
         deadline = None if timeout is None else time.monotonic() + timeout
+        finished = threading.Event()
+        for handle in handles:
+            handle.add_done_callback(lambda _: finished.set())
         while True:
+            finished.clear()  # before looking: a task that finishes after the look sets it again
+            done = [handle for handle in handles if handle.done()]
+            if done:
+                return done
             left = POLL_SECONDS if deadline is None else min(POLL_SECONDS, max(0.0, deadline - time.monotonic()))
-            try:
-                done, _ = distributed.wait(handles, timeout=left, return_when="FIRST_COMPLETED")
-                return list(done)
-            except TimeoutError:
-                pass
+            if finished.wait(left):
+                continue
             if self._workerless_too_long():
                 self.client.cancel(handles, force=True)  # never to run on a worker that turns up later
                 self._stranded.update(handle.key for handle in handles)
@@ -131,9 +154,21 @@ class DaskEngine:
         # which workers run them; cancel alone leaves a running task's thread busy for good
         running = [worker for worker, tasks in client.processing().items() if keys.intersection(tasks)]
         client.cancel(handles, force=True)
-        if running:
-            # nannies restart them; workers without a nanny cannot be restarted (see docs/parallel.md)
-            client.restart_workers(running, timeout=RESTART_SECONDS, raise_for_error=False)
+        with_nanny = [worker for worker in running if _nanny_of(client, worker) is not None]
+        if with_nanny:
+            # The worker process exits and its nanny starts a new one, as after a crash.
+            # Not ``client.restart_workers``: under load it was seen to leave a nanny without
+            # a worker (its new one "not returned after 60 s"), the cluster a worker short
+            # for good and the call waiting those 60 s. Workers without a nanny are left: a
+            # hung task then runs on in its thread (see docs/parallel.md).
+            try:
+                client.run(_exit_worker, workers=with_nanny, wait=False)
+            except OSError:  # distributed's CommClosedError: a worker already gone, as wanted
+                pass
+            # gone before the next call, which then finds no task of this one still running
+            deadline = time.monotonic() + EXIT_WAIT_SECONDS
+            while set(with_nanny) & set(client.nthreads()) and time.monotonic() < deadline:
+                time.sleep(EXIT_DELAY_SECONDS / 2)
 
     def restart(self) -> None:
         pass  # the nannies replace dead workers

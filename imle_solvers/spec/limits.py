@@ -23,7 +23,7 @@ class SpecLimits:
             builder call (characters).
         max_document_depth: nesting of mappings and lists in the document.
         max_document_nodes: entries in the document, counting each alias expansion.
-        max_expression_depth: nesting of parentheses, unary signs, ``not``\ s, ``sum``
+        max_expression_depth: nesting of parentheses, unary signs, ``not`` operators, ``sum``
             bodies and index brackets in one expression.
         max_entries: the size of one set, and the entries of one constant or parameter array.
         max_variables: variables in all (the length of the flat ``x``).
