@@ -24,9 +24,12 @@ from ..errors import InvalidInputError
 # starting it (a task that aborts every worker it lands on) gives up, and with every
 # nanny gone the tasks would wait forever.
 NO_WORKER_SECONDS = 10.0
-# how long a worker told to exit answers first, and at most waited for to leave
+# how long a worker told to exit answers first
 EXIT_DELAY_SECONDS = 0.1
-EXIT_WAIT_SECONDS = 10.0
+# how long a loss waits for the nannies to bring the cluster back to strength, and how
+# long a replaced worker is left to finish starting before it gets a task
+REPLACE_SECONDS = 30.0
+SETTLE_SECONDS = 0.5
 # how often a wait looks whether the cluster still has workers
 POLL_SECONDS = 1.0
 
@@ -84,6 +87,7 @@ class DaskEngine:
         self.lost_errors: tuple[type[BaseException], ...] = (KilledWorker, FutureCancelledError, NoWorkers)
         self._stranded: set[str] = set()  # keys of tasks lost with the cluster's last worker
         self._workerless_since: float | None = None
+        self._most_workers = 0  # the most workers the cluster was seen with: its strength
         self._allowed_failures: int | None = None
 
     @property
@@ -139,8 +143,31 @@ class DaskEngine:
                     self.client.cancel([handle], force=True)
                     raise NoWorkers(f"the Dask cluster had no worker for {NO_WORKER_SECONDS:.0f} s") from None
 
+    def _workers(self) -> list[str]:
+        """The cluster's workers now; remembers the most ever seen."""
+        workers = list(self.client.nthreads())
+        self._most_workers = max(self._most_workers, len(workers))
+        return workers
+
+    def _wait_for_replacements(self, gone: set[str] = frozenset()) -> None:
+        """Until the workers ``gone`` have left and the cluster is back to its strength
+        (nannies replace dead workers in a second or two), ``REPLACE_SECONDS`` at most, and a
+        moment more. A task that kills a worker still starting makes its nanny give up (the
+        cluster is a worker short for good), and the reruns after a loss (a lost task's
+        retry, the search for the instance that killed it) would do that in a row."""
+        deadline = time.monotonic() + REPLACE_SECONDS
+        waited = False
+        while time.monotonic() < deadline:
+            workers = set(self._workers())
+            if not gone & workers and len(workers) >= self._most_workers:
+                break
+            waited = True
+            time.sleep(EXIT_DELAY_SECONDS / 2)
+        if waited:
+            time.sleep(SETTLE_SECONDS)
+
     def _workerless_too_long(self) -> bool:
-        if self.client.nthreads():
+        if self._workers():
             self._workerless_since = None
             return False
         now = time.monotonic()
@@ -165,13 +192,11 @@ class DaskEngine:
                 client.run(_exit_worker, workers=with_nanny, wait=False)
             except OSError:  # distributed's CommClosedError: a worker already gone, as wanted
                 pass
-            # gone before the next call, which then finds no task of this one still running
-            deadline = time.monotonic() + EXIT_WAIT_SECONDS
-            while set(with_nanny) & set(client.nthreads()) and time.monotonic() < deadline:
-                time.sleep(EXIT_DELAY_SECONDS / 2)
+            # gone and replaced before the next task, which then finds none of this call's running
+            self._wait_for_replacements(set(with_nanny))
 
     def restart(self) -> None:
-        pass  # the nannies replace dead workers
+        self._wait_for_replacements()  # the nannies replace dead workers
 
     def shutdown(self) -> None:
         pass  # the cluster belongs to the user
