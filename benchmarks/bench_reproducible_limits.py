@@ -2,7 +2,7 @@
 ``time_limit``, in the process and on a loaded pool, run after run.
 
 A 60-item, 5-row knapsack (``bench_oracle.knapsack_ilp``), 8 instances, that neither
-CP-SAT nor SCIP solves to a proven optimum within the limits below. Each case solves
+CP-SAT nor SCIP nor HiGHS solves to a proven optimum within the limits below. Each case solves
 the batch once in the calling process, then ``RUNS`` times on a pool of two loky workers
 (``chunk_size=1``) while a busy-loop process keeps a core loaded, all under
 ``on_failure="incumbent"``. A row counts the distinct outcomes (statuses and states of
@@ -38,6 +38,8 @@ CASES = [
     ("ortools", "time_limit", 0.02),  # seconds
     ("scip", "work_limit", 20),  # branch-and-bound nodes
     ("scip", "time_limit", 0.05),  # seconds
+    ("highs", "work_limit", 20),  # branch-and-bound nodes
+    ("highs", "time_limit", 0.05),  # seconds
 ]
 
 
