@@ -157,9 +157,14 @@ class DaskEngine:
         retry, the search for the instance that killed it) would do that in a row."""
         deadline = time.monotonic() + REPLACE_SECONDS
         waited = False
-        while time.monotonic() < deadline:
+        while True:
             workers = set(self._workers())
             if not gone & workers and len(workers) >= self._most_workers:
+                break
+            if time.monotonic() >= deadline:
+                # a nanny that did not replace its worker (Dask's nannies sometimes miss a
+                # death): the cluster's strength is what is left, and later losses wait for that
+                self._most_workers = len(workers - gone)
                 break
             waited = True
             time.sleep(EXIT_DELAY_SECONDS / 2)
