@@ -32,10 +32,12 @@ class SplitParameters(griffe.Extension):
 
 
 def _objects(obj: griffe.Object):
-    """``obj`` and its members, recursively, aliases (re-exports) left out."""
+    """``obj`` and its public members (the API pages' ``filters``), recursively, aliases
+    (re-exports) left out; dunders stay (``merge_init_into_class`` shows ``__init__``'s)."""
     yield obj
-    for member in obj.members.values():
-        if not member.is_alias:
+    for name, member in obj.members.items():
+        private = name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+        if not member.is_alias and not private:
             yield from _objects(member)
 
 
