@@ -46,6 +46,7 @@ class Page:
     images: list[dict[str, str | None]] = field(default_factory=list)
     prose: list[str] = field(default_factory=list)  # text outside code and math
     math_scope: list[str] = field(default_factory=list)  # text outside code blocks and typeset math
+    text: list[str] = field(default_factory=list)  # all the text, code included (not scripts)
     table_text: list[str] = field(default_factory=list)  # all text inside tables, code included
     table_rows: list[list[str]] = field(default_factory=list)  # body rows' cell texts
     param_rows: list[list[str]] = field(default_factory=list)  # the API's parameter tables
@@ -106,6 +107,8 @@ class _PageParser(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.in_title:
             self.page.title += data
+        if not self._inside("script") and not self._inside("style"):
+            self.page.text.append(data)
         if self.cells:
             self.cells[-1] = (self.cells[-1] + data.strip()).strip()
         if self._inside("table"):
@@ -276,9 +279,5 @@ def test_pages_link_their_neighbours_in_the_footer(site):
 
 def test_install_lines_quote_their_extras(site, pages):
     """zsh reads an unquoted ``imle_solvers[torch]`` as a file pattern and fails."""
-    unquoted = re.compile(r"pip install (?:-\S+ )*imle_solvers\[")
-    found = []
-    for html in sorted(site.rglob("*.html")):
-        text = html.read_text(encoding="utf-8")
-        found += [f"{html.relative_to(site)}: {m.group()}" for m in unquoted.finditer(text)]
+    found = _find(site, pages, re.compile(r"pip install (?:-\S+ )*imle_solvers\["), lambda p: p.text)
     assert not found, "install lines zsh cannot run: " + _problems(found)
