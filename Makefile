@@ -16,8 +16,9 @@ $(VENV)/.demo: $(VENV)/bin/python pyproject.toml ci/constraints.txt
 	$(PIP) -e '.[torch,plot]'
 	touch $@
 
+# docs: tests/test_site.py builds the site and checks its HTML (links, offline, alt text, ...)
 $(VENV)/.test: $(VENV)/bin/python pyproject.toml ci/constraints.txt Makefile
-	$(PIP) -e '.[torch,jax,tensorflow,ortools,scip,dask,ray,plot,examples,compare,dev]'
+	$(PIP) -e '.[torch,jax,tensorflow,ortools,scip,dask,ray,plot,examples,compare,docs,dev]'
 	touch $@
 
 $(VENV)/.docs: $(VENV)/bin/python pyproject.toml ci/constraints.txt Makefile

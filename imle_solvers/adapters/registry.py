@@ -57,7 +57,7 @@ class SolverEntry:
             is hit without a proven optimum.
         priority: ``backend="auto"`` takes the installed solver of highest priority.
         requires: modules that must be importable.
-        extra: the ``pip install imle_solvers[extra]`` that provides ``requires``.
+        extra: the ``pip install 'imle_solvers[extra]'`` that provides ``requires``.
     """
 
     kind: str
