@@ -1,11 +1,12 @@
-r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss and SPO+.
+r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss, SPO+ and the structured SVM.
 
 Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFlow through
 :mod:`imle_solvers.frameworks.tensorflow_namespace`), with every input explicit; the bindings
 (``imle_solvers.torch``, ``.jax``, ``.tensorflow``) only wrap them in their autograd:
 
 - :func:`fenchel_young`: ``(theta, y_true, noise, solve) -> (value, gradient, solution)``;
-- :func:`spo_plus`: ``(c_hat, c, solve) -> (value, gradient, solution)``.
+- :func:`spo_plus`: ``(c_hat, c, solve) -> (value, gradient, solution)``;
+- :func:`structured_svm`: ``(theta, y_true, solve) -> (value, gradient, solution)``.
 
 Each returns a :class:`LossValue`: ``value`` ``(B,)`` (one per instance), ``gradient``
 ``(B, *shape)`` its gradient (a subgradient for SPO+) with respect to the prediction, and
@@ -49,6 +50,18 @@ For a max problem over scores (``c = -theta``) the same loss reads
 subgradient ``2 (w*(2 theta_hat - theta) - w*(theta))``. It is >= 0, and 0 at
 ``c_hat = c``.
 
+Structured SVM (Tsochantaridis et al., 2005; InferOpt's ``StructuredSVMLoss``), max problem
+over scores ``s``, target structure ``y``, a loss ``Delta`` linear in the state
+(``Delta(y') = <a, y'> + b``) weighted by ``alpha``:
+
+.. math:: \ell(s, y) = \max_{y'}\big[\langle s, y'\rangle + \alpha\,\Delta(y', y)\big] - \langle s, y\rangle,
+    \qquad \nabla_s\ell = \hat y - y, \quad \hat y = \mathrm{MAP}(s + \alpha a),
+
+one MAP call on the loss-augmented scores. The Hamming loss of 0/1 states,
+``sum_i |y'_i - y_i|``, is ``<y', 1 - 2 y> + |y|`` (``a = 1 - 2 y``, ``b = |y|``). For a
+min problem over costs ``w`` (``s = -w``): ``y_hat = MAP_min(w - alpha a)`` and the gradient
+with respect to ``w`` is ``y - y_hat``.
+
 Failure policy (``on_failure`` of the bindings' losses, see :mod:`imle_solvers.failures`):
 :func:`under_policy` runs a loss's solves through the same
 :class:`~imle_solvers.failures.StatusLog` as the layers; an instance FAILED in any of its
@@ -77,8 +90,10 @@ __all__ = [
     "check_reduction",
     "fenchel_young",
     "perturbation",
+    "StructuredSVM",
     "reduce",
     "spo_plus",
+    "structured_svm",
     "under_policy",
 ]
 
@@ -246,7 +261,85 @@ class SPOPlus:
                         z_true=targets.get("z_true"))
 
 
-LossDefinition = FenchelYoung | SPOPlus
+def structured_svm(
+    theta: Array,
+    y_true: Array,
+    solve: Solve,
+    *,
+    sign: int,
+    alpha: float = 1.0,
+    delta_weight: Array | None = None,
+    delta_constant: Array | None = None,
+) -> LossValue:
+    """The structured SVM loss per instance and its subgradient (see the module docstring).
+
+    Args:
+        theta: ``(B, *shape)`` the prediction (scores, or costs for a min problem).
+        y_true: ``(B, *shape)`` the target structures.
+        solve: the problem's own oracle.
+        sign: +1 max problem, -1 min problem.
+        alpha: the weight of ``Delta`` (the margin's scale), >= 0.
+        delta_weight: ``(B, *shape)`` ``a`` of a user's loss ``Delta(y') = <a, y'> + b``;
+            None: the Hamming loss of 0/1 states (``a = 1 - 2 y_true``, ``b = |y_true|``).
+        delta_constant: ``(B,)`` its ``b``; None with a ``delta_weight``: ``-<a, y_true>``,
+            so that ``Delta(y_true) = 0`` (the loss is then >= 0).
+
+    The solution returned is the loss-augmented MAP state ``y_hat``.
+    """
+    xp = array_namespace(theta)
+    _check_same_shape("StructuredSVMLoss", "y_true", y_true, theta)
+    event_ndim = theta.ndim - 1
+    y_true = xp.astype(y_true, theta.dtype)
+    if delta_weight is None:
+        weight = 1 - 2 * y_true
+        constant = _inner(y_true, xp.ones_like(y_true), event_ndim)
+    else:
+        _check_same_shape("StructuredSVMLoss", "delta_weight", delta_weight, theta)
+        weight = xp.astype(delta_weight, theta.dtype)
+        constant = -_inner(weight, y_true, event_ndim) if delta_constant is None else xp.astype(delta_constant, theta.dtype)
+    s = theta if sign == 1 else -theta
+    augmented = s + alpha * weight
+    y_hat = xp.astype(oriented(solve, sign)(augmented), theta.dtype)
+    value = _inner(augmented, y_hat, event_ndim) + alpha * constant - _inner(s, y_true, event_ndim)
+    grad = y_hat - y_true
+    return LossValue(value, grad if sign == 1 else -grad, y_hat)
+
+
+@dataclass(frozen=True)
+class StructuredSVM:
+    """The structured SVM loss (Tsochantaridis et al., 2005; InferOpt's ``StructuredSVMLoss``)
+    as the bindings' losses run it (:func:`structured_svm`): no noise; its targets are the
+    structures ``y_true`` ``(B, *shape)`` and, optionally, a user's loss linear in the state,
+    ``Delta(y') = <delta_weight, y'> + delta_constant`` (``delta_weight`` ``(B, *shape)``,
+    ``delta_constant`` ``(B,)``, default ``-<delta_weight, y_true>``); without them, the
+    Hamming loss of 0/1 states. A loss that is not linear in the state (e.g. a squared
+    distance of general integers) would need a loss-augmented solver and is not supported.
+
+    The bindings' ``StructuredSVMLoss(problem, alpha=1.0, reduction="mean", **options)``
+    take the options of :class:`SPOPlus`; under ``on_failure="skip"`` an instance whose
+    loss-augmented solve fails adds 0 and gets gradient 0. One solve per instance and call.
+    The subgradient with respect to the scores is ``y_hat - y_true``, ``y_hat`` the MAP state
+    of ``theta + alpha * delta_weight``; for a min problem over costs ``w`` it is
+    ``y_true - y_hat``, ``y_hat = MAP_min(w - alpha * delta_weight)``.
+
+    Attributes:
+        alpha: the weight of ``Delta``, >= 0 (0: the perceptron loss, ``max <s, y'> - <s, y>``).
+    """
+
+    alpha: float = 1.0
+    perturbation: ClassVar[None] = None
+    targets: ClassVar[tuple[str, ...]] = ("y_true", "delta_weight", "delta_constant")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha >= 0:
+            raise InvalidInputError(f"StructuredSVMLoss: alpha must be a number >= 0, got {self.alpha!r}")
+
+    def __call__(self, prediction: Array, targets: dict[str, Array], noise: Any, solve: Solve, sign: int) -> LossValue:
+        return structured_svm(prediction, targets["y_true"], solve, sign=sign, alpha=float(self.alpha),
+                              delta_weight=targets.get("delta_weight"), delta_constant=targets.get("delta_constant"))
+
+
+LossDefinition = FenchelYoung | SPOPlus | StructuredSVM
 
 
 def under_policy(

@@ -9,12 +9,12 @@ import jax
 import jax.numpy as jnp
 
 from ..frameworks.jax import draw_noise, traced_oracle, unwrapping_errors
-from ..losses import FenchelYoung, LossDefinition, SPOPlus, check_reduction, perturbation, reduce
+from ..losses import FenchelYoung, LossDefinition, SPOPlus, StructuredSVM, check_reduction, perturbation, reduce
 from ..options import NoiseOptions, OracleOptions
 from ..problems import Problem
 from ..step import LossStep, Plan, StepHolder
 
-__all__ = ["FenchelYoungLoss", "SPOPlusLoss"]
+__all__ = ["FenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss"]
 
 
 class _Loss(StepHolder):
@@ -81,3 +81,17 @@ class SPOPlusLoss(_Loss):
 
     def __call__(self, c_hat: Any, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> jax.Array:
         return self._loss(c_hat, {"c": c, "w_true": w_true, "z_true": z_true}, data)
+
+
+class StructuredSVMLoss(_Loss):
+    """The structured SVM loss (:class:`imle_solvers.losses.StructuredSVM`) as a JAX function:
+    ``loss_fn(theta, y_true, delta_weight=None, delta_constant=None, **data)``."""
+
+    def __init__(self, problem: Problem, alpha: float = 1.0, reduction: str = "mean", *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        super().__init__(problem, StructuredSVM(alpha), reduction, validate_args, oracle_options, None, options)
+        self.alpha = alpha
+
+    def __call__(self, theta: Any, y_true: Any, delta_weight: Any = None, delta_constant: Any = None,
+                 **data: Any) -> jax.Array:
+        return self._loss(theta, {"y_true": y_true, "delta_weight": delta_weight, "delta_constant": delta_constant}, data)

@@ -21,6 +21,6 @@ except ImportError as error:  # pragma: no cover - exercised without tensorflow 
     raise missing_dependency("tensorflow", "tensorflow") from error
 
 from .layer import IMLELayer, imle
-from .losses import FenchelYoungLoss, SPOPlusLoss
+from .losses import FenchelYoungLoss, SPOPlusLoss, StructuredSVMLoss
 
-__all__ = ["FenchelYoungLoss", "IMLELayer", "SPOPlusLoss", "imle"]
+__all__ = ["FenchelYoungLoss", "IMLELayer", "SPOPlusLoss", "StructuredSVMLoss", "imle"]

@@ -11,13 +11,13 @@ import tensorflow as tf
 
 from .. import serialization
 from ..frameworks.tensorflow import check_keras_backend, draw_noise, keeping_our_errors
-from ..losses import FenchelYoung, LossDefinition, SPOPlus, perturbation
+from ..losses import FenchelYoung, LossDefinition, SPOPlus, StructuredSVM, perturbation
 from ..options import take_options
 from ..problems import Problem
 from ..step import LossStep, StepHolder
 from .layer import IMLELayer
 
-__all__ = ["FenchelYoungLoss", "SPOPlusLoss"]
+__all__ = ["FenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss"]
 
 # a direct call's per-instance data (and SPO+'s w_true, z_true), for the Keras call it makes
 _CALL_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("imle_solvers_loss_data", default={})
@@ -129,3 +129,22 @@ class SPOPlusLoss(_Loss):
 
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         return self._values(y_pred, {"c": y_true, "w_true": None, "z_true": None})
+
+
+@keras.saving.register_keras_serializable(package="imle_solvers")
+class StructuredSVMLoss(_Loss):
+    """The structured SVM loss (:class:`imle_solvers.losses.StructuredSVM`) as a Keras loss:
+    ``y_true`` the target structures, ``y_pred`` the scores (costs for a min problem); a
+    direct call takes ``delta_weight`` and ``delta_constant`` too, ``loss_fn(y, theta,
+    delta_weight=..., **data)`` (else the Hamming loss)."""
+
+    def __init__(self, problem: Problem, alpha: float = 1.0, **options: Any) -> None:
+        keras_kwargs = {name: options.pop(name) for name in ("reduction", "name", "dtype") if name in options}
+        super().__init__(problem, StructuredSVM(alpha), options, **keras_kwargs)
+        self.alpha = alpha
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        return self._values(y_pred, {"y_true": y_true, "delta_weight": None, "delta_constant": None})
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"alpha": self.alpha}

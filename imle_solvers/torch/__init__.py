@@ -19,6 +19,8 @@ except ImportError as error:  # pragma: no cover - exercised without torch insta
 from ..frameworks.torch import NoiseGenerators
 from ..problems.torch_function import TorchFunctionProblem
 from .layer import IMLELayer, imle
-from .losses import FenchelYoungLoss, SPOPlusLoss
+from .losses import FenchelYoungLoss, SPOPlusLoss, StructuredSVMLoss
 
-__all__ = ["FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "TorchFunctionProblem", "imle"]
+__all__ = [
+    "FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "StructuredSVMLoss", "TorchFunctionProblem", "imle",
+]

@@ -9,12 +9,12 @@ from typing import Any
 import torch
 
 from ..frameworks.torch import NoiseGenerators
-from ..losses import FenchelYoung, LossDefinition, SPOPlus, check_reduction, perturbation, reduce
+from ..losses import FenchelYoung, LossDefinition, SPOPlus, StructuredSVM, check_reduction, perturbation, reduce
 from ..options import NoiseOptions, OracleOptions, take_options
 from ..problems import Problem
 from ..step import LossStep, StepHolder
 
-__all__ = ["FenchelYoungLoss", "SPOPlusLoss"]
+__all__ = ["FenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss"]
 
 
 class _LossFunction(torch.autograd.Function):
@@ -90,3 +90,21 @@ class SPOPlusLoss(_Loss):
 
     def forward(self, c_hat: torch.Tensor, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> torch.Tensor:
         return self._loss(c_hat, {"c": c, "w_true": w_true, "z_true": z_true}, data)
+
+
+class StructuredSVMLoss(_Loss):
+    """The structured SVM loss (:class:`imle_solvers.losses.StructuredSVM`, whose docstring
+    lists the arguments) of ``problem``: ``loss_fn(theta, y_true, delta_weight=None,
+    delta_constant=None, **data)``, ``theta`` the scores (costs for a min problem) and
+    ``y_true`` the target structures, ``(B, *problem.shape)``; ``delta_weight``
+    ``(B, *problem.shape)`` and ``delta_constant`` ``(B,)`` a loss linear in the state (else
+    the Hamming loss); reduced over the batch."""
+
+    def __init__(self, problem: Problem, alpha: float = 1.0, reduction: str = "mean", *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        super().__init__(problem, StructuredSVM(alpha), reduction, validate_args, oracle_options, None, options)
+        self.alpha = alpha
+
+    def forward(self, theta: torch.Tensor, y_true: Any, delta_weight: Any = None, delta_constant: Any = None,
+                **data: Any) -> torch.Tensor:
+        return self._loss(theta, {"y_true": y_true, "delta_weight": delta_weight, "delta_constant": delta_constant}, data)
