@@ -139,7 +139,7 @@ def test_torch_loss_grows_its_pool_by_solving_the_predictions():
     # CMAP on a pool with the predictions' own optima: the best pool state is the MAP state
     cmap = CMAPLoss(problem, states[:2].copy())
     t = torch.tensor(c_hat, requires_grad=True)
-    cmap(t, torch.tensor(w), ).backward()
+    cmap(t, torch.tensor(w)).backward()
     np.testing.assert_allclose(t.grad.numpy(), (solutions - w) / 5)
 
 
@@ -153,7 +153,7 @@ def test_growth_under_the_failure_policy():
         NCELoss(FlakyArgmax(4), np.eye(4)[[3]], backend="numpy")(torch.tensor(theta), torch.tensor(w))
     loss_fn = NCELoss(FlakyArgmax(4), np.eye(4)[[3]], backend="numpy", on_failure="skip", reduction="none")
     values = loss_fn(torch.tensor(theta), torch.tensor(w))
-    np.testing.assert_array_equal(loss_fn.pool.states, np.eye(4)[[3, 1, 0]]), "the failed solve's placeholder stays out"
+    np.testing.assert_array_equal(loss_fn.pool.states, np.eye(4)[[3, 1, 0]])  # the failed placeholder stays out
     assert loss_fn.failures == {"infeasible": 1}
     np.testing.assert_allclose(values.numpy(), pool_loss("nce", theta, w, np.eye(4)[[3, 1, 0]], sign=1).value)
 
