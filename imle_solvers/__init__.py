@@ -15,6 +15,7 @@ from .errors import (
 from .estimators import AIMLE, IMLE, STE, AdaptiveState, BlackboxDifferentiation, NegativeIdentity, PerturbedOptimizer
 from .noise import Gumbel, Normal, SumOfGamma
 from .cache import SolutionCache
+from .pool import SolutionPool
 from .oracle import MAPOracle
 from .options import NoiseOptions, OracleOptions
 from . import data, losses, metrics  # after MAPOracle, which metrics uses
@@ -39,6 +40,7 @@ __all__ = [
     "losses",
     "metrics",
     "SolutionCache",
+    "SolutionPool",
     "AIMLE",
     "IMLE",
     "STE",

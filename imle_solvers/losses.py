@@ -1,11 +1,12 @@
-r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss and SPO+.
+r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss, SPO+ and the structured SVM.
 
 Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFlow through
 :mod:`imle_solvers.frameworks.tensorflow_namespace`), with every input explicit; the bindings
 (``imle_solvers.torch``, ``.jax``, ``.tensorflow``) only wrap them in their autograd:
 
 - :func:`fenchel_young`: ``(theta, y_true, noise, solve) -> (value, gradient, solution)``;
-- :func:`spo_plus`: ``(c_hat, c, solve) -> (value, gradient, solution)``.
+- :func:`spo_plus`: ``(c_hat, c, solve) -> (value, gradient, solution)``;
+- :func:`structured_svm`: ``(theta, y_true, solve) -> (value, gradient, solution)``.
 
 Each returns a :class:`LossValue`: ``value`` ``(B,)`` (one per instance), ``gradient``
 ``(B, *shape)`` its gradient (a subgradient for SPO+) with respect to the prediction, and
@@ -49,6 +50,32 @@ For a max problem over scores (``c = -theta``) the same loss reads
 subgradient ``2 (w*(2 theta_hat - theta) - w*(theta))``. It is >= 0, and 0 at
 ``c_hat = c``.
 
+Structured SVM (Tsochantaridis et al., 2005; InferOpt's ``StructuredSVMLoss``), max problem
+over scores ``s``, target structure ``y``, a loss ``Delta`` linear in the state
+(``Delta(y') = <a, y'> + b``) weighted by ``alpha``:
+
+.. math:: \ell(s, y) = \max_{y'}\big[\langle s, y'\rangle + \alpha\,\Delta(y', y)\big] - \langle s, y\rangle,
+    \qquad \nabla_s\ell = \hat y - y, \quad \hat y = \mathrm{MAP}(s + \alpha a),
+
+one MAP call on the loss-augmented scores. The Hamming loss of 0/1 states,
+``sum_i |y'_i - y_i|``, is ``<y', 1 - 2 y> + |y|`` (``a = 1 - 2 y``, ``b = |y|``). For a
+min problem over costs ``w`` (``s = -w``): ``y_hat = MAP_min(w - alpha a)`` and the gradient
+with respect to ``w`` is ``y - y_hat``.
+
+Losses over a pool of feasible states ``S = {p_1..p_P}`` (:mod:`imle_solvers.pool`), as
+PyEPO's, max problem over scores (``s_hat = sign * c_hat``, ``s = sign * c``), ``w*`` the
+target solution, ``o_p = <s_hat, p>``, ``t_p = <s, p>``:
+
+- NCE (Mulamba et al., 2021): ``mean_p o_p - <s_hat, w*>``, gradient ``mean_p p - w*``;
+- CMAP: ``max_p o_p - <s_hat, w*>``, gradient ``p_best - w*`` (``p_best`` the argmax);
+- pointwise LTR (Mandi et al., 2022): ``mean_p (<c - c_hat, p>)^2`` (no sign);
+- pairwise LTR: ``sum_p relu(o_p - o_b) / max(P - 1, 1)``, ``b = argmax_p t_p``;
+- listwise LTR: ``-sum_p q_p log softmax(o)_p``, ``q = max(softmax(t), 1e-8)``.
+
+For a min problem these are PyEPO's ``NCE``, ``contrastiveMAP``, ``pointwiseLTR``,
+``pairwiseLTR`` and ``listwiseLTR`` over costs, value for value. No solve: the pool grows
+before the call (:func:`imle_solvers.pool.pool_for_call`).
+
 Failure policy (``on_failure`` of the bindings' losses, see :mod:`imle_solvers.failures`):
 :func:`under_policy` runs a loss's solves through the same
 :class:`~imle_solvers.failures.StatusLog` as the layers; an instance FAILED in any of its
@@ -63,7 +90,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
-from ._array import Array, array_namespace
+from ._array import Array, array_namespace, reshape
 from .errors import InvalidInputError
 from .estimators import PerturbedOptimizer, Solve, check_perturbations, multiplicative_factor, oriented, perturb
 from .failures import SolveWithStatus, StatusLog, batch_size, zero_failed_rows
@@ -77,8 +104,17 @@ __all__ = [
     "check_reduction",
     "fenchel_young",
     "perturbation",
+    "CMAP",
+    "ListwiseLTR",
+    "NCE",
+    "PairwiseLTR",
+    "PointwiseLTR",
+    "PoolLoss",
+    "StructuredSVM",
+    "pool_loss",
     "reduce",
     "spo_plus",
+    "structured_svm",
     "under_policy",
 ]
 
@@ -246,7 +282,248 @@ class SPOPlus:
                         z_true=targets.get("z_true"))
 
 
-LossDefinition = FenchelYoung | SPOPlus
+def structured_svm(
+    theta: Array,
+    y_true: Array,
+    solve: Solve,
+    *,
+    sign: int,
+    alpha: float = 1.0,
+    delta_weight: Array | None = None,
+    delta_constant: Array | None = None,
+) -> LossValue:
+    """The structured SVM loss per instance and its subgradient (see the module docstring).
+
+    Args:
+        theta: ``(B, *shape)`` the prediction (scores, or costs for a min problem).
+        y_true: ``(B, *shape)`` the target structures.
+        solve: the problem's own oracle.
+        sign: +1 max problem, -1 min problem.
+        alpha: the weight of ``Delta`` (the margin's scale), >= 0.
+        delta_weight: ``(B, *shape)`` ``a`` of a user's loss ``Delta(y') = <a, y'> + b``;
+            None: the Hamming loss of 0/1 states (``a = 1 - 2 y_true``, ``b = |y_true|``).
+        delta_constant: ``(B,)`` its ``b``; None with a ``delta_weight``: ``-<a, y_true>``,
+            so that ``Delta(y_true) = 0`` (the loss is then >= 0).
+
+    The solution returned is the loss-augmented MAP state ``y_hat``.
+    """
+    xp = array_namespace(theta)
+    _check_same_shape("StructuredSVMLoss", "y_true", y_true, theta)
+    event_ndim = theta.ndim - 1
+    y_true = xp.astype(y_true, theta.dtype)
+    if delta_weight is None:
+        weight = 1 - 2 * y_true
+        constant = _inner(y_true, xp.ones_like(y_true), event_ndim)
+    else:
+        _check_same_shape("StructuredSVMLoss", "delta_weight", delta_weight, theta)
+        weight = xp.astype(delta_weight, theta.dtype)
+        constant = -_inner(weight, y_true, event_ndim) if delta_constant is None else xp.astype(delta_constant, theta.dtype)
+    s = theta if sign == 1 else -theta
+    augmented = s + alpha * weight
+    y_hat = xp.astype(oriented(solve, sign)(augmented), theta.dtype)
+    value = _inner(augmented, y_hat, event_ndim) + alpha * constant - _inner(s, y_true, event_ndim)
+    grad = y_hat - y_true
+    return LossValue(value, grad if sign == 1 else -grad, y_hat)
+
+
+@dataclass(frozen=True)
+class StructuredSVM:
+    """The structured SVM loss (Tsochantaridis et al., 2005; InferOpt's ``StructuredSVMLoss``)
+    as the bindings' losses run it (:func:`structured_svm`): no noise; its targets are the
+    structures ``y_true`` ``(B, *shape)`` and, optionally, a user's loss linear in the state,
+    ``Delta(y') = <delta_weight, y'> + delta_constant`` (``delta_weight`` ``(B, *shape)``,
+    ``delta_constant`` ``(B,)``, default ``-<delta_weight, y_true>``); without them, the
+    Hamming loss of 0/1 states. A loss that is not linear in the state (e.g. a squared
+    distance of general integers) would need a loss-augmented solver and is not supported.
+
+    The bindings' ``StructuredSVMLoss(problem, alpha=1.0, reduction="mean", **options)``
+    take the options of :class:`SPOPlus`; under ``on_failure="skip"`` an instance whose
+    loss-augmented solve fails adds 0 and gets gradient 0. One solve per instance and call.
+    The subgradient with respect to the scores is ``y_hat - y_true``, ``y_hat`` the MAP state
+    of ``theta + alpha * delta_weight``; for a min problem over costs ``w`` it is
+    ``y_true - y_hat``, ``y_hat = MAP_min(w - alpha * delta_weight)``.
+
+    Attributes:
+        alpha: the weight of ``Delta``, >= 0 (0: the perceptron loss, ``max <s, y'> - <s, y>``).
+    """
+
+    alpha: float = 1.0
+    perturbation: ClassVar[None] = None
+    targets: ClassVar[tuple[str, ...]] = ("y_true", "delta_weight", "delta_constant")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha >= 0:
+            raise InvalidInputError(f"StructuredSVMLoss: alpha must be a number >= 0, got {self.alpha!r}")
+
+    def __call__(self, prediction: Array, targets: dict[str, Array], noise: Any, solve: Solve, sign: int) -> LossValue:
+        return structured_svm(prediction, targets["y_true"], solve, sign=sign, alpha=float(self.alpha),
+                              delta_weight=targets.get("delta_weight"), delta_constant=targets.get("delta_constant"))
+
+
+def _pool_objectives(x: Array, pool: Array) -> tuple[Array, Array]:
+    """``<x_b, p>`` for every instance ``b`` and pool state ``p``, ``(B, P)``, and the pool
+    flattened, ``(P, n)``."""
+    xp = array_namespace(x)
+    n = 1
+    for size in x.shape[1:]:
+        n *= int(size)
+    flat_pool = xp.reshape(pool, (pool.shape[0], n))
+    return xp.matmul(reshape(x, (-1, n)), xp.permute_dims(flat_pool, (1, 0))), flat_pool
+
+
+def _softmax(x: Array) -> tuple[Array, Array]:
+    """Row-wise ``softmax(x)`` and ``log softmax(x)`` of ``x`` ``(B, P)``."""
+    xp = array_namespace(x)
+    shifted = x - xp.max(x, axis=1, keepdims=True)
+    log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+    return xp.exp(log_p), log_p
+
+
+def pool_loss(kind: str, prediction: Array, target: Array, pool: Array, *, sign: int) -> LossValue:
+    """A pool loss per instance and its gradient with respect to ``prediction`` (see the
+    module docstring).
+
+    Args:
+        kind: ``"nce"``, ``"cmap"`` (``target`` the true solutions ``w*``) or ``"pointwise"``,
+            ``"pairwise"``, ``"listwise"`` (``target`` the true costs ``c``).
+        prediction: ``(B, *shape)`` the predicted costs (scores for a max problem).
+        target: ``(B, *shape)``.
+        pool: ``(P, *shape)`` feasible states, shared by every instance.
+        sign: +1 max problem, -1 min problem.
+
+    The solution returned is ``w*`` (NCE) or the pool's best state under ``prediction``
+    (CMAP), the pool's best state under ``target`` (pairwise), else ``target``.
+    """
+    xp = array_namespace(prediction)
+    owner = _POOL_OWNERS[kind]
+    _check_same_shape(owner, "the target", target, prediction)
+    if tuple(pool.shape[1:]) != tuple(prediction.shape[1:]):
+        raise InvalidInputError(f"{owner}: the pool's states have shape {tuple(pool.shape[1:])}, "
+                                f"the prediction's {tuple(prediction.shape[1:])}")
+    event, event_ndim = tuple(prediction.shape[1:]), prediction.ndim - 1
+    target = xp.astype(target, prediction.dtype)
+    pool = xp.astype(pool, prediction.dtype)
+    s_hat = prediction if sign == 1 else -prediction
+    size = pool.shape[0]
+    if kind == "pointwise":  # no sign: a regression of every pool state's objective
+        residual, flat_pool = _pool_objectives(target - prediction, pool)
+        value = xp.mean(residual * residual, axis=1)
+        grad = reshape(-2 / size * xp.matmul(residual, flat_pool), (-1, *event))
+        return LossValue(value, grad, target)
+    objectives, flat_pool = _pool_objectives(s_hat, pool)
+    if kind in ("nce", "cmap"):
+        if kind == "nce":
+            chosen = reshape(xp.mean(flat_pool, axis=0), (1, *event)) + target * 0
+            value = xp.mean(objectives, axis=1)
+        else:
+            chosen = reshape(xp.take(flat_pool, xp.argmax(objectives, axis=1), axis=0), (-1, *event))
+            value = xp.max(objectives, axis=1)
+        value = value - _inner(s_hat, target, event_ndim)
+        grad = chosen - target
+        return LossValue(value, grad if sign == 1 else -grad, target if kind == "nce" else chosen)
+    truth, _ = _pool_objectives(target if sign == 1 else -target, pool)
+    if kind == "pairwise":
+        best = reshape(xp.take(flat_pool, xp.argmax(truth, axis=1), axis=0), (-1, *event))
+        diff = objectives - reshape(_inner(s_hat, best, event_ndim), (-1, 1))
+        active = xp.astype(diff > 0, prediction.dtype)
+        scale = 1 / max(size - 1, 1)
+        value = xp.sum(diff * active, axis=1) * scale
+        counts = reshape(xp.sum(active, axis=1), (-1, *(1,) * event_ndim))
+        grad = (reshape(xp.matmul(active, flat_pool), (-1, *event)) - counts * best) * scale
+        return LossValue(value, grad if sign == 1 else -grad, best)
+    if kind == "listwise":
+        q = xp.clip(_softmax(truth)[0], min=1e-8)
+        p, log_p = _softmax(objectives)
+        value = -xp.sum(q * log_p, axis=1)
+        weights = p * xp.sum(q, axis=1, keepdims=True) - q  # d value / d o
+        grad = reshape(xp.matmul(weights, flat_pool), (-1, *event))
+        return LossValue(value, grad if sign == 1 else -grad, target)
+    raise InvalidInputError(f"pool_loss: unknown kind {kind!r}")
+
+
+_POOL_OWNERS = {"nce": "NCELoss", "cmap": "CMAPLoss", "pointwise": "PointwiseLTRLoss", "pairwise": "PairwiseLTRLoss",
+                "listwise": "ListwiseLTRLoss"}
+
+
+@dataclass(frozen=True, eq=False)
+class PoolLoss:
+    """A loss over a pool of feasible states (:func:`pool_loss`) as the bindings' losses run
+    it: no noise, no solve in the loss itself; before each call the step takes the pool
+    through its growth rule (:func:`imle_solvers.pool.pool_for_call`: on the pool's coin the
+    oracle solves the predictions and new solutions join it) and hands it over as the
+    target ``pool``. Subclasses name the loss (``kind``) and its target.
+
+    The bindings' ``NCELoss``, ``CMAPLoss`` (target: the true solutions ``w_true``) and
+    ``PointwiseLTRLoss``, ``PairwiseLTRLoss``, ``ListwiseLTRLoss`` (target: the true costs
+    ``c``) take ``(problem, pool, reduction="mean", **options)``, ``pool`` a
+    :class:`~imle_solvers.pool.SolutionPool` (shared if the same object is given to several
+    losses) or its initial states ``(P, *shape)`` (then ``solve_ratio=1``); the options are
+    :class:`SPOPlus`'s. ``on_failure`` applies to the growth solves: under ``"raise"`` a
+    failure names its instance, under ``"skip"`` a failed solution does not join the pool
+    (and ``failures`` counts it); the loss itself needs no solve. Per-instance data are
+    refused (one pool serves instances of one feasible set).
+
+    Attributes:
+        pool: the :class:`~imle_solvers.pool.SolutionPool`.
+    """
+
+    pool: Any
+    perturbation: ClassVar[None] = None
+    kind: ClassVar[str] = ""
+    targets: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def owner(self) -> str:
+        """The bindings' name of the loss, for its messages."""
+        return _POOL_OWNERS[self.kind]
+
+    def __call__(self, prediction: Array, targets: dict[str, Array], noise: Any, solve: Solve, sign: int) -> LossValue:
+        return pool_loss(self.kind, prediction, targets[self.targets[0]], targets["pool"], sign=sign)
+
+
+class NCE(PoolLoss):
+    """Noise-contrastive estimation (Mulamba et al., 2021; PyEPO's ``NCE``): for a min problem
+    ``mean_p <c_hat, w* - p>``, gradient ``w* - mean_p p``; target ``w_true`` ``(B, *shape)``."""
+
+    kind: ClassVar[str] = "nce"
+    targets: ClassVar[tuple[str, ...]] = ("w_true", "pool")
+
+
+class CMAP(PoolLoss):
+    """Contrastive MAP (PyEPO's ``contrastiveMAP``): for a min problem ``<c_hat, w*> - min_p
+    <c_hat, p>``, gradient ``w* - p_best``; target ``w_true`` ``(B, *shape)``."""
+
+    kind: ClassVar[str] = "cmap"
+    targets: ClassVar[tuple[str, ...]] = ("w_true", "pool")
+
+
+class PointwiseLTR(PoolLoss):
+    """Pointwise learning to rank (Mandi et al., 2022; PyEPO's ``pointwiseLTR``):
+    ``mean_p (<c - c_hat, p>)^2``; target the true costs ``c`` ``(B, *shape)``."""
+
+    kind: ClassVar[str] = "pointwise"
+    targets: ClassVar[tuple[str, ...]] = ("c", "pool")
+
+
+class PairwiseLTR(PoolLoss):
+    """Pairwise learning to rank (PyEPO's ``pairwiseLTR``): for a min problem
+    ``sum_p relu(<c_hat, p_b> - <c_hat, p>) / max(P - 1, 1)``, ``p_b`` the pool's best
+    state under the true costs ``c`` ``(B, *shape)``, the target."""
+
+    kind: ClassVar[str] = "pairwise"
+    targets: ClassVar[tuple[str, ...]] = ("c", "pool")
+
+
+class ListwiseLTR(PoolLoss):
+    """Listwise learning to rank (PyEPO's ``listwiseLTR``): for a min problem the cross-entropy
+    ``-sum_p q_p log softmax(-c_hat S)_p``, ``q = max(softmax(-c S), 1e-8)``; target the true
+    costs ``c`` ``(B, *shape)``."""
+
+    kind: ClassVar[str] = "listwise"
+    targets: ClassVar[tuple[str, ...]] = ("c", "pool")
+
+
+LossDefinition = FenchelYoung | SPOPlus | StructuredSVM | PoolLoss
 
 
 def under_policy(

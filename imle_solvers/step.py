@@ -52,6 +52,7 @@ from .instances import (
 )
 from .losses import LossDefinition, LossValue, under_policy
 from .oracle import MAPOracle
+from .pool import pool_for_call
 from .problems.base import NON_FINITE_MESSAGE, Problem, check_batch_shape, check_finite
 
 __all__ = ["HostSolve", "LossStep", "Plan", "Step", "StepHolder", "check_estimator", "nan_where_not_finite", "rows_per_instance"]
@@ -396,6 +397,10 @@ class LossStep(Step):
         """:meth:`prepare` for a loss of ``prediction`` ``(B, *shape)`` (no gradient flowing),
         and the ``targets`` (by name; None dropped) in its framework, dtype and device."""
         plan, data, poison = self.prepare(prediction, data, "prediction")
+        pool = getattr(self.definition, "pool", None)
+        if pool is not None:  # a pool loss: the pool after its growth step, a target of the call
+            targets = {**targets, "pool": pool_for_call(self.definition.owner, pool, self.oracle, prediction,
+                                                         targets.get("pool"), data)}
         xp, where = array_namespace(prediction), device(prediction)
         converted = {name: xp.asarray(value, dtype=prediction.dtype, device=where)
                      for name, value in targets.items() if value is not None}

@@ -23,6 +23,11 @@ sqrt, log, log1p, exp, floor = tf.sqrt, tf.math.log, tf.math.log1p, tf.exp, tf.f
 maximum, minimum = tf.maximum, tf.minimum
 ones_like, zeros_like = tf.ones_like, tf.zeros_like
 repeat = tf.repeat
+matmul = tf.linalg.matmul
+
+
+def permute_dims(x: tf.Tensor, axes: Sequence[int]) -> tf.Tensor:
+    return tf.transpose(x, list(axes))
 
 
 def finfo(dtype: Any) -> np.finfo:

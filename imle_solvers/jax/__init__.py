@@ -32,9 +32,20 @@ except ImportError as error:  # pragma: no cover - exercised without jax install
 
 from ..frameworks.jax import numpy_seed
 from .layer import IMLEFunction, imle
-from .losses import FenchelYoungLoss, SPOPlusLoss
+from .losses import (
+    CMAPLoss,
+    FenchelYoungLoss,
+    ListwiseLTRLoss,
+    NCELoss,
+    PairwiseLTRLoss,
+    PointwiseLTRLoss,
+    SPOPlusLoss,
+    StructuredSVMLoss,
+)
 from .state import State, apply_state_update, value_and_grad
 
 __all__ = [
-    "FenchelYoungLoss", "IMLEFunction", "SPOPlusLoss", "apply_state_update", "imle", "numpy_seed", "value_and_grad",
+    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PointwiseLTRLoss",
+    "FenchelYoungLoss", "IMLEFunction", "SPOPlusLoss", "StructuredSVMLoss", "apply_state_update", "imle",
+    "numpy_seed", "value_and_grad",
 ]

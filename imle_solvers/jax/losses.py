@@ -9,12 +9,30 @@ import jax
 import jax.numpy as jnp
 
 from ..frameworks.jax import draw_noise, traced_oracle, unwrapping_errors
-from ..losses import FenchelYoung, LossDefinition, SPOPlus, check_reduction, perturbation, reduce
+from ..losses import (
+    CMAP,
+    NCE,
+    FenchelYoung,
+    ListwiseLTR,
+    LossDefinition,
+    PairwiseLTR,
+    PointwiseLTR,
+    PoolLoss,
+    SPOPlus,
+    StructuredSVM,
+    check_reduction,
+    perturbation,
+    reduce,
+)
 from ..options import NoiseOptions, OracleOptions
+from ..pool import as_pool, grow
 from ..problems import Problem
 from ..step import LossStep, Plan, StepHolder
 
-__all__ = ["FenchelYoungLoss", "SPOPlusLoss"]
+__all__ = [
+    "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PointwiseLTRLoss", "SPOPlusLoss",
+    "StructuredSVMLoss",
+]
 
 
 class _Loss(StepHolder):
@@ -81,3 +99,72 @@ class SPOPlusLoss(_Loss):
 
     def __call__(self, c_hat: Any, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> jax.Array:
         return self._loss(c_hat, {"c": c, "w_true": w_true, "z_true": z_true}, data)
+
+
+class StructuredSVMLoss(_Loss):
+    """The structured SVM loss (:class:`imle_solvers.losses.StructuredSVM`) as a JAX function:
+    ``loss_fn(theta, y_true, delta_weight=None, delta_constant=None, **data)``."""
+
+    def __init__(self, problem: Problem, alpha: float = 1.0, reduction: str = "mean", *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        super().__init__(problem, StructuredSVM(alpha), reduction, validate_args, oracle_options, None, options)
+        self.alpha = alpha
+
+    def __call__(self, theta: Any, y_true: Any, delta_weight: Any = None, delta_constant: Any = None,
+                 **data: Any) -> jax.Array:
+        return self._loss(theta, {"y_true": y_true, "delta_weight": delta_weight, "delta_constant": delta_constant}, data)
+
+
+class _PoolLoss(_Loss):
+    """A loss over a pool of feasible states (:class:`imle_solvers.losses.PoolLoss`, whose
+    docstring lists the arguments) as a JAX function: ``loss_fn(c_hat, target, pool=None)``.
+    Without ``pool`` the loss's own pool (``loss_fn.pool``) grows before the call by its rule
+    (eagerly, ``jax.grad`` included; under ``jax.jit`` only a fixed pool, ``solve_ratio=0``).
+    ``pool`` ``(P, *problem.shape)``, e.g. ``loss_fn.pool.states``, is used as given and
+    nothing grows (the jit-able form: grow the pool outside with :meth:`grow`)."""
+
+    definition_type: type[PoolLoss]
+
+    def __init__(self, problem: Problem, pool: Any, reduction: str = "mean", *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        definition = self.definition_type(as_pool(type(self).__name__, pool))
+        super().__init__(problem, definition, reduction, validate_args, oracle_options, None, options)
+        self.pool = definition.pool
+
+    def __call__(self, c_hat: Any, target: Any, pool: Any = None) -> jax.Array:
+        return self._loss(c_hat, {self.definition_type.targets[0]: target, "pool": pool}, {})
+
+    def grow(self, c_hat: Any) -> int:
+        """Solve the concrete predictions ``c_hat`` ``(B, *problem.shape)`` and add the new
+        solutions to the pool (no coin); returns how many were new."""
+        return grow(self.pool, self.oracle, jnp.asarray(c_hat))
+
+
+class NCELoss(_PoolLoss):
+    """NCE (:class:`imle_solvers.losses.NCE`): ``loss_fn(c_hat, w_true, pool=None)``."""
+
+    definition_type = NCE
+
+
+class CMAPLoss(_PoolLoss):
+    """Contrastive MAP (:class:`imle_solvers.losses.CMAP`): ``loss_fn(c_hat, w_true, pool=None)``."""
+
+    definition_type = CMAP
+
+
+class PointwiseLTRLoss(_PoolLoss):
+    """Pointwise learning to rank (:class:`imle_solvers.losses.PointwiseLTR`): ``loss_fn(c_hat, c, pool=None)``."""
+
+    definition_type = PointwiseLTR
+
+
+class PairwiseLTRLoss(_PoolLoss):
+    """Pairwise learning to rank (:class:`imle_solvers.losses.PairwiseLTR`): ``loss_fn(c_hat, c, pool=None)``."""
+
+    definition_type = PairwiseLTR
+
+
+class ListwiseLTRLoss(_PoolLoss):
+    """Listwise learning to rank (:class:`imle_solvers.losses.ListwiseLTR`): ``loss_fn(c_hat, c, pool=None)``."""
+
+    definition_type = ListwiseLTR

@@ -21,6 +21,18 @@ except ImportError as error:  # pragma: no cover - exercised without tensorflow 
     raise missing_dependency("tensorflow", "tensorflow") from error
 
 from .layer import IMLELayer, imle
-from .losses import FenchelYoungLoss, SPOPlusLoss
+from .losses import (
+    CMAPLoss,
+    FenchelYoungLoss,
+    ListwiseLTRLoss,
+    NCELoss,
+    PairwiseLTRLoss,
+    PointwiseLTRLoss,
+    SPOPlusLoss,
+    StructuredSVMLoss,
+)
 
-__all__ = ["FenchelYoungLoss", "IMLELayer", "SPOPlusLoss", "imle"]
+__all__ = [
+    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PointwiseLTRLoss", "FenchelYoungLoss", "IMLELayer",
+    "SPOPlusLoss", "StructuredSVMLoss", "imle",
+]

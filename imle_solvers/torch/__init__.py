@@ -19,6 +19,18 @@ except ImportError as error:  # pragma: no cover - exercised without torch insta
 from ..frameworks.torch import NoiseGenerators
 from ..problems.torch_function import TorchFunctionProblem
 from .layer import IMLELayer, imle
-from .losses import FenchelYoungLoss, SPOPlusLoss
+from .losses import (
+    CMAPLoss,
+    FenchelYoungLoss,
+    ListwiseLTRLoss,
+    NCELoss,
+    PairwiseLTRLoss,
+    PointwiseLTRLoss,
+    SPOPlusLoss,
+    StructuredSVMLoss,
+)
 
-__all__ = ["FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "TorchFunctionProblem", "imle"]
+__all__ = [
+    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PointwiseLTRLoss",
+    "FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "StructuredSVMLoss", "TorchFunctionProblem", "imle",
+]

@@ -9,12 +9,30 @@ from typing import Any
 import torch
 
 from ..frameworks.torch import NoiseGenerators
-from ..losses import FenchelYoung, LossDefinition, SPOPlus, check_reduction, perturbation, reduce
+from ..losses import (
+    CMAP,
+    NCE,
+    FenchelYoung,
+    ListwiseLTR,
+    LossDefinition,
+    PairwiseLTR,
+    PointwiseLTR,
+    PoolLoss,
+    SPOPlus,
+    StructuredSVM,
+    check_reduction,
+    perturbation,
+    reduce,
+)
 from ..options import NoiseOptions, OracleOptions, take_options
+from ..pool import as_pool
 from ..problems import Problem
 from ..step import LossStep, StepHolder
 
-__all__ = ["FenchelYoungLoss", "SPOPlusLoss"]
+__all__ = [
+    "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PointwiseLTRLoss", "SPOPlusLoss",
+    "StructuredSVMLoss",
+]
 
 
 class _LossFunction(torch.autograd.Function):
@@ -90,3 +108,69 @@ class SPOPlusLoss(_Loss):
 
     def forward(self, c_hat: torch.Tensor, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> torch.Tensor:
         return self._loss(c_hat, {"c": c, "w_true": w_true, "z_true": z_true}, data)
+
+
+class StructuredSVMLoss(_Loss):
+    """The structured SVM loss (:class:`imle_solvers.losses.StructuredSVM`, whose docstring
+    lists the arguments) of ``problem``: ``loss_fn(theta, y_true, delta_weight=None,
+    delta_constant=None, **data)``, ``theta`` the scores (costs for a min problem) and
+    ``y_true`` the target structures, ``(B, *problem.shape)``; ``delta_weight``
+    ``(B, *problem.shape)`` and ``delta_constant`` ``(B,)`` a loss linear in the state (else
+    the Hamming loss); reduced over the batch."""
+
+    def __init__(self, problem: Problem, alpha: float = 1.0, reduction: str = "mean", *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        super().__init__(problem, StructuredSVM(alpha), reduction, validate_args, oracle_options, None, options)
+        self.alpha = alpha
+
+    def forward(self, theta: torch.Tensor, y_true: Any, delta_weight: Any = None, delta_constant: Any = None,
+                **data: Any) -> torch.Tensor:
+        return self._loss(theta, {"y_true": y_true, "delta_weight": delta_weight, "delta_constant": delta_constant}, data)
+
+
+class _PoolLoss(_Loss):
+    """A loss over a pool of feasible states (:class:`imle_solvers.losses.PoolLoss`, whose
+    docstring lists the arguments): ``loss_fn(c_hat, target)``, ``c_hat`` the predicted
+    costs (scores for a max problem) ``(B, *problem.shape)``, reduced over the batch; the
+    pool (``loss_fn.pool``) grows before each call by its rule."""
+
+    definition_type: type[PoolLoss]
+
+    def __init__(self, problem: Problem, pool: Any, reduction: str = "mean", *, validate_args: bool = True,
+                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        definition = self.definition_type(as_pool(type(self).__name__, pool))
+        super().__init__(problem, definition, reduction, validate_args, oracle_options, None, options)
+        self.pool = definition.pool
+
+    def forward(self, c_hat: torch.Tensor, target: Any) -> torch.Tensor:
+        return self._loss(c_hat, {self.definition_type.targets[0]: target}, {})
+
+
+class NCELoss(_PoolLoss):
+    """NCE (:class:`imle_solvers.losses.NCE`): ``loss_fn(c_hat, w_true)``, ``w_true`` the true solutions."""
+
+    definition_type = NCE
+
+
+class CMAPLoss(_PoolLoss):
+    """Contrastive MAP (:class:`imle_solvers.losses.CMAP`): ``loss_fn(c_hat, w_true)``."""
+
+    definition_type = CMAP
+
+
+class PointwiseLTRLoss(_PoolLoss):
+    """Pointwise learning to rank (:class:`imle_solvers.losses.PointwiseLTR`): ``loss_fn(c_hat, c)``, ``c`` the true costs."""
+
+    definition_type = PointwiseLTR
+
+
+class PairwiseLTRLoss(_PoolLoss):
+    """Pairwise learning to rank (:class:`imle_solvers.losses.PairwiseLTR`): ``loss_fn(c_hat, c)``."""
+
+    definition_type = PairwiseLTR
+
+
+class ListwiseLTRLoss(_PoolLoss):
+    """Listwise learning to rank (:class:`imle_solvers.losses.ListwiseLTR`): ``loss_fn(c_hat, c)``."""
+
+    definition_type = ListwiseLTR
