@@ -84,3 +84,14 @@ def test_framework_conventions_train_in_every_framework():
     assert jax["AIMLE steps counted"] == 60 and jax["beta moved"], "the state returned as a value moved on"
     assert jax["exported selects the same"] and jax["callbacks in the step"] == 0
     assert results["torch"]["backend"] == "numpy, numpy"
+
+
+def test_contrastive_losses_each_lower_the_normalised_regret_and_grow_their_pools():
+    results = load("contrastive_losses").main(epochs=2, n_train=300, n_test=150)
+    untrained = results.pop("untrained")["normalized_regret"]
+    assert untrained > 0.4  # an untrained linear model: about 0.6
+    for name, figures in results.items():
+        # pointwise ranking learns slowest (as in PyEPO's own comparisons): better than the start
+        assert figures["normalized_regret"] < (0.95 if name == "pointwise LTR" else 0.6) * untrained, name
+        if "pool_size" in figures:  # solve_ratio 0.3: the pool gained solved paths beyond the targets'
+            assert figures["pool_size"] > figures["pool_start"], name
