@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -30,15 +32,45 @@ def test_toy_gap_is_zero_only_on_the_best_state_and_the_score_function_is_unbias
     np.testing.assert_allclose(estimate, exact, atol=0.25)  # about 5 standard errors
 
 
-def test_toy_short_run_ranks_imle_and_ste_far_below_the_score_function():
-    results = load("toy_top_k").main(seeds=5, tuned=False)
-    start = results["start gap"]["mean"]
-    final = {name: r["final gap"]["mean"] for name, r in results["methods"].items()}
-    assert start > 3.0
-    for name in ("I-MLE (SoG)", "I-MLE (Gumbel)", "STE"):
-        assert final[name] < 0.3 * start, (name, final)
-        assert final[name] < final["score function"], (name, final)
-    assert results["methods"]["I-MLE (SoG)"]["mean gap per step"][10] < 0.6 * start
+def test_toy_momentum_update_is_torch_sgd_with_momentum_and_plain_sgd_is_plain():
+    import torch
+
+    toy = load("toy_top_k")
+    grads = np.random.default_rng(0).normal(size=(6, 3, 10))  # a fixed sequence of (S, 10) gradients
+    start = np.random.default_rng(1).normal(size=(3, 10))
+    for name, momentum in (("momentum", 0.9), ("sgd", 0.0)):
+        update = toy.optimizer(name, lr=0.3)
+        theta = start
+        reference = torch.tensor(start, requires_grad=True)
+        sgd = torch.optim.SGD([reference], lr=0.3, momentum=momentum)
+        for grad in grads:
+            theta = update(theta, grad)
+            reference.grad = torch.tensor(grad)
+            sgd.step()
+            np.testing.assert_allclose(theta, reference.detach().numpy(), rtol=1e-12, atol=1e-12)
+    # momentum really accumulates: after two equal gradients the step is (1 + 0.9) of plain
+    update = toy.optimizer("momentum", lr=1.0)
+    one = np.ones((1, 10))
+    np.testing.assert_allclose(update(update(np.zeros((1, 10)), one), one), -(1 + 1.9) * one)
+
+
+def test_toy_short_runs_rank_imle_and_ste_far_below_the_score_function_under_both_optimizers(tmp_path):
+    results = load("toy_top_k").main(seeds=5, tuned=False, out=tmp_path)
+    assert results["main table"] == "momentum" and set(results["protocols"]) == {"momentum", "sgd"}
+    for protocol in results["protocols"].values():
+        start = protocol["start gap"]["mean"]
+        final = {name: r["final gap"]["mean"] for name, r in protocol["methods"].items()}
+        assert start > 3.0
+        for name in ("I-MLE (SoG)", "I-MLE (Gumbel)", "STE"):
+            assert final[name] < 0.3 * start, (protocol["optimizer"], name, final)
+            assert final[name] < final["score function"], (protocol["optimizer"], name, final)
+        assert protocol["methods"]["I-MLE (SoG)"]["mean gap per step"][10] < 0.6 * start
+        assert protocol["ranking"] == sorted(final, key=final.get)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["protocols"]["momentum"]["methods"]["I-MLE (SoG)"]["final gap per seed"] == [
+        round(g, 4) for g in results["protocols"]["momentum"]["methods"]["I-MLE (SoG)"]["final gap per seed"]
+    ]
+    assert (tmp_path / "toy-top-k.png").stat().st_size > 0
 
 
 # --- L2X ---------------------------------------------------------------------------------
