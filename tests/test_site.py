@@ -232,7 +232,6 @@ def test_no_markdown_markup_in_rendered_text(site, pages):
     assert not found, "markdown markup left as text outside code: " + _problems(found)
 
 
-@pytest.mark.xfail(strict=True, reason="math typesetting: issue 23, not done yet")
 def test_no_raw_latex_in_rendered_text(site, pages):
     found = _find(site, pages, _LATEX, lambda p: p.math_scope)
     assert not found, "raw LaTeX outside code blocks and typeset math: " + _problems(found)
