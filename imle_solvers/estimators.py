@@ -319,13 +319,15 @@ _NOISE_NOT_GIVEN: Any = type("NoiseNotGiven", (), {"__repr__": lambda self: "<no
 class IMLE(_PerturbAndMAP):
     r"""Implicit Maximum Likelihood Estimation (Niepert, Minervini, Franceschi, NeurIPS 2021).
 
-    Forward :math:`z = \mathrm{MAP}(\theta + \tau\epsilon)`; backward, with the same
-    :math:`\epsilon`, the target :math:`\theta' = \alpha\theta - \lambda\,\partial L/\partial z`
+    Forward $z = \mathrm{MAP}(\theta + \tau\epsilon)$; backward, with the same
+    $\epsilon$, the target $\theta' = \alpha\theta - \lambda\,\partial L/\partial z$
     (for a max problem; the sign is flipped for a min problem) and
 
-    .. math:: \nabla_\theta L \approx \big(z - \mathrm{MAP}(\theta' + \tau'\epsilon)\big) / \lambda
+    $$
+    \nabla_\theta L \approx \big(z - \mathrm{MAP}(\theta' + \tau'\epsilon)\big) / \lambda
+    $$
 
-    (without the :math:`1/\lambda` when ``scale_by_lambda=False``), averaged over samples.
+    (without the $1/\lambda$ when ``scale_by_lambda=False``), averaged over samples.
 
     Args:
         noise: the noise distribution, e.g. ``SumOfGamma(k)`` for states of about ``k``
@@ -417,10 +419,10 @@ class AdaptiveState(NamedTuple):
 class AIMLE(_PerturbAndMAP):
     r"""Adaptive I-MLE (Minervini, Franceschi, Niepert, AAAI 2023).
 
-    Per instance (and sample), :math:`\lambda = \beta\,\lVert\theta\rVert / \lVert\partial L/\partial z\rVert`
+    Per instance (and sample), $\lambda = \beta\,\lVert\theta\rVert / \lVert\partial L/\partial z\rVert$
     (0, and a zero gradient, where the upstream gradient is zero), and the gradient is
-    :math:`(z - z')/\lambda` with :math:`z' = \mathrm{MAP}(\theta - \lambda g + \epsilon)`, or with
-    ``symmetric=True`` :math:`(\mathrm{MAP}(\theta + \lambda g + \epsilon) - \mathrm{MAP}(\theta - \lambda g + \epsilon)) / 2\lambda`.
+    $(z - z')/\lambda$ with $z' = \mathrm{MAP}(\theta - \lambda g + \epsilon)$, or with
+    ``symmetric=True`` $(\mathrm{MAP}(\theta + \lambda g + \epsilon) - \mathrm{MAP}(\theta - \lambda g + \epsilon)) / 2\lambda$.
 
     After each backward pass, the running average (``decay``) of the number of
     non-zero gradient entries per instance is compared with ``target_nonzeros``:
@@ -519,16 +521,18 @@ class BlackboxDifferentiation(_PerturbAndMAP):
     r"""Blackbox differentiation of combinatorial solvers (Vlastelica, Paulus, Musil,
     Martius, Rolinek, ICLR 2020).
 
-    Forward the MAP state :math:`z = \mathrm{MAP}(\theta)` (of the perturbed scores
-    :math:`\theta + \tau\epsilon` when ``noise`` is given); backward the gradient of the
+    Forward the MAP state $z = \mathrm{MAP}(\theta)$ (of the perturbed scores
+    $\theta + \tau\epsilon$ when ``noise`` is given); backward the gradient of the
     piecewise-linear interpolation of the loss, for a max problem
 
-    .. math:: \nabla_\theta L \approx \big(z - \mathrm{MAP}(\theta - \lambda g + \tau\epsilon)\big) / \lambda,
-        \qquad g = \partial L / \partial z,
+    $$
+    \nabla_\theta L \approx \big(z - \mathrm{MAP}(\theta - \lambda g + \tau\epsilon)\big) / \lambda,
+    \qquad g = \partial L / \partial z,
+    $$
 
-    averaged over samples. For a min problem over costs :math:`w` this is the paper's
-    :math:`-\big(y(w) - y(w + \lambda g)\big)/\lambda` (the library solves the max problem
-    over :math:`-w` and turns the gradient back). It is :class:`IMLE` with ``alpha=1``,
+    averaged over samples. For a min problem over costs $w$ this is the paper's
+    $-\big(y(w) - y(w + \lambda g)\big)/\lambda$ (the library solves the max problem
+    over $-w$ and turns the gradient back). It is :class:`IMLE` with ``alpha=1``,
     the target's noise that of the forward pass and ``scale_by_lambda=True``: without
     noise, ``BlackboxDifferentiation(lambda_=l)`` and ``IMLE(noise=None, lambda_=l)`` give
     the same numbers.
@@ -569,8 +573,8 @@ class NegativeIdentity(_PerturbAndMAP):
     works", ICLR 2023).
 
     Forward the (perturbed) MAP state; backward the upstream gradient itself: for a max
-    problem :math:`\nabla_\theta L \approx \partial L/\partial z`, for a min problem over
-    costs :math:`w`, :math:`\nabla_w L \approx -\partial L/\partial z` (the solver is
+    problem $\nabla_\theta L \approx \partial L/\partial z$, for a min problem over
+    costs $w$, $\nabla_w L \approx -\partial L/\partial z$ (the solver is
     treated as the negative identity of the costs, whose states shrink as costs grow).
     Averaged over samples.
 
@@ -598,56 +602,64 @@ class PerturbedOptimizer(_PerturbAndMAP):
 
     Forward the Monte Carlo estimate of the perturbed optimizer of a max problem,
 
-    .. math:: y_\sigma(\theta) = \mathbb{E}\,\mathrm{MAP}(\theta + \sigma Z)
-        \approx \frac{1}{M}\sum_{m=1}^{M} y_m, \qquad y_m = \mathrm{MAP}(\theta + \sigma Z_m),
+    $$
+    y_\sigma(\theta) = \mathbb{E}\,\mathrm{MAP}(\theta + \sigma Z)
+    \approx \frac{1}{M}\sum_{m=1}^{M} y_m, \qquad y_m = \mathrm{MAP}(\theta + \sigma Z_m),
+    $$
 
-    a smooth function of :math:`\theta` (with entries in the convex hull of the states);
-    backward its Jacobian's estimate from the same draws, for :math:`Z` of density
-    :math:`\propto e^{-\nu(Z)}`:
+    a smooth function of $\theta$ (with entries in the convex hull of the states);
+    backward its Jacobian's estimate from the same draws, for $Z$ of density
+    $\propto e^{-\nu(Z)}$:
 
-    .. math:: \nabla_\theta L \approx \frac{1}{M\sigma}\sum_{m=1}^{M} \langle y_m, g\rangle\, \nabla\nu(Z_m),
-        \qquad g = \partial L / \partial y_\sigma,
+    $$
+    \nabla_\theta L \approx \frac{1}{M\sigma}\sum_{m=1}^{M} \langle y_m, g\rangle\, \nabla\nu(Z_m),
+    \qquad g = \partial L / \partial y_\sigma,
+    $$
 
-    with :math:`\nabla\nu(Z) = Z` for ``Normal()`` noise and :math:`1 - e^{-Z}` for
+    with $\nabla\nu(Z) = Z$ for ``Normal()`` noise and $1 - e^{-Z}$ for
     ``Gumbel()`` noise. It costs no solver call: the backward pass reuses the forward
-    pass's states. With Gumbel noise on a one-hot problem, :math:`y_\sigma(\theta)` is
-    exactly :math:`\mathrm{softmax}(\theta/\sigma)`.
+    pass's states. With Gumbel noise on a one-hot problem, $y_\sigma(\theta)$ is
+    exactly $\mathrm{softmax}(\theta/\sigma)$.
 
     ``multiplicative=True`` perturbs multiplicatively (InferOpt's ``PerturbedMultiplicative``),
     keeping the signs of the scores, e.g. positive costs positive:
-    :math:`y_m = \mathrm{MAP}(\theta \odot e^{\sigma Z_m - \sigma^2/2})` (the shift makes the
-    factor's mean 1 for Normal noise). As :math:`|\theta_i| e^{\sigma Z_i - \sigma^2/2} =
-    \exp(\log|\theta_i| - \sigma^2/2 + \sigma Z_i)` is an additive perturbation of
-    :math:`u_i = \log|\theta_i|`, and :math:`\partial u_i / \partial \theta_i = 1/\theta_i`,
+    $y_m = \mathrm{MAP}(\theta \odot e^{\sigma Z_m - \sigma^2/2})$ (the shift makes the
+    factor's mean 1 for Normal noise). As $|\theta_i| e^{\sigma Z_i - \sigma^2/2} =
+    \exp(\log|\theta_i| - \sigma^2/2 + \sigma Z_i)$ is an additive perturbation of
+    $u_i = \log|\theta_i|$, and $\partial u_i / \partial \theta_i = 1/\theta_i$,
     the chain rule gives
 
-    .. math:: \nabla_\theta L \approx \frac{1}{M\sigma\,\theta}\odot\sum_{m=1}^{M} \langle y_m, g\rangle\, \nabla\nu(Z_m)
+    $$
+    \nabla_\theta L \approx \frac{1}{M\sigma\,\theta}\odot\sum_{m=1}^{M} \langle y_m, g\rangle\, \nabla\nu(Z_m)
+    $$
 
-    (entries where :math:`\theta_i = 0`, which no multiplicative perturbation moves, get 0).
+    (entries where $\theta_i = 0$, which no multiplicative perturbation moves, get 0).
 
     ``variance_reduction=True`` (the default, as PyEPO's ``perturbedOpt``) subtracts from
-    each draw's weight :math:`\langle y_m, g\rangle` the mean of the other :math:`M - 1`
+    each draw's weight $\langle y_m, g\rangle$ the mean of the other $M - 1$
     draws' weights (a leave-one-out baseline),
 
-    .. math:: \langle y_m, g\rangle \;\to\; \frac{M}{M-1}\Big(\langle y_m, g\rangle
-        - \frac1M\sum_{j}\langle y_j, g\rangle\Big),
+    $$
+    \langle y_m, g\rangle \;\to\; \frac{M}{M-1}\Big(\langle y_m, g\rangle
+    - \frac1M\sum_{j}\langle y_j, g\rangle\Big),
+    $$
 
-    which keeps the estimate unbiased (the baseline is independent of :math:`Z_m`, and
-    :math:`\mathbb{E}\,\nabla\nu(Z) = 0` for both noises) and removes the variance that
-    a large :math:`\langle y, g\rangle` common to all draws causes. With ``M = 1`` there
+    which keeps the estimate unbiased (the baseline is independent of $Z_m$, and
+    $\mathbb{E}\,\nabla\nu(Z) = 0$ for both noises) and removes the variance that
+    a large $\langle y, g\rangle$ common to all draws causes. With ``M = 1`` there
     is no other draw and nothing changes; ``variance_reduction=False`` is Berthet et
     al.'s plain estimate.
 
-    For a min problem over costs :math:`w` the library solves the max problem over
-    :math:`-w`: the states are :math:`\mathrm{MAP}_{\min}(w - \sigma Z_m)` (additive; for
-    Normal noise the same law as :math:`w + \sigma Z_m`) or
-    :math:`\mathrm{MAP}_{\min}(w \odot e^{\sigma Z_m - \sigma^2/2})` (multiplicative), and the
+    For a min problem over costs $w$ the library solves the max problem over
+    $-w$: the states are $\mathrm{MAP}_{\min}(w - \sigma Z_m)$ (additive; for
+    Normal noise the same law as $w + \sigma Z_m$) or
+    $\mathrm{MAP}_{\min}(w \odot e^{\sigma Z_m - \sigma^2/2})$ (multiplicative), and the
     gradient is turned back on exit.
 
     Relation to I-MLE: both perturb and solve; I-MLE's backward pass solves again at a
-    target moved along :math:`-g` (a finite difference, biased, low variance), this one
+    target moved along $-g$ (a finite difference, biased, low variance), this one
     weights the forward states by the noise's score (unbiased for the smoothed map
-    :math:`y_\sigma`, no extra solve, variance growing as :math:`1/\sigma`, so it wants
+    $y_\sigma$, no extra solve, variance growing as $1/\sigma$, so it wants
     more samples ``M``).
 
     Shapes: ``theta`` ``(B, *shape)``; the output ``(B, *shape)``, the mean of M states

@@ -19,9 +19,13 @@ problem over ``s = sign * theta`` and the gradient is turned back on exit.
 
 Perturbed Fenchel-Young loss (Berthet et al., 2020), max problem over scores ``s``:
 
-.. math:: \ell(s, y) = F_\sigma(s) - \langle s, y\rangle \;(+\,\Omega(y)),
-    \qquad F_\sigma(s) = \mathbb{E}\max_{y'}\langle y', s + \sigma Z\rangle
-    \approx \frac1M\sum_m \langle y_m, s + \sigma Z_m\rangle,
+$$
+\begin{gathered}
+\ell(s, y) = F_\sigma(s) - \langle s, y\rangle \;(+\,\Omega(y)), \\
+F_\sigma(s) = \mathbb{E}\max_{y'}\langle y', s + \sigma Z\rangle
+\approx \frac1M\sum_m \langle y_m, s + \sigma Z_m\rangle,
+\end{gathered}
+$$
 
 ``y_m = MAP(s + sigma Z_m)``, with gradient ``mean_m y_m - y``. ``Omega(y)`` does not
 depend on ``s`` and is left out (the value is the loss up to a per-instance constant).
@@ -32,9 +36,13 @@ Multiplicative perturbation (``multiplicative=True``; InferOpt's ``PerturbedMult
 PyEPO's ``perturbedFenchelYoungMul``), for scores (costs) whose signs must be kept: with
 the factors ``f_m = exp(sigma Z_m - sigma^2/2)`` (of mean 1 for Normal draws),
 
-.. math:: y_m = \mathrm{MAP}(s \odot f_m), \qquad
-    \ell(s, y) = \frac1M\sum_m \langle y_m, s \odot f_m\rangle - \langle s, y\rangle,
-    \qquad \nabla_s\ell = \frac1M\sum_m f_m \odot y_m - y,
+$$
+\begin{gathered}
+y_m = \mathrm{MAP}(s \odot f_m), \qquad
+\ell(s, y) = \frac1M\sum_m \langle y_m, s \odot f_m\rangle - \langle s, y\rangle, \\
+\nabla_s\ell = \frac1M\sum_m f_m \odot y_m - y,
+\end{gathered}
+$$
 
 the gradient being that of the value for the given draws (Danskin), as PyEPO's. For a min
 problem: ``y_m = MAP_min(w * f_m)``, gradient ``y - mean_m f_m * y_m`` with respect to ``w``.
@@ -42,8 +50,12 @@ problem: ``y_m = MAP_min(w * f_m)``, gradient ``y - mean_m f_m * y_m`` with resp
 SPO+ (Elmachtoub and Grigas, 2022), min problem over costs, prediction ``c_hat``, true
 costs ``c`` with optimum ``w*(c)`` and value ``z*(c)``:
 
-.. math:: \ell(\hat c, c) = -\min_w\langle 2\hat c - c, w\rangle + 2\langle \hat c, w^*(c)\rangle - z^*(c),
-    \qquad \partial_{\hat c}\ell \ni 2\,\big(w^*(c) - w^*(2\hat c - c)\big).
+$$
+\begin{gathered}
+\ell(\hat c, c) = -\min_w\langle 2\hat c - c, w\rangle + 2\langle \hat c, w^*(c)\rangle - z^*(c), \\
+\partial_{\hat c}\ell \ni 2\,\big(w^*(c) - w^*(2\hat c - c)\big).
+\end{gathered}
+$$
 
 For a max problem over scores (``c = -theta``) the same loss reads
 ``max_w <2 theta_hat - theta, w> - 2 <theta_hat, w*(theta)> + z*(theta)`` with
@@ -54,8 +66,12 @@ Structured SVM (Tsochantaridis et al., 2005; InferOpt's ``StructuredSVMLoss``), 
 over scores ``s``, target structure ``y``, a loss ``Delta`` linear in the state
 (``Delta(y') = <a, y'> + b``) weighted by ``alpha``:
 
-.. math:: \ell(s, y) = \max_{y'}\big[\langle s, y'\rangle + \alpha\,\Delta(y', y)\big] - \langle s, y\rangle,
-    \qquad \nabla_s\ell = \hat y - y, \quad \hat y = \mathrm{MAP}(s + \alpha a),
+$$
+\begin{gathered}
+\ell(s, y) = \max_{y'}\big[\langle s, y'\rangle + \alpha\,\Delta(y', y)\big] - \langle s, y\rangle, \\
+\nabla_s\ell = \hat y - y, \quad \hat y = \mathrm{MAP}(s + \alpha a),
+\end{gathered}
+$$
 
 one MAP call on the loss-augmented scores. The Hamming loss of 0/1 states,
 ``sum_i |y'_i - y_i|``, is ``<y', 1 - 2 y> + |y|`` (``a = 1 - 2 y``, ``b = |y|``). For a

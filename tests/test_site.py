@@ -2,7 +2,8 @@
 --strict``, as ``make docs``) into a temporary folder and its HTML is checked.
 
 - it works opened from disk (file://): every internal link, image, stylesheet and script
-  resolves to a file, never a folder, and search reads an inlined index;
+  resolves to a file, never a folder (so does every url() of a stylesheet: KaTeX's fonts),
+  and search reads an inlined index;
 - it loads nothing from outside the site (scripts, stylesheets, fonts, images);
 - every image has alt text;
 - the text a reader sees, outside code, holds no reST role or markdown markup, and none
@@ -183,6 +184,19 @@ def test_internal_links_and_resources_resolve_to_files(site, pages):
     assert not broken, "broken links: " + _problems(broken)
 
 
+def test_stylesheets_fonts_and_images_resolve_to_files(site):
+    """A stylesheet's url() (KaTeX's fonts among them) is read relative to the stylesheet."""
+    broken = []
+    for css in site.rglob("*.css"):
+        for url in re.findall(r"""url\(\s*['"]?([^'")\s]+)""", css.read_text("utf-8")):
+            path = urlsplit(url).path
+            if _is_external(url) or not path:  # external (its own test), data: URIs, fragments
+                continue
+            if not (css.parent / unquote(path)).resolve().is_file():
+                broken.append(f"{css.relative_to(site)}: {url}")
+    assert not broken, "stylesheet urls that are not files: " + _problems(broken)
+
+
 def test_search_works_from_disk(site):
     """Material's offline plugin inlines the search index into a script a file:// page can load."""
     index = site / "search" / "search_index.js"
@@ -232,7 +246,6 @@ def test_no_markdown_markup_in_rendered_text(site, pages):
     assert not found, "markdown markup left as text outside code: " + _problems(found)
 
 
-@pytest.mark.xfail(strict=True, reason="math typesetting: issue 23, not done yet")
 def test_no_raw_latex_in_rendered_text(site, pages):
     found = _find(site, pages, _LATEX, lambda p: p.math_scope)
     assert not found, "raw LaTeX outside code blocks and typeset math: " + _problems(found)

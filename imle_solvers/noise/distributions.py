@@ -45,7 +45,9 @@ class Normal:
 
     Drawn by the Box-Muller transform from two uniforms of the source,
 
-    .. math:: \epsilon = \sqrt{-2 \log(1 - u_1)}\, \cos(2\pi u_2),
+    $$
+    \epsilon = \sqrt{-2 \log(1 - u_1)}\, \cos(2\pi u_2),
+    $$
 
     so every source (numpy, torch, JAX, TensorFlow) draws it through its ``uniform``
     primitive, on the scores' device and in their dtype. ``1 - u_1`` lies in (0, 1], so
@@ -79,12 +81,14 @@ SumOfGammaMethod = Literal["table", "exact"]
 class SumOfGamma:
     r"""Sum-of-Gamma noise of Niepert et al. (2021), tailored to structures with ``k`` ones.
 
-    .. math:: \epsilon = \frac{1}{k}\Big(\sum_{i=1}^{s} \mathrm{Gamma}(1/k,\ \text{scale}=k/i) - \log s\Big)
+    $$
+    \epsilon = \frac{1}{k}\Big(\sum_{i=1}^{s} \mathrm{Gamma}(1/k,\ \text{scale}=k/i) - \log s\Big)
+    $$
 
-    The sum of ``k`` independent draws has mean :math:`H_s - \log s` (0.626 at s=10)
+    The sum of ``k`` independent draws has mean $H_s - \log s$ (0.626 at s=10)
     and tends to Gumbel(0, 1) as ``s = nb_iterations`` grows. Note the Gamma *scale*
-    is ``k/i`` (rate ``i/k``). One entry has mean :math:`(H_s - \log s)/k` and variance
-    :math:`\sum_{i=1}^{s} i^{-2} / k`.
+    is ``k/i`` (rate ``i/k``). One entry has mean $(H_s - \log s)/k$ and variance
+    $\sum_{i=1}^{s} i^{-2} / k$.
 
     Args:
         k: expected number of ones in a MAP state (k of a k-subset, ~1.3 x side of a grid path).

@@ -2,8 +2,10 @@ r"""The inverse CDF of one entry of Sum-of-Gamma noise, tabulated once per ``(k,
 
 One entry of Sum-of-Gamma noise is
 
-.. math:: \epsilon = S - \frac{\log s}{k}, \qquad S = \sum_{i=1}^{s} \frac{G_i}{i},
-          \quad G_i \sim \mathrm{Gamma}(1/k, 1) \text{ independent.}
+$$
+\epsilon = S - \frac{\log s}{k}, \qquad S = \sum_{i=1}^{s} \frac{G_i}{i},
+\quad G_i \sim \mathrm{Gamma}(1/k, 1) \text{ independent.}
+$$
 
 Drawing it exactly takes ``s`` small-shape Gamma draws, which are slow in every
 framework. Its distribution is one-dimensional and fixed by ``(k, s)``, so instead we
@@ -15,7 +17,7 @@ the last cell ``[1 - 1/N, 1)`` is drawn from an exponential tail at the exact ha
 rate there.
 
 The exact CDF comes from the Laplace transform of ``S``,
-:math:`\mathbb{E}[e^{-pS}] = \prod_{i=1}^{s} (1 + p/i)^{-1/k}`, inverted numerically
+$\mathbb{E}[e^{-pS}] = \prod_{i=1}^{s} (1 + p/i)^{-1/k}$, inverted numerically
 with the fixed Talbot method (Abate and Valko, 2004), accurate to about 1e-11 here; the
 quantiles are then found by Newton's method on ``log x``.
 """
@@ -40,7 +42,7 @@ NEWTON_MAX_STEPS = 30
 
 
 def _log_laplace(p: np.ndarray, shape: float, terms: int) -> np.ndarray:
-    r""":math:`\log \mathbb{E}[e^{-pS}] = -a \sum_{i=1}^{s} \log(1 + p/i)` for complex ``p`` with
+    r"""$\log \mathbb{E}[e^{-pS}] = -a \sum_{i=1}^{s} \log(1 + p/i)$ for complex ``p`` with
     ``Im p >= 0`` (where the principal logarithms add up without branch jumps)."""
     direct = np.arange(1, min(terms, DIRECT_TERMS) + 1)
     total = np.sum(np.log1p(p[..., None] / direct), axis=-1)
@@ -50,7 +52,7 @@ def _log_laplace(p: np.ndarray, shape: float, terms: int) -> np.ndarray:
 
 
 def _log_rising(p: np.ndarray, low: int, high: int) -> np.ndarray:
-    r""":math:`\sum_{i=low+1}^{high} \log(1 + p/i) = \log\Gamma(high+1+p) - \log\Gamma(low+1+p) - \log(high!/low!)`.
+    r"""$\sum_{i=low+1}^{high} \log(1 + p/i) = \log\Gamma(high+1+p) - \log\Gamma(low+1+p) - \log(high!/low!)$.
 
     The log-gamma difference loses about ``|p| * 1e-16`` to cancellation, so for large
     ``|p|`` it is taken from Stirling's series in a cancellation-free form."""
@@ -71,7 +73,7 @@ def _log1p(w: np.ndarray) -> np.ndarray:
 
 
 def sum_of_gamma_cdf(x: np.ndarray, k: float, terms: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""The exact CDF and density of :math:`S = \sum_{i=1}^{s} G_i / i` at ``x > 0``.
+    r"""The exact CDF and density of $S = \sum_{i=1}^{s} G_i / i$ at ``x > 0``.
 
     Args:
         x: ``(X,)`` points, all positive.
