@@ -1,4 +1,4 @@
-r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss, SPO+ and the structured SVM.
+r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss, SPO+, the structured SVM and PG.
 
 Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFlow through
 :mod:`imle_solvers.frameworks.tensorflow_namespace`), with every input explicit; the bindings
@@ -6,7 +6,8 @@ Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFl
 
 - :func:`fenchel_young`: ``(theta, y_true, noise, solve) -> (value, gradient, solution)``;
 - :func:`spo_plus`: ``(c_hat, c, solve) -> (value, gradient, solution)``;
-- :func:`structured_svm`: ``(theta, y_true, solve) -> (value, gradient, solution)``.
+- :func:`structured_svm`: ``(theta, y_true, solve) -> (value, gradient, solution)``;
+- :func:`perturbation_gradient`: ``(c_hat, c, solve) -> (value, gradient, solution)``.
 
 Each returns a :class:`LossValue`: ``value`` ``(B,)`` (one per instance), ``gradient``
 ``(B, *shape)`` its gradient (a subgradient for SPO+) with respect to the prediction, and
@@ -78,6 +79,28 @@ one MAP call on the loss-augmented scores. The Hamming loss of 0/1 states,
 min problem over costs ``w`` (``s = -w``): ``y_hat = MAP_min(w - alpha a)`` and the gradient
 with respect to ``w`` is ``y - y_hat``.
 
+Perturbation gradient (PG; Huang and Gupta, 2024; PyEPO's ``perturbationGradient``), max
+problem over the predicted scores ``s_hat`` and the true scores ``s``, ``V(x) = max_y <x, y>``
+and ``h = sigma`` the finite difference's width: a finite difference of ``V`` along ``-s``,
+which approximates the true objective's loss ``-<s, MAP(s_hat)>`` of the decision,
+
+$$
+\begin{gathered}
+\ell_{B}(\hat s, s) = \frac{V(\hat s - h s) - V(\hat s)}{h}, \quad
+\nabla_{\hat s}\ell_{B} = \frac{y_- - y}{h}, \\
+\ell_{C}(\hat s, s) = \frac{V(\hat s - h s) - V(\hat s + h s)}{2h}, \quad
+\nabla_{\hat s}\ell_{C} = \frac{y_- - y_+}{2h},
+\end{gathered}
+$$
+
+``y = MAP(s_hat)``, ``y_+- = MAP(s_hat +- h s)``: the backward difference (PGB, two solves
+per instance) and the central one (PGC, two solves). For a min problem over costs (``c_hat``,
+``c``) the backward loss reads ``(z*(c_hat) - z*(c_hat - h c)) / h``, ``z*`` the minimum, with
+gradient ``(w*(c_hat) - w*(c_hat - h c)) / h``; the central one
+``(z*(c_hat + h c) - z*(c_hat - h c)) / (2h)``, gradient ``(w*(c_hat + h c) - w*(c_hat - h c)) / (2h)``.
+The gradient is that of the value for the solved states (Danskin); it needs no true
+solution, only the true costs.
+
 Losses over a pool of feasible states ``S = {p_1..p_P}`` (:mod:`imle_solvers.pool`), as
 PyEPO's, max problem over scores (``s_hat = sign * c_hat``, ``s = sign * c``), ``w*`` the
 target solution, ``o_p = <s_hat, p>``, ``t_p = <s, p>``:
@@ -95,7 +118,7 @@ before the call (:func:`imle_solvers.pool.pool_for_call`).
 Failure policy (``on_failure`` of the bindings' losses, see :mod:`imle_solvers.failures`):
 :func:`under_policy` runs a loss's solves through the same
 :class:`~imle_solvers.failures.StatusLog` as the layers; an instance FAILED in any of its
-solves (a PFYL's perturbed solves, SPO+'s solves of ``c`` and ``2 c_hat - c``) gets value
+solves (a PFYL's perturbed solves, SPO+'s solves of ``c`` and ``2 c_hat - c``, PG's two points) gets value
 0 and gradient 0, the others what they get in a batch without it; an INCUMBENT instance's
 loss is computed from the incumbent state as if it were optimal.
 """
@@ -131,6 +154,8 @@ __all__ = [
     "reduce",
     "spo_plus",
     "structured_svm",
+    "PerturbationGradient",
+    "perturbation_gradient",
     "under_policy",
 ]
 
@@ -376,6 +401,81 @@ class StructuredSVM:
                               delta_weight=targets.get("delta_weight"), delta_constant=targets.get("delta_constant"))
 
 
+PG_VARIANTS = ("backward", "central")
+
+
+def perturbation_gradient(c_hat: Array, c: Array, solve: Solve, *, sign: int, sigma: float = 0.1,
+                          variant: str = "backward") -> LossValue:
+    """The PG loss per instance and its gradient with respect to ``c_hat`` (see the module docstring).
+
+    Args:
+        c_hat: ``(B, *shape)`` the prediction, in the problem's own sense (costs for a min
+            problem, scores for a max problem).
+        c: ``(B, *shape)`` the true costs (scores).
+        solve: the problem's own oracle; called once on ``(2 B, *shape)`` rows, each
+            instance's two perturbed predictions next to each other.
+        sign: +1 max problem, -1 min problem.
+        sigma: the finite difference's width ``h`` (PyEPO's ``sigma``), > 0.
+        variant: ``"backward"`` (PyEPO's ``two_sides=False``, PGB) or ``"central"``
+            (``two_sides=True``, PGC).
+
+    The solution returned is the state of the lower point, ``MAP(s_hat - sigma s)``
+    (``w*(c_hat - sigma c)`` for a min problem). PyEPO divides by ``sigma + 1e-8``; here
+    the width is exactly ``sigma`` (a relative difference of ``1e-8 / sigma``).
+    """
+    xp = array_namespace(c_hat)
+    _check_same_shape("PGLoss", "c", c, c_hat)
+    event, event_ndim = tuple(c_hat.shape[1:]), c_hat.ndim - 1
+    c = xp.astype(c, c_hat.dtype)
+    s_hat = c_hat if sign == 1 else -c_hat
+    s = c if sign == 1 else -c
+    lower = s_hat - sigma * s
+    upper = s_hat if variant == "backward" else s_hat + sigma * s
+    width = sigma if variant == "backward" else 2 * sigma
+    points = xp.stack([upper, lower], axis=1)  # (B, 2, *shape): instance-major rows
+    states = xp.reshape(oriented(solve, sign)(xp.reshape(points, (-1, *event))), points.shape)
+    states = xp.astype(states, c_hat.dtype)
+    y_upper, y_lower = states[:, 0, ...], states[:, 1, ...]
+    value = (_inner(lower, y_lower, event_ndim) - _inner(upper, y_upper, event_ndim)) / width
+    grad = (y_lower - y_upper) / width
+    return LossValue(value, grad if sign == 1 else -grad, y_lower)
+
+
+@dataclass(frozen=True)
+class PerturbationGradient:
+    """The PG losses (Huang and Gupta, 2024; PyEPO's ``perturbationGradient``, alias ``PG``)
+    as the bindings' losses run them (:func:`perturbation_gradient`): no noise; the target is
+    the true costs ``c`` ``(B, *shape)`` (scores for a max problem), no true solution needed.
+
+    The bindings' ``PGLoss(problem, sigma=0.1, variant="backward", reduction="mean",
+    **options)`` take the options of :class:`SPOPlus`; under ``on_failure="skip"`` an
+    instance whose solve of either point fails adds 0 and gets gradient 0. Two solves per
+    instance and call, in one oracle call of ``2 B`` rows. For a min problem the gradient
+    with respect to ``c_hat`` is ``(w*(c_hat) - w*(c_hat - sigma c)) / sigma`` (backward)
+    or ``(w*(c_hat + sigma c) - w*(c_hat - sigma c)) / (2 sigma)`` (central).
+
+    Attributes:
+        sigma: the finite difference's width ``h``, > 0 (PyEPO's default 0.1).
+        variant: ``"backward"`` (PGB, PyEPO's ``two_sides=False``) or ``"central"`` (PGC,
+            ``two_sides=True``).
+    """
+
+    sigma: float = 0.1
+    variant: str = "backward"
+    perturbation: ClassVar[None] = None
+    targets: ClassVar[tuple[str, ...]] = ("c",)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sigma, bool) or not isinstance(self.sigma, (int, float)) or not self.sigma > 0:
+            raise InvalidInputError(f"PGLoss: sigma must be a number > 0, got {self.sigma!r}")
+        if self.variant not in PG_VARIANTS:
+            raise InvalidInputError(f"PGLoss: variant must be 'backward' or 'central', got {self.variant!r}")
+
+    def __call__(self, prediction: Array, targets: dict[str, Array], noise: Any, solve: Solve, sign: int) -> LossValue:
+        return perturbation_gradient(prediction, targets["c"], solve, sign=sign, sigma=float(self.sigma),
+                                     variant=self.variant)
+
+
 def _pool_objectives(x: Array, pool: Array) -> tuple[Array, Array]:
     """``<x_b, p>`` for every instance ``b`` and pool state ``p``, ``(B, P)``, and the pool
     flattened, ``(P, n)``."""
@@ -539,7 +639,7 @@ class ListwiseLTR(PoolLoss):
     targets: ClassVar[tuple[str, ...]] = ("c", "pool")
 
 
-LossDefinition = FenchelYoung | SPOPlus | StructuredSVM | PoolLoss
+LossDefinition = FenchelYoung | SPOPlus | StructuredSVM | PerturbationGradient | PoolLoss
 
 
 def under_policy(

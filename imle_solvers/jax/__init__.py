@@ -38,6 +38,7 @@ from .losses import (
     ListwiseLTRLoss,
     NCELoss,
     PairwiseLTRLoss,
+    PGLoss,
     PointwiseLTRLoss,
     SPOPlusLoss,
     StructuredSVMLoss,
@@ -45,7 +46,7 @@ from .losses import (
 from .state import State, apply_state_update, value_and_grad
 
 __all__ = [
-    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PointwiseLTRLoss",
+    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
     "FenchelYoungLoss", "IMLEFunction", "SPOPlusLoss", "StructuredSVMLoss", "apply_state_update", "imle",
     "numpy_seed", "value_and_grad",
 ]

@@ -16,6 +16,7 @@ from ..losses import (
     ListwiseLTR,
     LossDefinition,
     PairwiseLTR,
+    PerturbationGradient,
     PointwiseLTR,
     PoolLoss,
     SPOPlus,
@@ -30,8 +31,8 @@ from ..problems import Problem
 from ..step import LossStep, Plan, StepHolder
 
 __all__ = [
-    "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PointwiseLTRLoss", "SPOPlusLoss",
-    "StructuredSVMLoss",
+    "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
+    "SPOPlusLoss", "StructuredSVMLoss",
 ]
 
 
@@ -113,6 +114,20 @@ class StructuredSVMLoss(_Loss):
     def __call__(self, theta: Any, y_true: Any, delta_weight: Any = None, delta_constant: Any = None,
                  **data: Any) -> jax.Array:
         return self._loss(theta, {"y_true": y_true, "delta_weight": delta_weight, "delta_constant": delta_constant}, data)
+
+
+class PGLoss(_Loss):
+    """The perturbation-gradient losses (:class:`imle_solvers.losses.PerturbationGradient`)
+    as a JAX function: ``loss_fn(c_hat, c, **data)``; ``variant="backward"`` or ``"central"``."""
+
+    def __init__(self, problem: Problem, sigma: float = 0.1, variant: str = "backward", reduction: str = "mean", *,
+                 validate_args: bool = True, oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        super().__init__(problem, PerturbationGradient(sigma, variant), reduction, validate_args, oracle_options, None,
+                         options)
+        self.sigma, self.variant = sigma, variant
+
+    def __call__(self, c_hat: Any, c: Any, **data: Any) -> jax.Array:
+        return self._loss(c_hat, {"c": c}, data)
 
 
 class _PoolLoss(_Loss):

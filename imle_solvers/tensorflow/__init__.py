@@ -27,12 +27,13 @@ from .losses import (
     ListwiseLTRLoss,
     NCELoss,
     PairwiseLTRLoss,
+    PGLoss,
     PointwiseLTRLoss,
     SPOPlusLoss,
     StructuredSVMLoss,
 )
 
 __all__ = [
-    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PointwiseLTRLoss", "FenchelYoungLoss", "IMLELayer",
-    "SPOPlusLoss", "StructuredSVMLoss", "imle",
+    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss", "FenchelYoungLoss",
+    "IMLELayer", "SPOPlusLoss", "StructuredSVMLoss", "imle",
 ]

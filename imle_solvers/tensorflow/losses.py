@@ -18,6 +18,7 @@ from ..losses import (
     ListwiseLTR,
     LossDefinition,
     PairwiseLTR,
+    PerturbationGradient,
     PointwiseLTR,
     PoolLoss,
     SPOPlus,
@@ -31,8 +32,8 @@ from ..step import LossStep, StepHolder
 from .layer import IMLELayer
 
 __all__ = [
-    "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PointwiseLTRLoss", "SPOPlusLoss",
-    "StructuredSVMLoss",
+    "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
+    "SPOPlusLoss", "StructuredSVMLoss",
 ]
 
 # a direct call's per-instance data (and SPO+'s w_true, z_true), for the Keras call it makes
@@ -164,6 +165,24 @@ class StructuredSVMLoss(_Loss):
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="imle_solvers")
+class PGLoss(_Loss):
+    """The perturbation-gradient losses (:class:`imle_solvers.losses.PerturbationGradient`)
+    as a Keras loss: ``y_true`` the true costs ``c``, ``y_pred`` the predicted ``c_hat``
+    (scores for a max problem); ``variant="backward"`` or ``"central"``."""
+
+    def __init__(self, problem: Problem, sigma: float = 0.1, variant: str = "backward", **options: Any) -> None:
+        keras_kwargs = {name: options.pop(name) for name in ("reduction", "name", "dtype") if name in options}
+        super().__init__(problem, PerturbationGradient(sigma, variant), options, **keras_kwargs)
+        self.sigma, self.variant = sigma, variant
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        return self._values(y_pred, {"c": y_true})
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"sigma": self.sigma, "variant": self.variant}
 
 
 class _PoolLoss(_Loss):

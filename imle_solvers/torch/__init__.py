@@ -25,12 +25,13 @@ from .losses import (
     ListwiseLTRLoss,
     NCELoss,
     PairwiseLTRLoss,
+    PGLoss,
     PointwiseLTRLoss,
     SPOPlusLoss,
     StructuredSVMLoss,
 )
 
 __all__ = [
-    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PointwiseLTRLoss",
+    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
     "FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "StructuredSVMLoss", "TorchFunctionProblem", "imle",
 ]
