@@ -11,6 +11,8 @@
 - tables hold no escaped ``\\|`` and no paragraph swallowed as rows;
 - the API tables mark *required* only single parameters that have no default;
 - each page names the package's version and has its previous/next footer links.
+- links read as titles, not file names, and code lines fit 88 characters (but the API
+  pages' signatures and console output, verbatim).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass, field
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -294,3 +297,56 @@ def test_install_lines_quote_their_extras(site, pages):
     """zsh reads an unquoted ``imle_solvers[torch]`` as a file pattern and fails."""
     found = _find(site, pages, re.compile(r"pip install (?:-\S+ )*imle_solvers\["), lambda p: p.text)
     assert not found, "install lines zsh cannot run: " + _problems(found)
+
+
+# estimators.md: links and widths in a follow-up
+_FOLLOW_UP = {"estimators.html"}
+_ANCHOR = re.compile(r"<a\b[^>]*>(.*?)</a>", re.DOTALL)
+_PRE = re.compile(r"<pre\b[^>]*>.*?</pre>", re.DOTALL)
+_CODE = re.compile(r"<code\b[^>]*>.*?</code>", re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _docs_pages(site: Path, pages: list[Page]) -> list[Page]:
+    return [p for p in pages if _where(site, p) not in _FOLLOW_UP]
+
+
+def test_links_read_as_titles_not_file_names(site, pages):
+    """A link reads as the page's title or a phrase ("Parallel solving"), never "parallel.md"."""
+    found = []
+    for page in _docs_pages(site, pages):
+        html = _PRE.sub("", page.path.read_text(encoding="utf-8"))
+        for m in _ANCHOR.finditer(html):
+            text = unescape(_TAG.sub("", _CODE.sub("", m.group(1)))).strip()
+            if text.endswith((".md", ".html")):
+                found.append(f"{_where(site, page)}: {text!r}")
+    assert not found, "links that read as file names: " + _problems(found)
+
+
+_WIDTH = 88
+_BLOCK = re.compile(r"<pre\b(?P<attrs>[^>]*)>(?P<body>.*?)</pre>", re.DOTALL)
+# a line the console lexer marks as program output (Generic.Output): the program's, verbatim
+_OUTPUT_LINE = re.compile(r'^(?:<span></span>)?(?:<code>)?<span class="go">[^<]*</span>$')
+
+
+def _checked_lines(body: str) -> list[str]:
+    """The lines of a code block that must fit: all but a console block's output lines
+    (the CLI's messages on cli.md, spec.md's error listings), which stay as printed."""
+    return [unescape(_TAG.sub("", line)) for line in body.split("\n") if not _OUTPUT_LINE.match(line)]
+
+
+def test_code_lines_fit_88_characters(site, pages):
+    """Pages' code blocks are written within 88 columns, so none runs past a desktop window.
+    The API pages (api/) are left out: their signatures are printed by mkdocstrings."""
+    found = []
+    for page in _docs_pages(site, pages):
+        where = _where(site, page)
+        if where.startswith("api/"):
+            continue
+        for m in _BLOCK.finditer(page.path.read_text(encoding="utf-8")):
+            if 'class="math"' in m.group("attrs"):
+                continue
+            for line in _checked_lines(m.group("body")):
+                if len(line) > _WIDTH:
+                    found.append(f"{where}: {len(line)}: {line[:70]}...")
+    assert not found, f"code lines over {_WIDTH} characters: " + _problems(found)
