@@ -27,11 +27,13 @@ from .losses import (
     PairwiseLTRLoss,
     PGLoss,
     PointwiseLTRLoss,
+    RegularizedFenchelYoungLoss,
     SPOPlusLoss,
     StructuredSVMLoss,
 )
 
 __all__ = [
     "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
+    "RegularizedFenchelYoungLoss",
     "FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "StructuredSVMLoss", "TorchFunctionProblem", "imle",
 ]
