@@ -18,6 +18,15 @@ its Frank-Wolfe gap is below ``tol``, the loop once every instance's is. The act
 lives in a buffer of ``2 n + 2`` slots (a support of at most ``n + 1`` by Caratheodory);
 a full buffer drops its lightest atom, as PyEPO's.
 
+Its derivative (:func:`regularized_map_vjp`, PyEPO's backward pass): on the optimal face
+the projection moves with ``s / lambda`` along the face's affine hull, so the Jacobian
+with respect to ``s`` is ``P / lambda``, ``P`` the orthogonal projector onto the span of the
+active vertices' differences (centred on their mean; a ridge of ``1e-6`` times the Gram
+matrix's largest diagonal entry, at least ``1e-6``, as PyEPO's). The active vertices span
+the optimal face when it is a simplex; on a face with more vertices than its dimension plus
+one, the decomposition Frank-Wolfe found may use fewer, and the projector is then onto a
+smaller subspace than the face's (as PyEPO's).
+
 Written on array-API arrays, eagerly: the loop's length depends on the values, so it does
 not run inside a trace (``jax.jit``, ``tf.function``).
 """
@@ -30,7 +39,7 @@ from ._array import Array, array_namespace, is_traced
 from .errors import InvalidInputError
 from .estimators import Solve
 
-__all__ = ["ActiveSet", "regularized_map"]
+__all__ = ["ActiveSet", "regularized_map", "regularized_map_vjp"]
 
 # a weight this small is no weight (floating-point residue of an away step)
 _ZERO_WEIGHT = 1e-12
@@ -131,3 +140,24 @@ def regularized_map(s: Array, solve: Solve, *, lambd: float = 1.0, max_iter: int
         weights = xp.clip(weights, min=0.0)
         weights = xp.where(weights < _ZERO_WEIGHT, 0 * weights, weights)
     return ActiveSet(xp.reshape(mu, (batch, *event)), vertices, weights)
+
+
+def regularized_map_vjp(active: ActiveSet, cotangent: Array, lambd: float = 1.0) -> Array:
+    """``cotangent`` ``(B, *shape)`` times the Jacobian of :func:`regularized_map` with respect
+    to ``s`` (``P cotangent / lambd``, see the module docstring), ``(B, *shape)``; needs
+    ``xp.linalg.solve`` (numpy, torch)."""
+    xp = array_namespace(cotangent)
+    batch = cotangent.shape[0]
+    g = xp.reshape(cotangent, (batch, -1))
+    held = xp.astype(active.weights > 0, g.dtype)[:, :, None]  # (B, W, 1)
+    count = xp.clip(xp.sum(held, axis=1), min=1.0)  # (B, 1)
+    centre = xp.sum(active.vertices * held, axis=1) / count
+    centred = (active.vertices - centre[:, None, :]) * held  # (B, W, n), empty slots 0
+    gram = xp.matmul(centred, xp.permute_dims(centred, (0, 2, 1)))  # (B, W, W)
+    diagonal = xp.sum(centred * centred, axis=2)  # (B, W)
+    ridge = xp.clip(xp.max(diagonal, axis=1), min=1.0) * 1e-6
+    width = gram.shape[1]
+    eye = xp.eye(width, dtype=g.dtype)
+    alpha = xp.linalg.solve(gram + ridge[:, None, None] * eye, xp.sum(centred * g[:, None, :], axis=2)[:, :, None])
+    projected = xp.sum(centred * alpha, axis=1)  # (B, n)
+    return xp.reshape(projected / lambd, cotangent.shape)

@@ -188,3 +188,65 @@ def test_skip_zeroes_the_failed_instance_and_keeps_the_others():
     assert not ok_failures and np.abs(ok_grad[[0, 2, 3]]).max() > 0
     np.testing.assert_allclose(values[[0, 2, 3]], ok_values[[0, 2, 3]], atol=1e-12)
     np.testing.assert_allclose(grad[[0, 2, 3]], ok_grad[[0, 2, 3]], atol=1e-12)
+
+
+# --- the optimizer as a layer (PyEPO's regularizedFrankWolfeOpt) --------------------------
+
+
+def _pyepo_rfwo(states, minimize_, theta, cotangent, lambd):
+    """PyEPO's regularizedFrankWolfeOpt: the regularized solutions and ``cotangent``'s pullback."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("pyepo")
+    import pyepo.func
+
+    layer = pyepo.func.regularizedFrankWolfeOpt(_pyepo_model(states, minimize_), lambd=lambd)
+    t = torch.tensor(theta, requires_grad=True)
+    mu = layer(t)
+    (mu * torch.tensor(cotangent)).sum().backward()
+    return mu.detach().numpy(), t.grad.numpy()
+
+
+def _layer(problem, theta, cotangent, lambd, **data):
+    torch = pytest.importorskip("torch")
+    from imle_solvers.torch import RegularizedFrankWolfe
+
+    t = torch.tensor(theta, requires_grad=True)
+    mu = RegularizedFrankWolfe(problem, lambd=lambd)(t, **data)
+    (mu * torch.tensor(cotangent)).sum().backward()
+    return mu.detach().numpy(), t.grad.numpy()
+
+
+@pytest.mark.parametrize("problem, states", [
+    pytest.param(ims.KSubset(6, 2), ksubset_states(6, 2), id="k-subset-max"),
+    pytest.param(small_dag(), dag_paths(small_dag()), id="dag-min"),
+])
+def test_layer_matches_pyepo(problem, states):
+    rng = np.random.default_rng(6)
+    theta, cotangent = rng.normal(size=(6, states.shape[1])), rng.normal(size=(6, states.shape[1]))
+    theirs_mu, theirs_grad = _pyepo_rfwo(states, problem.sign == -1, theta, cotangent, 0.7)
+    mu, grad = _layer(problem, theta, cotangent, 0.7)
+    np.testing.assert_allclose(mu, theirs_mu, atol=1e-9)
+    np.testing.assert_allclose(grad, theirs_grad, atol=1e-9)
+    assert np.abs(grad).max() > 0
+
+
+def test_layer_is_the_projection_and_its_derivative():
+    # k-subset of 4: forward the projection of s / lambda onto the hull; backward the
+    # derivative of that projection (central differences, the face being stable nearby).
+    # The solutions lie on simplex faces (an edge, a triangle), where the active vertices
+    # span the face; inside the octahedron itself the active set may span less (as PyEPO's).
+    problem, states = ims.KSubset(4, 2), ksubset_states(4, 2)
+    lambd = 0.8
+    s = np.array([[0.9, 0.8, 0.1, -0.5], [2.0, -1.0, 0.5, 0.4], [1.5, 0.9, -0.2, 0.3]])
+    cotangent = np.random.default_rng(7).normal(size=s.shape)
+    mu, grad = _layer(problem, s, cotangent, lambd)
+    np.testing.assert_allclose(mu, np.stack([_projection(row / lambd, states) for row in s]), atol=1e-6)
+    h = 1e-5
+    numeric = np.zeros_like(s)
+    for i in range(s.shape[1]):
+        step = np.zeros_like(s)
+        step[:, i] = h
+        up = np.stack([_projection(row / lambd, states) for row in s + step])
+        down = np.stack([_projection(row / lambd, states) for row in s - step])
+        numeric[:, i] = np.sum(cotangent * (up - down), axis=1) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, atol=1e-4)

@@ -19,6 +19,7 @@ except ImportError as error:  # pragma: no cover - exercised without torch insta
 from ..frameworks.torch import NoiseGenerators
 from ..problems.torch_function import TorchFunctionProblem
 from .layer import IMLELayer, imle
+from .regularized import RegularizedFrankWolfe
 from .losses import (
     CMAPLoss,
     FenchelYoungLoss,
@@ -34,6 +35,6 @@ from .losses import (
 
 __all__ = [
     "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
-    "RegularizedFenchelYoungLoss",
+    "RegularizedFenchelYoungLoss", "RegularizedFrankWolfe",
     "FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "StructuredSVMLoss", "TorchFunctionProblem", "imle",
 ]
