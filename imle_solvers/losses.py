@@ -1,4 +1,5 @@
-r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss, SPO+, the structured SVM and PG.
+r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss, SPO+, the structured SVM, PG
+and the regularized (Frank-Wolfe) Fenchel-Young loss.
 
 Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFlow through
 :mod:`imle_solvers.frameworks.tensorflow_namespace`), with every input explicit; the bindings
@@ -7,7 +8,8 @@ Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFl
 - :func:`fenchel_young`: ``(theta, y_true, noise, solve) -> (value, gradient, solution)``;
 - :func:`spo_plus`: ``(c_hat, c, solve) -> (value, gradient, solution)``;
 - :func:`structured_svm`: ``(theta, y_true, solve) -> (value, gradient, solution)``;
-- :func:`perturbation_gradient`: ``(c_hat, c, solve) -> (value, gradient, solution)``.
+- :func:`perturbation_gradient`: ``(c_hat, c, solve) -> (value, gradient, solution)``;
+- :func:`regularized_fenchel_young`: ``(theta, y_true, solve) -> (value, gradient, solution)``.
 
 Each returns a :class:`LossValue`: ``value`` ``(B,)`` (one per instance), ``gradient``
 ``(B, *shape)`` its gradient (a subgradient for SPO+) with respect to the prediction, and
@@ -101,6 +103,23 @@ gradient ``(w*(c_hat) - w*(c_hat - h c)) / h``; the central one
 The gradient is that of the value for the solved states (Danskin); it needs no true
 solution, only the true costs.
 
+Fenchel-Young loss of the quadratic regularizer (Dalle et al., 2022; InferOpt's
+``FenchelYoungLoss`` of a ``RegularizedFrankWolfe``, PyEPO's
+``regularizedFrankWolfeFenchelYoung``), max problem over scores ``s``, ``Omega(mu) =
+lambda/2 ||mu||^2`` on the states' convex hull, the regularized solution ``y_lambda(s)``
+(:func:`imle_solvers.frank_wolfe.regularized_map`, away-step Frank-Wolfe over the oracle):
+
+$$
+\begin{gathered}
+\ell(s, y) = \langle s, \hat y_\lambda\rangle - \frac{\lambda}{2}\|\hat y_\lambda\|^2
++ \frac{\lambda}{2}\|y\|^2 - \langle s, y\rangle, \quad
+\nabla_s\ell = \hat y_\lambda(s) - y.
+\end{gathered}
+$$
+
+It is >= 0, and 0 when ``y = y_lambda(s)``. For a min problem over costs ``w`` (``s = -w``)
+the gradient with respect to ``w`` is ``y - y_lambda(-w)``, PyEPO's value for value.
+
 Losses over a pool of feasible states ``S = {p_1..p_P}`` (:mod:`imle_solvers.pool`), as
 PyEPO's, max problem over scores (``s_hat = sign * c_hat``, ``s = sign * c``), ``w*`` the
 target solution, ``o_p = <s_hat, p>``, ``t_p = <s, p>``:
@@ -118,7 +137,7 @@ before the call (:func:`imle_solvers.pool.pool_for_call`).
 Failure policy (``on_failure`` of the bindings' losses, see :mod:`imle_solvers.failures`):
 :func:`under_policy` runs a loss's solves through the same
 :class:`~imle_solvers.failures.StatusLog` as the layers; an instance FAILED in any of its
-solves (a PFYL's perturbed solves, SPO+'s solves of ``c`` and ``2 c_hat - c``, PG's two points) gets value
+solves (a PFYL's perturbed solves, SPO+'s solves of ``c`` and ``2 c_hat - c``, PG's two points, any Frank-Wolfe iteration's) gets value
 0 and gradient 0, the others what they get in a batch without it; an INCUMBENT instance's
 loss is computed from the incumbent state as if it were optimal.
 """
@@ -156,6 +175,8 @@ __all__ = [
     "structured_svm",
     "PerturbationGradient",
     "perturbation_gradient",
+    "RegularizedFenchelYoung",
+    "regularized_fenchel_young",
     "under_policy",
 ]
 
@@ -476,6 +497,78 @@ class PerturbationGradient:
                                      variant=self.variant)
 
 
+def regularized_fenchel_young(theta: Array, y_true: Array, solve: Solve, *, sign: int, lambd: float = 1.0,
+                              max_iter: int = 10000, tol: float = 1e-6) -> LossValue:
+    """The Fenchel-Young loss of ``lambd/2 ||mu||^2`` per instance and its gradient (see the
+    module docstring).
+
+    Args:
+        theta: ``(B, *shape)`` the prediction (scores, or costs for a min problem).
+        y_true: ``(B, *shape)`` the observed structures.
+        solve: the problem's own oracle; called once per Frank-Wolfe iteration on the ``B`` rows.
+        sign: +1 max problem, -1 min problem.
+        lambd, max_iter, tol: the regularization's strength and the Frank-Wolfe settings
+            (:func:`imle_solvers.frank_wolfe.regularized_map`).
+
+    The solution returned is the regularized solution ``y_lambda(sign * theta)``.
+    """
+    from .frank_wolfe import regularized_map
+
+    xp = array_namespace(theta)
+    _check_same_shape("RegularizedFenchelYoungLoss", "y_true", y_true, theta)
+    event_ndim = theta.ndim - 1
+    s = theta if sign == 1 else -theta
+    y_true = xp.astype(y_true, theta.dtype)
+    mu = regularized_map(s, oriented(solve, sign), lambd=lambd, max_iter=max_iter, tol=tol).solution
+    half = 0.5 * lambd
+    value = (_inner(s, mu - y_true, event_ndim) - half * _inner(mu, mu, event_ndim)
+             + half * _inner(y_true, y_true, event_ndim))
+    grad = mu - y_true
+    return LossValue(value, grad if sign == 1 else -grad, mu)
+
+
+@dataclass(frozen=True)
+class RegularizedFenchelYoung:
+    """The Fenchel-Young loss of the quadratic regularizer, by regularized Frank-Wolfe
+    (Dalle et al., 2022; PyEPO's ``regularizedFrankWolfeFenchelYoung``, alias ``RFY``), as
+    the bindings' losses run it (:func:`regularized_fenchel_young`): no noise; its target is
+    ``y_true``, the observed structures.
+
+    The bindings' ``RegularizedFenchelYoungLoss(problem, lambd=1.0, max_iter=10000,
+    tol=1e-6, reduction="mean", **options)`` take the options of :class:`SPOPlus`; under
+    ``on_failure="skip"`` an instance whose solve fails in any iteration adds 0 and gets
+    gradient 0. One oracle call of ``B`` rows per iteration; eager only (torch, and Keras
+    outside ``tf.function``: ``compile(run_eagerly=True)``; no JAX binding, whose losses
+    always trace). The gradient with respect to ``theta`` is
+    ``y_lambda(theta) - y_true`` for a max problem and ``y_true - y_lambda(-w)`` for a min
+    problem over costs ``w``.
+
+    Attributes:
+        lambd: the regularization's strength ``lambda``, > 0 (PyEPO's default 1).
+        max_iter: the most Frank-Wolfe iterations, >= 1 (PyEPO's default 10000).
+        tol: the Frank-Wolfe gap at which an instance stops, >= 0 (PyEPO's default 1e-6).
+    """
+
+    lambd: float = 1.0
+    max_iter: int = 10000
+    tol: float = 1e-6
+    perturbation: ClassVar[None] = None
+    targets: ClassVar[tuple[str, ...]] = ("y_true",)
+
+    def __post_init__(self) -> None:
+        owner = "RegularizedFenchelYoungLoss"
+        if isinstance(self.lambd, bool) or not isinstance(self.lambd, (int, float)) or not self.lambd > 0:
+            raise InvalidInputError(f"{owner}: lambd must be a number > 0, got {self.lambd!r}")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
+            raise InvalidInputError(f"{owner}: max_iter must be an integer >= 1, got {self.max_iter!r}")
+        if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or not self.tol >= 0:
+            raise InvalidInputError(f"{owner}: tol must be a number >= 0, got {self.tol!r}")
+
+    def __call__(self, prediction: Array, targets: dict[str, Array], noise: Any, solve: Solve, sign: int) -> LossValue:
+        return regularized_fenchel_young(prediction, targets["y_true"], solve, sign=sign, lambd=float(self.lambd),
+                                         max_iter=self.max_iter, tol=float(self.tol))
+
+
 def _pool_objectives(x: Array, pool: Array) -> tuple[Array, Array]:
     """``<x_b, p>`` for every instance ``b`` and pool state ``p``, ``(B, P)``, and the pool
     flattened, ``(P, n)``."""
@@ -639,7 +732,7 @@ class ListwiseLTR(PoolLoss):
     targets: ClassVar[tuple[str, ...]] = ("c", "pool")
 
 
-LossDefinition = FenchelYoung | SPOPlus | StructuredSVM | PerturbationGradient | PoolLoss
+LossDefinition = FenchelYoung | SPOPlus | StructuredSVM | PerturbationGradient | RegularizedFenchelYoung | PoolLoss
 
 
 def under_policy(

@@ -29,11 +29,13 @@ from .losses import (
     PairwiseLTRLoss,
     PGLoss,
     PointwiseLTRLoss,
+    RegularizedFenchelYoungLoss,
     SPOPlusLoss,
     StructuredSVMLoss,
 )
 
 __all__ = [
-    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss", "FenchelYoungLoss",
+    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
+    "RegularizedFenchelYoungLoss", "FenchelYoungLoss",
     "IMLELayer", "SPOPlusLoss", "StructuredSVMLoss", "imle",
 ]

@@ -21,6 +21,7 @@ from ..losses import (
     PerturbationGradient,
     PointwiseLTR,
     PoolLoss,
+    RegularizedFenchelYoung,
     SPOPlus,
     StructuredSVM,
     perturbation,
@@ -33,7 +34,7 @@ from .layer import IMLELayer
 
 __all__ = [
     "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
-    "SPOPlusLoss", "StructuredSVMLoss",
+    "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss",
 ]
 
 # a direct call's per-instance data (and SPO+'s w_true, z_true), for the Keras call it makes
@@ -183,6 +184,26 @@ class PGLoss(_Loss):
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"sigma": self.sigma, "variant": self.variant}
+
+
+@keras.saving.register_keras_serializable(package="imle_solvers")
+class RegularizedFenchelYoungLoss(_Loss):
+    """The Fenchel-Young loss of the quadratic regularizer by regularized Frank-Wolfe
+    (:class:`imle_solvers.losses.RegularizedFenchelYoung`) as a Keras loss: ``y_true`` the
+    observed structures, ``y_pred`` the predicted scores (costs for a min problem); eager
+    only (Keras: ``compile(run_eagerly=True)``)."""
+
+    def __init__(self, problem: Problem, lambd: float = 1.0, max_iter: int = 10000, tol: float = 1e-6,
+                 **options: Any) -> None:
+        keras_kwargs = {name: options.pop(name) for name in ("reduction", "name", "dtype") if name in options}
+        super().__init__(problem, RegularizedFenchelYoung(lambd, max_iter, tol), options, **keras_kwargs)
+        self.lambd, self.max_iter, self.tol = lambd, max_iter, tol
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        return self._values(y_pred, {"y_true": y_true})
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"lambd": self.lambd, "max_iter": self.max_iter, "tol": self.tol}
 
 
 class _PoolLoss(_Loss):

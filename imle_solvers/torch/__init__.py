@@ -19,6 +19,7 @@ except ImportError as error:  # pragma: no cover - exercised without torch insta
 from ..frameworks.torch import NoiseGenerators
 from ..problems.torch_function import TorchFunctionProblem
 from .layer import IMLELayer, imle
+from .regularized import RegularizedFrankWolfe
 from .losses import (
     CMAPLoss,
     FenchelYoungLoss,
@@ -27,11 +28,13 @@ from .losses import (
     PairwiseLTRLoss,
     PGLoss,
     PointwiseLTRLoss,
+    RegularizedFenchelYoungLoss,
     SPOPlusLoss,
     StructuredSVMLoss,
 )
 
 __all__ = [
     "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
+    "RegularizedFenchelYoungLoss", "RegularizedFrankWolfe",
     "FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "StructuredSVMLoss", "TorchFunctionProblem", "imle",
 ]

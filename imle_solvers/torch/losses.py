@@ -19,6 +19,7 @@ from ..losses import (
     PerturbationGradient,
     PointwiseLTR,
     PoolLoss,
+    RegularizedFenchelYoung,
     SPOPlus,
     StructuredSVM,
     check_reduction,
@@ -32,7 +33,7 @@ from ..step import LossStep, StepHolder
 
 __all__ = [
     "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
-    "SPOPlusLoss", "StructuredSVMLoss",
+    "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss",
 ]
 
 
@@ -144,6 +145,24 @@ class PGLoss(_Loss):
 
     def forward(self, c_hat: torch.Tensor, c: Any, **data: Any) -> torch.Tensor:
         return self._loss(c_hat, {"c": c}, data)
+
+
+class RegularizedFenchelYoungLoss(_Loss):
+    """The Fenchel-Young loss of the quadratic regularizer by regularized Frank-Wolfe
+    (:class:`imle_solvers.losses.RegularizedFenchelYoung`, whose docstring lists the
+    arguments; PyEPO's ``regularizedFrankWolfeFenchelYoung``) of ``problem``:
+    ``loss_fn(theta, y_true, **data)``, ``theta`` the predicted scores (costs for a min
+    problem) and ``y_true`` the observed structures, ``(B, *problem.shape)``, reduced over the batch."""
+
+    def __init__(self, problem: Problem, lambd: float = 1.0, max_iter: int = 10000, tol: float = 1e-6,
+                 reduction: str = "mean", *, validate_args: bool = True, oracle_options: OracleOptions | None = None,
+                 **options: Any) -> None:
+        super().__init__(problem, RegularizedFenchelYoung(lambd, max_iter, tol), reduction, validate_args,
+                         oracle_options, None, options)
+        self.lambd, self.max_iter, self.tol = lambd, max_iter, tol
+
+    def forward(self, theta: torch.Tensor, y_true: Any, **data: Any) -> torch.Tensor:
+        return self._loss(theta, {"y_true": y_true}, data)
 
 
 class _PoolLoss(_Loss):
