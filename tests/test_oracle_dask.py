@@ -173,33 +173,32 @@ def test_a_timed_out_dask_task_is_cancelled_and_its_worker_restarted(client, rng
     np.testing.assert_array_equal(oracle(clean), expected(clean))
 
 
-def test_a_timed_call_on_a_cluster_whose_workers_never_answer_ends_within_its_limits(client, rng, monkeypatch):
+def test_a_timed_call_on_a_cluster_whose_workers_never_answer_ends_within_its_limits(rng, monkeypatch):
     # Every worker's one thread is held (as by a cancelled task that still runs): the
     # start-up before the timed call gives up after START_UP_SECONDS instead of waiting
-    # for a thread, restarts the workers that hold its tasks, and the call goes on.
+    # for a thread, restarts the workers that hold its tasks, and the call goes on. A
+    # cluster of its own: under load, Dask's nannies may not bring every restarted worker
+    # back (docs/parallel.md), which must not starve the module's other tests.
     monkeypatch.setattr("imle_solvers._pool.START_UP_SECONDS", 1.0)
     monkeypatch.setattr("imle_solvers.scheduler.TIMEOUT_GRACE_SECONDS", 0.5)
-    client.wait_for_workers(2)
-    holders = [client.submit(time.sleep, 40, pure=False, workers=[address]) for address in client.nthreads()]
-    while not all(client.processing().values()):  # both started
-        time.sleep(0.05)
-    oracle = ims.MAPOracle(Hostile(n=6, k=1), backend="spin", n_jobs=-1, parallel_backend="dask", chunk_size=1,
-                           time_limit=0.2, on_failure="skip")
-    scores = rng.uniform(size=(2, 6))
-    start = time.monotonic()
-    z, status = oracle.solve(scores)
-    took = time.monotonic() - start
-    assert took < 30, took  # the held threads would keep the call waiting 40 s
-    for row, state in enumerate(status):  # never a wrong state: each instance solved right, or failed
-        assert state == Status.FAILED or (z[row] == expected(scores[row : row + 1])[0]).all()
-    assert set(oracle.failures) <= {"time-limit", "worker-died"}
-    client.cancel(holders, force=True)
-    held = [worker for worker, keys in client.processing().items() if keys]
-    client.restart_workers(held, timeout=60, raise_for_error=False)
-    client.wait_for_workers(2, timeout=60)
-    oracle.warm_up()  # the workers restarted behind the oracle's back start cold
-    clean = rng.uniform(size=(6, 6))
-    np.testing.assert_array_equal(oracle(clean), expected(clean))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        client.wait_for_workers(2)
+        holders = [client.submit(time.sleep, 40, pure=False, workers=[address]) for address in client.nthreads()]
+        while not all(client.processing().values()):  # both started
+            time.sleep(0.05)
+        oracle = ims.MAPOracle(Hostile(n=6, k=1), backend="spin", n_jobs=-1, parallel_backend="dask", chunk_size=1,
+                               time_limit=0.2, on_failure="skip")
+        scores = rng.uniform(size=(2, 6))
+        start = time.monotonic()
+        z, status = oracle.solve(scores)
+        took = time.monotonic() - start
+        assert took < 30, took  # the held threads would keep the call waiting 40 s
+        for row, state in enumerate(status):  # never a wrong state: each instance solved right, or failed
+            assert state == Status.FAILED or (z[row] == expected(scores[row : row + 1])[0]).all()
+        assert set(oracle.failures) <= {"time-limit", "worker-died"}
+        client.cancel(holders, force=True)
 
 
 def test_a_dask_worker_killed_mid_step_leaves_training_as_undisturbed(client, tmp_path):
