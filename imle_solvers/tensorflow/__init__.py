@@ -21,18 +21,8 @@ except ImportError as error:  # pragma: no cover - exercised without tensorflow 
     raise missing_dependency("tensorflow", "tensorflow") from error
 
 from .layer import IMLELayer, imle
-from .losses import (
-    CMAPLoss,
-    FenchelYoungLoss,
-    ListwiseLTRLoss,
-    NCELoss,
-    PairwiseLTRLoss,
-    PGLoss,
-    PointwiseLTRLoss,
-    RegularizedFenchelYoungLoss,
-    SPOPlusLoss,
-    StructuredSVMLoss,
-)
+from .losses import FenchelYoungLoss, PGLoss, RegularizedFenchelYoungLoss, SPOPlusLoss, StructuredSVMLoss
+from .pool_losses import CMAPLoss, ListwiseLTRLoss, NCELoss, PairwiseLTRLoss, PointwiseLTRLoss
 
 __all__ = [
     "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
