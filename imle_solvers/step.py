@@ -270,7 +270,7 @@ class Plan:
         else:
             grad, state = gradient_with_status(estimator, residuals, grad_z, with_status, state, status)
         if self.step.validate_args:
-            grad = _poisoned(nan_where_not_finite(grad_z, grad), poison)
+            grad = _poisoned(nan_where_not_finite(grad_z, grad, self.framework), poison)
         return grad, state
 
     def map(self, theta: Array, data: InstanceData, poison: Array | None = None) -> Array | tuple[Array, Array]:
@@ -335,14 +335,19 @@ def rows_per_instance(x: Any, batch: Any) -> int:
     return 1
 
 
-def nan_where_not_finite(grad_z: Array, grad: Array) -> Array:
+def nan_where_not_finite(grad_z: Array, grad: Array, home: Framework | None = None) -> Array:
     """``grad`` ``(B, *shape)`` with NaN in every row whose upstream gradient ``grad_z``
     ``(B, ...)`` holds NaN or infinity, as any differentiable op would give.
 
-    The backward pass's check, with ``validate_args``: it reads nothing back from the
+    The backward pass's check, with ``validate_args``: it reads nothing back from a
     device, yet a non-finite ``dL/dz`` cannot pass as a finite gradient computed from a
-    meaningless target."""
+    meaningless target. Concrete arrays in host memory (``home``, their framework, says
+    so) are read once instead: a finite sum means every entry is finite."""
     xp = array_namespace(grad)
+    if home is not None and not home.is_traced(grad_z) and not home.on_accelerator(grad_z):
+        # a NaN or an infinity makes the sum non-finite; a sum that overflows takes the exact path
+        if math.isfinite(float(xp.sum(grad_z))):
+            return grad
     # 0 * x is 0 for a finite x and NaN for NaN and +-inf: each row's sum is 0 or NaN, exactly
     # (a sum over the event axes, not over a reshape to (B, -1), which an empty batch cannot take)
     poison = xp.sum(grad_z * 0, axis=tuple(range(1, grad_z.ndim)))  # (B,)

@@ -215,6 +215,19 @@ def test_a_non_finite_upstream_row_gives_a_nan_gradient_row(gradient, rng):
     np.testing.assert_array_equal(unchecked[[0, 2]], checked[[0, 2]])
 
 
+def test_finite_upstream_gradients_whose_sum_overflows_are_not_poisoned():
+    """The host check reads one sum; a sum that overflows to infinity must not make finite
+    rows NaN (it falls back to the exact per-row check)."""
+    torch = pytest.importorskip("torch")
+    from imle_solvers.torch import IMLELayer
+
+    theta = torch.randn(3, KSUBSET.n, dtype=torch.float32, requires_grad=True)
+    upstream = torch.full((3, KSUBSET.n), 3e38, dtype=torch.float32)  # each finite, their sum inf
+    assert not torch.isfinite(upstream.sum())
+    IMLELayer(KSUBSET, ims.IMLE(ims.Gumbel(), lambda_=10.0), seed=0)(theta).backward(upstream)
+    assert torch.isfinite(theta.grad).all()
+
+
 def test_torch_noise_source_is_checked():
     pytest.importorskip("torch")
     from imle_solvers.torch import IMLELayer
