@@ -1,14 +1,19 @@
-"""Side by side with PyEPO: its 5x5 shortest-path benchmark, every method both libraries
-have, trained once through PyEPO's ``pyepo.func`` module and once through this library's.
+"""Side by side with PyEPO: its benchmark problems, every method both libraries have,
+trained once through PyEPO's ``pyepo.func`` modules and once through this library's.
 
-The same for both libraries, per seed: the data (``imle_solvers.data.shortest_path_data``,
+Problems (``--problems``; PyEPO's settings, ``pyepo_recipes.py``): the 5x5 grid shortest
+path, the knapsack of 32 items and 2 resources, and the 20-node TSP (ours only: PyEPO's
+TSP models need Gurobi, COPT or a Pyomo MIP solver). Data by ``imle_solvers.data``,
 PyEPO's ``genData`` value for value: 1,000 training and 1,000 held-out instances, 5
-features, degree 4, noise half-width 0.5, PyEPO's seed 135), the true paths ``w`` and
-their costs ``z`` (solved once), the batches (one ``torch.utils.data.DataLoader``, batch
-32, shuffled by a generator seeded with the seed), the initial weights of the linear model
-(``nn.Linear(5, 40)`` after ``torch.manual_seed(seed)``), the optimiser (Adam, lr 1e-2),
-the loss each method is trained on (PyEPO's training recipes, docs "Training"):
+features, degree 4, noise half-width 0.5, PyEPO's seed 135.
 
+The same for both libraries, per seed: the data, the true solutions ``w`` and their
+objective values ``z`` (solved once), the batches (one ``torch.utils.data.DataLoader``,
+batch 32, shuffled by a generator seeded with the seed), the initial weights of the
+linear model (``nn.Linear(5, d)`` after ``torch.manual_seed(seed)``), the optimiser (Adam,
+lr 1e-2), and the loss each method is trained on (PyEPO's training recipes):
+
+    2S      MSE(cp, c): the two-stage baseline, no solver in training (the same code for both)
     SPO+    spo(cp, c, w, z)                      PyEPO SPOPlus             ours SPOPlusLoss
     DBB     L1(<c, dbb(cp)>, z)   lambda 10       blackboxOpt               BlackboxDifferentiation
     NID     L1(<c, nid(cp)>, z)                   negativeIdentity          NegativeIdentity
@@ -16,31 +21,39 @@ the loss each method is trained on (PyEPO's training recipes, docs "Training"):
     PFYL    pfy(cp, w)            sigma 0.5, 10   perturbedFenchelYoung     FenchelYoungLoss(Normal())
     I-MLE   L1(imle(cp), w)       sigma 1, lambda 10, 10 samples, Sum-of-Gamma k 5 (10 terms)
     AI-MLE  L1(aimle(cp), w)      sigma 1, 2 samples, Sum-of-Gamma k 5
+    NCE     nce(cp, w)            pool of the training solutions, solve_ratio 0.3   NCELoss
+    CMAP    cmap(cp, w)           the same pool                                     CMAPLoss
+    ptLTR, prLTR, lsLTR (cp, c)   the same pool     Pointwise-, Pairwise-, ListwiseLTRLoss
+    PG      pg(cp, c)             sigma 0.1, backward differences                   PGLoss
+    RFY     rfy(cp, w)            lambda 1, Frank-Wolfe to 1e-6   RegularizedFenchelYoungLoss
+    SVM     svm(cp, w)            Hamming margin (ours only: InferOpt.jl's)   StructuredSVMLoss
 
-(samples averaged into the output for DPO, I-MLE and AI-MLE, as PyEPO's modules do: our
-``marginal_samples``), and the metric: held-out normalised regret on the true costs by
-``imle_solvers.metrics.normalized_regret``. PyEPO solves with its OR-Tools model
-(``pyepo.model.ort.shortestPathModel``, GLOP, one process); ours with the library's
-default shortest-path solver. ms/step is the wall time of the training epochs divided by
-their steps: loading the batch from the DataLoader, forward, loss, backward, Adam step.
-Methods are run in turn, PyEPO then ours for each (order swapped every other seed), so
-that a machine that speeds up or slows down moves both alike.
+The metric is held-out normalised regret on the true costs
+(``imle_solvers.metrics.normalized_regret``). PyEPO solves with its OR-Tools models, one
+process; ours with the library's default solvers, one process. ms/step is the wall time
+of the training epochs divided by their steps: loading the batch, forward, loss,
+backward, Adam step. Methods run in turn, PyEPO then ours for each (order swapped every
+other seed), so that a machine that speeds up or slows down moves both alike.
 
-PyEPO is a benchmark-only dependency (never a runtime one of this library):
+PyEPO is a test- and benchmark-only dependency (the ``compare`` extra), never a runtime one:
 
-    pip install pyepo==2.2.7             # or: pip install --target DIR pyepo==2.2.7
-    python benchmarks/bench_pyepo.py [--epochs 5] [--seeds 3] [--pyepo-path DIR] [--methods SPO+ I-MLE] [--threads 1]
+    pip install -e '.[torch,compare]'
+    python benchmarks/bench_pyepo.py [--problems shortest_path knapsack tsp] [--epochs 5] \\
+        [--seeds 3] [--methods SPO+ I-MLE] [--threads 1] [--json results.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
+import json
+import platform
 import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,17 +61,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import imle_solvers as ims
-from imle_solvers import data, metrics
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pyepo_recipes import (  # noqa: E402 - beside this script
+    METHODS,
+    N_TRAIN,
+    OURS_ONLY,
+    PROBLEMS,
+    Benchmark,
+    Recipe,
+    our_recipe,
+    pyepo_recipe,
+)
 
-GRID = (5, 5)
-N_TRAIN, N_TEST, FEATURES, DEG, NOISE_WIDTH = 1000, 1000, 5, 4, 0.5
 BATCH, LR = 32, 1e-2
-METHODS = ("SPO+", "DBB", "NID", "DPO", "PFYL", "I-MLE", "AI-MLE")
-INSTALL = ("pip install pyepo==2.2.7 (a benchmark-only dependency), or pip install --target DIR "
+INSTALL = ("pip install -e '.[compare]' (PyEPO 2.2.7, a benchmark-only dependency), or pip install --target DIR "
            "pyepo==2.2.7 and pass --pyepo-path DIR")
-
-Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def import_pyepo(path: str | None) -> Any | None:
@@ -74,154 +91,130 @@ def import_pyepo(path: str | None) -> Any | None:
     return pyepo
 
 
-def pyepo_method(pyepo: Any, name: str, seed: int) -> Callable[[nn.Module], Step]:
-    """PyEPO's module for ``name`` (its tutorial settings) and the loss it is trained on."""
-    from pyepo.func.utils import sumGammaDistribution
-    from pyepo.model.ort import shortestPathModel
-
-    optmodel = shortestPathModel(GRID)  # OR-Tools GLOP
-    f = pyepo.func
-    l1, mse = nn.L1Loss(), nn.MSELoss()
-    if name == "SPO+":
-        spo = f.SPOPlus(optmodel, processes=1)
-        return lambda m: lambda x, c, w, z, _: spo(m(x), c, w, z)
-    if name in ("DBB", "NID"):
-        layer = f.blackboxOpt(optmodel, lambd=10, processes=1) if name == "DBB" else \
-            f.negativeIdentity(optmodel, processes=1)
-        return lambda m: lambda x, c, w, z, _: l1((layer(m(x)) * c).sum(1).view(-1, 1), z)
-    if name == "DPO":
-        dpo = f.perturbedOpt(optmodel, n_samples=10, sigma=0.5, processes=1, seed=seed)
-        return lambda m: lambda x, c, w, z, _: mse(dpo(m(x)), w)
-    if name == "PFYL":
-        pfy = f.perturbedFenchelYoung(optmodel, n_samples=10, sigma=0.5, processes=1, seed=seed)
-        return lambda m: lambda x, c, w, z, _: pfy(m(x), w)
-    if name == "I-MLE":
-        imle = f.implicitMLE(optmodel, n_samples=10, sigma=1.0, lambd=10, processes=1,
-                             distribution=sumGammaDistribution(kappa=5, n_iterations=10, seed=seed))
-        return lambda m: lambda x, c, w, z, _: l1(imle(m(x)), w)
-    if name == "AI-MLE":
-        aimle = f.adaptiveImplicitMLE(optmodel, n_samples=2, sigma=1.0, processes=1,
-                                      distribution=sumGammaDistribution(kappa=5, n_iterations=10, seed=seed))
-        return lambda m: lambda x, c, w, z, _: l1(aimle(m(x)), w)
-    raise ValueError(name)
-
-
-def our_method(name: str, seed: int) -> Callable[[nn.Module], Step]:
-    """This library's counterpart of PyEPO's module for ``name``, same settings, same loss."""
-    problem = data.shortest_path_problem(GRID)
-    l1, mse = nn.L1Loss(), nn.MSELoss()
-    if name == "SPO+":
-        spo = ims.torch.SPOPlusLoss(problem)
-        return lambda m: lambda x, c, w, z, _: spo(m(x), c, w_true=w, z_true=z[:, 0])
-    if name == "PFYL":
-        pfy = ims.torch.FenchelYoungLoss(problem, noise=ims.Normal(), sigma=0.5, samples=10, seed=seed)
-        return lambda m: lambda x, c, w, z, _: pfy(m(x), w)
-    estimator = {
-        "DBB": lambda: ims.BlackboxDifferentiation(lambda_=10.0),
-        "NID": lambda: ims.NegativeIdentity(),
-        "DPO": lambda: ims.PerturbedOptimizer(ims.Normal(), noise_temperature=0.5, marginal_samples=10),
-        "I-MLE": lambda: ims.IMLE(ims.SumOfGamma(k=5), noise_temperature=1.0, lambda_=10.0, marginal_samples=10),
-        "AI-MLE": lambda: ims.AIMLE(ims.SumOfGamma(k=5), noise_temperature=1.0, marginal_samples=2),
-    }[name]()
-    layer = ims.torch.IMLELayer(problem, estimator, seed=seed)
-    if name in ("DBB", "NID"):
-        return lambda m: lambda x, c, w, z, _: l1((layer(m(x)) * c).sum(1).view(-1, 1), z)
-    if name == "DPO":
-        return lambda m: lambda x, c, w, z, _: mse(layer(m(x)), w)
-    return lambda m: lambda x, c, w, z, _: l1(layer(m(x)), w)
-
-
-def train(make_step: Callable[[nn.Module], Step], loader: DataLoader, epochs: int, seed: int,
-          x_test: torch.Tensor, c_test: np.ndarray, oracle: ims.MAPOracle) -> tuple[float, float]:
+def train(recipe: Recipe, bench: Benchmark, loader: DataLoader, epochs: int, seed: int) -> tuple[float, float]:
     """Train a fresh ``nn.Linear`` (weights fixed by ``seed``); held-out normalised regret and
     seconds per step (DataLoader included)."""
     torch.manual_seed(seed)
-    model = nn.Linear(FEATURES, GRID[0] * (GRID[1] - 1) * 2)
+    model = nn.Linear(bench.x.shape[1], bench.out_features)
     optimiser = torch.optim.Adam(model.parameters(), lr=LR)
-    step = make_step(model)
+    step = recipe(model)
     loader.generator.manual_seed(seed)  # the same batches, in the same order, for both libraries
     steps, seconds = 0, 0.0
     for _ in range(epochs):
         start = time.perf_counter()
         for x, c, w, z in loader:
-            loss = step(x, c, w, z, None)
+            loss = step(x, c, w, z)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             steps += 1
         seconds += time.perf_counter() - start
     with torch.no_grad():
-        predicted = model(x_test).double().numpy()
-    return metrics.normalized_regret(oracle, predicted, c_test), seconds / max(steps, 1)
+        predicted = model(torch.from_numpy(bench.x[N_TRAIN:]).float()).double().numpy()
+    from imle_solvers import metrics
+
+    return metrics.normalized_regret(bench.oracle, predicted, bench.c[N_TRAIN:]), seconds / max(steps, 1)
 
 
-def run(epochs: int = 5, seeds: int = 3, methods: tuple[str, ...] = METHODS, pyepo: Any = None) -> list[dict]:
-    """Train every method with both libraries; one row per method (means over the seeds)."""
-    x, c = data.shortest_path_data(N_TRAIN + N_TEST, FEATURES, GRID, deg=DEG, noise_width=NOISE_WIDTH)
-    oracle = ims.MAPOracle(data.shortest_path_problem(GRID))
-    w = oracle(c[:N_TRAIN].astype(np.float64))
-    z = metrics.objective_values(w, c[:N_TRAIN])
-    train_set = TensorDataset(torch.from_numpy(x[:N_TRAIN]).float(), torch.from_numpy(c[:N_TRAIN]).float(),
-                              torch.from_numpy(w).float(), torch.from_numpy(z).float().view(-1, 1))
+def libraries(pyepo: Any, bench: Benchmark, name: str, seed: int) -> list[tuple[str, Recipe]]:
+    """The recipes to run for ``name``: PyEPO's (where it has the method and can solve the
+    problem here) and ours; the two-stage baseline once, as it is the same code."""
+    ours = ("ours", our_recipe(bench, name, seed))
+    if name == "2S" or name in OURS_ONLY or bench.pyepo_model is None:
+        return [ours]
+    return [("PyEPO", pyepo_recipe(pyepo, bench, name, seed)), ours]
+
+
+def run(problem: str, epochs: int = 5, seeds: int = 3, methods: tuple[str, ...] = METHODS,
+        pyepo: Any = None) -> list[dict]:
+    """Train every method with both libraries on ``problem``; one row per method (means and
+    standard deviations over the seeds; None where a library does not run it)."""
+    bench = PROBLEMS[problem]()
+    n = N_TRAIN
+    train_set = TensorDataset(torch.from_numpy(bench.x[:n]).float(), torch.from_numpy(bench.c[:n]).float(),
+                              torch.from_numpy(bench.w).float(), torch.from_numpy(bench.z).float().view(-1, 1))
     loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=torch.Generator())
-    x_test, c_test = torch.from_numpy(x[N_TRAIN:]).float(), c[N_TRAIN:]
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for seed in range(seeds):
         for name in methods:
-            libraries = [("PyEPO", pyepo_method(pyepo, name, seed)), ("ours", our_method(name, seed))]
-            for library, make_step in libraries if seed % 2 == 0 else libraries[::-1]:
-                result = train(make_step, loader, epochs, seed, x_test, c_test, oracle)
+            runs = libraries(pyepo, bench, name, seed)
+            for library, recipe in runs if seed % 2 == 0 else runs[::-1]:
+                result = train(recipe, bench, loader, epochs, seed)
                 results.setdefault((name, library), []).append(result)
-                print(f"  seed {seed} {name:6s} {library:5s}: regret {result[0]:.4f}, "
+                print(f"  {problem} seed {seed} {name:6s} {library:5s}: regret {result[0]:.4f}, "
                       f"{1e3 * result[1]:.2f} ms/step", file=sys.stderr, flush=True)
     rows = []
     for name in methods:
-        row: dict[str, Any] = {"method": name}
+        row: dict[str, Any] = {"problem": problem, "method": name}
         for library in ("PyEPO", "ours"):
-            regrets, times = zip(*results[(name, library)])
-            row[f"{library}_regret"] = statistics.mean(regrets)
-            row[f"{library}_regret_sd"] = statistics.stdev(regrets) if len(regrets) > 1 else 0.0
-            row[f"{library}_ms"] = 1e3 * statistics.mean(times)
-        row["speedup"] = row["PyEPO_ms"] / row["ours_ms"] if row["ours_ms"] > 0 else float("nan")
+            measured = results.get((name, library))
+            if measured is None and name == "2S":
+                measured = results[(name, "ours")]  # one run serves both columns
+            regrets, times = zip(*measured) if measured else ((), ())
+            row[f"{library}_regret"] = statistics.mean(regrets) if regrets else None
+            row[f"{library}_regret_sd"] = statistics.stdev(regrets) if len(regrets) > 1 else (0.0 if regrets else None)
+            row[f"{library}_ms"] = 1e3 * statistics.mean(times) if times else None
+        row["speedup"] = (row["PyEPO_ms"] / row["ours_ms"] if row["PyEPO_ms"] and name != "2S" else None)
+        row["note"] = OURS_ONLY.get(name, bench.pyepo_missing if bench.pyepo_model is None else "")
         rows.append(row)
     return rows
 
 
-def print_table(rows: list[dict], epochs: int, seeds: int) -> None:
+def table(rows: list[dict], epochs: int, seeds: int) -> str:
+    """The markdown table of ``rows`` (one problem's or several), with its settings line."""
     sd = seeds > 1
-    print(f"PyEPO 5x5 shortest path, {N_TRAIN} train / {N_TEST} test, deg {DEG}, noise {NOISE_WIDTH}, "
-          f"nn.Linear(5, 40), Adam lr {LR}, batch {BATCH}, {epochs} epochs, mean of {seeds} seed(s)\n")
-    print("| method | PyEPO regret | ours regret | PyEPO ms/step | ours ms/step | speed-up |")
-    print("|---|---|---|---|---|---|")
+
     def regret(r: dict, lib: str) -> str:
+        if r[f"{lib}_regret"] is None:
+            return "n/a"
         return f"{r[f'{lib}_regret']:.4f}" + (f" ± {r[f'{lib}_regret_sd']:.4f}" if sd else "")
 
+    def number(value: float | None, unit: str = "") -> str:
+        return "n/a" if value is None else f"{value:.2f}{unit}"
+
+    lines = [f"{N_TRAIN} train / 1000 test, 5 features, deg 4, noise 0.5, nn.Linear, Adam lr {LR}, batch {BATCH}, "
+             f"{epochs} epochs, mean{' ± sd' if sd else ''} of {seeds} seed(s)", "",
+             "| problem | method | PyEPO regret | ours regret | PyEPO ms/step | ours ms/step | speed-up |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
-        print(f"| {r['method']} | {regret(r, 'PyEPO')} | {regret(r, 'ours')} | {r['PyEPO_ms']:.2f} "
-              f"| {r['ours_ms']:.2f} | {r['speedup']:.1f}x |")
+        speedup = "—" if r["method"] == "2S" else number(r["speedup"], "x")
+        lines.append(f"| {r['problem']} | {r['method']} | {regret(r, 'PyEPO')} | {regret(r, 'ours')} "
+                     f"| {number(r['PyEPO_ms'])} | {number(r['ours_ms'])} | {speedup} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> list[dict] | None:
     """Parse ``argv`` (default: the command line), run, print the markdown table, return its
-    rows; without PyEPO print one line saying the benchmark is skipped and return None."""
+    rows (and write them with the run's settings to ``--json``); without PyEPO print one
+    line saying the benchmark is skipped and return None."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=["shortest_path"])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds: 0, 1, ...")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--pyepo-path", default=None, help="a folder holding PyEPO (pip install --target)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch's intra-op threads (default 1: a 5x40 linear model gains nothing from more, "
+                        help="torch's intra-op threads (default 1: a linear model gains nothing from more, "
                              "and on a busy machine their spinning costs both libraries tens of ms per step)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows and settings here")
     arguments = parser.parse_args(argv)
     torch.set_num_threads(arguments.threads)
     pyepo = import_pyepo(arguments.pyepo_path)
     if pyepo is None:
         print(f"bench_pyepo skipped: PyEPO is not importable; to run it: {INSTALL}.")
         return None
+    rows: list[dict] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyEPO's import-time notices, negative perturbed costs
-        rows = run(arguments.epochs, arguments.seeds, tuple(arguments.methods), pyepo)
-    print_table(rows, arguments.epochs, arguments.seeds)
+        for problem in arguments.problems:
+            rows += run(problem, arguments.epochs, arguments.seeds, tuple(arguments.methods), pyepo)
+    print(table(rows, arguments.epochs, arguments.seeds))
+    if arguments.json is not None:
+        record = {"command": "python benchmarks/bench_pyepo.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                  "date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, "
+                  f"{__import__('os').cpu_count()} cores", "epochs": arguments.epochs, "seeds": arguments.seeds,
+                  "threads": arguments.threads, "rows": rows}
+        arguments.json.write_text(json.dumps(record, indent=1) + "\n")
     return rows
 
 
