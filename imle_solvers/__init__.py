@@ -30,6 +30,7 @@ from .problems import (
     NegativeCostWarning,
     Problem,
     TorchFunctionProblem,
+    TravellingSalesman,
     Variable,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "ILP",
     "Variable",
     "TorchFunctionProblem",
+    "TravellingSalesman",
     "NegativeCostWarning",
     "list_solvers",
     "ILPBuilder",

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (registration)
     matching,
     topk,
     torch_function,
+    tsp,
 )
 from .registry import SolverEntry, list_solvers, register_solver, resolve_solver, unregister_solver
 

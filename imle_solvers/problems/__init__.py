@@ -7,6 +7,7 @@ from .ilp import ILP, Variable
 from .ksubset import KSubset
 from .matching import BipartiteMatching, GraphMatching
 from .torch_function import TorchFunctionProblem
+from .tsp import TravellingSalesman
 
 __all__ = [
     "Problem",
@@ -23,4 +24,5 @@ __all__ = [
     "ILP",
     "Variable",
     "TorchFunctionProblem",
+    "TravellingSalesman",
 ]

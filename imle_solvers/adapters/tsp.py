@@ -1,0 +1,114 @@
+"""Travelling salesman tours through OR-Tools' CP-SAT and its circuit constraint (exact).
+
+Each undirected edge ``(i, j)`` of the complete graph is two arcs, ``i -> j`` and
+``j -> i``, each a Boolean literal of one ``AddCircuit`` constraint, which holds exactly
+when the chosen arcs form one directed cycle through every node. Both arcs of an edge
+carry the edge's score, and the tour's mask is their sum. The model is built once per
+problem, process and thread; an instance only rewrites the objective.
+
+CP-SAT's objective is integer: the scores are scaled by a power of two so that the
+largest possible tour score is about ``2**50``, and rounded, as the ILP adapter does
+(:mod:`~imle_solvers.adapters.ilp_ortools`). The tour is thus optimal for scores that
+differ from the true ones by at most ``2**-51`` of that largest tour score: exact, ties
+below float64's resolution aside.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..errors import SolverError
+from ..problems.tsp import TravellingSalesman
+from ._limits import stopped_error
+from .ilp_ortools import CP_SAT_SAFE_HERE
+from .registry import register_solver
+
+# the largest tour score handed to CP-SAT (its int64 arithmetic must not overflow)
+_CP_SAT_OBJECTIVE_BITS = 50
+
+
+@dataclass(frozen=True)
+class CircuitModel:
+    """A built CP-SAT model of one tour: ``2 * n_edges`` arc literals, arc ``a`` walking
+    edge ``a % n_edges`` (forward for ``a < n_edges``, backward after), all of them in the
+    objective in that order, whose coefficients an instance writes."""
+
+    model: Any
+
+
+@lru_cache(maxsize=32)
+def circuit_model(problem: TravellingSalesman, thread: int) -> CircuitModel:
+    """The CP-SAT model of ``problem`` for one thread (an instance rewrites its objective,
+    so threads must not share one)."""
+    from ortools.sat.python import cp_model
+
+    model = cp_model.CpModel()
+    edges = problem.edges.tolist()
+    forward = [model.new_bool_var("") for _ in edges]
+    backward = [model.new_bool_var("") for _ in edges]
+    model.add_circuit([(i, j, arc) for (i, j), arc in zip(edges, forward)]
+                      + [(j, i, arc) for (i, j), arc in zip(edges, backward)])
+    model.proto.objective.vars.extend(arc.index for arc in forward + backward)
+    return CircuitModel(model=model)
+
+
+def integer_objective(theta: np.ndarray, problem: TravellingSalesman) -> list[int]:
+    """The ``(2 * n_edges,)`` integer arc costs CP-SAT minimises for edge scores ``theta``
+    ``(n_edges,)``: ``-sign * theta`` scaled so that a tour's total stays near ``2**50``."""
+    scores = -problem.sign * np.asarray(theta, dtype=np.float64)
+    largest = float(np.sort(np.abs(scores))[-problem.n:].sum())  # no tour scores more in magnitude
+    exponent = _CP_SAT_OBJECTIVE_BITS - int(np.ceil(np.log2(largest))) if largest > 0 else 0
+    costs = np.rint(np.ldexp(scores, exponent)).astype(np.int64)
+    return np.concatenate([costs, costs]).tolist()
+
+
+@register_solver(TravellingSalesman.kind, "ortools", time_limit=True, work_limit=True, priority=10,
+                 requires=("ortools",), extra="ortools")
+def solve_tsp_ortools(theta: np.ndarray, problem: TravellingSalesman, time_limit: float | None = None,
+                      work_limit: float | None = None) -> np.ndarray:
+    """One instance ``(n_edges,) -> (n_edges,)``: the 0/1 edge mask of an optimal tour, by
+    CP-SAT's circuit constraint (one search worker: the oracle parallelises across
+    instances).
+
+    Raises:
+        SolverError: status ``"time-limit"`` / ``"work-limit"`` (no proven optimum within
+            ``time_limit`` seconds / ``work_limit`` deterministic seconds; its ``incumbent``
+            is the best tour found, if any); ``"unavailable"`` in a process that loaded
+            TensorFlow before OR-Tools, where CP-SAT cannot run (docs/frameworks.md).
+    """
+    from ortools.sat.python import cp_model
+
+    if not CP_SAT_SAFE_HERE:
+        raise SolverError("CP-SAT cannot run in a process that imported TensorFlow before imle_solvers "
+                          "(their native libraries clash): import imle_solvers first", status="unavailable")
+    built = circuit_model(problem, threading.get_ident())
+    objective = built.model.proto.objective
+    objective.coeffs.clear()
+    objective.coeffs.extend(integer_objective(theta, problem))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.catch_sigint_signal = False  # Ctrl-C stays Python's KeyboardInterrupt
+    if time_limit is not None:
+        solver.parameters.max_time_in_seconds = float(time_limit)
+    if work_limit is not None:
+        solver.parameters.max_deterministic_time = float(work_limit)
+    status = solver.solve(built.model)
+    if status == cp_model.OPTIMAL:
+        return tour_mask(solver.response_proto.solution, problem, theta.dtype)
+    if status in (cp_model.FEASIBLE, cp_model.UNKNOWN) and (time_limit is not None or work_limit is not None):
+        incumbent = tour_mask(solver.response_proto.solution, problem, theta.dtype) if status == cp_model.FEASIBLE else None
+        work_stopped = work_limit is not None and solver.response_proto.deterministic_time >= work_limit
+        raise stopped_error("CP-SAT", work_stopped or time_limit is None, time_limit, work_limit, incumbent)
+    name = solver.status_name(status)
+    raise SolverError(f"CP-SAT stopped with status {name}", status=name.lower())
+
+
+def tour_mask(solution: Any, problem: TravellingSalesman, dtype: Any) -> np.ndarray:
+    """The ``(n_edges,)`` edge mask of a CP-SAT solution (its arc literals, forward then backward)."""
+    arcs = np.asarray(solution, dtype=np.int64)[: 2 * problem.n_edges]
+    return (arcs[: problem.n_edges] + arcs[problem.n_edges :]).astype(dtype)
