@@ -9,6 +9,7 @@ from . import (  # noqa: F401  (registration)
     ilp_ortools,
     ilp_scip,
     matching,
+    portfolio,
     topk,
     torch_function,
     tsp,

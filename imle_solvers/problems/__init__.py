@@ -6,6 +6,7 @@ from .grid import GridShortestPath, NegativeCostWarning
 from .ilp import ILP, Variable
 from .ksubset import KSubset
 from .matching import BipartiteMatching, GraphMatching
+from .portfolio import Portfolio
 from .torch_function import TorchFunctionProblem
 from .tsp import TravellingSalesman
 
@@ -25,4 +26,5 @@ __all__ = [
     "Variable",
     "TorchFunctionProblem",
     "TravellingSalesman",
+    "Portfolio",
 ]
