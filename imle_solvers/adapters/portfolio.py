@@ -102,7 +102,10 @@ def risk_factor(covariance: np.ndarray) -> np.ndarray:
 
 
 def allocation(model: Any, built: ScipPortfolio, dtype: Any) -> np.ndarray:
-    """The ``(m,)`` allocation of SCIP's best solution, in ``dtype``, within its bounds
-    ``[0, 1]`` (SCIP may answer -1e-8 for a zero, within its feasibility tolerance)."""
+    """The ``(m,)`` allocation of SCIP's best solution, in ``dtype``: clipped to ``[0, 1]``
+    and divided by its sum, since SCIP keeps rows to its feasibility tolerance only (a zero
+    may come back as -1e-8, the budget as 1 + 3e-8); dividing by a sum above 1 only lowers
+    the risk, and moves the return by as little."""
     solution = model.getBestSol()
-    return np.clip([model.getSolVal(solution, v) for v in built.variables], 0.0, 1.0).astype(dtype)
+    x = np.clip([model.getSolVal(solution, v) for v in built.variables], 0.0, 1.0)
+    return (x / x.sum()).astype(dtype)
