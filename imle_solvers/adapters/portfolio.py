@@ -41,6 +41,9 @@ def portfolio_model(problem: Portfolio, thread: int) -> ScipPortfolio:
 
     model = pyscipopt.Model("portfolio")
     model.hideOutput()
+    # its multi-start NLP heuristic took 0.27 s of 0.3 at 10 assets, finding nothing the
+    # root's cuts do not: a convex problem has no local optima to start from
+    model.setParam("heuristics/multistart/freq", -1)
     x = tuple(model.addVar(vtype="C", lb=0.0, ub=1.0) for _ in range(problem.n_assets))
     model.addCons(pyscipopt.quicksum(x) == 1.0)
     # the row divided by the budget: SCIP's feasibility tolerance (1e-6) is absolute, and
