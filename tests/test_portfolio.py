@@ -112,3 +112,9 @@ def test_portfolio_data_is_pyepos():
         for ours, theirs in zip(ims.data.portfolio_data(*args), portfolio.genData(*args)):
             assert ours.dtype == theirs.dtype
             np.testing.assert_array_equal(ours, theirs)
+
+
+def test_scores_beyond_scips_range_are_refused_naming_the_instance(rng):
+    problem = ims.Portfolio(random_covariance(rng, 3))
+    with pytest.raises(InvalidInputError, match="batch index 1"):
+        ims.MAPOracle(problem)(np.array([[0.1, 0.2, 0.3], [0.1, 1e19, 0.3]]))

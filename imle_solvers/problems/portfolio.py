@@ -18,6 +18,7 @@ import numpy as np
 from .._registration import register
 from ..errors import InvalidInputError
 from .base import ContentIdentity, Problem, Sense
+from .ilp import ILP_SCORE_LIMIT
 
 #: PyEPO's risk multiplier (``portfolioModel(gamma=2.25)``).
 PYEPO_GAMMA = 2.25
@@ -48,6 +49,8 @@ class Portfolio(ContentIdentity, Problem):
     covariance: np.ndarray
     gamma: float = PYEPO_GAMMA
     kind: ClassVar[str] = "portfolio"
+    #: SCIP reads 1e20 as infinity: the ILPs' bound, for the same backend
+    score_limit: ClassVar[float] = ILP_SCORE_LIMIT
     fingerprint: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
