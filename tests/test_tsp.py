@@ -127,3 +127,10 @@ def test_imle_gradient_through_the_torch_layer_is_the_formula(rng):
     np.testing.assert_array_equal(z.detach().numpy(), expected_z)
     np.testing.assert_allclose(theta.grad.numpy(), (target - expected_z) / lam)
     assert (target != expected_z).any(), "the target moved: the check is not of a zero gradient"
+
+
+def test_huge_scores_give_the_tours_of_the_same_scores_scaled_down(rng):
+    problem = ims.TravellingSalesman(7)
+    theta = rng.uniform(-1, 1, size=(4, problem.n_edges)) * 1.7e308  # a tour's sum would overflow
+    oracle = ims.MAPOracle(problem)
+    np.testing.assert_array_equal(oracle(theta), oracle(np.ldexp(theta, -1000)))
