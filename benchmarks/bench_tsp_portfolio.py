@@ -2,8 +2,8 @@
 sizes, on PyEPO's data (``imle_solvers.data.tsp_data``: 5 features, degree 4, noise
 half-width 0.5; ``portfolio_data``: 5 features, degree 4, noise level 1), one instance at a
 time through ``MAPOracle`` (``n_jobs=1``, in-process), after one warm-up solve per size
-(the model build). Prints seconds per instance (median and largest of ``--instances``)
-and, at the end, the load average: the machine may be shared.
+(the model build). Prints a markdown table of milliseconds per instance (median and
+largest of ``--instances``) and, at the end, the load average: the machine may be shared.
 
 The sizes are interleaved within each round, so that a machine that slows down during the
 run slows every size alike; compare sizes within one run.
@@ -48,9 +48,10 @@ def main(instances: int = 10, nodes: tuple[int, ...] = (10, 20, 30), assets: tup
             oracle(rows[i : i + 1])
             seconds[name].append(time.perf_counter() - start)
     results = {name: {"median": statistics.median(s), "max": max(s)} for name, s in seconds.items()}
+    print("| case | median ms per instance | largest ms |\n| --- | --- | --- |")
     for name, r in results.items():
-        print(f"{name:32s} median {r['median'] * 1e3:9.1f} ms   max {r['max'] * 1e3:9.1f} ms")
-    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+        print(f"| {name} | {r['median'] * 1e3:.1f} | {r['max'] * 1e3:.1f} |")
+    print("\nload average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     return results
 
 
