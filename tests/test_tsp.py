@@ -134,3 +134,10 @@ def test_huge_scores_give_the_tours_of_the_same_scores_scaled_down(rng):
     theta = rng.uniform(-1, 1, size=(4, problem.n_edges)) * 1.7e308  # a tour's sum would overflow
     oracle = ims.MAPOracle(problem)
     np.testing.assert_array_equal(oracle(theta), oracle(np.ldexp(theta, -1000)))
+
+
+def test_a_work_limit_stops_cp_sat_naming_the_instance():
+    _, costs = ims.data.tsp_data(2, 5, 25, deg=4, noise_width=0.5)
+    with pytest.raises(ims.SolverError, match="instance 0.*work_limit=0.001") as caught:
+        ims.MAPOracle(ims.TravellingSalesman(25), work_limit=1e-3)(costs)
+    assert caught.value.status == "work-limit"
