@@ -1,14 +1,14 @@
-"""Solve times of the TSP (CP-SAT's circuit constraint) and the portfolio (SCIP) at PyEPO's
-sizes, on PyEPO's data (``imle_solvers.data.tsp_data``: 5 features, degree 4, noise
-half-width 0.5; ``portfolio_data``: 5 features, degree 4, noise level 1), one instance at a
-time through ``MAPOracle`` (``n_jobs=1``, in-process), after one warm-up solve per size
+"""Solve times of the TSP (CP-SAT's circuit constraint; Held-Karp's programme up to 16
+nodes) and the portfolio (SCIP) at PyEPO's sizes, on PyEPO's data
+(``imle_solvers.data.tsp_data``: 5 features, degree 4, noise half-width 0.5;
+``portfolio_data``: 5 features, degree 4, noise level 1), one instance at a time through ``MAPOracle`` (``n_jobs=1``, in-process), after one warm-up solve per size
 (the model build). Prints a markdown table of milliseconds per instance (median and
 largest of ``--instances``) and, at the end, the load average: the machine may be shared.
 
 The sizes are interleaved within each round, so that a machine that slows down during the
 run slows every size alike; compare sizes within one run.
 
-    python benchmarks/bench_tsp_portfolio.py [--instances 10] [--nodes 10 20 30] [--assets 10 50]
+    python benchmarks/bench_tsp_portfolio.py [--instances 10] [--nodes 10 15 20 30] [--assets 10 50]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 
 import imle_solvers as ims
 from imle_solvers import data
+from imle_solvers.adapters.tsp import HELD_KARP_MAX_NODES
 
 
 def oracles_and_rows(nodes: list[int], assets: list[int], instances: int) -> dict[str, tuple]:
@@ -30,13 +31,16 @@ def oracles_and_rows(nodes: list[int], assets: list[int], instances: int) -> dic
     for n in nodes:
         _, costs = data.tsp_data(instances + 1, 5, n, deg=4, noise_width=0.5)
         cases[f"TSP, {n} nodes ({n * (n - 1) // 2} edges)"] = (ims.MAPOracle(ims.TravellingSalesman(n)), costs)
+        if n <= HELD_KARP_MAX_NODES:
+            held_karp = ims.MAPOracle(ims.TravellingSalesman(n), backend="held-karp")
+            cases[f"TSP, {n} nodes, held-karp"] = (held_karp, costs)
     for m in assets:
         covariance, _, returns = data.portfolio_data(instances + 1, 5, m, deg=4)
         cases[f"portfolio, {m} assets"] = (ims.MAPOracle(ims.Portfolio(covariance)), returns.astype(np.float64))
     return cases
 
 
-def main(instances: int = 10, nodes: tuple[int, ...] = (10, 20, 30), assets: tuple[int, ...] = (10, 50)) -> dict:
+def main(instances: int = 10, nodes: tuple[int, ...] = (10, 15, 20, 30), assets: tuple[int, ...] = (10, 50)) -> dict:
     """Seconds per instance by case: ``{"median": ..., "max": ...}``."""
     cases = oracles_and_rows(list(nodes), list(assets), instances)
     for oracle, rows in cases.values():
@@ -58,7 +62,7 @@ def main(instances: int = 10, nodes: tuple[int, ...] = (10, 20, 30), assets: tup
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=10)
-    parser.add_argument("--nodes", type=int, nargs="+", default=[10, 20, 30])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[10, 15, 20, 30])
     parser.add_argument("--assets", type=int, nargs="+", default=[10, 50])
     arguments = parser.parse_args()
     main(arguments.instances, tuple(arguments.nodes), tuple(arguments.assets))

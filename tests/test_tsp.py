@@ -13,9 +13,6 @@ from imle_solvers.errors import InvalidInputError
 
 from fixed_noise import FixedNoise  # tests/fixed_noise.py
 
-pytest.importorskip("ortools")
-
-
 def brute_force_best(theta: np.ndarray, n: int, sign: int) -> float:
     """The best tour score over all ``(n - 1)! / 2`` tours (node 0 first, one direction)."""
     index = {edge: i for i, edge in enumerate(itertools.combinations(range(n), 2))}
@@ -48,15 +45,36 @@ def assert_hamiltonian_cycle(z: np.ndarray, n: int) -> None:
     assert len(seen) == n, "one cycle, not several subtours"
 
 
-@pytest.mark.parametrize("n", [4, 5, 6, 7])
+@pytest.mark.parametrize("backend", ["ortools", "held-karp"])
+@pytest.mark.parametrize("n", [3, 4, 5, 6, 7])
 @pytest.mark.parametrize("sense", ["min", "max"])
-def test_tours_match_enumeration_of_every_tour(rng, n, sense):
+def test_tours_match_enumeration_of_every_tour(rng, backend, n, sense):
+    if backend == "ortools":
+        pytest.importorskip("ortools")
     problem = ims.TravellingSalesman(n, sense)
     theta = rng.normal(size=(6, problem.n_edges))  # both signs
-    z = ims.MAPOracle(problem, backend="ortools")(theta)
+    z = ims.MAPOracle(problem, backend=backend)(theta)
     for row, tour in zip(theta, z):
         assert_hamiltonian_cycle(tour, n)
         assert row @ tour == pytest.approx(brute_force_best(row, n, problem.sign), abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [9, 12])
+def test_held_karp_and_cp_sat_agree_beyond_enumeration(rng, n):
+    pytest.importorskip("ortools")
+    problem = ims.TravellingSalesman(n)
+    theta = rng.normal(size=(4, problem.n_edges))
+    by_cp_sat = ims.MAPOracle(problem, backend="ortools")(theta)
+    by_held_karp = ims.MAPOracle(problem, backend="held-karp")(theta)
+    for row, a, b in zip(theta, by_cp_sat, by_held_karp):
+        assert_hamiltonian_cycle(b, n)
+        assert row @ a == pytest.approx(row @ b, abs=1e-12)
+
+
+def test_held_karp_refuses_tours_beyond_its_tables():
+    with pytest.raises(ims.SolverError, match="up to 16 nodes, got n=17.*ortools") as caught:
+        ims.MAPOracle(ims.TravellingSalesman(17), backend="held-karp")(np.zeros((1, 136)))
+    assert caught.value.status == "too-large"
 
 
 def test_sense_decides_the_direction(rng):
@@ -73,6 +91,7 @@ def test_a_triangle_has_one_tour():
 
 
 def test_pyepo_sized_tours_are_cycles_on_pyepo_data():
+    pytest.importorskip("ortools")
     _, costs = ims.data.tsp_data(3, 5, 15, deg=4, noise_width=0.5)
     z = ims.MAPOracle(ims.TravellingSalesman(15))(costs)
     assert z.dtype == costs.dtype
@@ -137,6 +156,7 @@ def test_huge_scores_give_the_tours_of_the_same_scores_scaled_down(rng):
 
 
 def test_a_work_limit_stops_cp_sat_naming_the_instance():
+    pytest.importorskip("ortools")
     _, costs = ims.data.tsp_data(2, 5, 25, deg=4, noise_width=0.5)
     with pytest.raises(ims.SolverError, match="instance 0.*work_limit=0.001") as caught:
         ims.MAPOracle(ims.TravellingSalesman(25), work_limit=1e-3)(costs)

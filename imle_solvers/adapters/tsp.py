@@ -1,4 +1,5 @@
-"""Travelling salesman tours through OR-Tools' CP-SAT and its circuit constraint (exact).
+"""Travelling salesman tours through OR-Tools' CP-SAT and its circuit constraint (exact),
+and, for small tours without OR-Tools, Held-Karp's dynamic programme (exact).
 
 Each undirected edge ``(i, j)`` of the complete graph is two arcs, ``i -> j`` and
 ``j -> i``, each a Boolean literal of one ``AddCircuit`` constraint, which holds exactly
@@ -112,3 +113,66 @@ def tour_mask(solution: Any, problem: TravellingSalesman, dtype: Any) -> np.ndar
     """The ``(n_edges,)`` edge mask of a CP-SAT solution (its arc literals, forward then backward)."""
     arcs = np.asarray(solution, dtype=np.int64)[: 2 * problem.n_edges]
     return (arcs[: problem.n_edges] + arcs[problem.n_edges :]).astype(dtype)
+
+
+# -- Held-Karp: exact by dynamic programming over subsets, no solver library ----------------
+
+#: the most nodes the Held-Karp backend takes: its tables hold 2**(n - 1) * (n - 1) entries
+HELD_KARP_MAX_NODES = 16
+
+
+@register_solver(TravellingSalesman.kind, "held-karp", priority=0)
+def solve_tsp_held_karp(theta: np.ndarray, problem: TravellingSalesman) -> np.ndarray:
+    """One instance ``(n_edges,) -> (n_edges,)`` by Held-Karp's dynamic programme (exact,
+    ``O(2**n n**2)`` in numpy), for up to :data:`HELD_KARP_MAX_NODES` nodes: the backend
+    that needs no solver library. Ties go to whichever tour the programme's ``argmin``
+    meets first, which may differ from CP-SAT's.
+
+    Raises:
+        SolverError: status ``"too-large"``, ``n`` above :data:`HELD_KARP_MAX_NODES`.
+    """
+    n = problem.n
+    if n > HELD_KARP_MAX_NODES:
+        raise SolverError(f"backend 'held-karp' solves tours of up to {HELD_KARP_MAX_NODES} nodes, got n={n}: "
+                          "use backend 'ortools' (pip install 'imle_solvers[ortools]')", status="too-large")
+    costs = np.zeros((n, n))
+    i, j = problem.edges.T
+    costs[i, j] = costs[j, i] = -problem.sign * np.asarray(theta, dtype=np.float64)
+    order = held_karp_order(costs)
+    mask = np.zeros(problem.n_edges, dtype=theta.dtype)
+    steps = np.sort(np.stack([order, np.roll(order, -1)], axis=1), axis=1)
+    mask[steps[:, 0] * n - steps[:, 0] * (steps[:, 0] + 1) // 2 + steps[:, 1] - steps[:, 0] - 1] = 1
+    return mask
+
+
+def held_karp_order(costs: np.ndarray) -> np.ndarray:
+    """``(n,)`` the nodes of a cheapest tour for symmetric ``costs`` ``(n, n)``, from node 0.
+
+    ``best[s, j]``: the cheapest path from node 0 through the nodes of subset ``s`` of
+    ``1..n-1`` (bit ``j`` for node ``j + 1``) ending at node ``j + 1``; subsets in order of
+    size, so that each one's smaller subsets are done."""
+    n = len(costs)
+    m = n - 1
+    subsets = np.arange(1 << m)
+    members = (subsets[:, None] >> np.arange(m)) & 1 == 1  # (2**m, m)
+    best = np.full((1 << m, m), np.inf)
+    came_from = np.zeros((1 << m, m), dtype=np.int64)
+    best[1 << np.arange(m), np.arange(m)] = costs[0, 1:]
+    inner = costs[1:, 1:]  # (m, m): from node k + 1 to node j + 1
+    for size in range(2, m + 1):
+        layer = subsets[members.sum(axis=1) == size]
+        for j in range(m):
+            ending = layer[members[layer, j]]
+            previous = ending ^ (1 << j)  # the path before its last step, into j
+            totals = best[previous] + inner[:, j]  # (len, m): via each last node k (inf where k is not in it)
+            came_from[ending, j] = totals.argmin(axis=1)
+            best[ending, j] = totals.min(axis=1)
+    full = (1 << m) - 1
+    last = int((best[full] + costs[1:, 0]).argmin())
+    order, subset = [last], full
+    while subset & (subset - 1):  # more than one node left
+        previous = int(came_from[subset, last])
+        subset ^= 1 << last
+        order.append(previous)
+        last = previous
+    return np.array([0] + [k + 1 for k in reversed(order)], dtype=np.int64)
