@@ -1,8 +1,9 @@
 """Solve times of the TSP (CP-SAT's circuit constraint; Held-Karp's programme up to 16
 nodes) and the portfolio (SCIP) at PyEPO's sizes, on PyEPO's data
 (``imle_solvers.data.tsp_data``: 5 features, degree 4, noise half-width 0.5;
-``portfolio_data``: 5 features, degree 4, noise level 1), one instance at a time through ``MAPOracle`` (``n_jobs=1``, in-process), after one warm-up solve per size
-(the model build). Prints a markdown table of milliseconds per instance (median and
+``portfolio_data``: 5 features, degree 4, noise level 1), one instance at a time through
+``MAPOracle`` (``n_jobs=1``, in-process), after one warm-up solve per size (the model
+build). Prints a markdown table of milliseconds per instance (median and
 largest of ``--instances``) and, at the end, the load average: the machine may be shared.
 
 The sizes are interleaved within each round, so that a machine that slows down during the

@@ -25,7 +25,8 @@ def slsqp_optimum(returns: np.ndarray, problem: ims.Portfolio) -> float:
         constraints=[
             {"type": "eq", "fun": lambda x: x.sum() - 1, "jac": lambda x: np.ones(m)},
             # divided by the budget, as the risk is about 1e-5: SLSQP's tolerances are absolute
-            {"type": "ineq", "fun": lambda x: 1 - x @ covariance @ x / budget, "jac": lambda x: -2 * covariance @ x / budget},
+            {"type": "ineq", "fun": lambda x: 1 - x @ covariance @ x / budget,
+             "jac": lambda x: -2 * covariance @ x / budget},
         ],
         options={"ftol": 1e-12, "maxiter": 1000},
     )

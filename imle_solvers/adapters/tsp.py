@@ -102,7 +102,8 @@ def solve_tsp_ortools(theta: np.ndarray, problem: TravellingSalesman, time_limit
     if status == cp_model.OPTIMAL:
         return tour_mask(solver.response_proto.solution, problem, theta.dtype)
     if status in (cp_model.FEASIBLE, cp_model.UNKNOWN) and (time_limit is not None or work_limit is not None):
-        incumbent = tour_mask(solver.response_proto.solution, problem, theta.dtype) if status == cp_model.FEASIBLE else None
+        found = status == cp_model.FEASIBLE
+        incumbent = tour_mask(solver.response_proto.solution, problem, theta.dtype) if found else None
         work_stopped = work_limit is not None and solver.response_proto.deterministic_time >= work_limit
         raise stopped_error("CP-SAT", work_stopped or time_limit is None, time_limit, work_limit, incumbent)
     name = solver.status_name(status)

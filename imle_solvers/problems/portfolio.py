@@ -96,7 +96,9 @@ def _checked_covariance(covariance: Any) -> np.ndarray:
     it is no covariance (not square, not finite, not symmetric, not positive semi-definite)."""
     array = np.array(covariance, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] != array.shape[1] or array.shape[0] == 0:
-        raise InvalidInputError(f"Portfolio: covariance must be a square (m, m) matrix, m >= 1, got shape {array.shape}")
+        raise InvalidInputError(
+            f"Portfolio: covariance must be a square (m, m) matrix, m >= 1, got shape {array.shape}"
+        )
     if not np.isfinite(array).all():
         raise InvalidInputError("Portfolio: covariance holds a non-finite value")
     scale = max(float(np.abs(array).max()), np.finfo(np.float64).tiny)

@@ -40,9 +40,8 @@ class TravellingSalesman(Problem):
     binary_states: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "n", checked_int("TravellingSalesman", "n", self.n, minimum=3, span="an integer >= 3 (a tour needs 3 nodes)")
-        )
+        span = "an integer >= 3 (a tour needs 3 nodes)"
+        object.__setattr__(self, "n", checked_int("TravellingSalesman", "n", self.n, minimum=3, span=span))
         if self.objective_sense not in ("max", "min"):
             raise InvalidInputError(
                 f"TravellingSalesman: objective_sense must be 'max' or 'min', got {self.objective_sense!r}"
