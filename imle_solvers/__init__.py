@@ -28,8 +28,10 @@ from .problems import (
     GridShortestPath,
     KSubset,
     NegativeCostWarning,
+    Portfolio,
     Problem,
     TorchFunctionProblem,
+    TravellingSalesman,
     Variable,
 )
 
@@ -63,6 +65,8 @@ __all__ = [
     "ILP",
     "Variable",
     "TorchFunctionProblem",
+    "TravellingSalesman",
+    "Portfolio",
     "NegativeCostWarning",
     "list_solvers",
     "ILPBuilder",

@@ -19,10 +19,27 @@ Knapsack, ``m`` items, ``dim`` resources::
     B, x, eps as above with d = m
     c   = ceil(((x @ B.T / sqrt(p) + 3) ** deg + 1) * 5 / 3.5 ** deg * eps)  -> float32
 
+Travelling salesman, ``m`` nodes, ``d = m (m - 1) / 2`` edges in ``combinations`` order::
+
+    coords: m // 2 ~ U(-2, 2), m - m // 2 ~ N(0, 1)     (m, 2)    drawn first
+    B   ~ Bernoulli(0.5) * U(-2, 2)   (d, p)      then
+    x   ~ N(0, 1)                     (n, p)
+    eps ~ U(1 - e, 1 + e)             (n, d)      last
+    c   = round(dist(coords) + (x @ B.T / sqrt(p) + 3) ** deg / 3 ** (deg - 1) * eps, 4)  -> float32
+
+Portfolio, ``m`` assets, noise level ``tau``::
+
+    B ~ Bernoulli(0.5) (m, p), L ~ U(-0.0025 tau, 0.0025 tau) (m, p), x ~ N(0, 1) (n, p),
+    f, e ~ N(0, 1) (n, p + m)         in that order
+    r   = (0.05 x @ B.T / sqrt(p) + 0.1 ** (1 / deg)) ** deg + f @ L.T + 0.01 tau e   -> float32
+    cov = L @ L.T + (0.01 tau) ** 2 I                                             (m, m), float64
+
 :func:`grid_arcs` lists PyEPO's arcs in its order, :func:`shortest_path_problem` is the
 matching :class:`~imle_solvers.GraphShortestPath` (a ``(B, d)`` cost batch in, a
 ``(B, d)`` 0/1 path out) and :func:`knapsack_problem` the matching
-:class:`~imle_solvers.ILP` (maximise values, one capacity row per resource).
+:class:`~imle_solvers.ILP` (maximise values, one capacity row per resource). The TSP
+data's problem is :class:`~imle_solvers.TravellingSalesman` ``(m)`` (costs, edges in the
+same order), the portfolio data's :class:`~imle_solvers.Portfolio` ``(cov)``.
 """
 
 from __future__ import annotations
@@ -30,11 +47,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.spatial import distance
 
 from .problems import ILP, GraphShortestPath
 from .problems.graph import EdgeListGraph
 
-__all__ = ["grid_arcs", "knapsack_data", "knapsack_problem", "shortest_path_data", "shortest_path_problem"]
+__all__ = [
+    "grid_arcs",
+    "knapsack_data",
+    "knapsack_problem",
+    "portfolio_data",
+    "shortest_path_data",
+    "shortest_path_problem",
+    "tsp_data",
+]
 
 #: PyEPO's default seed.
 PYEPO_SEED = 135
@@ -90,6 +116,52 @@ def knapsack_data(num_data: int, num_features: int, num_items: int, dim: int = 1
     c /= 3.5**deg
     c *= rnd.uniform(1 - noise_width, 1 + noise_width, (num_data, num_items))
     return weights, x, np.ceil(c).astype(np.float32)
+
+
+def tsp_data(num_data: int, num_features: int, num_nodes: int, deg: int = 1, noise_width: float = 0.0,
+             seed: int = PYEPO_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """PyEPO's travelling-salesman data (``pyepo.data.tsp.genData``, same arguments).
+
+    Returns:
+        ``x``, float64 ``(num_data, num_features)``, the features; ``c``, float32
+        ``(num_data, d)``, ``d = num_nodes * (num_nodes - 1) / 2``, the edge costs (rounded to
+        4 decimals) in :attr:`~imle_solvers.TravellingSalesman.edges` order: the theta of
+        ``TravellingSalesman(num_nodes)``.
+    """
+    _check(deg, noise_width)
+    rnd = np.random.RandomState(seed)
+    m, p = num_nodes, num_features
+    d = m * (m - 1) // 2
+    coords = np.concatenate((rnd.uniform(-2, 2, (m // 2, 2)), rnd.normal(0, 1, (m - m // 2, 2))))
+    euclidean = distance.pdist(coords, "euclidean")  # (d,), combinations order
+    b = rnd.binomial(1, 0.5, (d, p)) * rnd.uniform(-2, 2, (d, p))
+    x = rnd.normal(0, 1, (num_data, p))
+    feature_cost = ((x @ b.T / np.sqrt(p) + 3) ** deg) / 3 ** (deg - 1)
+    noise = rnd.uniform(1 - noise_width, 1 + noise_width, (num_data, d))
+    return x, np.around(euclidean + feature_cost * noise, decimals=4).astype(np.float32)
+
+
+def portfolio_data(num_data: int, num_features: int, num_assets: int, deg: int = 1, noise_level: float = 1.0,
+                   seed: int = PYEPO_SEED) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PyEPO's portfolio data (``pyepo.data.portfolio.genData``, same arguments; its noise is
+    a ``noise_level``, not a width).
+
+    Returns:
+        ``cov``, float64 ``(num_assets, num_assets)``, the returns' covariance, the same for
+        every instance; ``x``, float64 ``(num_data, num_features)``; ``r``, float32
+        ``(num_data, num_assets)``, the expected returns: the theta of ``Portfolio(cov)``.
+    """
+    _check(deg, noise_level)
+    rnd = np.random.RandomState(seed)
+    m, p = num_assets, num_features
+    b = rnd.binomial(1, 0.5, (m, p))
+    loadings = rnd.uniform(-2.5e-3 * noise_level, 2.5e-3 * noise_level, (m, p))
+    x = rnd.normal(0, 1, (num_data, p))
+    r = (0.05 * (x @ b.T) / np.sqrt(p) + 0.1 ** (1 / deg)) ** deg
+    factors_and_residuals = rnd.randn(num_data, p + m)  # one draw, as PyEPO's
+    r += factors_and_residuals[:, :p] @ loadings.T + 0.01 * noise_level * factors_and_residuals[:, p:]
+    cov = loadings @ loadings.T + (1e-2 * noise_level) ** 2 * np.eye(m)
+    return cov, x, r.astype(np.float32)
 
 
 def grid_arcs(grid: tuple[int, int] = (5, 5)) -> np.ndarray:

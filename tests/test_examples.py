@@ -95,3 +95,10 @@ def test_contrastive_losses_each_lower_the_normalised_regret_and_grow_their_pool
         assert figures["normalized_regret"] < (0.95 if name == "pointwise LTR" else 0.6) * untrained, name
         if "pool_size" in figures:  # solve_ratio 0.3: the pool gained solved paths beyond the targets'
             assert figures["pool_size"] > figures["pool_start"], name
+
+
+def test_tsp_imle_lowers_the_normalised_regret():
+    pytest.importorskip("ortools")
+    results = load("tsp_imle").main(epochs=2, n_train=100, n_test=100)
+    assert results["normalized_regret_before"] > 0.5  # an untrained linear model: about 1
+    assert results["normalized_regret"] < 0.5 * results["normalized_regret_before"]

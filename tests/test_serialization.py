@@ -38,6 +38,8 @@ OBJECTS = [
     ims.GraphShortestPath(GRAPH, (0, 0), 3, negative_cycles="clamp"),
     ims.BipartiteMatching(2, 5, perfect=False),
     ims.GraphMatching(GRAPH),
+    ims.TravellingSalesman(5, objective_sense="max"),
+    ims.Portfolio(np.diag([1.0, 2.0, 0.5]) / 100, gamma=1.5),
     ILP,
     ims.IMLE(noise=ims.SumOfGamma(k=3, nb_iterations=4, method="exact"), lambda_=2.5, samples=2, alpha=0.5),
     ims.AIMLE(noise=ims.Gumbel(), symmetric=True, target_nonzeros=3.0),
@@ -120,6 +122,7 @@ def test_a_class_registered_at_its_definition_round_trips():
 
 BUILT_INS = {
     "KSubset", "GridShortestPath", "GraphShortestPath", "EdgeListGraph", "BipartiteMatching", "GraphMatching", "ILP",
+    "TravellingSalesman", "Portfolio",
     "Variable", "Parameter", "ParameterMaps", "IMLE", "AIMLE", "STE", "BlackboxDifferentiation", "NegativeIdentity",
     "PerturbedOptimizer", "Gumbel", "Normal", "SumOfGamma",
 }

@@ -9,8 +9,10 @@ from . import (  # noqa: F401  (registration)
     ilp_ortools,
     ilp_scip,
     matching,
+    portfolio,
     topk,
     torch_function,
+    tsp,
 )
 from .registry import SolverEntry, list_solvers, register_solver, resolve_solver, unregister_solver
 

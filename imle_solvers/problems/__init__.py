@@ -6,7 +6,9 @@ from .grid import GridShortestPath, NegativeCostWarning
 from .ilp import ILP, Variable
 from .ksubset import KSubset
 from .matching import BipartiteMatching, GraphMatching
+from .portfolio import Portfolio
 from .torch_function import TorchFunctionProblem
+from .tsp import TravellingSalesman
 
 __all__ = [
     "Problem",
@@ -23,4 +25,6 @@ __all__ = [
     "ILP",
     "Variable",
     "TorchFunctionProblem",
+    "TravellingSalesman",
+    "Portfolio",
 ]
