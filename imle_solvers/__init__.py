@@ -32,6 +32,7 @@ from .problems import (
     TorchFunctionProblem,
     Variable,
 )
+from .tight import batch_tight_constraints, tight_constraints
 
 __version__ = "0.1.0"
 
@@ -65,6 +66,8 @@ __all__ = [
     "TorchFunctionProblem",
     "NegativeCostWarning",
     "list_solvers",
+    "tight_constraints",
+    "batch_tight_constraints",
     "ILPBuilder",
     "SpecError",
     "SpecLimits",
