@@ -95,7 +95,8 @@ def _bound_rows(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, tol: float)
 
 
 def _nonzero(rows: np.ndarray) -> np.ndarray:
-    return rows[np.abs(rows).sum(axis=1) > 0]
+    """``rows`` without those all zero (+ 0.0: no -0.0 entries)."""
+    return rows[np.abs(rows).sum(axis=1) > 0] + 0.0
 
 
 def _ilp_rows(problem: ILP, solution: Any, tol: float, data: Mapping[str, Any]) -> np.ndarray:
