@@ -558,9 +558,10 @@ class RegularizedFenchelYoung:
     The bindings' ``RegularizedFenchelYoungLoss(problem, lambd=1.0, max_iter=10000,
     tol=1e-6, reduction="mean", **options)`` take the options of :class:`SPOPlus`; under
     ``on_failure="skip"`` an instance whose solve fails in any iteration adds 0 and gets
-    gradient 0. One oracle call of ``B`` rows per iteration; eager only (torch, and Keras
-    outside ``tf.function``: ``compile(run_eagerly=True)``; no JAX binding, whose losses
-    always trace). The gradient with respect to ``theta`` is
+    gradient 0. One oracle call of ``B`` rows per iteration, so the loop runs where values
+    are known: eagerly in torch and in Keras outside ``tf.function``
+    (``compile(run_eagerly=True)``); in JAX, whose losses always trace, whole on the host in
+    one ``jax.pure_callback`` (:meth:`imle_solvers.step.Plan.loss_on_host`). The gradient with respect to ``theta`` is
     ``y_lambda(theta) - y_true`` for a max problem and ``y_true - y_lambda(-w)`` for a min
     problem over costs ``w``.
 

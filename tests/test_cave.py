@@ -229,6 +229,14 @@ def test_frameworks_agree():
         np.testing.assert_allclose(float(value), results[0][0], rtol=1e-5)
         np.testing.assert_allclose(np.asarray(grad), results[0][1], atol=1e-6)
     assert np.abs(results[0][1]).max() > 1e-3
+    # Keras compiled (a tf.function, as model.fit runs it) and from its config
+    import tensorflow as tf
+
+    from imle_solvers.tensorflow import CaVELoss as KerasCaVELoss
+
+    keras_loss = KerasCaVELoss.from_config(KerasCaVELoss(problem, reduction="sum", seed=3).get_config())
+    assert keras_loss.seed == 3
+    np.testing.assert_allclose(float(tf.function(keras_loss)(tight, c_hat)), results[0][0], rtol=1e-5)
 
 
 def test_loss_errors_name_what_is_missing():
