@@ -1,5 +1,5 @@
-r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss, SPO+, the structured SVM, PG
-and the regularized (Frank-Wolfe) Fenchel-Young loss.
+r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss, SPO+, the structured SVM, PG,
+the regularized (Frank-Wolfe) Fenchel-Young loss and CaVE.
 
 Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFlow through
 :mod:`imle_solvers.frameworks.tensorflow_namespace`), with every input explicit; the bindings
@@ -164,7 +164,7 @@ loss is computed from the incumbent state as if it were optimal.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from ._array import Array, array_namespace, reshape
@@ -661,6 +661,8 @@ class CaVE:
     solve_ratio: float = 1.0
     inner_ratio: float = 0.2
     seed: int | None = None
+    # the host function of the targets (imle_solvers.cone.CaVETargets), with its coin's generator
+    project: Any = field(init=False, repr=False)
     perturbation: ClassVar[None] = None
     targets: ClassVar[tuple[str, ...]] = ("tight_ctrs",)
 

@@ -309,7 +309,7 @@ class Plan:
                 if host_data:
                     problem = self.step.problem
                     host_data = for_framework(problem, host_data, p) if host_plan.native else to_host(problem, host_data)
-                result = host_plan.loss(p, host_data, lambda q, solve: compute(q, host_targets, solve))
+                result = host_plan.loss(p, host_data, lambda q, solve, given=host_targets: compute(q, given, solve))
                 for out, part in zip(results, result):
                     out[group] = np.asarray(part, dtype=prediction.dtype)
             return tuple(results)  # type: ignore[return-value]

@@ -19,7 +19,7 @@ jax = pytest.importorskip("jax")
 jnp = jax.numpy
 pytest.importorskip("torch")
 
-from imle_solvers.jax import RegularizedFenchelYoungLoss  # noqa: E402
+from imle_solvers.jax import RegularizedFenchelYoungLoss
 
 OPTIONS = {"lambd": 0.7, "tol": 1e-5}
 CASES = [
