@@ -561,9 +561,9 @@ class RegularizedFenchelYoung:
     gradient 0. One oracle call of ``B`` rows per iteration, so the loop runs where values
     are known: eagerly in torch and in Keras outside ``tf.function``
     (``compile(run_eagerly=True)``); in JAX, whose losses always trace, whole on the host in
-    one ``jax.pure_callback`` (:meth:`imle_solvers.step.Plan.loss_on_host`). The gradient with respect to ``theta`` is
-    ``y_lambda(theta) - y_true`` for a max problem and ``y_true - y_lambda(-w)`` for a min
-    problem over costs ``w``.
+    one ``jax.pure_callback`` (:meth:`imle_solvers.step.Plan.loss_on_host`). The gradient
+    with respect to ``theta`` is ``y_lambda(theta) - y_true`` for a max problem and
+    ``y_true - y_lambda(-w)`` for a min problem over costs ``w``.
 
     Attributes:
         lambd: the regularization's strength ``lambda``, > 0 (PyEPO's default 1).
@@ -627,7 +627,7 @@ def cone_aligned_cosine(c_hat: Array, tight_ctrs: Array, project: Callable[..., 
     product = norm_s * xp.sqrt(xp.sum(p * p, axis=1))
     clamped = product < _COSINE_EPS
     cos = xp.sum(s * p, axis=1) / xp.clip(product, min=_COSINE_EPS)
-    # a clamped norm is a constant: then only p / eps remains (0, since p is 0 there)
+    # where |s| |p| < eps the denominator is the constant eps: the gradient of cos is p / eps alone
     radial = xp.where(clamped, xp.zeros_like(cos), cos / xp.clip(norm_s * norm_s, min=_COSINE_EPS ** 2))
     grad = radial[:, None] * s - p / xp.clip(product, min=_COSINE_EPS)[:, None]
     grad = reshape(grad if sign == 1 else -grad, (-1, *event))
