@@ -306,9 +306,10 @@ class Plan:
                 host_targets = dict(zip(names, own[: len(names)]))
                 p = np.asarray(prediction[group])
                 host_data = dict(zip(fields, own[len(names):]))
-                if host_data:
+                if host_data:  # in the form the host solver takes, as Step.prepare gives it
                     problem = self.step.problem
-                    host_data = for_framework(problem, host_data, p) if host_plan.native else to_host(problem, host_data)
+                    host_data = (for_framework(problem, host_data, p) if host_plan.native
+                                 else to_host(problem, host_data))
                 result = host_plan.loss(p, host_data, lambda q, solve, given=host_targets: compute(q, given, solve))
                 for out, part in zip(results, result):
                     out[group] = np.asarray(part, dtype=prediction.dtype)

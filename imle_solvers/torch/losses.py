@@ -33,8 +33,8 @@ from ..problems import Problem
 from ..step import LossStep, StepHolder
 
 __all__ = [
-    "CaVELoss", "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
-    "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss",
+    "CaVELoss", "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss",
+    "PointwiseLTRLoss", "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss",
 ]
 
 
