@@ -1,5 +1,5 @@
 """The solution-pool and margin losses on PyEPO's 5x5 shortest path: NCE, contrastive MAP,
-pointwise, pairwise and listwise learning to rank, and the structured SVM loss.
+pointwise, pairwise and listwise learning to rank, the structured SVM loss and CaVE.
 
 The data are PyEPO's (``imle_solvers.data.shortest_path_data``: 5 features, polynomial
 degree 4, noise half-width 0.5). A linear model maps the features to the 40 arc costs.
@@ -7,7 +7,9 @@ The pool losses start from a ``SolutionPool`` of the training paths and add the 
 they solve on a share ``solve_ratio`` of the calls, as PyEPO does; NCE and CMAP compare
 the true path with the pool's, the ranking losses rank the pool by the true costs. The
 structured SVM loss asks the true path to beat every other by its Hamming distance (on
-the negated costs: the shortest path is the MAP state of a min problem). Each loss trains
+the negated costs: the shortest path is the MAP state of a min problem). CaVE aligns the
+predicted costs with the cone of the constraints binding at the true path (flow
+conservation and the arcs' bounds, ``ims.batch_tight_constraints``). Each loss trains
 its own model from the same start; the script prints each one's held-out normalised
 regret (lower is better) and the pool's final size.
 
@@ -55,6 +57,8 @@ def main(epochs: int = 3, n_train: int = 500, n_test: int = 200, seed: int = 0,
         "pairwise LTR": (ims.torch.PairwiseLTRLoss(problem, pool()), c_train),
         "listwise LTR": (ims.torch.ListwiseLTRLoss(problem, pool()), c_train),
         "structured SVM": (ims.torch.StructuredSVMLoss(problem), paths),
+        # the tight constraints of every true path, (n_train, R, 40), built once
+        "CaVE": (ims.torch.CaVELoss(problem), torch.from_numpy(ims.batch_tight_constraints(problem, paths.numpy()))),
     }
     model = torch.nn.Linear(5, problem.shape[0])
     model.load_state_dict(start)

@@ -34,6 +34,7 @@ from .problems import (
     TravellingSalesman,
     Variable,
 )
+from .tight import batch_tight_constraints, tight_constraints
 
 __version__ = "0.1.0"
 
@@ -69,6 +70,8 @@ __all__ = [
     "Portfolio",
     "NegativeCostWarning",
     "list_solvers",
+    "tight_constraints",
+    "batch_tight_constraints",
     "ILPBuilder",
     "SpecError",
     "SpecLimits",

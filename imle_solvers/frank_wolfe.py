@@ -28,7 +28,8 @@ one, the decomposition Frank-Wolfe found may use fewer, and the projector is the
 smaller subspace than the face's (as PyEPO's).
 
 Written on array-API arrays, eagerly: the loop's length depends on the values, so it does
-not run inside a trace (``jax.jit``, ``tf.function``).
+not run inside a trace (``jax.jit``, ``tf.function``); the JAX loss runs it on numpy arrays
+inside one host callback (:meth:`imle_solvers.step.Plan.loss_on_host`).
 """
 
 from __future__ import annotations

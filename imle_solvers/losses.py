@@ -1,5 +1,5 @@
-r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss, SPO+, the structured SVM, PG
-and the regularized (Frank-Wolfe) Fenchel-Young loss.
+r"""Losses over a MAP oracle, framework-free: the perturbed Fenchel-Young loss, SPO+, the structured SVM, PG,
+the regularized (Frank-Wolfe) Fenchel-Young loss and CaVE.
 
 Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFlow through
 :mod:`imle_solvers.frameworks.tensorflow_namespace`), with every input explicit; the bindings
@@ -9,7 +9,8 @@ Each loss is written once here, on array-API arrays (numpy, torch, JAX, TensorFl
 - :func:`spo_plus`: ``(c_hat, c, solve) -> (value, gradient, solution)``;
 - :func:`structured_svm`: ``(theta, y_true, solve) -> (value, gradient, solution)``;
 - :func:`perturbation_gradient`: ``(c_hat, c, solve) -> (value, gradient, solution)``;
-- :func:`regularized_fenchel_young`: ``(theta, y_true, solve) -> (value, gradient, solution)``.
+- :func:`regularized_fenchel_young`: ``(theta, y_true, solve) -> (value, gradient, solution)``;
+- :func:`cone_aligned_cosine`: ``(c_hat, tight_ctrs, project) -> (value, gradient, solution)``.
 
 Each returns a :class:`LossValue`: ``value`` ``(B,)`` (one per instance), ``gradient``
 ``(B, *shape)`` its gradient (a subgradient for SPO+) with respect to the prediction, and
@@ -120,6 +121,24 @@ $$
 It is >= 0, and 0 when ``y = y_lambda(s)``. For a min problem over costs ``w`` (``s = -w``)
 the gradient with respect to ``w`` is ``y - y_lambda(-w)``, PyEPO's value for value.
 
+Cone-aligned vector estimation (CaVE; Tang and Khalil, 2024; PyEPO's ``coneAlignedCosine``),
+max problem over the predicted scores ``s_hat`` (``-c_hat`` for a min problem), ``A`` ``(R, n)``
+the normals, in ``<=`` orientation, of the constraints binding at the instance's true
+solution, ``p = Pi_K(s_hat)`` the projection onto their cone ``K = {A^T lam : lam >= 0}``
+(:mod:`imle_solvers.cone`), held fixed:
+
+$$
+\begin{gathered}
+\ell(\hat s, A) = 1 - \frac{\langle \hat s, p\rangle}{\|\hat s\|\,\|p\|}, \quad
+\nabla_{\hat s}\ell = -\frac{p}{\|\hat s\|\,\|p\|}
++ \frac{\langle \hat s, p\rangle}{\|\hat s\|^3\,\|p\|}\,\hat s,
+\end{gathered}
+$$
+
+0 when ``s_hat`` lies in the cone (the true solution is then optimal for ``s_hat``'s linear
+relaxation), and ``1`` with gradient 0 where ``p = 0``. No solve; the projection runs on the
+host. For a min problem the gradient with respect to ``c_hat`` is ``-grad_{s_hat}``.
+
 Losses over a pool of feasible states ``S = {p_1..p_P}`` (:mod:`imle_solvers.pool`), as
 PyEPO's, max problem over scores (``s_hat = sign * c_hat``, ``s = sign * c``), ``w*`` the
 target solution, ``o_p = <s_hat, p>``, ``t_p = <s, p>``:
@@ -145,7 +164,7 @@ loss is computed from the incumbent state as if it were optimal.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from ._array import Array, array_namespace, reshape
@@ -177,6 +196,8 @@ __all__ = [
     "perturbation_gradient",
     "RegularizedFenchelYoung",
     "regularized_fenchel_young",
+    "CaVE",
+    "cone_aligned_cosine",
     "under_policy",
 ]
 
@@ -537,11 +558,12 @@ class RegularizedFenchelYoung:
     The bindings' ``RegularizedFenchelYoungLoss(problem, lambd=1.0, max_iter=10000,
     tol=1e-6, reduction="mean", **options)`` take the options of :class:`SPOPlus`; under
     ``on_failure="skip"`` an instance whose solve fails in any iteration adds 0 and gets
-    gradient 0. One oracle call of ``B`` rows per iteration; eager only (torch, and Keras
-    outside ``tf.function``: ``compile(run_eagerly=True)``; no JAX binding, whose losses
-    always trace). The gradient with respect to ``theta`` is
-    ``y_lambda(theta) - y_true`` for a max problem and ``y_true - y_lambda(-w)`` for a min
-    problem over costs ``w``.
+    gradient 0. One oracle call of ``B`` rows per iteration, so the loop runs where values
+    are known: eagerly in torch and in Keras outside ``tf.function``
+    (``compile(run_eagerly=True)``); in JAX, whose losses always trace, whole on the host in
+    one ``jax.pure_callback`` (:meth:`imle_solvers.step.Plan.loss_on_host`). The gradient
+    with respect to ``theta`` is ``y_lambda(theta) - y_true`` for a max problem and
+    ``y_true - y_lambda(-w)`` for a min problem over costs ``w``.
 
     Attributes:
         lambd: the regularization's strength ``lambda``, > 0 (PyEPO's default 1).
@@ -567,6 +589,99 @@ class RegularizedFenchelYoung:
     def __call__(self, prediction: Array, targets: dict[str, Array], noise: Any, solve: Solve, sign: int) -> LossValue:
         return regularized_fenchel_young(prediction, targets["y_true"], solve, sign=sign, lambd=float(self.lambd),
                                          max_iter=self.max_iter, tol=float(self.tol))
+
+
+# below this, |s_hat| |p| is 0 for the cosine (torch's cosine_similarity's eps)
+_COSINE_EPS = 1e-8
+
+
+def cone_aligned_cosine(c_hat: Array, tight_ctrs: Array, project: Callable[..., tuple[Any]], *,
+                        sign: int) -> LossValue:
+    """The CaVE loss per instance and its gradient with respect to ``c_hat`` (see the module
+    docstring).
+
+    Args:
+        c_hat: ``(B, *shape)`` the prediction (costs for a min problem, scores for a max one).
+        tight_ctrs: ``(B, R, *shape)`` each instance's tight constraints' normals in ``<=``
+            orientation, zero rows as padding (:func:`imle_solvers.tight.batch_tight_constraints`).
+        project: the host function ``(s (B, n), rows (B, R, n)) -> (targets (B, n),)``
+            (:class:`imle_solvers.cone.CaVETargets`), run through the framework's host call.
+        sign: +1 max problem, -1 min problem.
+
+    The solution returned is the target ``p`` (the projection, or CaVE Hybrid's blend).
+    """
+    from ._array import framework
+
+    xp = array_namespace(c_hat)
+    event = tuple(c_hat.shape[1:])
+    if tight_ctrs.ndim != c_hat.ndim + 1 or tuple(tight_ctrs.shape[2:]) != event:
+        raise InvalidInputError(f"CaVELoss: tight_ctrs must be (B, R, *shape) with shape {event}, "
+                                f"got {tuple(tight_ctrs.shape)}")
+    n = 1
+    for size in event:
+        n *= int(size)
+    s = reshape(c_hat if sign == 1 else -c_hat, (-1, n))
+    rows = reshape(xp.astype(tight_ctrs, c_hat.dtype), (-1, tight_ctrs.shape[1], n))
+    (p,) = framework(c_hat).host_call(project, [s, rows], [(s.shape, s.dtype)])
+    norm_s = xp.sqrt(xp.sum(s * s, axis=1))
+    product = norm_s * xp.sqrt(xp.sum(p * p, axis=1))
+    clamped = product < _COSINE_EPS
+    cos = xp.sum(s * p, axis=1) / xp.clip(product, min=_COSINE_EPS)
+    # where |s| |p| < eps the denominator is the constant eps: the gradient of cos is p / eps alone
+    radial = xp.where(clamped, xp.zeros_like(cos), cos / xp.clip(norm_s * norm_s, min=_COSINE_EPS ** 2))
+    grad = radial[:, None] * s - p / xp.clip(product, min=_COSINE_EPS)[:, None]
+    grad = reshape(grad if sign == 1 else -grad, (-1, *event))
+    return LossValue(1 - cos, grad, reshape(p, (-1, *event)))
+
+
+@dataclass(frozen=True, eq=False)
+class CaVE:
+    """Cone-aligned vector estimation (Tang and Khalil, 2024; PyEPO's ``coneAlignedCosine``,
+    alias ``CaVE``) as the bindings' losses run it (:func:`cone_aligned_cosine`): no noise, no
+    solve; its target is ``tight_ctrs`` ``(B, R, *shape)``, the normals of the constraints
+    binding at each instance's true solution (:func:`imle_solvers.tight.batch_tight_constraints`
+    builds them from an ILP or a directed shortest-path problem and the true solutions).
+
+    The bindings' ``CaVELoss(problem, solve_ratio=1.0, inner_ratio=0.2, seed=None,
+    reduction="mean", **options)`` take the options of :class:`SPOPlus` (they bear on
+    nothing here but ``validate_args``: there is no solve). The projection is exact (NNLS,
+    the paper's CaVE-E; PyEPO's ``max_iter`` large): PyEPO's default ``max_iter=3`` (CaVE+)
+    stops its interior-point solver after three iterations, a target defined by that
+    solver's iterates, which is not reproduced. The gradient with respect to the prediction
+    flows through ``s_hat`` only, the target held fixed.
+
+    Attributes:
+        solve_ratio: CaVE Hybrid: the probability, per call, that the batch is projected;
+            otherwise its target is the blend of :func:`imle_solvers.cone.hybrid_targets`
+            (1: always projected, PyEPO's default).
+        inner_ratio: the blend's weight of the mean unit normal (PyEPO's default 0.2).
+        seed: the seed of the per-call coin's numpy generator (None: fresh entropy).
+    """
+
+    solve_ratio: float = 1.0
+    inner_ratio: float = 0.2
+    seed: int | None = None
+    # the host function of the targets (imle_solvers.cone.CaVETargets), with its coin's generator
+    project: Any = field(init=False, repr=False)
+    perturbation: ClassVar[None] = None
+    targets: ClassVar[tuple[str, ...]] = ("tight_ctrs",)
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        from .cone import CaVETargets, check_ratio
+
+        ratios = (check_ratio("CaVELoss", "solve_ratio", self.solve_ratio),
+                  check_ratio("CaVELoss", "inner_ratio", self.inner_ratio))
+        object.__setattr__(self, "project", CaVETargets("CaVELoss", *ratios, np.random.default_rng(self.seed)))
+
+    def __call__(self, prediction: Array, targets: dict[str, Array], noise: Any, solve: Solve, sign: int) -> LossValue:
+        tight = targets.get("tight_ctrs")
+        if tight is None:
+            raise InvalidInputError("CaVELoss: tight_ctrs is missing: the normals of the constraints binding at each "
+                                    "instance's true solution, (B, R, *shape) (imle_solvers.batch_tight_constraints "
+                                    "builds them)")
+        return cone_aligned_cosine(prediction, tight, self.project, sign=sign)
 
 
 def _pool_objectives(x: Array, pool: Array) -> tuple[Array, Array]:
@@ -732,7 +847,8 @@ class ListwiseLTR(PoolLoss):
     targets: ClassVar[tuple[str, ...]] = ("c", "pool")
 
 
-LossDefinition = FenchelYoung | SPOPlus | StructuredSVM | PerturbationGradient | RegularizedFenchelYoung | PoolLoss
+LossDefinition = (FenchelYoung | SPOPlus | StructuredSVM | PerturbationGradient | RegularizedFenchelYoung | CaVE
+                  | PoolLoss)
 
 
 def under_policy(

@@ -279,6 +279,46 @@ class Plan:
         z = _poisoned(z, poison)
         return (z, _all_ok(theta) if status is None else status) if self.step.with_status else z
 
+    def loss_on_host(
+        self,
+        prediction: Array,
+        targets: dict[str, Array],
+        data: InstanceData,
+        compute: Callable[[Array, dict[str, Array], Solve], LossValue],
+    ) -> LossValue:
+        """``compute(prediction, targets, solve)`` run whole in one host call of the framework
+        (a ``jax.pure_callback``), on numpy copies, its solves on the host through the same
+        solver under the same failure policy (:meth:`loss`): for a loss whose number of solves
+        depends on the values (the regularized Frank-Wolfe loop), which a trace cannot unroll.
+        The calls of a ``jax.vmap`` (leading axes) are computed one after the other."""
+        from .frameworks.numpy import FRAMEWORK as NUMPY
+
+        host_plan = dataclasses.replace(self, framework=NUMPY, native=self.oracle.runs_natively(self.solver, "numpy"))
+        names, fields = tuple(targets), tuple(data)
+        event_ndim = len(self.step.problem.shape)
+
+        def host(prediction: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            lead = prediction.shape[: prediction.ndim - event_ndim - 1]
+            results = [np.zeros((*lead, *prediction.shape[len(lead):len(lead) + 1]), prediction.dtype),
+                       np.zeros(prediction.shape, prediction.dtype), np.zeros(prediction.shape, prediction.dtype)]
+            for group in np.ndindex(*lead):
+                own = [np.asarray(v)[group] for v in values]  # vmap: every input has the leading axes
+                host_targets = dict(zip(names, own[: len(names)]))
+                p = np.asarray(prediction[group])
+                host_data = dict(zip(fields, own[len(names):]))
+                if host_data:  # in the form the host solver takes, as Step.prepare gives it
+                    problem = self.step.problem
+                    host_data = (for_framework(problem, host_data, p) if host_plan.native
+                                 else to_host(problem, host_data))
+                result = host_plan.loss(p, host_data, lambda q, solve, given=host_targets: compute(q, given, solve))
+                for out, part in zip(results, result):
+                    out[group] = np.asarray(part, dtype=prediction.dtype)
+            return tuple(results)  # type: ignore[return-value]
+
+        batch = prediction.shape[:1]
+        specs = ((batch, prediction.dtype), (prediction.shape, prediction.dtype), (prediction.shape, prediction.dtype))
+        return LossValue(*self.framework.host_call(host, [prediction, *targets.values(), *data.values()], specs))
+
     def loss(
         self, prediction: Array, data: InstanceData, compute: Callable[[Array, Solve], LossValue]
     ) -> LossValue:
@@ -392,9 +432,12 @@ class LossStep(Step):
 
     call = "loss_fn(prediction, target, {fields})"
 
-    def __init__(self, oracle: MAPOracle, definition: LossDefinition, validate_args: bool = True) -> None:
+    def __init__(
+        self, oracle: MAPOracle, definition: LossDefinition, validate_args: bool = True, on_host: bool = False
+    ) -> None:
         super().__init__(oracle, validate_args)
         self.definition = definition
+        self.on_host = on_host  # the whole loss in one host call (Plan.loss_on_host)
 
     def prepare_loss(
         self, prediction: Array, targets: Mapping[str, Any], data: Mapping[str, Any]
@@ -423,5 +466,9 @@ class LossStep(Step):
         """The loss per instance ``(B,)``, its gradient and solution (``LossValue``), under the
         failure policy; NaN values in rows that failed a check on the device (``poison``)."""
         sign, definition = self.problem.sign, self.definition
-        result = plan.loss(prediction, data, lambda p, solve: definition(p, targets, noise, solve, sign))
+        if self.on_host:
+            result = plan.loss_on_host(prediction, targets, data,
+                                       lambda p, given, solve: definition(p, given, noise, solve, sign))
+        else:
+            result = plan.loss(prediction, data, lambda p, solve: definition(p, targets, noise, solve, sign))
         return result._replace(value=_poisoned(result.value, poison))

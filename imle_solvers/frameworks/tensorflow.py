@@ -54,6 +54,8 @@ class TensorFlowFramework:
 
     def host_call(self, fn: HostFunction, args: Sequence[Array], results: Sequence[ResultSpec]) -> tuple:
         outputs = tf.numpy_function(fn, list(args), [dtype for _, dtype in results], stateful=False)
+        if not isinstance(outputs, (list, tuple)):  # eager TensorFlow answers a single result as a tensor
+            outputs = [outputs]
         for output, (shape, _) in zip(outputs, results):
             output.set_shape(shape)
         return tuple(outputs)

@@ -33,6 +33,7 @@ except ImportError as error:  # pragma: no cover - exercised without jax install
 from ..frameworks.jax import numpy_seed
 from .layer import IMLEFunction, imle
 from .losses import (
+    CaVELoss,
     CMAPLoss,
     FenchelYoungLoss,
     ListwiseLTRLoss,
@@ -40,13 +41,14 @@ from .losses import (
     PairwiseLTRLoss,
     PGLoss,
     PointwiseLTRLoss,
+    RegularizedFenchelYoungLoss,
     SPOPlusLoss,
     StructuredSVMLoss,
 )
 from .state import State, apply_state_update, value_and_grad
 
 __all__ = [
-    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
-    "FenchelYoungLoss", "IMLEFunction", "SPOPlusLoss", "StructuredSVMLoss", "apply_state_update", "imle",
+    "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
+    "FenchelYoungLoss", "IMLEFunction", "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss", "apply_state_update", "imle",
     "numpy_seed", "value_and_grad",
 ]

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from ..frameworks.jax import draw_noise, traced_oracle, unwrapping_errors
 from ..losses import (
     CMAP,
+    CaVE,
     NCE,
     FenchelYoung,
     ListwiseLTR,
@@ -19,6 +20,7 @@ from ..losses import (
     PerturbationGradient,
     PointwiseLTR,
     PoolLoss,
+    RegularizedFenchelYoung,
     SPOPlus,
     StructuredSVM,
     check_reduction,
@@ -31,8 +33,8 @@ from ..problems import Problem
 from ..step import LossStep, Plan, StepHolder
 
 __all__ = [
-    "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
-    "SPOPlusLoss", "StructuredSVMLoss",
+    "CaVELoss", "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss",
+    "PointwiseLTRLoss", "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss",
 ]
 
 
@@ -41,12 +43,13 @@ class _Loss(StepHolder):
     over the batch, differentiable through a ``jax.custom_vjp``."""
 
     def __init__(self, problem: Problem, definition: LossDefinition, reduction: str, validate_args: bool,
-                 oracle_options: OracleOptions | None, noise_options: NoiseOptions | None, options: dict) -> None:
+                 oracle_options: OracleOptions | None, noise_options: NoiseOptions | None, options: dict,
+                 on_host: bool = False) -> None:
         owner = type(self).__name__
         oracle, self.noise_source = traced_oracle(owner, problem, options, oracle_options, noise_options)
         self.problem = problem
         self.reduction = check_reduction(owner, reduction)
-        self.step = LossStep(oracle, definition, validate_args)
+        self.step = LossStep(oracle, definition, validate_args, on_host)
         self._compiled = jax.jit(self._values, static_argnums=0)
 
     def _loss(self, prediction: Any, targets: dict[str, Any], data: dict[str, Any], key: Any = None) -> jax.Array:
@@ -128,6 +131,43 @@ class PGLoss(_Loss):
 
     def __call__(self, c_hat: Any, c: Any, **data: Any) -> jax.Array:
         return self._loss(c_hat, {"c": c}, data)
+
+
+class RegularizedFenchelYoungLoss(_Loss):
+    """The Fenchel-Young loss of the quadratic regularizer by regularized Frank-Wolfe
+    (:class:`imle_solvers.losses.RegularizedFenchelYoung`) as a JAX function:
+    ``loss_fn(theta, y_true, **data)``. Its Frank-Wolfe loop, whose length depends on the
+    values, runs whole on the host in one ``jax.pure_callback`` per call (one oracle call
+    per iteration there), so it works under ``jax.jit``, ``jax.grad`` and ``jax.vmap``; the
+    gradient is the loss's own, ``y_lambda - y_true`` (reverse mode only: ``jax.jvp`` is
+    refused, as for every ``custom_vjp``)."""
+
+    def __init__(self, problem: Problem, lambd: float = 1.0, max_iter: int = 10000, tol: float = 1e-6,
+                 reduction: str = "mean", *, validate_args: bool = True, oracle_options: OracleOptions | None = None,
+                 **options: Any) -> None:
+        super().__init__(problem, RegularizedFenchelYoung(lambd, max_iter, tol), reduction, validate_args,
+                         oracle_options, None, options, on_host=True)
+        self.lambd, self.max_iter, self.tol = lambd, max_iter, tol
+
+    def __call__(self, theta: Any, y_true: Any, **data: Any) -> jax.Array:
+        return self._loss(theta, {"y_true": y_true}, data)
+
+
+class CaVELoss(_Loss):
+    """Cone-aligned vector estimation (:class:`imle_solvers.losses.CaVE`, whose docstring
+    lists the arguments) as a JAX function: ``loss_fn(c_hat, tight_ctrs)``, ``tight_ctrs``
+    ``(B, R, *problem.shape)`` (:func:`imle_solvers.batch_tight_constraints`); the projection
+    runs on the host in one ``jax.pure_callback``."""
+
+    def __init__(self, problem: Problem, solve_ratio: float = 1.0, inner_ratio: float = 0.2, seed: int | None = None,
+                 reduction: str = "mean", *, validate_args: bool = True, oracle_options: OracleOptions | None = None,
+                 **options: Any) -> None:
+        super().__init__(problem, CaVE(solve_ratio, inner_ratio, seed), reduction, validate_args, oracle_options, None,
+                         options)
+        self.solve_ratio, self.inner_ratio = solve_ratio, inner_ratio
+
+    def __call__(self, c_hat: Any, tight_ctrs: Any) -> jax.Array:
+        return self._loss(c_hat, {"tight_ctrs": tight_ctrs}, {})
 
 
 class _PoolLoss(_Loss):

@@ -21,11 +21,11 @@ except ImportError as error:  # pragma: no cover - exercised without tensorflow 
     raise missing_dependency("tensorflow", "tensorflow") from error
 
 from .layer import IMLELayer, imle
-from .losses import FenchelYoungLoss, PGLoss, RegularizedFenchelYoungLoss, SPOPlusLoss, StructuredSVMLoss
+from .losses import CaVELoss, FenchelYoungLoss, PGLoss, RegularizedFenchelYoungLoss, SPOPlusLoss, StructuredSVMLoss
 from .pool_losses import CMAPLoss, ListwiseLTRLoss, NCELoss, PairwiseLTRLoss, PointwiseLTRLoss
 
 __all__ = [
-    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
+    "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
     "RegularizedFenchelYoungLoss", "FenchelYoungLoss",
     "IMLELayer", "SPOPlusLoss", "StructuredSVMLoss", "imle",
 ]

@@ -12,6 +12,7 @@ import tensorflow as tf
 from .. import serialization
 from ..frameworks.tensorflow import check_keras_backend, draw_noise, keeping_our_errors
 from ..losses import (
+    CaVE,
     FenchelYoung,
     LossDefinition,
     PerturbationGradient,
@@ -25,7 +26,7 @@ from ..problems import Problem
 from ..step import LossStep, StepHolder
 from .layer import IMLELayer
 
-__all__ = ["FenchelYoungLoss", "PGLoss", "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss"]
+__all__ = ["CaVELoss", "FenchelYoungLoss", "PGLoss", "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss"]
 
 # a direct call's per-instance data (and SPO+'s w_true, z_true), for the Keras call it makes
 _CALL_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("imle_solvers_loss_data", default={})
@@ -194,3 +195,24 @@ class RegularizedFenchelYoungLoss(_Loss):
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"lambd": self.lambd, "max_iter": self.max_iter, "tol": self.tol}
+
+
+@keras.saving.register_keras_serializable(package="imle_solvers")
+class CaVELoss(_Loss):
+    """Cone-aligned vector estimation (:class:`imle_solvers.losses.CaVE`) as a Keras loss:
+    ``y_true`` the tight constraints' normals ``(B, R, *problem.shape)``
+    (:func:`imle_solvers.batch_tight_constraints`), ``y_pred`` the predicted costs (scores
+    for a max problem); the projection runs on the host (``tf.numpy_function``)."""
+
+    def __init__(self, problem: Problem, solve_ratio: float = 1.0, inner_ratio: float = 0.2, seed: int | None = None,
+                 **options: Any) -> None:
+        keras_kwargs = {name: options.pop(name) for name in ("reduction", "name", "dtype") if name in options}
+        super().__init__(problem, CaVE(solve_ratio, inner_ratio, seed), options, **keras_kwargs)
+        self.solve_ratio, self.inner_ratio, self.seed = solve_ratio, inner_ratio, seed
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        return self._values(y_pred, {"tight_ctrs": y_true})
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"solve_ratio": self.solve_ratio, "inner_ratio": self.inner_ratio,
+                                       "seed": self.seed}

@@ -21,6 +21,7 @@ from ..problems.torch_function import TorchFunctionProblem
 from .layer import IMLELayer, imle
 from .regularized import RegularizedFrankWolfe
 from .losses import (
+    CaVELoss,
     CMAPLoss,
     FenchelYoungLoss,
     ListwiseLTRLoss,
@@ -34,7 +35,7 @@ from .losses import (
 )
 
 __all__ = [
-    "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
+    "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
     "RegularizedFenchelYoungLoss", "RegularizedFrankWolfe",
     "FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "StructuredSVMLoss", "TorchFunctionProblem", "imle",
 ]

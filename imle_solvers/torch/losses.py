@@ -11,6 +11,7 @@ import torch
 from ..frameworks.torch import NoiseGenerators
 from ..losses import (
     CMAP,
+    CaVE,
     NCE,
     FenchelYoung,
     ListwiseLTR,
@@ -32,8 +33,8 @@ from ..problems import Problem
 from ..step import LossStep, StepHolder
 
 __all__ = [
-    "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
-    "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss",
+    "CaVELoss", "CMAPLoss", "FenchelYoungLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss",
+    "PointwiseLTRLoss", "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss",
 ]
 
 
@@ -163,6 +164,25 @@ class RegularizedFenchelYoungLoss(_Loss):
 
     def forward(self, theta: torch.Tensor, y_true: Any, **data: Any) -> torch.Tensor:
         return self._loss(theta, {"y_true": y_true}, data)
+
+
+class CaVELoss(_Loss):
+    """Cone-aligned vector estimation (:class:`imle_solvers.losses.CaVE`, whose docstring
+    lists the arguments; PyEPO's ``coneAlignedCosine``) of ``problem``: ``loss_fn(c_hat,
+    tight_ctrs)``, ``c_hat`` the predicted costs (scores for a max problem)
+    ``(B, *problem.shape)`` and ``tight_ctrs`` ``(B, R, *problem.shape)`` the normals of the
+    constraints binding at each instance's true solution
+    (:func:`imle_solvers.batch_tight_constraints`), reduced over the batch."""
+
+    def __init__(self, problem: Problem, solve_ratio: float = 1.0, inner_ratio: float = 0.2, seed: int | None = None,
+                 reduction: str = "mean", *, validate_args: bool = True, oracle_options: OracleOptions | None = None,
+                 **options: Any) -> None:
+        super().__init__(problem, CaVE(solve_ratio, inner_ratio, seed), reduction, validate_args, oracle_options, None,
+                         options)
+        self.solve_ratio, self.inner_ratio = solve_ratio, inner_ratio
+
+    def forward(self, c_hat: torch.Tensor, tight_ctrs: Any) -> torch.Tensor:
+        return self._loss(c_hat, {"tight_ctrs": tight_ctrs}, {})
 
 
 class _PoolLoss(_Loss):
