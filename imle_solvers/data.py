@@ -45,6 +45,7 @@ same order), the portfolio data's :class:`~imle_solvers.Portfolio` ``(cov)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.spatial import distance
@@ -56,6 +57,7 @@ __all__ = [
     "grid_arcs",
     "knapsack_data",
     "knapsack_problem",
+    "knn_robust_targets",
     "portfolio_data",
     "shortest_path_data",
     "shortest_path_problem",
@@ -216,3 +218,43 @@ def knapsack_problem(weights: np.ndarray, capacity: float | Sequence[float] = PY
         "objective": {"sense": "max", "theta": "x"},
     }
     return ILP.from_dict(spec)
+
+
+def knn_robust_targets(x: np.ndarray, c: np.ndarray, oracle: Any, k: int = 10,
+                       weight: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kNN-robust targets of Schutte et al. (IJCAI 2024), PyEPO's ``optDatasetKNN``: each
+    instance's costs mixed with those of its ``k`` nearest neighbours in feature space,
+    ``weight c_i + (1 - weight) c_j`` for each neighbour ``j`` (itself excluded), each mix
+    solved, and the ``k`` solutions averaged.
+
+    Args:
+        x: features ``(N, p)``; neighbours by Euclidean distance.
+        c: true costs ``(N, d)``.
+        oracle: the problem's :class:`~imle_solvers.MAPOracle` (one batched call of ``N k`` rows).
+        k: neighbours per instance, ``1 <= k < N``.
+        weight: the instance's own share of each mix, in ``[0, 1]`` (1: no smoothing).
+
+    Returns:
+        ``(costs, solutions, objectives)``: the mean mixed costs ``(N, d)``, the mean
+        solution ``(N, d)`` (a training target, no longer a vertex) and the mean optimal
+        objective ``(N, 1)``, as PyEPO's data set holds them (its ``costs``, ``sols``, ``objs``).
+    """
+    from .errors import InvalidInputError
+    from .metrics import objective_values
+
+    x, c = np.asarray(x), np.asarray(c)
+    if x.ndim != 2 or c.ndim != 2 or len(x) != len(c):
+        raise InvalidInputError(f"knn_robust_targets: expected x (N, p) and c (N, d), got {x.shape} and {c.shape}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < len(x):
+        raise InvalidInputError(f"knn_robust_targets: k must be an integer in [1, {len(x) - 1}] (N - 1), got {k!r}")
+    if not 0.0 <= weight <= 1.0:
+        raise InvalidInputError(f"knn_robust_targets: weight must be in [0, 1], got {weight!r}")
+    distances = distance.cdist(x, x, "euclidean")
+    np.fill_diagonal(distances, np.inf)  # an instance is not its own neighbour
+    neighbours = np.argpartition(distances, k, axis=1)[:, :k]  # (N, k), as PyEPO selects them
+    # (N, d, k) and the same float operations as PyEPO, so that the mean costs are its to the bit
+    mixed = weight * c[:, :, np.newaxis] + (1 - weight) * np.transpose(c[neighbours], (0, 2, 1))
+    rows = np.transpose(mixed, (0, 2, 1)).reshape(-1, c.shape[1])  # instance-major, neighbour by neighbour
+    solutions = np.asarray(oracle(rows.astype(np.float64)), dtype=np.float64)
+    objectives = objective_values(solutions, rows).reshape(len(c), k)
+    return mixed.mean(axis=2), solutions.reshape(len(c), k, -1).mean(axis=1), objectives.mean(axis=1, keepdims=True)
