@@ -559,9 +559,9 @@ class RegularizedFenchelYoung:
     tol=1e-6, reduction="mean", **options)`` take the options of :class:`SPOPlus`; under
     ``on_failure="skip"`` an instance whose solve fails in any iteration adds 0 and gets
     gradient 0. One oracle call of ``B`` rows per iteration, so the loop runs where values
-    are known: eagerly in torch and in Keras outside ``tf.function``
-    (``compile(run_eagerly=True)``); in JAX, whose losses always trace, whole on the host in
-    one ``jax.pure_callback`` (:meth:`imle_solvers.step.Plan.loss_on_host`). The gradient
+    are known: whole on the host, in one host call of the framework per loss call
+    (:meth:`imle_solvers.step.Plan.loss_on_host`: torch eagerly, a ``jax.pure_callback``, a
+    ``tf.numpy_function``), so it works under ``jax.jit`` and ``tf.function`` too. The gradient
     with respect to ``theta`` is ``y_lambda(theta) - y_true`` for a max problem and
     ``y_true - y_lambda(-w)`` for a min problem over costs ``w``.
 
@@ -576,6 +576,10 @@ class RegularizedFenchelYoung:
     tol: float = 1e-6
     perturbation: ClassVar[None] = None
     targets: ClassVar[tuple[str, ...]] = ("y_true",)
+    # the loop's length depends on values: every framework runs the whole loss in one host
+    # call (a trace cannot unroll it; on numpy the loop's small ops also cost a fraction of
+    # torch's dispatch)
+    whole_on_host: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         owner = "RegularizedFenchelYoungLoss"

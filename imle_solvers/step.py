@@ -432,12 +432,11 @@ class LossStep(Step):
 
     call = "loss_fn(prediction, target, {fields})"
 
-    def __init__(
-        self, oracle: MAPOracle, definition: LossDefinition, validate_args: bool = True, on_host: bool = False
-    ) -> None:
+    def __init__(self, oracle: MAPOracle, definition: LossDefinition, validate_args: bool = True) -> None:
         super().__init__(oracle, validate_args)
         self.definition = definition
-        self.on_host = on_host  # the whole loss in one host call (Plan.loss_on_host)
+        # a definition whose solves depend on values runs whole in one host call (Plan.loss_on_host)
+        self.on_host: bool = getattr(definition, "whole_on_host", False)
 
     def prepare_loss(
         self, prediction: Array, targets: Mapping[str, Any], data: Mapping[str, Any]

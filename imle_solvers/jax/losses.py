@@ -43,13 +43,12 @@ class _Loss(StepHolder):
     over the batch, differentiable through a ``jax.custom_vjp``."""
 
     def __init__(self, problem: Problem, definition: LossDefinition, reduction: str, validate_args: bool,
-                 oracle_options: OracleOptions | None, noise_options: NoiseOptions | None, options: dict,
-                 on_host: bool = False) -> None:
+                 oracle_options: OracleOptions | None, noise_options: NoiseOptions | None, options: dict) -> None:
         owner = type(self).__name__
         oracle, self.noise_source = traced_oracle(owner, problem, options, oracle_options, noise_options)
         self.problem = problem
         self.reduction = check_reduction(owner, reduction)
-        self.step = LossStep(oracle, definition, validate_args, on_host)
+        self.step = LossStep(oracle, definition, validate_args)
         self._compiled = jax.jit(self._values, static_argnums=0)
 
     def _loss(self, prediction: Any, targets: dict[str, Any], data: dict[str, Any], key: Any = None) -> jax.Array:
@@ -146,7 +145,7 @@ class RegularizedFenchelYoungLoss(_Loss):
                  reduction: str = "mean", *, validate_args: bool = True, oracle_options: OracleOptions | None = None,
                  **options: Any) -> None:
         super().__init__(problem, RegularizedFenchelYoung(lambd, max_iter, tol), reduction, validate_args,
-                         oracle_options, None, options, on_host=True)
+                         oracle_options, None, options)
         self.lambd, self.max_iter, self.tol = lambd, max_iter, tol
 
     def __call__(self, theta: Any, y_true: Any, **data: Any) -> jax.Array:

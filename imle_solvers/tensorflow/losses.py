@@ -181,8 +181,8 @@ class PGLoss(_Loss):
 class RegularizedFenchelYoungLoss(_Loss):
     """The Fenchel-Young loss of the quadratic regularizer by regularized Frank-Wolfe
     (:class:`imle_solvers.losses.RegularizedFenchelYoung`) as a Keras loss: ``y_true`` the
-    observed structures, ``y_pred`` the predicted scores (costs for a min problem); eager
-    only (Keras: ``compile(run_eagerly=True)``)."""
+    observed structures, ``y_pred`` the predicted scores (costs for a min problem); the
+    Frank-Wolfe loop runs in one ``tf.numpy_function`` per call, so compiled ``fit`` works."""
 
     def __init__(self, problem: Problem, lambd: float = 1.0, max_iter: int = 10000, tol: float = 1e-6,
                  **options: Any) -> None:
