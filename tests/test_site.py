@@ -512,3 +512,37 @@ def test_code_spans_naming_api_classes_link_to_them(site, pages):
                 unlinked.append(f"{_where(site, page)}: {name}")
     assert not unlinked, "API class names not linked: " + _problems(unlinked)
     assert linked > 500, "the pages lost their API links"
+
+
+# a measured figure: a decimal, a share, a ratio or a time (a bare integer is as often a setting)
+_FIGURE = re.compile(r"^\**[-+]?(?:\d[\d,]*\.\d+|\d[\d,.]*(?:%|x| ms| s))\**(?: ± [\d.]+)?(?: \([^)]*\))?$")
+
+
+def _measured_tables(markdown: str):
+    """(line, header) of each table in ``markdown`` with at least three cells that are
+    figures (``0.074``, ``37.7%``, ``26.3x``, ``0.1887 ± 0.0282``), and the text above it."""
+    lines = markdown.split("\n")
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("|") and (i == 0 or not lines[i - 1].startswith("|")):
+            j = i
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            cells = [c.strip() for row in lines[i + 2:j] for c in row.strip("|").split("|")]
+            if sum(bool(_FIGURE.match(c)) for c in cells) >= 3:
+                yield i + 1, lines[i], "\n".join(lines[max(0, i - 4):i])
+            i = j
+        i += 1
+
+
+def test_every_hand_written_results_table_says_it_is_a_recorded_run():
+    """A table of measured figures is generated from its record, or says, just above it,
+    that it is not, and which run it comes from (command and date)."""
+    unmarked = []
+    for source, markdown in _sources().items():
+        if source.startswith("api/"):
+            continue
+        for line, header, above in _measured_tables(markdown):
+            if not re.search(r"\*Not generated: .*recorded run.*\d{4}-\d{2}-\d{2}", above.replace("\n", " ")):
+                unmarked.append(f"{source}:{line}: {header[:60]}")
+    assert not unmarked, "measured tables neither generated nor marked: " + _problems(unmarked)
