@@ -30,7 +30,7 @@ _SKIP = re.compile(
     r"<pre\b.*?</pre>|<a\b.*?</a>|<autoref\b.*?</autoref>|<h[1-6]\b.*?</h[1-6]>|<title>.*?</title>", re.DOTALL
 )
 _CODE = re.compile(r"<code>([^<>]+)</code>")
-_SPAN = re.compile(r"^(?:ims\.|imle_solvers\.)?(?P<path>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?:\(.*\))?$", re.DOTALL)
+_SPAN = re.compile(r"^(?P<prefix>ims\.|imle_solvers\.)?(?P<path>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?:\(.*\))?$", re.DOTALL)
 
 
 class ApiIndex:
@@ -50,12 +50,14 @@ class ApiIndex:
         if m is None:
             return None
         path = m["path"]
+        if "." not in path and not path[0].isupper() and not m["prefix"]:
+            # a bare lower-case word (`torch`, `cache`, `data`) is an extra, an option or a
+            # variable as often as a module or a function
+            return None
         if f"imle_solvers.{path}" in self.identifiers:
             return f"imle_solvers.{path}"
         if path in self.identifiers:
             return path
-        if "." not in path and not path[0].isupper():
-            return None  # a bare lower-case word is a variable as often as a function
         ranked = sorted((_framework_rank(i), i) for i in self.by_suffix.get(path, ()))
         if not ranked or (len(ranked) > 1 and ranked[0][0] == ranked[1][0]):
             return None
