@@ -10,6 +10,7 @@ these files at build time, so a figure on a page is never copied by hand.
     python scripts/record_results.py distribution      # about 10 s; also its pictures
     python scripts/record_results.py padded-text       # about 85 s
     python scripts/record_results.py toy-top-k         # about 10 s; also its picture
+    python scripts/record_results.py spec-limits       # about 40 s, 0.8 GB at its peak
     python scripts/record_results.py bench-pyepo --pyepo-path DIR   # about 12 min
 
 A recipe with pictures copies them into docs/gallery/img/, so the page's pictures come
@@ -77,6 +78,11 @@ RECIPES = {
         seeds=tuple(range(20)),
         outputs={"metrics": "metrics.json"},
         pictures=("toy-top-k.png",),
+    ),
+    "spec-limits": Recipe(
+        commands=("python benchmarks/bench_spec_limits.py --out {out}/rows.json",),
+        seeds=(),
+        outputs={"bench": "rows.json"},
     ),
     "bench-pyepo": Recipe(
         commands=("python benchmarks/bench_pyepo.py --seeds 3 --out {out}/rows.json",),

@@ -121,6 +121,24 @@ def toy_sgd(record: dict) -> str:
     return _toy_protocol(record, "sgd")
 
 
+_SPEC_LIMITS = {
+    "tokens": "`max_tokens`: one written-out sum",
+    "bytes": "`max_text_bytes`: long names in one expression",
+    "nodes": "`max_document_nodes`: a constant array",
+    "rows": "`max_rows`: rows from one `for`",
+}
+
+
+def spec_limits(record: dict) -> str:
+    """benchmarks/bench_spec_limits.py: validating the largest specs the limits admit."""
+    rows = [[_SPEC_LIMITS.get(r["spec"], r["spec"]), f"{r['bytes']:,}", _yes(r["accepted"]), f"{r['seconds']:.1f}",
+             f"{r['peak rss mb']:.0f}", f"{r['rss over an empty spec mb']:.0f}"]
+            for r in record["results"]["bench"]["rows"]]
+    header = ["spec at the limit", "size (bytes)", "accepted", "validate (s)", "peak RSS (MB)",
+              "RSS over an empty spec (MB)"]
+    return _table(header, rows, "---:")
+
+
 # (record, table) -> the renderer of that table
 TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("pyepo-example", "seeds"): pyepo_seeds,
@@ -129,11 +147,13 @@ TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("padded-text", "pipelines"): padded_pipelines,
     ("toy-top-k", "momentum"): toy_momentum,
     ("toy-top-k", "sgd"): toy_sgd,
+    ("spec-limits", "rows"): spec_limits,
 }
 
 
 def seed_list(seeds: list[int]) -> str:
-    """``[0]`` -> ``seed 0``; ``[0, 1, 2, 5]`` -> ``seeds 0-2, 5`` (runs of consecutive seeds)."""
+    """``[0]`` -> ``seed 0``; ``[0, 1, 2, 5]`` -> ``seeds 0-2, 5`` (runs of consecutive seeds);
+    ``[]`` -> ``no seed`` (a run that draws nothing at random)."""
     runs: list[list[int]] = []
     for seed in seeds:
         if runs and seed == runs[-1][-1] + 1:
@@ -141,7 +161,7 @@ def seed_list(seeds: list[int]) -> str:
         else:
             runs.append([seed])
     words = [f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs]
-    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(words)
+    return ("seed " if len(seeds) == 1 else "seeds " if seeds else "no seed") + ", ".join(words)
 
 
 def provenance(record: dict, link: str) -> str:
