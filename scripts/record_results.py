@@ -85,7 +85,7 @@ RECIPES = {
         outputs={"bench": "rows.json"},
     ),
     "bench-pyepo": Recipe(
-        commands=("python benchmarks/bench_pyepo.py --seeds 3 --out {out}/rows.json",),
+        commands=("python benchmarks/bench_pyepo.py --seeds 3 --json {out}/rows.json",),
         seeds=(0, 1, 2),
         outputs={"bench": "rows.json"},
     ),
@@ -128,7 +128,7 @@ def record(name: str, extra: list[str]) -> Path:
         for picture in recipe.pictures:
             shutil.copyfile(Path(out) / picture, IMAGES / picture)
     record = {
-        "commands": [re.sub(r" --out \S+", "", c) for c in recipe.commands],  # the pages' commands
+        "commands": [re.sub(r" --(?:out|json) \S+", "", c) for c in recipe.commands],  # the pages' commands
         "date": date,
         "seeds": list(recipe.seeds),
         "wall seconds": round(time.perf_counter() - started, 1),
