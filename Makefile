@@ -22,7 +22,7 @@ $(VENV)/.test: $(VENV)/bin/python pyproject.toml ci/constraints.txt Makefile
 	touch $@
 
 $(VENV)/.docs: $(VENV)/bin/python pyproject.toml ci/constraints.txt Makefile
-	$(PIP) -e '.[docs]'
+	$(PIP) -e '.[torch,jax,tensorflow,ortools,dask,docs]'  # the pages' exec blocks run these
 	touch $@
 
 demo: $(VENV)/.demo
@@ -33,7 +33,7 @@ test: $(VENV)/.test
 
 # every broken link, missing page or unresolved reference fails the build (strict: true in mkdocs.yml)
 docs: $(VENV)/.docs
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 bench: $(VENV)/.test
 	$(VENV)/bin/imle-solvers bench

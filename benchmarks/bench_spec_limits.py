@@ -14,11 +14,12 @@ interpreter, whose wall time and peak resident memory (``ru_maxrss``) are report
 A case that passes a limit is refused instead (and reported so): the figures are those
 of the worst spec that is accepted.
 
-    python benchmarks/bench_spec_limits.py
+    python benchmarks/bench_spec_limits.py [--out rows.json]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -91,16 +92,26 @@ def measure(text: str) -> dict:
         return json.loads(done.stderr.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Measure every case, print the markdown table, return its rows (``--out``: as JSON too)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the rows as JSON here")
+    arguments = parser.parse_args(argv)
     baseline = measure("sets: {I: 1}\nvariables:\n  x: {over: [I]}\n" + HEADER)
     print("| spec | size (bytes) | accepted | validate (s) | peak RSS (MB) | RSS over an empty spec (MB) |")
     print("|---|---:|:---:|---:|---:|---:|")
+    rows = []
     for name, build in CASES.items():
         text = build()
         result = measure(text)
         rss, extra = result["maxrss_kib"] / 1024, (result["maxrss_kib"] - baseline["maxrss_kib"]) / 1024
+        rows.append({"spec": name, "bytes": len(text.encode()), "accepted": result["ok"],
+                     "seconds": result["seconds"], "peak rss mb": rss, "rss over an empty spec mb": extra})
         print(f"| {name} | {len(text.encode()):,} | {'yes' if result['ok'] else 'refused'} | "
               f"{result['seconds']:.2f} | {rss:.0f} | {extra:.0f} |")
+    if arguments.out is not None:
+        arguments.out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    return rows
 
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ the true costs' optimal path, with I-MLE's gradient (sum-of-gamma noise, 10 samp
 lambda 10). Reports PyEPO's normalised regret, and cost-accuracy and exact match, on
 held-out instances before and after training.
 
-    python examples/pyepo_shortest_path.py [--epochs 20] [--train 1000] [--seed 0]
+    python examples/pyepo_shortest_path.py [--epochs 20] [--train 1000] [--seed 0] [--out m.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -70,5 +72,8 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--train", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="write the metrics as JSON here")
     arguments = parser.parse_args()
-    main(arguments.epochs, arguments.train, seed=arguments.seed)
+    results = main(arguments.epochs, arguments.train, seed=arguments.seed)
+    if arguments.out is not None:
+        arguments.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -24,17 +24,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# the home page, tutorials, concept pages (narrow tables of class names among them), a
+# the home page, tutorials (their output computed at build), concept pages (narrow tables of class names among them), a
 # migration guide, gallery pages, API pages, and search
 PAGES = [
     "index.html",
     "tutorials/quickstart.html",
+    "tutorials/custom-ilp.html",
     "tutorials/yaml-ilp.html",
     "estimators.html",
     "choosing-a-method.html",
     "spec.html",
     "migration/pyepo.html",
     "gallery/index.html",
+    "gallery/pyepo.html",
     "gallery/warcraft.html",
     "gallery/l2x.html",
     "gallery/distribution.html",

@@ -12,12 +12,18 @@
 - the API tables mark *required* only single parameters that have no default;
 - each page names the package's version and has its previous/next footer links.
 - links read as titles, not file names, and code lines fit 88 characters (but the API
-  pages' signatures and console output, verbatim).
+  pages' signatures and console output, verbatim);
+- results tables are generated from their recorded runs (docs/results/*.json) and name
+  them; tables no build reruns live once, in a snippet that says which run it is;
+- the pages' exec blocks show their output; API signatures are formatted within 88
+  columns; code spans that name an API class link to its entry.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import posixpath
 import re
 import subprocess
 import sys
@@ -349,3 +355,194 @@ def test_code_lines_fit_88_characters(site, pages):
                 if len(line) > _WIDTH:
                     found.append(f"{where}: {len(line)}: {line[:70]}...")
     assert not found, f"code lines over {_WIDTH} characters: " + _problems(found)
+
+
+# --- one source for every measured figure (docs/results/) ---------------------------------
+
+RESULTS = ROOT / "docs" / "results"
+_MARKER = re.compile(r"^<!-- results: (?P<record>[\w-]+) (?P<table>[\w-]+) -->$", re.MULTILINE)
+_SNIPPET = re.compile(r'^--8<-- "(?P<name>[\w.-]+)"$', re.MULTILINE)
+
+
+def _results_hook():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_hook", RESULTS / "hook.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sources() -> dict[str, str]:
+    """Each page's markdown by its path below docs/ (the snippets in docs/results/ aside)."""
+    docs = ROOT / "docs"
+    return {
+        str(p.relative_to(docs)): p.read_text("utf-8")
+        for p in sorted(docs.rglob("*.md")) if p.parent != RESULTS
+    }
+
+
+def _html_page(site: Path, source: str) -> Page:
+    return parse_page(site / Path(source).with_suffix(".html"))
+
+
+def _squeeze(text: str) -> str:
+    """A cell compared without its markup and spaces (the parser strips each text piece)."""
+    return re.sub(r"\s+|\*\*|`", "", unescape(text))
+
+
+def _markdown_rows(table: str) -> list[list[str]]:
+    lines = [line for line in table.splitlines() if line.startswith("|")][2:]  # body rows
+    return [[_squeeze(c) for c in line.strip("|").split(" | ")] for line in lines]
+
+
+def test_generated_tables_are_the_records_tables(site):
+    """Each results marker became its table, rendered from its JSON record, and the line
+    above it names that run (date, commands) and links the record."""
+    hook, checked = _results_hook(), 0
+    for source, markdown in _sources().items():
+        for m in _MARKER.finditer(markdown):
+            record = json.loads((RESULTS / f"{m['record']}.json").read_text("utf-8"))
+            page = _html_page(site, source)
+            rows = [[_squeeze(c) for c in row] for row in page.table_rows]
+            expected = _markdown_rows(hook.TABLES[m["record"], m["table"]](record))
+            assert all(row in rows for row in expected), f"{source}: the {m['record']} {m['table']} table"
+            text = "".join(page.prose)
+            assert f"recorded run: " in text and record["date"] in text, f"{source}: no provenance line"
+            link = posixpath.relpath(f"results/{m['record']}.json", posixpath.dirname(source) or ".")
+            assert link in page.links and (page.path.parent / link).is_file(), f"{source}: record not linked"
+            checked += 1
+    assert checked >= 8, "pages lost their generated tables"
+
+
+def test_generated_tables_hold_the_records_figures(site):
+    """Spot checks written apart from the hook: the figures are the JSON's, rounded."""
+    record = json.loads((RESULTS / "pyepo-example.json").read_text("utf-8"))
+    rows = {row[0]: row for row in _html_page(site, "gallery/pyepo.md").table_rows}
+    for seed, r in record["results"].items():
+        assert rows[seed][1:3] == [f"{r['normalized_regret_before']:.3f}", f"{r['normalized_regret']:.3f}"]
+        assert rows[seed][4] == f"{100 * r['cost_accuracy']:.1f}%"
+    record = json.loads((RESULTS / "distribution.json").read_text("utf-8"))
+    rows = {row[0]: row for row in _html_page(site, "gallery/distribution.md").table_rows}
+    for tau, s in record["results"]["metrics"]["sampling"].items():
+        assert rows[tau][3] == str(s["distinct paths"])
+    record = json.loads((RESULTS / "padded-text.json").read_text("utf-8"))
+    rows = {row[0]: row for row in _html_page(site, "instances.md").table_rows}
+    for name in ("no mask, k=3", "mask, k=3", "mask, k per length"):
+        assert rows[name][1] == f"{record['results']['metrics'][name]['r2']:.3f}"
+
+
+def test_no_page_holds_a_copy_of_a_recorded_table():
+    """A generated table's header, or a row of a recorded snippet, written into a page
+    would be a second copy that no rerun updates."""
+    hook, sources = _results_hook(), _sources()
+    copies = []
+    for (name, table), render in hook.TABLES.items():
+        header = render(json.loads((RESULTS / f"{name}.json").read_text("utf-8"))).split("\n")[0]
+        copies += [f"{s}: {name} {table}" for s, md in sources.items() if header in md]
+    for snippet in RESULTS.glob("*.md"):
+        rows = [line for line in snippet.read_text("utf-8").splitlines() if line.startswith("| ")][1:]
+        copies += [f"{s}: a row of {snippet.name}" for s, md in sources.items() for row in rows if row in md]
+    assert not copies, "hand copies of recorded tables: " + _problems(copies)
+
+
+def test_recorded_snippets_say_which_run(site):
+    """Each snippet (a table no build reruns) names its command and date, and is shown."""
+    for snippet in RESULTS.glob("*.md"):
+        head = snippet.read_text("utf-8").split("\n\n")[0]
+        assert "recorded run of `" in head and re.search(r"\d{4}-\d{2}-\d{2}", head), snippet.name
+        users = [s for s, md in _sources().items() if f'--8<-- "{snippet.name}"' in md]
+        assert users, f"{snippet.name} is included nowhere"
+        for source in users:
+            text = "".join(_html_page(site, source).prose)
+            assert "Not generated: a recorded run of" in text, f"{source}: {snippet.name} not rendered"
+
+
+# --- real outputs, formatted signatures, linked names ------------------------------------
+
+_EXEC_FENCE = re.compile(r'^[ \t]*```python exec="on"(?P<options>[^\n]*)$', re.MULTILINE)
+_RESULT = re.compile(r'<div class="result"[^>]*>(.*?)</div>', re.DOTALL)
+
+
+def test_pages_with_exec_blocks_show_their_output(site):
+    """Every ``exec="on"`` block that prints (source="block") shows non-empty output,
+    computed at build; the tutorials all run."""
+    pages = 0
+    for source, markdown in _sources().items():
+        shown = [m for m in _EXEC_FENCE.finditer(markdown) if 'source="block"' in m["options"]]
+        if not shown:
+            continue
+        html = (site / Path(source).with_suffix(".html")).read_text("utf-8")
+        outputs = [unescape(_TAG.sub("", body)).strip() for body in _RESULT.findall(html)]
+        assert len(outputs) == len(shown) and all(outputs), f"{source}: {len(shown)} blocks, outputs {outputs}"
+        pages += 1
+    tutorials = [s for s in _sources() if s.startswith("tutorials/")]
+    assert all(_EXEC_FENCE.search(_sources()[s]) for s in tutorials), "a tutorial whose code does not run at build"
+    assert pages >= 8
+
+
+def test_api_signatures_are_formatted_within_88_columns(site):
+    """ruff formats mkdocstrings' signatures (line_length 88): long ones break per parameter."""
+    long, multiline = [], 0
+    for path in sorted((site / "api").glob("*.html")):
+        for body in re.findall(r'<div class="doc-signature[^"]*"[^>]*>(.*?)</div>', path.read_text("utf-8"), re.DOTALL):
+            lines = unescape(_TAG.sub("", body)).strip().splitlines()
+            multiline += len(lines) > 1
+            long += [f"{path.name}: {line[:60]}..." for line in lines if len(line) > _WIDTH]
+    assert not long, "signature lines over 88 characters: " + _problems(long)
+    assert multiline > 20, "signatures are not formatted (is ruff installed?)"
+
+
+def test_code_spans_naming_api_classes_link_to_them(site, pages):
+    """A code span that names one documented class (``IMLE``, ``ims.SumOfGamma(k=5)``) is
+    a link to its API entry, on every page, docstrings included."""
+    ids = {i for p in pages if _where(site, p).startswith("api/")
+           for i in re.findall(r'\bid="(imle_solvers(?:\.\w+)+)"', p.path.read_text("utf-8"))}
+    last = {}
+    for i in ids:
+        last.setdefault(i.rsplit(".", 1)[1], set()).add(i)
+    unique = {name for name, found in last.items() if len(found) == 1 and name[0].isupper()}
+    skip = re.compile(r"<pre\b.*?</pre>|<a\b.*?</a>|<h[1-6]\b.*?</h[1-6]>|<title>.*?</title>", re.DOTALL)
+    unlinked, linked = [], 0
+    for page in pages:
+        html = page.path.read_text("utf-8")
+        linked += len(re.findall(r'<a class="autorefs autorefs-internal"[^>]*><code>', html))
+        for name in re.findall(r"<code>(?:ims\.)?([A-Z]\w*)(?:\([^<]*\))?</code>", skip.sub("", html)):
+            if name in unique:
+                unlinked.append(f"{_where(site, page)}: {name}")
+    assert not unlinked, "API class names not linked: " + _problems(unlinked)
+    assert linked > 500, "the pages lost their API links"
+
+
+# a measured figure: a decimal, a share, a ratio or a time (a bare integer is as often a setting)
+_FIGURE = re.compile(r"^\**[-+]?(?:\d[\d,]*\.\d+|\d[\d,.]*(?:%|x| ms| s))\**(?: ± [\d.]+)?(?: \([^)]*\))?$")
+
+
+def _measured_tables(markdown: str):
+    """(line, header) of each table in ``markdown`` with at least three cells that are
+    figures (``0.074``, ``37.7%``, ``26.3x``, ``0.1887 ± 0.0282``), and the text above it."""
+    lines = markdown.split("\n")
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("|") and (i == 0 or not lines[i - 1].startswith("|")):
+            j = i
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            cells = [c.strip() for row in lines[i + 2:j] for c in row.strip("|").split("|")]
+            if sum(bool(_FIGURE.match(c)) for c in cells) >= 3:
+                yield i + 1, lines[i], "\n".join(lines[max(0, i - 4):i])
+            i = j
+        i += 1
+
+
+def test_every_hand_written_results_table_says_it_is_a_recorded_run():
+    """A table of measured figures is generated from its record, or says, just above it,
+    that it is not, and which run it comes from (command and date)."""
+    unmarked = []
+    for source, markdown in _sources().items():
+        if source.startswith("api/"):
+            continue
+        for line, header, above in _measured_tables(markdown):
+            if not re.search(r"\*Not generated: .*recorded run.*\d{4}-\d{2}-\d{2}", above.replace("\n", " ")):
+                unmarked.append(f"{source}:{line}: {header[:60]}")
+    assert not unmarked, "measured tables neither generated nor marked: " + _problems(unmarked)

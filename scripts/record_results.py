@@ -1,0 +1,155 @@
+"""Record a measured run as the one source of a results table on the documentation site.
+
+Each recipe runs the commands a page quotes, exactly, and saves what they wrote (their
+``--out`` JSON) in ``docs/results/<name>.json`` with the run's provenance: the commands,
+the date (UTC), the seeds, the machine (CPU count, load average before the run), the
+versions and the commit. The site's hook (docs/results/hook.py) renders the tables from
+these files at build time, so a figure on a page is never copied by hand.
+
+    python scripts/record_results.py pyepo-example     # about 30 s on 2 cores
+    python scripts/record_results.py distribution      # about 10 s; also its pictures
+    python scripts/record_results.py padded-text       # about 85 s
+    python scripts/record_results.py toy-top-k         # about 10 s; also its picture
+    python scripts/record_results.py spec-limits       # about 40 s, 0.8 GB at its peak
+    python scripts/record_results.py bench-pyepo --pyepo-path DIR   # about 12 min
+
+A recipe with pictures copies them into docs/gallery/img/, so the page's pictures come
+from the same run as its table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+IMAGES = ROOT / "docs" / "gallery" / "img"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The commands of one record; ``{out}`` in a command is the temporary folder."""
+
+    commands: tuple[str, ...]
+    seeds: tuple[int, ...]
+    # (the JSON file under {out} read into the record's "results" under this key)
+    outputs: dict[str, str] = field(default_factory=dict)
+    pictures: tuple[str, ...] = ()  # files under {out} copied to docs/gallery/img/
+
+
+RECIPES = {
+    "pyepo-example": Recipe(
+        commands=tuple(
+            f"python examples/pyepo_shortest_path.py --epochs 20 --seed {s} --out {{out}}/seed-{s}.json"
+            for s in range(3)
+        ),
+        seeds=(0, 1, 2),
+        outputs={str(s): f"seed-{s}.json" for s in range(3)},
+    ),
+    "distribution": Recipe(
+        commands=("python examples/seeing_the_distribution.py --out {out}",),
+        seeds=(0,),
+        outputs={"metrics": "metrics.json"},
+        pictures=(
+            "distribution-sampling.png",
+            "distribution-loss.png",
+            *(f"distribution-train-{s}.gif" for s in ("0-0", "1-1", "2-2", "5-5", "5-0")),
+        ),
+    ),
+    "padded-text": Recipe(
+        commands=("python examples/l2x_padded_text.py --out {out}/metrics.json",),
+        seeds=(0,),
+        outputs={"metrics": "metrics.json"},
+    ),
+    "toy-top-k": Recipe(
+        commands=("python examples/toy_top_k.py --out {out}",),
+        seeds=tuple(range(20)),
+        outputs={"metrics": "metrics.json"},
+        pictures=("toy-top-k.png",),
+    ),
+    "spec-limits": Recipe(
+        commands=("python benchmarks/bench_spec_limits.py --out {out}/rows.json",),
+        seeds=(),
+        outputs={"bench": "rows.json"},
+    ),
+    "bench-pyepo": Recipe(
+        commands=("python benchmarks/bench_pyepo.py --seeds 3 --json {out}/rows.json",),
+        seeds=(0, 1, 2),
+        outputs={"bench": "rows.json"},
+    ),
+}
+
+
+def _machine() -> dict[str, str | int]:
+    return {
+        "cpus": os.cpu_count() or 0,
+        "processor": platform.processor() or platform.machine(),
+        "system": platform.platform(terse=True),
+        "load average before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import torch
+
+    return {"python": platform.python_version(), "numpy": numpy.__version__, "torch": torch.__version__}
+
+
+def _commit() -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return found.stdout.strip()
+
+
+def record(name: str, extra: list[str]) -> Path:
+    """Run recipe ``name`` (``extra`` appended to each command) and write its record."""
+    recipe = RECIPES[name]
+    machine, started = _machine(), time.perf_counter()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory() as out:
+        commands = [c.format(out=out) for c in recipe.commands]
+        for command in commands:
+            argv = [sys.executable, *command.split()[1:], *extra]
+            subprocess.run(argv, cwd=ROOT, env=env, check=True)
+        results = {key: json.loads((Path(out) / file).read_text()) for key, file in recipe.outputs.items()}
+        for picture in recipe.pictures:
+            shutil.copyfile(Path(out) / picture, IMAGES / picture)
+    record = {
+        "commands": [re.sub(r" --(?:out|json) \S+", "", c) for c in recipe.commands],  # the pages' commands
+        "date": date,
+        "seeds": list(recipe.seeds),
+        "wall seconds": round(time.perf_counter() - started, 1),
+        "machine": machine,
+        "versions": _versions(),
+        "commit": _commit(),
+        "results": results,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(RECIPES))
+    parser.add_argument("--pyepo-path", help="bench-pyepo: a folder holding PyEPO (pip install --target)")
+    arguments = parser.parse_args(argv)
+    extra = ["--pyepo-path", arguments.pyepo_path] if arguments.pyepo_path else []
+    print(f"wrote {record(arguments.name, extra).relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
