@@ -25,7 +25,8 @@ lr 1e-2), and the loss each method is trained on (PyEPO's training recipes):
     CMAP    cmap(cp, w)           the same pool                                     CMAPLoss
     ptLTR, prLTR, lsLTR (cp, c)   the same pool     Pointwise-, Pairwise-, ListwiseLTRLoss
     PG      pg(cp, c)             sigma 0.1, backward differences                   PGLoss
-    CaVE    cave(cp, tight)       PyEPO's defaults (CaVE+, 3 solver iterations); ours exact   CaVELoss
+    CaVE    cave(cp, tight)       CaVE+: 3 interior-point iterations, PyEPO's default   CaVELoss(max_iter=3)
+    CaVE-E  cave(cp, tight)       the exact projection (PyEPO max_iter 200)             CaVELoss()
             (both on the tight rows of ``ims.batch_tight_constraints``: PyEPO's own need Gurobi)
     RFY     rfy(cp, w)            lambda 1, Frank-Wolfe to 1e-6   RegularizedFenchelYoungLoss
     SVM     svm(cp, w)            Hamming margin (ours only: InferOpt.jl's)   StructuredSVMLoss

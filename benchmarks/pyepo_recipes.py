@@ -29,11 +29,12 @@ N_TRAIN, N_TEST, FEATURES, DEG, NOISE_WIDTH = 1000, 1000, 5, 4, 0.5
 #: every method of the tables, PyEPO's names; "2S" is the two-stage baseline (regress the
 #: costs with MSE, then solve), the same code for both libraries
 METHODS = ("2S", "SPO+", "DBB", "NID", "DPO", "PFYL", "I-MLE", "AI-MLE", "NCE", "CMAP", "ptLTR", "prLTR",
-           "lsLTR", "PG", "RFY", "CaVE", "SVM")
+           "lsLTR", "PG", "RFY", "CaVE", "CaVE-E", "SVM")
 #: methods only one library has (the other's column reads "n/a")
 OURS_ONLY = {"SVM": "PyEPO has no structured SVM loss (InferOpt.jl's)"}
 #: methods a problem's constraints cannot serve (CaVE needs a linear program's tight rows)
-UNSUPPORTED = {("tsp", "CaVE"): "the TSP's subtour constraints are not rows that ims.tight_constraints lists"}
+UNSUPPORTED = {("tsp", name): "the TSP's subtour constraints are not rows that ims.tight_constraints lists"
+               for name in ("CaVE", "CaVE-E")}
 POOL_METHODS = ("NCE", "CMAP", "ptLTR", "prLTR", "lsLTR")
 SOLVE_RATIO = 0.3  # PyEPO's tutorials' share of pool-growing calls
 
@@ -144,8 +145,8 @@ def pyepo_recipe(pyepo: Any, bench: Benchmark, name: str, seed: int) -> Recipe:
         aimle = f.adaptiveImplicitMLE(optmodel, n_samples=2, sigma=1.0, processes=1,
                                       distribution=sumGammaDistribution(kappa=5, n_iterations=10, seed=seed))
         return lambda m: lambda x, c, w, z, i: l1(aimle(m(x)), w)
-    if name == "CaVE":  # PyEPO's own tight rows need Gurobi (optDatasetConstrs): it gets ours
-        cave = f.coneAlignedCosine(optmodel, processes=1)
+    if name in ("CaVE", "CaVE-E"):  # PyEPO's own tight rows need Gurobi (optDatasetConstrs): it gets ours
+        cave = f.coneAlignedCosine(optmodel, processes=1, **({"max_iter": 200} if name == "CaVE-E" else {}))
         return lambda m: lambda x, c, w, z, i: cave(m(x), bench.tight[i])
     if name == "PG":
         pg = f.perturbationGradient(optmodel, sigma=0.1, two_sides=False, processes=1)
@@ -180,8 +181,8 @@ def our_recipe(bench: Benchmark, name: str, seed: int) -> Recipe:
     if name == "RFY":
         rfy = ims.torch.RegularizedFenchelYoungLoss(problem, lambd=1.0)
         return lambda m: lambda x, c, w, z, i: rfy(m(x), w)
-    if name == "CaVE":
-        cave = ims.torch.CaVELoss(problem)
+    if name in ("CaVE", "CaVE-E"):  # CaVE+, PyEPO's default: 3 interior-point iterations; CaVE-E exact
+        cave = ims.torch.CaVELoss(problem, max_iter=3 if name == "CaVE" else None)
         return lambda m: lambda x, c, w, z, i: cave(m(x), bench.tight[i])
     if name == "SVM":
         svm = ims.torch.StructuredSVMLoss(problem)

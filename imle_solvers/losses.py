@@ -647,12 +647,13 @@ class CaVE:
     builds them from an ILP or a directed shortest-path problem and the true solutions).
 
     The bindings' ``CaVELoss(problem, solve_ratio=1.0, inner_ratio=0.2, seed=None,
-    reduction="mean", **options)`` take the options of :class:`SPOPlus` (they bear on
-    nothing here but ``validate_args``: there is no solve). The projection is exact (NNLS,
-    the paper's CaVE-E; PyEPO's ``max_iter`` large): PyEPO's default ``max_iter=3`` (CaVE+)
-    stops its interior-point solver after three iterations, a target defined by that
-    solver's iterates, which is not reproduced. The gradient with respect to the prediction
-    flows through ``s_hat`` only, the target held fixed.
+    max_iter=None, reduction="mean", **options)`` take the options of :class:`SPOPlus` (they
+    bear on nothing here but ``validate_args``: there is no solve). By default the projection
+    is exact (NNLS, the paper's CaVE-E; PyEPO's ``max_iter`` large); ``max_iter=3`` is
+    PyEPO's default, CaVE+: the interior-point solver Clarabel stopped after three
+    iterations (:func:`imle_solvers.cone.project_truncated`; needs ``clarabel``). The
+    gradient with respect to the prediction flows through ``s_hat`` only, the target held
+    fixed.
 
     Attributes:
         solve_ratio: CaVE Hybrid: the probability, per call, that the batch is projected;
@@ -660,11 +661,14 @@ class CaVE:
             (1: always projected, PyEPO's default).
         inner_ratio: the blend's weight of the mean unit normal (PyEPO's default 0.2).
         seed: the seed of the per-call coin's numpy generator (None: fresh entropy).
+        max_iter: None for the exact projection, or the interior-point iterations of
+            CaVE+'s truncated one (PyEPO's default 3).
     """
 
     solve_ratio: float = 1.0
     inner_ratio: float = 0.2
     seed: int | None = None
+    max_iter: int | None = None
     # the host function of the targets (imle_solvers.cone.CaVETargets), with its coin's generator
     project: Any = field(init=False, repr=False)
     perturbation: ClassVar[None] = None
@@ -677,7 +681,13 @@ class CaVE:
 
         ratios = (check_ratio("CaVELoss", "solve_ratio", self.solve_ratio),
                   check_ratio("CaVELoss", "inner_ratio", self.inner_ratio))
-        object.__setattr__(self, "project", CaVETargets("CaVELoss", *ratios, np.random.default_rng(self.seed)))
+        iterations = self.max_iter
+        if iterations is not None and (isinstance(iterations, bool) or not isinstance(iterations, int)
+                                       or iterations < 1):
+            raise InvalidInputError(f"CaVELoss: max_iter must be None (the exact projection) or an integer >= 1, "
+                                    f"got {iterations!r}")
+        object.__setattr__(self, "project", CaVETargets("CaVELoss", *ratios, np.random.default_rng(self.seed),
+                                                        iterations))
 
     def __call__(self, prediction: Array, targets: dict[str, Array], noise: Any, solve: Solve, sign: int) -> LossValue:
         tight = targets.get("tight_ctrs")

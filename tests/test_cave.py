@@ -17,6 +17,7 @@ import imle_solvers as ims
 from imle_solvers.cone import hybrid_targets, project_onto_cone
 from imle_solvers.data import knapsack_problem, shortest_path_problem
 from imle_solvers.errors import InvalidInputError
+from imle_solvers.losses import CaVE
 
 from test_losses import _frameworks, _tf_loss, _torch_loss
 from test_pool_losses import _pyepo_model
@@ -199,6 +200,38 @@ def test_matches_pyepo(problem, hybrid):
     assert np.abs(ours[1]).max() > 1e-4 and ours[0].max() > 1e-4  # not a trivial agreement
 
 
+@pytest.mark.parametrize("problem", [
+    pytest.param(shortest_path_problem((3, 3)), id="grid-path-min"),
+    pytest.param(knapsack_problem(WEIGHTS / 100, capacity=CAPACITY / 100), id="knapsack-max"),
+])
+def test_truncated_projection_matches_pyepos_default_cave_plus(problem):
+    """max_iter=3 is PyEPO's default (CaVE+): the same three interior-point iterations, so the
+    same targets; and a target short of the exact projection, so a different loss."""
+    c_hat, _, tight = _instances(problem)
+    theirs = _pyepo_cave(problem, c_hat, tight)  # PyEPO's defaults: max_iter=3
+    ours = _ours(problem, c_hat, tight, max_iter=3)
+    np.testing.assert_allclose(ours[0], theirs[0], atol=2e-6)
+    np.testing.assert_allclose(ours[1], theirs[1], atol=2e-6)
+    exact = _ours(problem, c_hat, tight)
+    assert np.abs(exact[0] - ours[0]).max() > 1e-4
+
+
+def test_truncated_projection_converges_to_the_exact_one():
+    pytest.importorskip("clarabel")
+    from imle_solvers.cone import project_truncated
+
+    problem = shortest_path_problem((3, 3))
+    c_hat, _, tight = _instances(problem, seed=2)
+    for x, rows in zip(c_hat, tight):
+        np.testing.assert_allclose(project_truncated(-x, rows, 200), project_onto_cone(-x, rows), atol=1e-6)
+
+
+@pytest.mark.parametrize("max_iter", [0, -1, 2.5, True, "3"])
+def test_bad_max_iter_is_refused(max_iter):
+    with pytest.raises(InvalidInputError, match="max_iter must be None"):
+        CaVE(max_iter=max_iter)
+
+
 def test_zero_in_the_cone_and_the_cosine_otherwise():
     problem = shortest_path_problem((3, 3))
     c_hat, c, tight = _instances(problem, seed=1)
@@ -237,6 +270,8 @@ def test_frameworks_agree():
     keras_loss = KerasCaVELoss.from_config(KerasCaVELoss(problem, reduction="sum", seed=3).get_config())
     assert keras_loss.seed == 3
     np.testing.assert_allclose(float(tf.function(keras_loss)(tight, c_hat)), results[0][0], rtol=1e-5)
+    truncated = KerasCaVELoss.from_config(KerasCaVELoss(problem, max_iter=3).get_config())
+    assert truncated.max_iter == 3 and truncated.step.definition.max_iter == 3
 
 
 def test_loss_errors_name_what_is_missing():

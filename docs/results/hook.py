@@ -139,6 +139,39 @@ def spec_limits(record: dict) -> str:
     return _table(header, rows, "---:")
 
 
+_BENCH_PROBLEMS = ("shortest_path", "knapsack", "tsp")
+_BENCH_METHODS = ("2S", "SPO+", "DBB", "NID", "DPO", "PFYL", "I-MLE", "AI-MLE", "NCE", "CMAP", "ptLTR", "prLTR",
+                  "lsLTR", "PG", "RFY", "CaVE", "CaVE-E", "SVM")
+
+
+def bench_pyepo_methods(record: dict) -> str:
+    """benchmarks/bench_pyepo.py, its runs in order (their --json output each): every method
+    both libraries have, held-out normalised regret (mean ± sd over the seeds) and ms/step.
+    A later run of the same problem and method replaces an earlier one's row."""
+
+    def regret(row: dict, library: str, seeds: int) -> str:
+        value = row[f"{library}_regret"]
+        if value is None:
+            return "n/a"
+        return f"{value:.4f}" + (f" ± {row[f'{library}_regret_sd']:.4f}" if seeds > 1 else "")
+
+    def number(value: float | None, suffix: str = "") -> str:
+        return "n/a" if value is None else f"{value:.2f}{suffix}"
+
+    latest = {(row["problem"], row["method"]): (run, row) for run in record["results"].values() for row in run["rows"]}
+    order = sorted(latest, key=lambda key: (_BENCH_PROBLEMS.index(key[0]), _BENCH_METHODS.index(key[1])))
+    rows = []
+    for key in order:
+        run, row = latest[key]
+        speedup = "—" if row["method"] == "2S" else number(row["speedup"], "x")
+        rows.append([row["problem"].replace("_", " "), row["method"], f"{run['seeds']} × {run['epochs']}",
+                     regret(row, "PyEPO", run["seeds"]), regret(row, "ours", run["seeds"]),
+                     number(row["PyEPO_ms"]), number(row["ours_ms"]), speedup])
+    header = ["problem", "method", "seeds × epochs", "PyEPO regret", "ours regret", "PyEPO ms/step",
+              "ours ms/step", "speed-up"]
+    return _table(header, rows)
+
+
 # (record, table) -> the renderer of that table
 TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("pyepo-example", "seeds"): pyepo_seeds,
@@ -148,6 +181,7 @@ TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("toy-top-k", "momentum"): toy_momentum,
     ("toy-top-k", "sgd"): toy_sgd,
     ("spec-limits", "rows"): spec_limits,
+    ("bench-pyepo-problems", "methods"): bench_pyepo_methods,
 }
 
 

@@ -159,11 +159,12 @@ class CaVELoss(_Loss):
     runs on the host in one ``jax.pure_callback``."""
 
     def __init__(self, problem: Problem, solve_ratio: float = 1.0, inner_ratio: float = 0.2, seed: int | None = None,
+                 max_iter: int | None = None,
                  reduction: str = "mean", *, validate_args: bool = True, oracle_options: OracleOptions | None = None,
                  **options: Any) -> None:
-        super().__init__(problem, CaVE(solve_ratio, inner_ratio, seed), reduction, validate_args, oracle_options, None,
-                         options)
-        self.solve_ratio, self.inner_ratio = solve_ratio, inner_ratio
+        super().__init__(problem, CaVE(solve_ratio, inner_ratio, seed, max_iter), reduction, validate_args,
+                         oracle_options, None, options)
+        self.solve_ratio, self.inner_ratio, self.max_iter = solve_ratio, inner_ratio, max_iter
 
     def __call__(self, c_hat: Any, tight_ctrs: Any) -> jax.Array:
         return self._loss(c_hat, {"tight_ctrs": tight_ctrs}, {})

@@ -205,14 +205,15 @@ class CaVELoss(_Loss):
     for a max problem); the projection runs on the host (``tf.numpy_function``)."""
 
     def __init__(self, problem: Problem, solve_ratio: float = 1.0, inner_ratio: float = 0.2, seed: int | None = None,
+                 max_iter: int | None = None,
                  **options: Any) -> None:
         keras_kwargs = {name: options.pop(name) for name in ("reduction", "name", "dtype") if name in options}
-        super().__init__(problem, CaVE(solve_ratio, inner_ratio, seed), options, **keras_kwargs)
-        self.solve_ratio, self.inner_ratio, self.seed = solve_ratio, inner_ratio, seed
+        super().__init__(problem, CaVE(solve_ratio, inner_ratio, seed, max_iter), options, **keras_kwargs)
+        self.solve_ratio, self.inner_ratio, self.seed, self.max_iter = solve_ratio, inner_ratio, seed, max_iter
 
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         return self._values(y_pred, {"tight_ctrs": y_true})
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"solve_ratio": self.solve_ratio, "inner_ratio": self.inner_ratio,
-                                       "seed": self.seed}
+                                       "seed": self.seed, "max_iter": self.max_iter}

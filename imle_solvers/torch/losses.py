@@ -175,11 +175,12 @@ class CaVELoss(_Loss):
     (:func:`imle_solvers.batch_tight_constraints`), reduced over the batch."""
 
     def __init__(self, problem: Problem, solve_ratio: float = 1.0, inner_ratio: float = 0.2, seed: int | None = None,
+                 max_iter: int | None = None,
                  reduction: str = "mean", *, validate_args: bool = True, oracle_options: OracleOptions | None = None,
                  **options: Any) -> None:
-        super().__init__(problem, CaVE(solve_ratio, inner_ratio, seed), reduction, validate_args, oracle_options, None,
-                         options)
-        self.solve_ratio, self.inner_ratio = solve_ratio, inner_ratio
+        super().__init__(problem, CaVE(solve_ratio, inner_ratio, seed, max_iter), reduction, validate_args,
+                         oracle_options, None, options)
+        self.solve_ratio, self.inner_ratio, self.max_iter = solve_ratio, inner_ratio, max_iter
 
     def forward(self, c_hat: torch.Tensor, tight_ctrs: Any) -> torch.Tensor:
         return self._loss(c_hat, {"tight_ctrs": tight_ctrs}, {})
