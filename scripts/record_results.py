@@ -12,6 +12,8 @@ these files at build time, so a figure on a page is never copied by hand.
     python scripts/record_results.py toy-top-k         # about 10 s; also its picture
     python scripts/record_results.py spec-limits       # about 40 s, 0.8 GB at its peak
     python scripts/record_results.py bench-pyepo --pyepo-path DIR   # about 12 min
+    python scripts/record_results.py bench-pyepo-problems          # about 80 min on 2 busy cores
+    python scripts/record_results.py NAME --adopt DIR   # the outputs a run of NAME's commands left in DIR
 
 A recipe with pictures copies them into docs/gallery/img/, so the page's pictures come
 from the same run as its table.
@@ -84,6 +86,24 @@ RECIPES = {
         seeds=(),
         outputs={"bench": "rows.json"},
     ),
+    "bench-pyepo-problems": Recipe(
+        commands=(
+            "python benchmarks/bench_pyepo.py --problems shortest_path --epochs 5 --seeds 5 --methods 2S SPO+ DBB NID "
+            "DPO PFYL I-MLE AI-MLE NCE CMAP ptLTR prLTR lsLTR PG CaVE SVM --json {out}/sp.json",
+            "python benchmarks/bench_pyepo.py --problems knapsack --epochs 1 --seeds 3 --methods 2S SPO+ DBB NID DPO "
+            "PFYL I-MLE AI-MLE NCE CMAP ptLTR prLTR lsLTR PG CaVE SVM --json {out}/knapsack.json",
+            "python benchmarks/bench_pyepo.py --problems tsp --epochs 1 --seeds 1 --methods 2S SPO+ DBB NID NCE CMAP "
+            "ptLTR prLTR lsLTR PG SVM --json {out}/tsp.json",
+            "python benchmarks/bench_pyepo.py --problems shortest_path --epochs 1 --seeds 1 --methods RFY "
+            "--json {out}/rfy.json",
+            "python benchmarks/bench_pyepo.py --problems shortest_path knapsack --epochs 5 --seeds 5 "
+            "--methods CaVE CaVE-E --json {out}/cave.json",
+        ),
+        seeds=(0, 1, 2, 3, 4),
+        # in order: a later run of a problem and method replaces an earlier one's row
+        outputs={"shortest_path": "sp.json", "knapsack": "knapsack.json", "tsp": "tsp.json", "rfy": "rfy.json",
+                 "cave": "cave.json"},
+    ),
     "bench-pyepo": Recipe(
         commands=("python benchmarks/bench_pyepo.py --seeds 3 --json {out}/rows.json",),
         seeds=(0, 1, 2),
@@ -142,11 +162,40 @@ def record(name: str, extra: list[str]) -> Path:
     return path
 
 
+def adopt(name: str, folder: Path) -> Path:
+    """Write recipe ``name``'s record from the outputs its commands already wrote into
+    ``folder`` (a run too long to repeat, made with ``{out}`` = ``folder``): the same record,
+    dated by the outputs' files; its wall time and the load before it were not measured."""
+    recipe = RECIPES[name]
+    files = [folder / file for file in recipe.outputs.values()]
+    first, last = min(f.stat().st_mtime for f in files), max(f.stat().st_mtime for f in files)
+    stamp = datetime.datetime.fromtimestamp(first, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    record = {
+        "commands": [re.sub(r" --(?:out|json) \S+", "", c) for c in recipe.commands],
+        "date": f"{stamp} (first output written)",
+        "seeds": list(recipe.seeds),
+        "wall seconds": None,
+        "outputs written over seconds": round(last - first, 1),
+        "machine": _machine() | {"load average before": "not measured (a run adopted after the fact)"},
+        "versions": _versions(),
+        "commit": _commit(),
+        "results": {key: json.loads((folder / file).read_text()) for key, file in recipe.outputs.items()},
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=sorted(RECIPES))
     parser.add_argument("--pyepo-path", help="bench-pyepo: a folder holding PyEPO (pip install --target)")
+    parser.add_argument("--adopt", type=Path, default=None,
+                        help="record the outputs a run of the recipe's commands (with {out} = this folder) left here")
     arguments = parser.parse_args(argv)
+    if arguments.adopt is not None:
+        print(f"wrote {adopt(arguments.name, arguments.adopt).relative_to(ROOT)}")
+        return
     extra = ["--pyepo-path", arguments.pyepo_path] if arguments.pyepo_path else []
     print(f"wrote {record(arguments.name, extra).relative_to(ROOT)}")
 

@@ -202,9 +202,11 @@ def provenance(record: dict, link: str) -> str:
     """One line naming the run a table comes from: commands, seeds, date, machine, record."""
     commands = "; ".join(f"`{c}`" for c in record["commands"])
     machine = record["machine"]
+    wall = record["wall seconds"]
+    took = f"{wall:.0f} s in all" if wall is not None else "its wall time not measured"
     return (f"*Generated at build time from [a recorded run]({link}): {commands} ({seed_list(record['seeds'])}), "
             f"{record['date']}, {machine['cpus']} CPUs (load average before {machine['load average before']}), "
-            f"commit {record['commit']}, {record['wall seconds']:.0f} s in all.*")
+            f"commit {record['commit']}, {took}.*")
 
 
 def render(marker: re.Match, page_uri: str, docs_dir: Path) -> str:
