@@ -129,9 +129,9 @@ def soft_argmax_loss(theta: Array, y_true: Array) -> LossValue:
         y_true: ``(B, n)`` points of the simplex (one-hot labels, or distributions).
 
     Returns:
-        ``value`` ``(B,)`` ``logsumexp(theta) + sum y log y - <theta, y>`` (the cross-entropy
-        for a one-hot ``y``), ``gradient`` ``softmax(theta) - y`` ``(B, n)``, ``solution``
-        ``softmax(theta)``.
+        A :class:`~imle_solvers.losses.LossValue`: the value ``(B,)``,
+        ``logsumexp(theta) + sum y log y - <theta, y>`` (the cross-entropy for a one-hot
+        ``y``); the gradient ``softmax(theta) - y`` ``(B, n)``; the solution ``softmax(theta)``.
     """
     xp = array_namespace(theta)
     y_true = _checked_pair("SoftArgmaxLoss", theta, y_true)
@@ -149,8 +149,9 @@ def sparse_argmax_loss(theta: Array, y_true: Array) -> LossValue:
         y_true: ``(B, n)`` points of the simplex (one-hot labels, or distributions).
 
     Returns:
-        ``value`` ``(B,)`` ``<theta, p> - 1/2 ||p||^2 + 1/2 ||y||^2 - <theta, y>``, ``p =
-        sparsemax(theta)``, ``gradient`` ``p - y`` ``(B, n)``, ``solution`` ``p``.
+        A :class:`~imle_solvers.losses.LossValue`: the value ``(B,)``, with ``p`` the
+        sparsemax of ``theta``, ``<theta, p> - 1/2 ||p||^2 + 1/2 ||y||^2 - <theta, y>``;
+        the gradient ``p - y`` ``(B, n)``; the solution ``p``.
     """
     xp = array_namespace(theta)
     y_true = _checked_pair("SparseArgmaxLoss", theta, y_true)
