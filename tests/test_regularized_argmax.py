@@ -154,7 +154,7 @@ def _jax_results(theta, y, g):
     for name, forward, loss in (("soft", soft_argmax, SoftArgmaxLoss), ("sparse", sparse_argmax, SparseArgmaxLoss)):
         t = jnp.asarray(theta)
         p, vjp = jax.vjp(jax.jit(forward), t)
-        values, loss_vjp = jax.vjp(lambda x: loss(reduction="none")(x, y), t)
+        values, loss_vjp = jax.vjp(lambda x, loss=loss: loss(reduction="none")(x, y), t)
         out[name] = (np.asarray(p), np.asarray(vjp(jnp.asarray(g))[0]), np.asarray(values),
                      np.asarray(loss_vjp(jnp.ones(len(theta)))[0]))
     return out

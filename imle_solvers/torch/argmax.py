@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from ..losses import check_reduction, reduce
 from .. import regularized_argmax as core
+from ..losses import check_reduction, reduce
 from .losses import _LossFunction
 
 __all__ = ["SoftArgmax", "SoftArgmaxLoss", "SparseArgmax", "SparseArgmaxLoss", "soft_argmax", "sparse_argmax"]
