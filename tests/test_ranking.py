@@ -104,6 +104,27 @@ def test_jax_imle_function_under_jit_gives_the_formulas_gradient():
     np.testing.assert_allclose(np.asarray(grad), (solve(theta_np) - solve(theta_np - lam * g)) / lam, rtol=1e-6)
 
 
+def test_keras_imle_layer_in_a_tf_function_gives_the_formulas_gradient():
+    tf = pytest.importorskip("tensorflow")
+    from imle_solvers.tensorflow import IMLELayer
+
+    lam = 3.0
+    rng = np.random.default_rng(6)
+    theta_np, g = rng.normal(size=(4, 6)).astype(np.float32), rng.normal(size=(4, 6)).astype(np.float32)
+    layer = IMLELayer(ims.Ranking(6), ims.IMLE(noise=None, lambda_=lam), seed=0)
+
+    @tf.function
+    def gradient(theta):
+        with tf.GradientTape() as tape:
+            tape.watch(theta)
+            loss = tf.reduce_sum(layer(theta, training=True) * g)
+        return tape.gradient(loss, theta)
+
+    solve = ims.MAPOracle(ims.Ranking(6))
+    np.testing.assert_allclose(gradient(tf.constant(theta_np)).numpy(),
+                               (solve(theta_np) - solve(theta_np - lam * g)) / lam, rtol=1e-6)
+
+
 def test_perturbed_fenchel_young_formula():
     rng = np.random.default_rng(4)
     theta, noise = rng.normal(size=(3, 5)), rng.normal(size=(3, 4, 5))
