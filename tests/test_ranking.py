@@ -28,7 +28,7 @@ def test_map_against_brute_force(n):
     theta[0] = np.round(theta[0])  # ties
     theta[1] = 0.5  # all tied
     z = ims.MAPOracle(ims.Ranking(n))(theta)
-    for row, ranks in zip(theta, z):
+    for row, ranks in zip(theta, z, strict=True):
         assert sorted(ranks) == list(range(1, n + 1))
         assert np.isclose(row @ ranks, _brute_force_best(row))
 
@@ -150,6 +150,23 @@ def test_torch_fenchel_young_loss_runs_its_solves_on_rankings():
     loss(theta, y_true).backward()
     # at a vanishing sigma the perturbed state is the MAP state
     np.testing.assert_allclose(theta.grad.numpy(), solve(theta.detach().numpy()) - y_true.numpy())
+
+
+def test_spo_plus_against_brute_force():
+    from imle_solvers.losses import spo_plus
+
+    rng = np.random.default_rng(7)
+    n = 4
+    perms = np.array(list(itertools.permutations(range(1, n + 1))), dtype=float)
+    theta_hat, theta = rng.normal(size=(5, n)), rng.normal(size=(5, n))
+    result = spo_plus(theta_hat, theta, ims.MAPOracle(ims.Ranking(n)), sign=1)
+    # a max problem: max_w <2 theta_hat - theta, w> - 2 <theta_hat, w*(theta)> + z*(theta)
+    w_star = perms[np.argmax(theta @ perms.T, axis=1)]
+    expected = (np.max((2 * theta_hat - theta) @ perms.T, axis=1) - 2 * np.sum(theta_hat * w_star, axis=1)
+                + np.max(theta @ perms.T, axis=1))
+    np.testing.assert_allclose(result.value, expected)
+    w_tilde = perms[np.argmax((2 * theta_hat - theta) @ perms.T, axis=1)]
+    np.testing.assert_allclose(result.gradient, 2 * (w_tilde - w_star))
 
 
 def test_problem_checks_n_and_serialises():
