@@ -115,3 +115,13 @@ def test_refuses_other_problems_and_linear_loss_weights():
     theta, y = torch.zeros(2, 4), torch.eye(4)[:2]
     with pytest.raises(ims.InvalidInputError, match="takes no delta_weight"):
         loss(theta, y, delta_weight=torch.ones(2, 4))
+
+
+def test_keras_config_keeps_the_base_loss():
+    pytest.importorskip("tensorflow")
+    from imle_solvers.tensorflow import StructuredSVMLoss
+
+    loss = StructuredSVMLoss(ims.KSubset(5, 2), alpha=0.5, base_loss="zero_one")
+    restored = StructuredSVMLoss.from_config(loss.get_config())
+    assert restored.base_loss == "zero_one" and restored.step.definition.base_loss == "zero_one"
+    assert restored.alpha == 0.5
