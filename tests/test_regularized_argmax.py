@@ -202,3 +202,21 @@ def test_reductions():
     assert np.isclose(float(SparseArgmaxLoss(reduction="sum")(theta, y)), values.sum())
     with pytest.raises(ims.InvalidInputError, match="reduction"):
         SparseArgmaxLoss(reduction="max")
+
+
+def test_jax_maps_and_losses_vmap():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from imle_solvers.jax import SparseArgmaxLoss
+    from imle_solvers.jax import sparse_argmax as jax_sparse_argmax
+
+    x = np.random.default_rng(16).normal(size=(3, 4, 5))
+    weights = np.arange(5.0)
+    grads = jax.vmap(jax.grad(lambda t: jnp.sum(jax_sparse_argmax(t) * weights)))(jnp.asarray(x))
+    expected = sparse_argmax_vjp(sparse_argmax(x), np.broadcast_to(weights, x.shape))
+    np.testing.assert_allclose(np.asarray(grads), expected, atol=1e-6)
+    y = np.eye(5)[[0, 1, 2, 3]]
+    values = jax.vmap(lambda t: SparseArgmaxLoss(reduction="sum")(t, y))(jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(values), sparse_argmax_loss(x, np.broadcast_to(y, x.shape)).value.sum(axis=1),
+                               rtol=1e-5)
