@@ -147,16 +147,15 @@ def _jax_results(theta, y, g):
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp
 
-    jax.config.update("jax_enable_x64", True)
     from imle_solvers.jax import SoftArgmaxLoss, SparseArgmaxLoss, soft_argmax, sparse_argmax
 
     out = {}
     for name, forward, loss in (("soft", soft_argmax, SoftArgmaxLoss), ("sparse", sparse_argmax, SparseArgmaxLoss)):
-        t = jnp.asarray(theta)
+        t = jnp.asarray(theta, dtype=jnp.float32)  # JAX's default precision
         p, vjp = jax.vjp(jax.jit(forward), t)
         values, loss_vjp = jax.vjp(lambda x, loss=loss: loss(reduction="none")(x, y), t)
-        out[name] = (np.asarray(p), np.asarray(vjp(jnp.asarray(g))[0]), np.asarray(values),
-                     np.asarray(loss_vjp(jnp.ones(len(theta)))[0]))
+        out[name] = (np.asarray(p), np.asarray(vjp(jnp.asarray(g, dtype=jnp.float32))[0]), np.asarray(values),
+                     np.asarray(loss_vjp(jnp.ones(len(theta), dtype=jnp.float32))[0]))
     return out
 
 
@@ -178,18 +177,19 @@ def _tf_results(theta, y, g):
     return out
 
 
-@pytest.mark.parametrize("results", [_torch_results, _jax_results, _tf_results], ids=["torch", "jax", "keras"])
-def test_bindings_agree_with_the_core(results):
+@pytest.mark.parametrize("results, atol", [(_torch_results, 1e-12), (_jax_results, 1e-5), (_tf_results, 1e-12)],
+                         ids=["torch", "jax", "keras"])
+def test_bindings_agree_with_the_core(results, atol):
     theta, y, g = _scores(11), _targets(12), _scores(13)
     out = results(theta, y, g)
     for name, forward, vjp, loss in (("soft", soft_argmax, soft_argmax_vjp, soft_argmax_loss),
                                      ("sparse", sparse_argmax, sparse_argmax_vjp, sparse_argmax_loss)):
         p, grad, values, loss_grad = out[name]
         expected = loss(theta, y)
-        assert np.allclose(p, forward(theta), atol=1e-12)
-        assert np.allclose(grad, vjp(forward(theta), g), atol=1e-12)
-        assert np.allclose(values, expected.value, atol=1e-12)
-        assert np.allclose(loss_grad, expected.gradient, atol=1e-12)
+        assert np.allclose(p, forward(theta), atol=atol)
+        assert np.allclose(grad, vjp(forward(theta), g), atol=atol)
+        assert np.allclose(values, expected.value, atol=atol)
+        assert np.allclose(loss_grad, expected.gradient, atol=atol)
 
 
 def test_reductions():

@@ -90,15 +90,13 @@ def test_instance_masks_and_k_are_respected():
 @pytest.mark.parametrize("run", [_torch_loss, _jax_loss, _tf_loss], ids=["torch", "jax", "keras"])
 def test_bindings_agree_with_the_core(run):
     _frameworks()
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
     rng = np.random.default_rng(3)
     problem = ims.KSubset(6, 2)
-    theta, y_true = rng.normal(size=(5, 6)), ksubset_states(6, 2)[rng.integers(0, 15, 5)]
-    expected = structured_svm_zero_one(theta, y_true, MAPOracle(problem), sign=1, alpha=0.7)
+    theta = rng.normal(size=(5, 6)).astype(np.float32)  # JAX's default precision
+    y_true = ksubset_states(6, 2)[rng.integers(0, 15, 5)].astype(np.float32)
+    expected = structured_svm_zero_one(theta.astype(np.float64), y_true, MAPOracle(problem), sign=1, alpha=0.7)
     value, grad = run("StructuredSVMLoss", problem, theta, y_true, {}, alpha=0.7, base_loss="zero_one")
-    np.testing.assert_allclose(value, expected.value.sum(), rtol=1e-12)
+    np.testing.assert_allclose(value, expected.value.sum(), rtol=1e-5)
     np.testing.assert_allclose(grad, expected.gradient)
 
 
