@@ -154,8 +154,9 @@ def _jax_results(theta, y, g):
         t = jnp.asarray(theta, dtype=jnp.float32)  # JAX's default precision
         p, vjp = jax.vjp(jax.jit(forward), t)
         values, loss_vjp = jax.vjp(lambda x, loss=loss: loss(reduction="none")(x, y), t)
-        out[name] = (np.asarray(p), np.asarray(vjp(jnp.asarray(g, dtype=jnp.float32))[0]), np.asarray(values),
-                     np.asarray(loss_vjp(jnp.ones(len(theta), dtype=jnp.float32))[0]))
+        grad = vjp(jnp.asarray(g, dtype=jnp.float32))[0]
+        loss_grad = loss_vjp(jnp.ones(len(theta), dtype=jnp.float32))[0]
+        out[name] = (np.asarray(p), np.asarray(grad), np.asarray(values), np.asarray(loss_grad))
     return out
 
 

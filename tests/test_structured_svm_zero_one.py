@@ -20,7 +20,7 @@ def _brute_force(theta: np.ndarray, y_true: np.ndarray, states: np.ndarray, alph
     """Per row: max(max_{y != y_true} <theta, y> + alpha, <theta, y_true>) - <theta, y_true>
     and its subgradient y_hat - y_true."""
     values, grads = [], []
-    for row, y in zip(theta, y_true):
+    for row, y in zip(theta, y_true, strict=True):
         others = states[np.any(states != y, axis=1)]
         truth = row @ y
         if len(others) == 0:
