@@ -114,7 +114,8 @@ def test_sparsemax_loss_matches_martins_and_astudillo_for_one_hot_targets():
     # L(z, k) = -z_k + 1/2 sum_{j in S} (z_j^2 - tau^2) + 1/2
     tau = (theta - p)[np.arange(len(theta)), p.argmax(axis=1)]
     support = p > 0
-    expected = -theta[np.arange(len(theta)), labels] + 0.5 * np.where(support, theta**2 - tau[:, None]**2, 0).sum(1) + 0.5
+    squares = np.where(support, theta**2 - tau[:, None] ** 2, 0).sum(axis=1)
+    expected = -theta[np.arange(len(theta)), labels] + 0.5 * squares + 0.5
     assert np.allclose(value, expected)
 
 
