@@ -192,6 +192,7 @@ __all__ = [
     "reduce",
     "spo_plus",
     "structured_svm",
+    "structured_svm_zero_one",
     "PerturbationGradient",
     "perturbation_gradient",
     "RegularizedFenchelYoung",
@@ -409,6 +410,65 @@ def structured_svm(
     return LossValue(value, grad if sign == 1 else -grad, y_hat)
 
 
+def structured_svm_zero_one(theta: Array, y_true: Array, solve: Solve, *, sign: int,
+                            alpha: float = 1.0) -> LossValue:
+    """The structured SVM loss of the 0-1 base loss (InferOpt's ``ZeroOneBaseLoss``) per
+    instance and its subgradient, for states of 0/1 entries that all have the same number of
+    ones and whose oracle only compares scores (a k-subset; one-hot argmax is ``KSubset(n, 1)``).
+
+    ``Delta(y', y) = 1`` if ``y' != y`` else 0 is not linear in ``y'``; the loss
+    ``max(max_{y' != y} <s, y'> + alpha, <s, y>) - <s, y>`` needs the best state other than
+    ``y``. Any such state leaves out an item ``i`` that ``y`` holds, so the best one is among
+    ``MAP(s)`` and the ``MAP(s with item i's score below all others)``, ``i = 1..n``: one oracle
+    call of ``n + 1`` rows per instance; the candidates equal to ``y`` are set aside (an
+    instance with no other state has loss 0 and gradient 0).
+
+    Args:
+        theta: ``(B, *shape)`` the prediction (scores, or costs for a min problem).
+        y_true: ``(B, *shape)`` the target structures.
+        solve: the problem's own oracle.
+        sign: +1 max problem, -1 min problem.
+        alpha: the weight of ``Delta``, >= 0.
+
+    The solution returned is ``y_hat``, the best other state where the margin is violated
+    (``<s, y_hat> + alpha > <s, y>``), else ``y_true``; the gradient is ``y_hat - y_true``.
+    """
+    xp = array_namespace(theta)
+    _check_same_shape("StructuredSVMLoss", "y_true", y_true, theta)
+    event = tuple(theta.shape[1:])
+    n = 1
+    for size in event:
+        n *= int(size)
+    y = reshape(xp.astype(y_true, theta.dtype), (-1, n))
+    s = reshape(theta if sign == 1 else -theta, (-1, n))
+    highest, lowest = xp.max(s, axis=1, keepdims=True), -xp.max(-s, axis=1, keepdims=True)
+    below_all = lowest - (highest - lowest) - 1  # (B, 1): below every score of its row
+    grid = xp.broadcast_to(xp.ones_like(s[:1, :]), (n + 1, n))  # on the scores' device
+    # candidate 0 is s itself; candidate i lowers item i - 1
+    lowered = xp.cumulative_sum(grid, axis=0) - 1 == xp.cumulative_sum(grid, axis=1)
+    candidates = xp.where(lowered[None, :, :], below_all[:, :, None], s[:, None, :])  # (B, n + 1, n)
+    states = oriented(solve, sign)(reshape(candidates, (-1, *event)))
+    states = reshape(xp.astype(states, theta.dtype), (-1, n + 1, n))
+    values = xp.sum(states * s[:, None, :], axis=2)  # (B, n + 1)
+    other = xp.any(states != y[:, None, :], axis=2)
+    spread = 2 * xp.max(xp.maximum(values, -values), axis=1, keepdims=True) + 1
+    best = xp.argmax(values - xp.astype(~other, theta.dtype) * spread, axis=1)
+    slots = xp.cumulative_sum(xp.ones_like(values), axis=1) - 1
+    chosen = slots == xp.astype(best, theta.dtype)[:, None]
+    best_other = xp.sum(xp.where(chosen[:, :, None], states, xp.zeros_like(states)), axis=1)
+    margin = xp.sum((best_other - y) * s, axis=1) + alpha
+    violated = xp.any(other, axis=1) & (margin > 0)
+    y_hat = xp.where(violated[:, None], best_other, y)
+    value = xp.where(violated, margin, xp.zeros_like(margin))
+    grad = reshape(y_hat - y, (-1, *event))
+    return LossValue(value, grad if sign == 1 else -grad, reshape(y_hat, (-1, *event)))
+
+
+BASE_LOSSES = ("hamming", "zero_one")
+# the problems whose best other state the 0-1 base loss finds (structured_svm_zero_one)
+_ZERO_ONE_KINDS = ("k-subset",)
+
+
 @dataclass(frozen=True)
 class StructuredSVM:
     """The structured SVM loss (Tsochantaridis et al., 2005; InferOpt's ``StructuredSVMLoss``)
@@ -426,19 +486,44 @@ class StructuredSVM:
     of ``theta + alpha * delta_weight``; for a min problem over costs ``w`` it is
     ``y_true - y_hat``, ``y_hat = MAP_min(w - alpha * delta_weight)``.
 
+    ``base_loss="zero_one"`` (InferOpt's ``ZeroOneBaseLoss``, ``Delta(y', y) = 1`` if
+    ``y' != y`` else 0) takes no ``delta_weight``: it is not linear in the state, and
+    :func:`structured_svm_zero_one` finds the best state other than ``y_true`` with ``n + 1``
+    solves per instance, for a :class:`~imle_solvers.KSubset` only (one-hot argmax is
+    ``KSubset(n, 1)``); other problems are refused (:meth:`check_problem`).
+
     Attributes:
         alpha: the weight of ``Delta``, >= 0 (0: the perceptron loss, ``max <s, y'> - <s, y>``).
+        base_loss: ``"hamming"`` (the Hamming loss, or a user's linear ``delta_weight``) or
+            ``"zero_one"``.
     """
 
     alpha: float = 1.0
+    base_loss: str = "hamming"
     perturbation: ClassVar[None] = None
     targets: ClassVar[tuple[str, ...]] = ("y_true", "delta_weight", "delta_constant")
 
     def __post_init__(self) -> None:
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha >= 0:
             raise InvalidInputError(f"StructuredSVMLoss: alpha must be a number >= 0, got {self.alpha!r}")
+        if self.base_loss not in BASE_LOSSES:
+            raise InvalidInputError(f"StructuredSVMLoss: base_loss must be 'hamming' or 'zero_one', "
+                                    f"got {self.base_loss!r}")
+
+    def check_problem(self, problem: Any) -> None:
+        """Refuse a problem whose best state other than the target the base loss cannot find."""
+        if self.base_loss == "zero_one" and problem.kind not in _ZERO_ONE_KINDS:
+            raise InvalidInputError(
+                f"StructuredSVMLoss: base_loss='zero_one' needs the best state other than the target, which is "
+                f"found for a KSubset (one-hot argmax: KSubset(n, 1)) only, not for {problem.label}; use the "
+                "Hamming loss or a loss linear in the state (delta_weight)")
 
     def __call__(self, prediction: Array, targets: dict[str, Array], noise: Any, solve: Solve, sign: int) -> LossValue:
+        if self.base_loss == "zero_one":
+            if targets.get("delta_weight") is not None or targets.get("delta_constant") is not None:
+                raise InvalidInputError("StructuredSVMLoss: base_loss='zero_one' takes no delta_weight or "
+                                        "delta_constant")
+            return structured_svm_zero_one(prediction, targets["y_true"], solve, sign=sign, alpha=float(self.alpha))
         return structured_svm(prediction, targets["y_true"], solve, sign=sign, alpha=float(self.alpha),
                               delta_weight=targets.get("delta_weight"), delta_constant=targets.get("delta_constant"))
 

@@ -40,6 +40,7 @@ OBJECTS = [
     ims.GraphMatching(GRAPH),
     ims.TravellingSalesman(5, objective_sense="max"),
     ims.Portfolio(np.diag([1.0, 2.0, 0.5]) / 100, gamma=1.5),
+    ims.Ranking(6),
     ILP,
     ims.IMLE(noise=ims.SumOfGamma(k=3, nb_iterations=4, method="exact"), lambda_=2.5, samples=2, alpha=0.5),
     ims.AIMLE(noise=ims.Gumbel(), symmetric=True, target_nonzeros=3.0),
@@ -122,7 +123,7 @@ def test_a_class_registered_at_its_definition_round_trips():
 
 BUILT_INS = {
     "KSubset", "GridShortestPath", "GraphShortestPath", "EdgeListGraph", "BipartiteMatching", "GraphMatching", "ILP",
-    "TravellingSalesman", "Portfolio",
+    "TravellingSalesman", "Portfolio", "Ranking",
     "Variable", "Parameter", "ParameterMaps", "IMLE", "AIMLE", "STE", "BlackboxDifferentiation", "NegativeIdentity",
     "PerturbedOptimizer", "Gumbel", "Normal", "SumOfGamma",
 }

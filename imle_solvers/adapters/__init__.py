@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (registration)
     ilp_scip,
     matching,
     portfolio,
+    ranking,
     topk,
     torch_function,
     tsp,

@@ -109,3 +109,7 @@ def stack(arrays: Sequence[tf.Tensor], axis: int = 0) -> tf.Tensor:
 
 def argmax(x: tf.Tensor, axis: int | None = None) -> tf.Tensor:
     return tf.argmax(tf.reshape(x, [-1]) if axis is None else x, axis=0 if axis is None else axis)
+
+
+def sort(x: tf.Tensor, axis: int = -1, descending: bool = False, stable: bool = True) -> tf.Tensor:
+    return tf.sort(x, axis=axis, direction="DESCENDING" if descending else "ASCENDING")

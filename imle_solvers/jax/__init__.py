@@ -31,6 +31,7 @@ except ImportError as error:  # pragma: no cover - exercised without jax install
     raise missing_dependency("jax", "jax") from error
 
 from ..frameworks.jax import numpy_seed
+from .argmax import SoftArgmaxLoss, SparseArgmaxLoss, soft_argmax, sparse_argmax
 from .layer import IMLEFunction, imle
 from .losses import (
     CaVELoss,
@@ -51,4 +52,5 @@ __all__ = [
     "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
     "FenchelYoungLoss", "IMLEFunction", "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss", "apply_state_update", "imle",
     "numpy_seed", "value_and_grad",
+    "SoftArgmaxLoss", "SparseArgmaxLoss", "soft_argmax", "sparse_argmax",
 ]

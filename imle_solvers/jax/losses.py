@@ -106,12 +106,15 @@ class SPOPlusLoss(_Loss):
 
 class StructuredSVMLoss(_Loss):
     """The structured SVM loss (:class:`imle_solvers.losses.StructuredSVM`) as a JAX function:
-    ``loss_fn(theta, y_true, delta_weight=None, delta_constant=None, **data)``."""
+    ``loss_fn(theta, y_true, delta_weight=None, delta_constant=None, **data)``;
+    ``base_loss="zero_one"``: the 0-1 loss (a KSubset only)."""
 
-    def __init__(self, problem: Problem, alpha: float = 1.0, reduction: str = "mean", *, validate_args: bool = True,
-                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
-        super().__init__(problem, StructuredSVM(alpha), reduction, validate_args, oracle_options, None, options)
-        self.alpha = alpha
+    def __init__(self, problem: Problem, alpha: float = 1.0, reduction: str = "mean", *, base_loss: str = "hamming",
+                 validate_args: bool = True, oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        definition = StructuredSVM(alpha, base_loss)
+        definition.check_problem(problem)
+        super().__init__(problem, definition, reduction, validate_args, oracle_options, None, options)
+        self.alpha, self.base_loss = alpha, base_loss
 
     def __call__(self, theta: Any, y_true: Any, delta_weight: Any = None, delta_constant: Any = None,
                  **data: Any) -> jax.Array:

@@ -7,6 +7,7 @@ from .ilp import ILP, Variable
 from .ksubset import KSubset
 from .matching import BipartiteMatching, GraphMatching
 from .portfolio import Portfolio
+from .ranking import Ranking
 from .torch_function import TorchFunctionProblem
 from .tsp import TravellingSalesman
 
@@ -27,4 +28,5 @@ __all__ = [
     "TorchFunctionProblem",
     "TravellingSalesman",
     "Portfolio",
+    "Ranking",
 ]

@@ -20,6 +20,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised without tensorflow installed
     raise missing_dependency("tensorflow", "tensorflow") from error
 
+from .argmax import SoftArgmax, SoftArgmaxLoss, SparseArgmax, SparseArgmaxLoss, soft_argmax, sparse_argmax
 from .layer import IMLELayer, imle
 from .losses import CaVELoss, FenchelYoungLoss, PGLoss, RegularizedFenchelYoungLoss, SPOPlusLoss, StructuredSVMLoss
 from .pool_losses import CMAPLoss, ListwiseLTRLoss, NCELoss, PairwiseLTRLoss, PointwiseLTRLoss
@@ -28,4 +29,5 @@ __all__ = [
     "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
     "RegularizedFenchelYoungLoss", "FenchelYoungLoss",
     "IMLELayer", "SPOPlusLoss", "StructuredSVMLoss", "imle",
+    "SoftArgmax", "SoftArgmaxLoss", "SparseArgmax", "SparseArgmaxLoss", "soft_argmax", "sparse_argmax",
 ]

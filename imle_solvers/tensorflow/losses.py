@@ -145,18 +145,21 @@ class StructuredSVMLoss(_Loss):
     """The structured SVM loss (:class:`imle_solvers.losses.StructuredSVM`) as a Keras loss:
     ``y_true`` the target structures, ``y_pred`` the scores (costs for a min problem); a
     direct call takes ``delta_weight`` and ``delta_constant`` too, ``loss_fn(y, theta,
-    delta_weight=..., **data)`` (else the Hamming loss)."""
+    delta_weight=..., **data)`` (else the Hamming loss; ``base_loss="zero_one"``: the 0-1
+    loss, a KSubset only)."""
 
-    def __init__(self, problem: Problem, alpha: float = 1.0, **options: Any) -> None:
+    def __init__(self, problem: Problem, alpha: float = 1.0, base_loss: str = "hamming", **options: Any) -> None:
         keras_kwargs = {name: options.pop(name) for name in ("reduction", "name", "dtype") if name in options}
-        super().__init__(problem, StructuredSVM(alpha), options, **keras_kwargs)
-        self.alpha = alpha
+        definition = StructuredSVM(alpha, base_loss)
+        definition.check_problem(problem)
+        super().__init__(problem, definition, options, **keras_kwargs)
+        self.alpha, self.base_loss = alpha, base_loss
 
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         return self._values(y_pred, {"y_true": y_true, "delta_weight": None, "delta_constant": None})
 
     def get_config(self) -> dict[str, Any]:
-        return super().get_config() | {"alpha": self.alpha}
+        return super().get_config() | {"alpha": self.alpha, "base_loss": self.base_loss}
 
 
 @keras.saving.register_keras_serializable(package="imle_solvers")

@@ -18,6 +18,7 @@ except ImportError as error:  # pragma: no cover - exercised without torch insta
 
 from ..frameworks.torch import NoiseGenerators
 from ..problems.torch_function import TorchFunctionProblem
+from .argmax import SoftArgmax, SoftArgmaxLoss, SparseArgmax, SparseArgmaxLoss, soft_argmax, sparse_argmax
 from .layer import IMLELayer, imle
 from .regularized import RegularizedFrankWolfe
 from .losses import (
@@ -38,4 +39,5 @@ __all__ = [
     "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
     "RegularizedFenchelYoungLoss", "RegularizedFrankWolfe",
     "FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "StructuredSVMLoss", "TorchFunctionProblem", "imle",
+    "SoftArgmax", "SoftArgmaxLoss", "SparseArgmax", "SparseArgmaxLoss", "soft_argmax", "sparse_argmax",
 ]

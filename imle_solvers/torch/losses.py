@@ -119,12 +119,14 @@ class StructuredSVMLoss(_Loss):
     delta_constant=None, **data)``, ``theta`` the scores (costs for a min problem) and
     ``y_true`` the target structures, ``(B, *problem.shape)``; ``delta_weight``
     ``(B, *problem.shape)`` and ``delta_constant`` ``(B,)`` a loss linear in the state (else
-    the Hamming loss); reduced over the batch."""
+    the Hamming loss; ``base_loss="zero_one"``: the 0-1 loss, a KSubset only); reduced over the batch."""
 
-    def __init__(self, problem: Problem, alpha: float = 1.0, reduction: str = "mean", *, validate_args: bool = True,
-                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
-        super().__init__(problem, StructuredSVM(alpha), reduction, validate_args, oracle_options, None, options)
-        self.alpha = alpha
+    def __init__(self, problem: Problem, alpha: float = 1.0, reduction: str = "mean", *, base_loss: str = "hamming",
+                 validate_args: bool = True, oracle_options: OracleOptions | None = None, **options: Any) -> None:
+        definition = StructuredSVM(alpha, base_loss)
+        definition.check_problem(problem)
+        super().__init__(problem, definition, reduction, validate_args, oracle_options, None, options)
+        self.alpha, self.base_loss = alpha, base_loss
 
     def forward(self, theta: torch.Tensor, y_true: Any, delta_weight: Any = None, delta_constant: Any = None,
                 **data: Any) -> torch.Tensor:
