@@ -33,6 +33,7 @@ except ImportError as error:  # pragma: no cover - exercised without jax install
 from ..frameworks.jax import numpy_seed
 from .argmax import SoftArgmaxLoss, SparseArgmaxLoss, soft_argmax, sparse_argmax
 from .layer import IMLEFunction, imle
+from .pushforward import Pushforward
 from .losses import (
     CaVELoss,
     CMAPLoss,
@@ -50,7 +51,7 @@ from .state import State, apply_state_update, value_and_grad
 
 __all__ = [
     "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
-    "FenchelYoungLoss", "IMLEFunction", "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss", "apply_state_update", "imle",
+    "FenchelYoungLoss", "IMLEFunction", "Pushforward", "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss", "apply_state_update", "imle",
     "numpy_seed", "value_and_grad",
     "SoftArgmaxLoss", "SparseArgmaxLoss", "soft_argmax", "sparse_argmax",
 ]

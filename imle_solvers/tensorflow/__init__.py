@@ -22,12 +22,13 @@ except ImportError as error:  # pragma: no cover - exercised without tensorflow 
 
 from .argmax import SoftArgmax, SoftArgmaxLoss, SparseArgmax, SparseArgmaxLoss, soft_argmax, sparse_argmax
 from .layer import IMLELayer, imle
+from .pushforward import Pushforward
 from .losses import CaVELoss, FenchelYoungLoss, PGLoss, RegularizedFenchelYoungLoss, SPOPlusLoss, StructuredSVMLoss
 from .pool_losses import CMAPLoss, ListwiseLTRLoss, NCELoss, PairwiseLTRLoss, PointwiseLTRLoss
 
 __all__ = [
     "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
     "RegularizedFenchelYoungLoss", "FenchelYoungLoss",
-    "IMLELayer", "SPOPlusLoss", "StructuredSVMLoss", "imle",
+    "IMLELayer", "Pushforward", "SPOPlusLoss", "StructuredSVMLoss", "imle",
     "SoftArgmax", "SoftArgmaxLoss", "SparseArgmax", "SparseArgmaxLoss", "soft_argmax", "sparse_argmax",
 ]

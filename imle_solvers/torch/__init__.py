@@ -20,6 +20,7 @@ from ..frameworks.torch import NoiseGenerators
 from ..problems.torch_function import TorchFunctionProblem
 from .argmax import SoftArgmax, SoftArgmaxLoss, SparseArgmax, SparseArgmaxLoss, soft_argmax, sparse_argmax
 from .layer import IMLELayer, imle
+from .pushforward import Pushforward
 from .regularized import RegularizedFrankWolfe
 from .losses import (
     CaVELoss,
@@ -38,6 +39,6 @@ from .losses import (
 __all__ = [
     "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
     "RegularizedFenchelYoungLoss", "RegularizedFrankWolfe",
-    "FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "SPOPlusLoss", "StructuredSVMLoss", "TorchFunctionProblem", "imle",
+    "FenchelYoungLoss", "IMLELayer", "NoiseGenerators", "Pushforward", "SPOPlusLoss", "StructuredSVMLoss", "TorchFunctionProblem", "imle",
     "SoftArgmax", "SoftArgmaxLoss", "SparseArgmax", "SparseArgmaxLoss", "soft_argmax", "sparse_argmax",
 ]
