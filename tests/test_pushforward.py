@@ -15,7 +15,7 @@ from imle_solvers.errors import InvalidInputError
 
 torch = pytest.importorskip("torch")
 
-from imle_solvers.torch import Pushforward  # noqa: E402
+from imle_solvers.torch import Pushforward
 
 
 def _normal_cdf(x: np.ndarray) -> np.ndarray:

@@ -33,7 +33,6 @@ except ImportError as error:  # pragma: no cover - exercised without jax install
 from ..frameworks.jax import numpy_seed
 from .argmax import SoftArgmaxLoss, SparseArgmaxLoss, soft_argmax, sparse_argmax
 from .layer import IMLEFunction, imle
-from .pushforward import Pushforward
 from .losses import (
     CaVELoss,
     CMAPLoss,
@@ -47,6 +46,7 @@ from .losses import (
     SPOPlusLoss,
     StructuredSVMLoss,
 )
+from .pushforward import Pushforward
 from .state import State, apply_state_update, value_and_grad
 
 __all__ = [

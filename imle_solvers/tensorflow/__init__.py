@@ -22,9 +22,9 @@ except ImportError as error:  # pragma: no cover - exercised without tensorflow 
 
 from .argmax import SoftArgmax, SoftArgmaxLoss, SparseArgmax, SparseArgmaxLoss, soft_argmax, sparse_argmax
 from .layer import IMLELayer, imle
-from .pushforward import Pushforward
 from .losses import CaVELoss, FenchelYoungLoss, PGLoss, RegularizedFenchelYoungLoss, SPOPlusLoss, StructuredSVMLoss
 from .pool_losses import CMAPLoss, ListwiseLTRLoss, NCELoss, PairwiseLTRLoss, PointwiseLTRLoss
+from .pushforward import Pushforward
 
 __all__ = [
     "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",

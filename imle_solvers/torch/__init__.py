@@ -20,8 +20,6 @@ from ..frameworks.torch import NoiseGenerators
 from ..problems.torch_function import TorchFunctionProblem
 from .argmax import SoftArgmax, SoftArgmaxLoss, SparseArgmax, SparseArgmaxLoss, soft_argmax, sparse_argmax
 from .layer import IMLELayer, imle
-from .pushforward import Pushforward
-from .regularized import RegularizedFrankWolfe
 from .losses import (
     CaVELoss,
     CMAPLoss,
@@ -35,6 +33,8 @@ from .losses import (
     SPOPlusLoss,
     StructuredSVMLoss,
 )
+from .pushforward import Pushforward
+from .regularized import RegularizedFrankWolfe
 
 __all__ = [
     "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
