@@ -61,8 +61,8 @@ class Pushforward(IMLELayer):
         sigma: the noise's scale, > 0.
         samples: the draws ``M`` averaged per instance (the standard error falls as
             ``1 / sqrt(M)``).
-        validate_args, oracle_options, noise_options, **options: as
-            :class:`~imle_solvers.torch.IMLELayer`'s (``seed``, ``noise_source``,
+        **options: as :class:`~imle_solvers.torch.IMLELayer`'s (``validate_args``,
+            ``oracle_options``, ``noise_options``, ``seed``, ``noise_source``,
             ``backend``, ``on_failure``, ...). Under a failure policy the module returns
             ``(value, status)``, a FAILED instance's value and gradient zero.
     """
