@@ -9,9 +9,11 @@ import math
 
 import numpy as np
 import pytest
+from flaky import FlakyArgmax  # tests/flaky.py
 
 import imle_solvers as ims
-from imle_solvers.errors import InvalidInputError
+from imle_solvers.errors import InvalidInputError, SolverError
+from imle_solvers.failures import Status
 
 torch = pytest.importorskip("torch")
 
@@ -120,7 +122,7 @@ def _jax_run(problem, g, theta, v, key):
     from imle_solvers.jax import Pushforward as JaxPushforward
 
     f = JaxPushforward(problem, lambda y: g(y, jnp), sigma=0.6, samples=30, noise_source="numpy")
-    value, vjp = jax.vjp(lambda t: f(t, key), jnp.asarray(theta, dtype=jnp.float32))
+    value, vjp = jax.vjp(jax.jit(lambda t: f(t, key)), jnp.asarray(theta, dtype=jnp.float32))  # g traced in jit
     return np.asarray(value), np.asarray(vjp(jnp.asarray(v, dtype=jnp.float32))[0])
 
 
@@ -155,6 +157,35 @@ def test_three_frameworks_agree_on_the_same_numpy_noise() -> None:
         np.testing.assert_allclose(value, torch_value, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(grad, torch_grad, rtol=1e-4, atol=1e-5)
     assert np.abs(torch_grad).max() > 0
+
+
+def test_failure_policy_zeroes_the_failed_instance() -> None:
+    # FlakyArgmax fails an instance whose largest perturbed score passes 5: instance 1's
+    # always does; under "skip" its value and gradient are 0, the others' those of a clean run
+    theta = np.array([[0.3, 0.1, -0.2], [9.0, 0.0, 0.0], [-0.1, 0.4, 0.0]])
+    v = np.array([[1.0, -2.0], [1.0, 1.0], [0.5, 1.0]])
+
+    def g(y):  # first item chosen, and a count: array-valued
+        return torch.stack([y[..., 0], y[..., :2].sum(dim=-1)], dim=-1)
+
+    def run(problem, theta, **options):
+        layer = Pushforward(problem, g, sigma=0.3, samples=200, seed=2, backend="numpy", noise_source="numpy",
+                            **options)
+        t = torch.tensor(theta, requires_grad=True)
+        out = layer(t)
+        value, status = out if isinstance(out, tuple) else (out, None)
+        value.backward(torch.tensor(v))
+        return value.detach().numpy(), t.grad.numpy(), status
+
+    value, grad, status = run(FlakyArgmax(3, fail_above=5.0), theta, on_failure="skip")
+    assert status.tolist() == [int(Status.OK), int(Status.FAILED), int(Status.OK)]
+    assert not value[1].any() and not grad[1].any()
+    clean_value, clean_grad, _ = run(FlakyArgmax(3), theta)
+    np.testing.assert_allclose(value[[0, 2]], clean_value[[0, 2]])
+    np.testing.assert_allclose(grad[[0, 2]], clean_grad[[0, 2]])
+    assert np.abs(grad[[0, 2]]).sum() > 0
+    with pytest.raises(SolverError, match="instance 1"):
+        run(FlakyArgmax(3, fail_above=5.0), theta)
 
 
 @pytest.mark.parametrize("sigma", [0, -1.0, float("nan"), float("inf"), True, "1"])
