@@ -35,11 +35,14 @@ def test_bad_arguments_are_refused(bench):
         bench.main(["--methods", "NOT-A-METHOD"])
 
 
-@pytest.mark.skipif(not os.environ.get("PYEPO_PATH"), reason="PyEPO is a benchmark-only dependency (set PYEPO_PATH)")
+PYEPO = importlib.util.find_spec("pyepo") is not None or bool(os.environ.get("PYEPO_PATH"))
+
+
+@pytest.mark.skipif(not PYEPO, reason="PyEPO is a test- and benchmark-only dependency (the compare extra)")
 def test_deterministic_methods_match_pyepo_exactly(bench, capsys):
-    rows = bench.main(["--epochs", "1", "--seeds", "1", "--methods", "SPO+", "NID", "--pyepo-path",
-                       os.environ["PYEPO_PATH"]])
-    assert rows is not None and [r["method"] for r in rows] == ["SPO+", "NID"]
+    path = ["--pyepo-path", os.environ["PYEPO_PATH"]] if os.environ.get("PYEPO_PATH") else []
+    rows = bench.main(["--epochs", "1", "--seeds", "1", "--methods", "SPO+", "NID", "PG", *path])
+    assert rows is not None and [r["method"] for r in rows] == ["SPO+", "NID", "PG"]
     for row in rows:
         assert row["ours_regret"] == pytest.approx(row["PyEPO_regret"], abs=1e-12)
         assert row["ours_ms"] > 0 and row["PyEPO_ms"] > 0
