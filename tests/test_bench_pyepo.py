@@ -1,6 +1,6 @@
-"""benchmarks/bench_pyepo.py: skipped cleanly without PyEPO; with it (a benchmark-only
-dependency, e.g. ``pip install --target DIR pyepo`` and ``PYEPO_PATH=DIR``), the
-deterministic methods give PyEPO's regret exactly."""
+"""benchmarks/bench_pyepo.py: skipped cleanly without PyEPO; with it (the ``compare``
+extra, or ``pip install --target DIR pyepo`` and ``PYEPO_PATH=DIR``), the deterministic
+methods give PyEPO's regret exactly."""
 
 from __future__ import annotations
 
