@@ -36,6 +36,10 @@ per seed the difference to PyEPO's run of the same seed (paired: the same data, 
 and initial weights), its mean ± standard error and how often the variant is below.
 
     python benchmarks/study_imle_gap.py --seeds 20 --swap-seeds 100 --solver-seeds 4 --out gap.json
+
+``--divergence-steps N`` instead traces PyEPO against ``pyepo_both`` step by step (how fast
+two runs with the same draws part: Adam divides each gradient entry by its running scale,
+so a 1e-8 difference in an entry that is otherwise zero becomes a full step).
 """
 
 from __future__ import annotations
@@ -60,12 +64,12 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pyepo import BATCH, LR, import_pyepo, train  # noqa: E402 - beside this script
-from pyepo_recipes import N_TRAIN, Benchmark, Recipe, our_recipe, pyepo_recipe, shortest_path  # noqa: E402
+from bench_pyepo import BATCH, LR, import_pyepo, train
+from pyepo_recipes import N_TRAIN, Benchmark, Recipe, our_recipe, pyepo_recipe, shortest_path
 
-import imle_solvers as ims  # noqa: E402
-from imle_solvers.estimators import mean_over_axis, perturbed_map  # noqa: E402
-from imle_solvers.noise import TorchSource  # noqa: E402
+import imle_solvers as ims
+from imle_solvers.estimators import mean_over_axis, perturbed_map
+from imle_solvers.noise import TorchSource
 
 K, SIGMA, LAMBDA, PERTURBATIONS, TERMS = 5, 1.0, 10.0, 10, 10
 BASELINE = ("PyEPO", "ours")
@@ -235,6 +239,53 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def divergence(pyepo: Any, bench: Benchmark, loader: DataLoader, seed: int, steps: int) -> dict[str, Any]:
+    """PyEPO and ``pyepo_both`` (the same noise draws, the same solver) trained side by side
+    for ``steps`` steps on ``seed``: the largest difference of their weights after each
+    step, and the first step whose losses differ (None if none does)."""
+    weights, losses = {}, {}
+    for variant in ("PyEPO", "pyepo_both"):
+        torch.manual_seed(seed)
+        model = nn.Linear(bench.x.shape[1], bench.out_features)
+        optimiser = torch.optim.Adam(model.parameters(), lr=LR)
+        step = recipe(pyepo, bench, variant, seed)(model)
+        loader.generator.manual_seed(seed)
+        weights[variant], losses[variant] = [], []
+        batches = (batch for _ in range(steps) for batch in loader)  # epochs, as train() does
+        for _, batch in zip(range(steps), batches):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                loss = step(*batch)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            weights[variant].append(model.weight.detach().clone())
+            losses[variant].append(loss.item())
+    gaps = [(a - b).abs().max().item() for a, b in zip(weights["PyEPO"], weights["pyepo_both"])]
+    first = next((t for t, (a, b) in enumerate(zip(losses["PyEPO"], losses["pyepo_both"])) if a != b), None)
+    return {"seed": seed, "max_weight_difference": gaps, "first_step_losses_differ": first}
+
+
+def merge(paths: list[Path], out: Path | None, command: str) -> dict[str, Any]:
+    """The regrets of several ``--out`` files pooled per variant (a seed in two files is an
+    error), summarised and printed; written to ``out`` when given."""
+    regrets: dict[str, dict[int, float]] = {}
+    for path in paths:
+        for variant, by_seed in json.loads(path.read_text())["regrets"].items():
+            pooled = regrets.setdefault(variant, {})
+            for seed, regret in by_seed.items():
+                if int(seed) in pooled:
+                    raise ValueError(f"{path}: seed {seed} of {variant} is in an earlier file too")
+                pooled[int(seed)] = regret
+    record = {"command": command, "sources": [json.loads(p.read_text())["command"] for p in paths],
+              "regrets": {v: {str(s): r for s, r in sorted(b.items())} for v, b in regrets.items()},
+              "summary": summary(regrets)}
+    print(table(record["summary"]))
+    if out is not None:
+        out.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     """Run the baseline pair on ``--seeds`` seeds and the swaps on ``--swap-seeds``; print
     the table, write the regrets per seed and the summary to ``--out`` after every seed."""
@@ -246,8 +297,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", choices=BASELINE + SWAPS, default=list(BASELINE + SWAPS))
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--divergence-steps", type=int, default=0,
+                        help="only trace PyEPO against pyepo_both step by step on --first-seed for this many steps")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None,
+                        help="only pool the regrets of earlier --out files (disjoint seeds) and summarise them")
     parser.add_argument("--out", type=Path, default=None)
     arguments = parser.parse_args(argv)
+    command = "python benchmarks/study_imle_gap.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if arguments.merge:
+        return merge(arguments.merge, arguments.out, command)
     torch.set_num_threads(1)
     pyepo = import_pyepo(None)
     if pyepo is None:
@@ -258,6 +316,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                               torch.from_numpy(bench.w).float(), torch.from_numpy(bench.z).float().view(-1, 1),
                               torch.arange(N_TRAIN))
     loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=torch.Generator())
+    if arguments.divergence_steps > 0:
+        traced = divergence(pyepo, bench, loader, arguments.first_seed, arguments.divergence_steps)
+        for t, gap in enumerate(traced["max_weight_difference"]):
+            print(f"step {t}: max |W_PyEPO - W_pyepo_both| = {gap:.3g}")
+        print(f"first step whose losses differ: {traced['first_step_losses_differ']}")
+        if arguments.out is not None:
+            arguments.out.write_text(json.dumps({"command": command, "divergence": traced}, indent=1) + "\n")
+        return traced
     regrets: dict[str, dict[int, float]] = {v: {} for v in arguments.variants}
     seconds: dict[str, list[float]] = {v: [] for v in arguments.variants}
     record: dict[str, Any] = {}
@@ -274,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
             seconds[variant].append(time.perf_counter() - start)
             print(f"seed {seed} {variant:12s} regret {regret:.4f} ({seconds[variant][-1]:.1f} s)",
                   file=sys.stderr, flush=True)
-        record = {"command": "python benchmarks/study_imle_gap.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        record = {"command": command,
                   "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                   "load_average": os.getloadavg(), "epochs": arguments.epochs, "batch": BATCH, "lr": LR,
                   "seconds_per_run": {v: statistics.fmean(s) for v, s in seconds.items() if s},

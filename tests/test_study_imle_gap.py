@@ -99,7 +99,7 @@ def test_our_default_noise_sign_is_the_opposite_of_pyepos(study, batch):
         return torch.from_numpy(oracle(perturbed.reshape(-1, 40).double().numpy())).float().reshape(8, 10, 40).mean(1)
 
     def ours(noise):
-        solve = lambda x: torch.from_numpy(oracle(x.double().numpy())).float()  # noqa: E731
+        solve = lambda x: torch.from_numpy(oracle(x.double().numpy())).float()
         return study.estimator(noise).sample(predicted, solve, sign=-1, rng=None)[0]
 
     minus, plus = states(predicted[:, None, None, :] - draws), states(predicted[:, None, None, :] + draws)
