@@ -32,8 +32,10 @@ problem over ``-c``, the same numbers), the gradient divided by lambda (PyEPO by
 ``lambda + 1e-7``), one-sided differences, the loss, the optimiser step.
 
 Per variant: mean ± standard error of the held-out normalised regret over its seeds, and
-per seed the difference to PyEPO's run of the same seed (paired: the same data, batches
-and initial weights), its mean ± standard error and how often the variant is below.
+per seed the difference to PyEPO's run and to ours of the same seed (paired: the same
+data, batches and initial weights), its mean ± standard error and how often the variant
+is below. PyEPO and the swaps that use its solver are slow (about 20x ours per step), so
+they run on fewer seeds; ours runs on every seed of the other swaps.
 
     python benchmarks/study_imle_gap.py --seeds 20 --swap-seeds 100 --solver-seeds 4 --out gap.json
 
@@ -208,34 +210,47 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return mean, (statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0)
 
 
+def paired(by_seed: dict[int, float], reference: dict[int, float]) -> dict[str, Any] | None:
+    """``by_seed - reference`` on their common seeds: count, mean ± se, how many below, the
+    mean relative to the reference's mean there; None without a common seed."""
+    common = sorted(set(by_seed) & set(reference))
+    if not common:
+        return None
+    diffs = [by_seed[s] - reference[s] for s in common]
+    mean, se = mean_se(diffs)
+    return {"seeds": len(common), "mean": mean, "se": se, "below": sum(d < 0 for d in diffs),
+            "relative": mean / statistics.fmean(reference[s] for s in common)}
+
+
 def summary(regrets: dict[str, dict[int, float]]) -> dict[str, dict[str, Any]]:
-    """Per variant: seeds, mean ± se, and the paired difference to PyEPO on common seeds."""
-    reference = regrets.get("PyEPO", {})
+    """Per variant: seeds, mean ± se, and the paired differences to PyEPO and to ours."""
     rows = {}
     for variant, by_seed in regrets.items():
         if not by_seed:
             continue
         mean, se = mean_se(list(by_seed.values()))
         row: dict[str, Any] = {"seeds": len(by_seed), "mean": mean, "se": se}
-        common = sorted(set(by_seed) & set(reference))
-        if variant != "PyEPO" and common:
-            diffs = [by_seed[s] - reference[s] for s in common]
-            d_mean, d_se = mean_se(diffs)
-            row |= {"paired_seeds": len(common), "minus_pyepo": d_mean, "minus_pyepo_se": d_se,
-                    "below_pyepo": sum(d < 0 for d in diffs),
-                    "relative": d_mean / statistics.fmean(reference[s] for s in common)}
+        for reference in ("PyEPO", "ours"):
+            difference = paired(by_seed, regrets.get(reference, {})) if variant != reference else None
+            if difference is not None:
+                row[f"minus_{reference.lower()}"] = difference
         rows[variant] = row
     return rows
 
 
 def table(rows: dict[str, dict[str, Any]]) -> str:
     """The markdown table of :func:`summary`'s rows."""
-    lines = ["| variant | seeds | regret (mean ± se) | minus PyEPO, paired (mean ± se) | relative | below PyEPO |",
-             "|---|---|---|---|---|---|"]
+
+    def difference(d: dict[str, Any] | None) -> str:
+        if d is None:
+            return "—"
+        return f"{d['mean']:+.4f} ± {d['se']:.4f} ({100 * d['relative']:+.1f}%, {d['below']}/{d['seeds']} below)"
+
+    lines = ["| variant | seeds | regret (mean ± se) | minus PyEPO, same seed | minus ours, same seed |",
+             "|---|---|---|---|---|"]
     for variant, r in rows.items():
-        paired = (f"{r['minus_pyepo']:+.4f} ± {r['minus_pyepo_se']:.4f}", f"{100 * r['relative']:+.1f}%",
-                  f"{r['below_pyepo']}/{r['paired_seeds']}") if "minus_pyepo" in r else ("—", "—", "—")
-        lines.append(f"| {variant} | {r['seeds']} | {r['mean']:.4f} ± {r['se']:.4f} | " + " | ".join(paired) + " |")
+        lines.append(f"| {variant} | {r['seeds']} | {r['mean']:.4f} ± {r['se']:.4f} "
+                     f"| {difference(r.get('minus_pyepo'))} | {difference(r.get('minus_ours'))} |")
     return "\n".join(lines)
 
 
@@ -290,8 +305,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     """Run the baseline pair on ``--seeds`` seeds and the swaps on ``--swap-seeds``; print
     the table, write the regrets per seed and the summary to ``--out`` after every seed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20, help="seeds 0.. for PyEPO and ours")
-    parser.add_argument("--swap-seeds", type=int, default=20, help="seeds 0.. for each swap")
+    parser.add_argument("--seeds", type=int, default=20, help="seeds 0.. for PyEPO (and ours)")
+    parser.add_argument("--swap-seeds", type=int, default=20, help="seeds 0.. for each swap (and ours)")
     parser.add_argument("--solver-seeds", type=int, default=5,
                         help="seeds 0.. for the swaps that solve with PyEPO's solver (slow)")
     parser.add_argument("--first-seed", type=int, default=0)
@@ -327,8 +342,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     regrets: dict[str, dict[int, float]] = {v: {} for v in arguments.variants}
     seconds: dict[str, list[float]] = {v: [] for v in arguments.variants}
     record: dict[str, Any] = {}
-    counts = {v: arguments.seeds if v in BASELINE else arguments.solver_seeds if v in SOLVER_SWAPS
-              else arguments.swap_seeds for v in arguments.variants}
+    # ours is every swap's reference: it runs on the swaps' seeds too, where they are more
+    counts = {v: arguments.seeds if v == "PyEPO" else arguments.solver_seeds if v in SOLVER_SWAPS
+              else arguments.swap_seeds if v != "ours" else max(arguments.seeds, arguments.swap_seeds)
+              for v in arguments.variants}
     for seed in range(arguments.first_seed, arguments.first_seed + max(counts.values())):
         wanted = [v for v in arguments.variants if seed - arguments.first_seed < counts[v]]
         for variant in wanted if seed % 2 == 0 else wanted[::-1]:  # drifts of the machine move all alike

@@ -119,13 +119,16 @@ class _Fixed:
         return self.draws
 
 
-def test_summary_pairs_each_variant_with_pyepo_on_common_seeds(study):
-    rows = study.summary({"PyEPO": {0: 0.2, 1: 0.1}, "x": {0: 0.1, 1: 0.3, 2: 0.5}})
+def test_summary_pairs_each_variant_with_pyepo_and_ours_on_common_seeds(study):
+    rows = study.summary({"PyEPO": {0: 0.2, 1: 0.1}, "ours": {1: 0.4}, "x": {0: 0.1, 1: 0.3, 2: 0.5}})
     x = rows["x"]
     assert x["seeds"] == 3 and x["mean"] == pytest.approx(0.3)
     assert x["se"] == pytest.approx(0.2 / math.sqrt(3))
-    assert x["paired_seeds"] == 2 and x["below_pyepo"] == 1
-    assert x["minus_pyepo"] == pytest.approx(0.05)  # (-0.1 + 0.2) / 2
-    assert x["minus_pyepo_se"] == pytest.approx(0.15)  # sd of (-0.1, 0.2) / sqrt(2)
-    assert x["relative"] == pytest.approx(0.05 / 0.15)
-    assert "minus_pyepo" not in rows["PyEPO"]
+    to_pyepo = x["minus_pyepo"]
+    assert to_pyepo["seeds"] == 2 and to_pyepo["below"] == 1
+    assert to_pyepo["mean"] == pytest.approx(0.05)  # (-0.1 + 0.2) / 2
+    assert to_pyepo["se"] == pytest.approx(0.15)  # sd of (-0.1, 0.2) / sqrt(2)
+    assert to_pyepo["relative"] == pytest.approx(0.05 / 0.15)
+    assert x["minus_ours"] == {"seeds": 1, "mean": pytest.approx(-0.1), "se": 0.0, "below": 1,
+                               "relative": pytest.approx(-0.25)}
+    assert "minus_pyepo" not in rows["PyEPO"] and "minus_ours" not in rows["ours"]
