@@ -1,4 +1,4 @@
-"""Why our I-MLE trails PyEPO's on its 5x5 shortest path: controlled swaps, one at a time.
+"""Our I-MLE against PyEPO's on its 5x5 shortest path: each difference swapped, one at a time.
 
 The setting is ``bench_pyepo.py``'s I-MLE row (``pyepo_recipes.py``): PyEPO's shortest path
 data, the same batches, initial weights, Adam (lr 1e-2, batch 32, 5 epochs) and L1 loss to
@@ -21,7 +21,8 @@ unchanged):
     pyepo_solver   our estimator's math with PyEPO's solver (its OR-Tools GLOP model) for
                    every solve, instead of our shortest-path solver
     pyepo_both     pyepo_noise and pyepo_solver together: what remains is the arithmetic
-                   (our estimator vs PyEPO's autograd function); it should track PyEPO
+                   (our estimator vs PyEPO's autograd function, equal to 1e-8 at a step);
+                   it tracks PyEPO's run for a few steps, then parts (--divergence-steps)
     two_sided      the central difference (PyEPO's two_sides=True form, which neither run
                    uses): (MAP(c + eps + lambda g) - MAP(c + eps - lambda g)) / (2 lambda)
 
@@ -38,6 +39,9 @@ is below. PyEPO and the swaps that use its solver are slow (about 20x ours per s
 they run on fewer seeds; ours runs on every seed of the other swaps.
 
     python benchmarks/study_imle_gap.py --seeds 20 --swap-seeds 100 --solver-seeds 4 --out gap.json
+    python benchmarks/study_imle_gap.py --merge gap.json more_seeds.json --out pooled.json
+
+docs/data-metrics.md ("The I-MLE gap, difference by difference") has the runs and results.
 
 ``--divergence-steps N`` instead traces PyEPO against ``pyepo_both`` step by step (how fast
 two runs with the same draws part: Adam divides each gradient entry by its running scale,
