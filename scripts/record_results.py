@@ -13,6 +13,7 @@ these files at build time, so a figure on a page is never copied by hand.
     python scripts/record_results.py spec-limits       # about 40 s, 0.8 GB at its peak
     python scripts/record_results.py bench-pyepo --pyepo-path DIR   # about 12 min
     python scripts/record_results.py bench-pyepo-problems          # about 80 min on 2 busy cores
+    python scripts/record_results.py study-imle-gap                # about 45 min on 2 busy cores
     python scripts/record_results.py NAME --adopt DIR   # the outputs a run of NAME's commands left in DIR
 
 A recipe with pictures copies them into docs/gallery/img/, so the page's pictures come
@@ -103,6 +104,23 @@ RECIPES = {
         # in order: a later run of a problem and method replaces an earlier one's row
         outputs={"shortest_path": "sp.json", "knapsack": "knapsack.json", "tsp": "tsp.json", "rfy": "rfy.json",
                  "cave": "cave.json"},
+    ),
+    "study-imle-gap": Recipe(
+        commands=(
+            "python benchmarks/study_imle_gap.py --seeds 20 --swap-seeds 100 --solver-seeds 4 --out {out}/run1.json",
+            "python benchmarks/study_imle_gap.py --first-seed 20 --seeds 0 --swap-seeds 80 --solver-seeds 0 "
+            "--variants ours --out {out}/run2.json",
+            "python benchmarks/study_imle_gap.py --first-seed 100 --seeds 0 --swap-seeds 100 --solver-seeds 0 "
+            "--variants ours sign exact pyepo_noise two_sided --out {out}/run3.json",
+            "python benchmarks/study_imle_gap.py --first-seed 20 --seeds 20 --swap-seeds 0 --solver-seeds 0 "
+            "--variants PyEPO --out {out}/run4.json",
+            "python benchmarks/study_imle_gap.py --first-seed 200 --seeds 0 --swap-seeds 100 --solver-seeds 0 "
+            "--variants ours sign exact pyepo_noise --out {out}/run5.json",
+            "python benchmarks/study_imle_gap.py --merge {out}/run1.json {out}/run2.json {out}/run3.json "
+            "{out}/run4.json {out}/run5.json --out {out}/study_imle_gap.json",
+        ),
+        seeds=tuple(range(300)),
+        outputs={"study": "study_imle_gap.json"},
     ),
     "bench-pyepo": Recipe(
         commands=("python benchmarks/bench_pyepo.py --seeds 3 --json {out}/rows.json",),

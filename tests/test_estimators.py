@@ -133,3 +133,48 @@ def test_estimators_are_readable_values():
     estimator = ims.IMLE(ims.SumOfGamma(k=10), lambda_=10.0)
     assert "SumOfGamma(k=10" in repr(estimator) and "lambda_=10.0" in repr(estimator)
     assert estimator == ims.IMLE(ims.SumOfGamma(k=10), lambda_=10.0)
+
+
+# --- I-MLE's two-sided difference ---------------------------------------------------------
+
+@pytest.mark.parametrize("scale_by_lambda", [True, False])
+def test_two_sided_imle_is_the_central_difference(scale_by_lambda):
+    """(MAP(theta + lambda g + eps) - MAP(theta - lambda g + eps)) / (2 lambda), the forward
+    state unused; without scale_by_lambda the difference over 2."""
+    from imle_solvers.adapters.topk import topk_mask
+
+    rng = np.random.default_rng(4)
+    theta, g = rng.normal(size=(5, 6)), rng.normal(size=(5, 6))
+    noise = rng.gumbel(size=(5, 1, 1, 6))
+    solve = lambda x: topk_mask(x, 2)  # noqa: E731 - the max problem's oracle
+    imle = ims.IMLE(ims.Gumbel(), lambda_=0.7, two_sided=True, scale_by_lambda=scale_by_lambda)
+    z, residuals = imle.sample_with(theta, noise, solve, sign=1)
+    grad, _ = imle.gradient(residuals, g, solve)
+    eps = noise[:, 0, 0]
+    difference = solve(theta + 0.7 * g + eps) - solve(theta - 0.7 * g + eps)
+    np.testing.assert_allclose(grad, difference / (1.4 if scale_by_lambda else 2.0), rtol=1e-12)
+    np.testing.assert_array_equal(z, solve(theta + eps))
+    assert np.abs(grad).sum() > 0
+
+
+def test_two_sided_imle_on_a_min_problem_flips_the_sign_on_exit():
+    """A min problem over costs c is the max problem over -c: the gradient with respect to c
+    is minus the max problem's central difference."""
+    from imle_solvers.adapters.topk import topk_mask
+
+    rng = np.random.default_rng(5)
+    c, g = rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+    noise = rng.gumbel(size=(4, 1, 1, 5))
+    solve_max = lambda x: topk_mask(x, 2)  # noqa: E731
+    imle = ims.IMLE(ims.Gumbel(), lambda_=0.5, two_sided=True)
+    _, residuals = imle.sample_with(c, noise, lambda x: solve_max(-x), sign=-1)
+    grad, _ = imle.gradient(residuals, g, lambda x: solve_max(-x))
+    eps = noise[:, 0, 0]
+    expected = -(solve_max(-c + 0.5 * g + eps) - solve_max(-c - 0.5 * g + eps)) / 1.0
+    np.testing.assert_allclose(grad, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["two_sided", "scale_by_lambda"])
+def test_imle_flags_must_be_booleans(name):
+    with pytest.raises(InvalidInputError, match=f"{name} must be True or False"):
+        ims.IMLE(ims.Gumbel(), **{name: "yes"})

@@ -172,6 +172,22 @@ def bench_pyepo_methods(record: dict) -> str:
     return _table(header, rows)
 
 
+def study_imle_gap(record: dict) -> str:
+    """benchmarks/study_imle_gap.py: each variant's held-out normalised regret (mean ±
+    standard error over its seeds) and its per-seed difference to PyEPO and to ours."""
+
+    def difference(d: dict | None) -> str:
+        if d is None:
+            return ""
+        if d["mean"] == 0 and d["se"] == 0:
+            return "0.0000 on every seed"
+        return (f"{d['mean']:+.4f} ± {d['se']:.4f} ({d['relative']:+.1%}, {d['below']}/{d['seeds']} below)")
+
+    rows = [[name, v["seeds"], f"{v['mean']:.4f} ± {v['se']:.4f}", difference(v.get("minus_pyepo")),
+             difference(v.get("minus_ours"))] for name, v in record["results"]["study"]["summary"].items()]
+    return _table(["variant", "seeds", "regret", "minus PyEPO, same seed", "minus ours, same seed"], rows)
+
+
 # (record, table) -> the renderer of that table
 TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("pyepo-example", "seeds"): pyepo_seeds,
@@ -182,6 +198,7 @@ TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("toy-top-k", "sgd"): toy_sgd,
     ("spec-limits", "rows"): spec_limits,
     ("bench-pyepo-problems", "methods"): bench_pyepo_methods,
+    ("study-imle-gap", "variants"): study_imle_gap,
 }
 
 
