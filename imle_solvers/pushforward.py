@@ -30,9 +30,12 @@ from typing import Any
 from ._array import Array, array_namespace
 from .errors import InvalidInputError
 from .estimators import PerturbedOptimizer, check_perturbations
+from .failures import zero_failed_rows
 from .noise import Normal
+from .step import Plan, nan_where_not_finite, poisoned
 
-__all__ = ["check_post_processing", "expectation", "perturbation", "post_process", "pushforward_vjp"]
+__all__ = ["backward", "check_post_processing", "expectation", "forward", "perturbation", "post_process",
+           "pushforward_vjp"]
 
 
 def perturbation(owner: str, sigma: float, samples: int) -> PerturbedOptimizer:
@@ -94,3 +97,29 @@ def pushforward_vjp(noise: Array, values: Array, cotangent: Array, sigma: float,
     inner = xp.sum(values * cotangent[:, None, ...], axis=g_axes) if g_axes else values * cotangent[:, None]
     inner = xp.reshape(inner, (*inner.shape, *(1,) * (noise.ndim - 2)))  # (B, M, 1, ...)
     return xp.mean(inner * noise, axis=1) * (sign / sigma)
+
+
+def forward(plan: Plan, estimator: PerturbedOptimizer, g: Callable[[Array], Array], theta: Array, noise: Array,
+            data: dict[str, Array], poison: Array | None) -> tuple[Array, Array | None, Array]:
+    """A binding's forward pass: ``(value, status, values)``, the expectation ``(B, *g_shape)``
+    of ``g`` over the perturbed states of ``theta`` ``(B, *shape)`` with the drawn ``noise``
+    ``(B, 1, M, *shape)`` (NaN rows where ``poison`` is, zero rows for FAILED instances), the
+    statuses ``(B,)`` under a failure policy (else None) and ``g``'s values ``(B, M, *g_shape)``
+    (a residual of :func:`backward`)."""
+    _, status, residuals = plan.forward(estimator, theta, noise, data, poison)
+    values = post_process("Pushforward", g, residuals.states[:, 0], theta.dtype)
+    value = poisoned(expectation(values), poison)
+    return (value if status is None else zero_failed_rows(value, status)), status, values
+
+
+def backward(plan: Plan, noise: Array, values: Array, cotangent: Array, sigma: float, status: Array | None,
+             poison: Array | None) -> Array:
+    """A binding's backward pass: the gradient ``(B, *shape)`` of ``<cotangent, value>`` from
+    :func:`forward`'s residuals (zero rows for FAILED instances; with ``validate_args``, NaN
+    rows where the cotangent is not finite or where ``poison`` is)."""
+    grad = pushforward_vjp(noise[:, 0], values, cotangent, sigma, plan.step.problem.sign)
+    if status is not None:
+        grad = zero_failed_rows(grad, status)
+    if plan.step.validate_args:
+        grad = poisoned(nan_where_not_finite(cotangent, grad, plan.framework), poison)
+    return grad

@@ -55,7 +55,8 @@ from .oracle import MAPOracle
 from .pool import pool_for_call
 from .problems.base import NON_FINITE_MESSAGE, Problem, check_batch_shape, check_finite
 
-__all__ = ["HostSolve", "LossStep", "Plan", "Step", "StepHolder", "check_estimator", "nan_where_not_finite", "rows_per_instance"]
+__all__ = ["HostSolve", "LossStep", "Plan", "Step", "StepHolder", "check_estimator", "nan_where_not_finite", "poisoned",
+           "rows_per_instance"]
 
 Solve = Callable[[Array], Array]
 
@@ -249,7 +250,7 @@ class Plan:
             z, status, residuals = sample_with_status(estimator, theta, noise, with_status, sign)
         else:
             (z, residuals), status = estimator.sample_with(theta, noise, states, sign=sign), None
-        return _poisoned(z, poison), status, residuals
+        return poisoned(z, poison), status, residuals
 
     def backward(
         self,
@@ -270,13 +271,13 @@ class Plan:
         else:
             grad, state = gradient_with_status(estimator, residuals, grad_z, with_status, state, status)
         if self.step.validate_args:
-            grad = _poisoned(nan_where_not_finite(grad_z, grad, self.framework), poison)
+            grad = poisoned(nan_where_not_finite(grad_z, grad, self.framework), poison)
         return grad, state
 
     def map(self, theta: Array, data: InstanceData, poison: Array | None = None) -> Array | tuple[Array, Array]:
         """MAP states ``(B, *shape)`` of ``theta`` (and the statuses, under a failure policy)."""
         z, status = self.solve(theta, data)
-        z = _poisoned(z, poison)
+        z = poisoned(z, poison)
         return (z, _all_ok(theta) if status is None else status) if self.step.with_status else z
 
     def loss_on_host(
@@ -401,7 +402,7 @@ def _all_ok(x: Array) -> Array:
     return xp.zeros((batch_size(x),), dtype=getattr(xp, STATUS_DTYPE), device=device(x))
 
 
-def _poisoned(x: Array, poison: Array | None) -> Array:
+def poisoned(x: Array, poison: Array | None) -> Array:
     """``x`` ``(B, ...)`` plus ``poison`` ``(B,)`` on every row (NaN rows where it is NaN)."""
     if poison is None:
         return x
@@ -470,4 +471,4 @@ class LossStep(Step):
                                        lambda p, given, solve: definition(p, given, noise, solve, sign))
         else:
             result = plan.loss(prediction, data, lambda p, solve: definition(p, targets, noise, solve, sign))
-        return result._replace(value=_poisoned(result.value, poison))
+        return result._replace(value=poisoned(result.value, poison))

@@ -11,10 +11,9 @@ import jax
 import jax.numpy as jnp
 
 from .. import pushforward as core
-from ..failures import zero_failed_rows
 from ..frameworks.jax import draw_noise, unwrapping_errors
 from ..problems import Problem
-from ..step import Plan, _poisoned, nan_where_not_finite
+from ..step import Plan
 from .layer import IMLEFunction
 
 __all__ = ["Pushforward"]
@@ -61,25 +60,16 @@ class Pushforward(IMLEFunction):
 
     def _sample(self, plan: Plan, theta: jax.Array, key: jax.Array, state: Any, data: dict,
                 poison: jax.Array | None) -> Any:
-        estimator, sign, sigma, g = self.estimator, self.problem.sign, self.sigma, self.g
-        validate = self.step.validate_args
+        estimator, sigma, g = self.estimator, self.sigma, self.g
 
         def forward(theta: jax.Array, noise: jax.Array, data: dict, poison: Any) -> tuple[Any, tuple]:
-            _, status, residuals = plan.forward(estimator, theta, noise, data, poison)
-            values = core.post_process("Pushforward", g, residuals.states[:, 0], theta.dtype)
-            value = _poisoned(core.expectation(values), poison)
-            if status is not None:
-                value = zero_failed_rows(value, status)
+            value, status, values = core.forward(plan, estimator, g, theta, noise, data, poison)
             return (value if status is None else (value, status)), (noise, values, status, poison)
 
         def backward(saved: tuple, cotangent: Any) -> tuple:
             noise, values, status, poison = saved
             grad_value = cotangent if status is None else cotangent[0]
-            grad = core.pushforward_vjp(noise[:, 0], values, grad_value, sigma, sign)
-            if status is not None:
-                grad = zero_failed_rows(grad, status)
-            if validate:
-                grad = _poisoned(nan_where_not_finite(grad_value, grad, plan.framework), poison)
+            grad = core.backward(plan, noise, values, grad_value, sigma, status, poison)
             return grad, jnp.zeros_like(noise), None, None  # noise, data, poison carry no gradient
 
         fn = jax.custom_vjp(lambda *args: forward(*args)[0])

@@ -12,10 +12,9 @@ import tensorflow as tf
 
 from .. import pushforward as core
 from ..errors import SerializationError
-from ..failures import zero_failed_rows
 from ..frameworks.tensorflow import keeping_our_errors
 from ..problems import Problem
-from ..step import Plan, _poisoned, nan_where_not_finite
+from ..step import Plan
 from .layer import IMLELayer
 
 __all__ = ["Pushforward"]
@@ -71,27 +70,13 @@ class Pushforward(IMLELayer):
         return keeping_our_errors(self._call, theta, True, data)
 
     def _step(self, plan: Plan, theta: tf.Tensor, data: dict[str, tf.Tensor], poison: Any) -> Any:
-        noise, estimator, status = self._draw(theta), self.estimator, None
-        sign, sigma, validate = self.problem.sign, self.sigma, self.step.validate_args
+        noise, status = self._draw(theta), None
 
         @tf.custom_gradient
         def expectation(theta: tf.Tensor) -> tuple[tf.Tensor, Any]:
             nonlocal status
-            _, status, residuals = plan.forward(estimator, theta, noise, data, poison)
-            values = core.post_process("Pushforward", self.g, residuals.states[:, 0], theta.dtype)
-            value = _poisoned(core.expectation(values), poison)
-            if status is not None:
-                value = zero_failed_rows(value, status)
-
-            def grad(grad_value: tf.Tensor) -> tf.Tensor:
-                result = core.pushforward_vjp(noise[:, 0], values, grad_value, sigma, sign)
-                if status is not None:
-                    result = zero_failed_rows(result, status)
-                if validate:
-                    result = _poisoned(nan_where_not_finite(grad_value, result, plan.framework), poison)
-                return result
-
-            return value, grad
+            value, status, values = core.forward(plan, self.estimator, self.g, theta, noise, data, poison)
+            return value, lambda grad_value: core.backward(plan, noise, values, grad_value, self.sigma, status, poison)
 
         value = expectation(theta)
         return value if status is None else (value, status)

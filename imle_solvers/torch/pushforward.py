@@ -10,9 +10,8 @@ from typing import Any
 import torch
 
 from .. import pushforward as core
-from ..failures import zero_failed_rows
 from ..problems import Problem
-from ..step import Plan, _poisoned, nan_where_not_finite
+from ..step import Plan
 from .layer import IMLELayer
 
 __all__ = ["Pushforward"]
@@ -21,26 +20,16 @@ __all__ = ["Pushforward"]
 class _PushforwardFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, theta: torch.Tensor, layer: Pushforward, plan: Plan, data: dict, poison: Any) -> Any:
-        estimator = layer.estimator
-        noise = estimator.draw(theta, layer.noise.source(theta))
-        _, status, residuals = plan.forward(estimator, theta, noise, data, poison)
-        values = core.post_process("Pushforward", layer.g, residuals.states[:, 0], theta.dtype)
-        value = _poisoned(core.expectation(values), poison)
-        if status is not None:
-            value = zero_failed_rows(value, status)
-        ctx.saved = (layer, plan, noise[:, 0], values, status, poison)
+        noise = layer.estimator.draw(theta, layer.noise.source(theta))
+        value, status, values = core.forward(plan, layer.estimator, layer.g, theta, noise, data, poison)
+        ctx.saved = (layer.sigma, plan, noise, values, status, poison)
         ctx.mark_non_differentiable(*(() if status is None else (status,)))
         return value if status is None else (value, status)
 
     @staticmethod
     def backward(ctx: Any, grad_value: torch.Tensor, *_: Any) -> tuple:
-        layer, plan, noise, values, status, poison = ctx.saved
-        grad = core.pushforward_vjp(noise, values, grad_value, layer.sigma, layer.problem.sign)
-        if status is not None:
-            grad = zero_failed_rows(grad, status)
-        if layer.step.validate_args:
-            grad = _poisoned(nan_where_not_finite(grad_value, grad, plan.framework), poison)
-        return grad, None, None, None, None
+        sigma, plan, noise, values, status, poison = ctx.saved
+        return core.backward(plan, noise, values, grad_value, sigma, status, poison), None, None, None, None
 
 
 class Pushforward(IMLELayer):
