@@ -35,6 +35,10 @@ LAYERS = {
 }
 
 
+# estimator fields added after the fixture was recorded (770e025), with their defaults
+FIELDS_ADDED_SINCE = {"IMLE": {"two_sided": False}}
+
+
 @pytest.fixture(scope="module")
 def expected():
     with np.load(FIXTURE / "expected.npz") as arrays:
@@ -81,7 +85,12 @@ def test_a_saved_layer_loads_and_draws_what_the_saved_one_would_have(name, expec
     assert isinstance(layer, IMLELayer)
     # problem, estimator and options round-trip
     assert layer.problem == KSUBSET and layer.estimator == estimator
-    assert through_json(layer.get_config()) == recorded["layer"]
+    config = through_json(layer.get_config())
+    # a field added to the estimator since the fixture was saved takes its default
+    for field, default in FIELDS_ADDED_SINCE.get(config["estimator"]["__class__"], {}).items():
+        assert field not in recorded["layer"]["estimator"]["fields"]
+        assert config["estimator"]["fields"].pop(field) == default
+    assert config == recorded["layer"]
     assert {key: layer.get_config()[key] for key in options} == options
     assert layer.noise_source == options["noise_source"]
     # the weights, and the state kept beside them
