@@ -46,9 +46,12 @@ class ScipModel:
 
 
 @lru_cache(maxsize=32)
-def scip_model(problem: ILP, thread: int) -> ScipModel:
+def scip_model(problem: ILP, thread: int, work_limited: bool = False) -> ScipModel:
     """The SCIP model of ``problem`` for one thread (an instance rewrites its objective,
-    so threads must not share one)."""
+    so threads must not share one); ``work_limited``: the model of the solves under a work
+    limit, kept apart, since SCIP carries solutions of an unlimited solve in its original
+    problem across ``freeTransform`` whatever ``limits/maxorigsol`` says later, and a node
+    limit must stop an instance at the same point whatever was solved before it."""
     import pyscipopt
 
     model = pyscipopt.Model(problem.name)
@@ -129,7 +132,7 @@ def solve_ilp_scip(theta: np.ndarray, problem: ILP, data: dict[str, np.ndarray] 
     import pyscipopt
 
     values = problem.instance_values(data) if problem.parameters is not None or data else None
-    built = scip_model(problem, threading.get_ident())
+    built = scip_model(problem, threading.get_ident(), work_limit is not None)
     model = built.model
     # SCIP keeps solutions of a solve (at freeTransform) to start the next one from: under a
     # work limit an instance's result would depend on the instances solved before it in this
