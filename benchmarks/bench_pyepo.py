@@ -64,6 +64,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from imle_solvers import metrics
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pyepo_recipes import (  # noqa: E402 - beside this script
     METHODS,
@@ -115,8 +117,6 @@ def train(recipe: Recipe, bench: Benchmark, loader: DataLoader, epochs: int, see
         seconds += time.perf_counter() - start
     with torch.no_grad():
         predicted = model(torch.from_numpy(bench.x[N_TRAIN:]).float()).double().numpy()
-    from imle_solvers import metrics
-
     return metrics.normalized_regret(bench.oracle, predicted, bench.c[N_TRAIN:]), seconds / max(steps, 1)
 
 

@@ -50,6 +50,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial import distance
 
+from .errors import InvalidInputError
+from .metrics import objective_values
 from .problems import ILP, GraphShortestPath
 from .problems.graph import EdgeListGraph
 
@@ -239,9 +241,6 @@ def knn_robust_targets(x: np.ndarray, c: np.ndarray, oracle: Any, k: int = 10,
         solution ``(N, d)`` (a training target, no longer a vertex) and the mean optimal
         objective ``(N, 1)``, as PyEPO's data set holds them (its ``costs``, ``sols``, ``objs``).
     """
-    from .errors import InvalidInputError
-    from .metrics import objective_values
-
     x, c = np.asarray(x), np.asarray(c)
     if x.ndim != 2 or c.ndim != 2 or len(x) != len(c):
         raise InvalidInputError(f"knn_robust_targets: expected x (N, p) and c (N, d), got {x.shape} and {c.shape}")

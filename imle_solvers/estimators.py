@@ -387,11 +387,14 @@ class IMLE(_PerturbAndMAP):
         ``(MAP(alpha theta + lambda g + tau' eps) - MAP(alpha theta - lambda g + tau' eps)) / (2
         lambda)``, averaged over samples; the state is unchanged."""
         tau = self.noise_temperature if self.target_noise_temperature is None else self.target_noise_temperature
-        if self.two_sided:
-            towards = perturbed_map(solve, self._target(residuals.theta, g, self.lambda_), residuals.noise, tau,
-                                    scratch=True)
-            difference = towards - perturbed_map(solve, self._target(residuals.theta, g, -self.lambda_),
-                                                 residuals.noise, tau, scratch=True)
+        if self.two_sided:  # both targets in one oracle call (one round trip on a pool): stacked samples
+            xp = array_namespace(g)
+            targets = xp.concat([self._target(residuals.theta, g, self.lambda_),
+                                 self._target(residuals.theta, g, -self.lambda_)], axis=1)
+            noise = residuals.noise if residuals.noise is None else xp.concat([residuals.noise] * 2, axis=1)
+            states = perturbed_map(solve, targets, noise, tau, scratch=True)
+            samples = g.shape[1]
+            difference = states[:, :samples, ...] - states[:, samples:, ...]
             difference *= 0.5 / self.lambda_ if self.scale_by_lambda else 0.5
             return mean_over_axis(difference, 1), state
         difference = residuals.z - perturbed_map(solve, self._target(residuals.theta, g, -self.lambda_),

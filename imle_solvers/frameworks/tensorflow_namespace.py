@@ -103,6 +103,10 @@ def clip(x: tf.Tensor, min: Any = None, max: Any = None) -> tf.Tensor:  # noqa: 
     return x
 
 
+def concat(arrays: Sequence[tf.Tensor], axis: int | None = 0) -> tf.Tensor:
+    return tf.concat(list(arrays), axis=axis)
+
+
 def stack(arrays: Sequence[tf.Tensor], axis: int = 0) -> tf.Tensor:
     return tf.stack(list(arrays), axis=axis)
 
