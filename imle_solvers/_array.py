@@ -44,8 +44,8 @@ _NAMESPACES: dict[type, Any] = {}  # per array type: a dict access on the estima
 def array_namespace(*arrays: Array) -> Any:
     """The array-API namespace of ``arrays`` (TensorFlow's is
     :mod:`imle_solvers.frameworks.tensorflow_namespace`)."""
-    if len(arrays) != 1:
-        return _array_api_namespace(*arrays)
+    if len(arrays) != 1 and len({type(x) for x in arrays}) != 1:
+        return _array_api_namespace(*arrays)  # mixed types: its error names them
     kind = type(arrays[0])
     namespace = _NAMESPACES.get(kind)
     if namespace is None:

@@ -110,6 +110,7 @@ class Step:
         self.validate_args = validate_args
         self._plans: dict[tuple, Plan] = {}  # (framework, whether a batch stays in it) -> plan
         self._needs_no_data = False  # a call without data passed the problem's check once
+        self._names_checked: set[tuple[str, ...]] = set()  # sets of data names that passed check_values
 
     @property
     def with_status(self) -> bool:
@@ -183,8 +184,15 @@ class Step:
         if not data and (self._needs_no_data or not self.problem.instance_fields):
             return None
         if not data or not traced:
-            check_values(self.problem, data, self.call)  # also without data: a field may have no default
-            self._needs_no_data = self._needs_no_data or not data
+            names = tuple(data)
+            # once a set of names passed the host's checks (a field that must be given is),
+            # the problem's own check of the values in their framework suffices: one bool
+            # read back, the host asked for the message only when an instance is bad
+            bad = invalid_on_device(self.problem, data) if names in self._names_checked else None
+            if bad is None or bool(array_namespace(bad).any(bad)):
+                check_values(self.problem, data, self.call)  # also without data: a field may have no default
+                self._names_checked.add(names)
+                self._needs_no_data = self._needs_no_data or not data
             return None
         names, problem = tuple(data), self.problem
 

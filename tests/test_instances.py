@@ -340,6 +340,28 @@ def test_k_subset_data_are_checked_inside_tf_function():
         step(theta, mask)
 
 
+def test_grid_ends_and_closed_cells_are_checked_inside_tf_function():
+    """The grid's device-side check in TensorFlow ops (it once asked the namespace for an
+    ``arange`` it lacked), for ends alone and with closed cells."""
+    tf = pytest.importorskip("tensorflow")
+    from imle_solvers.tensorflow import IMLELayer
+
+    layer = IMLELayer(ims.GridShortestPath(3, 3), ims.IMLE(noise=None), seed=0)
+    ends = tf.function(lambda c, s: layer(c, source=s, training=True))
+    shut = tf.function(lambda c, closed: layer(c, closed=closed, training=True))
+    costs = tf.ones((2, 3, 3))
+    z = ends(costs, np.array([[0, 0], [1, 1]])).numpy()
+    assert z[0, 0, 0] == 1 and z[1, 1, 1] == 1 and z[1, 0, 0] == 0 and (z[:, 2, 2] == 1).all()
+    with pytest.raises(Exception, match=r"source: batch index 1 is .*outside the 3x3 grid"):
+        ends(costs, np.array([[0, 0], [3, 0]]))
+    closed = np.zeros((2, 3, 3), bool)
+    closed[:, 1, 1] = True
+    assert shut(costs, closed).numpy()[:, 1, 1].sum() == 0
+    closed[1, 2, 2] = True
+    with pytest.raises(Exception, match=r"closed: batch index 1 closes"):
+        shut(costs, closed)
+
+
 def _squeeze_layer():
     import keras
 
@@ -404,12 +426,14 @@ def random_data(case: str, rng: np.random.Generator) -> tuple[ims.Problem, dict[
     return ims.GridShortestPath(4, 4), {**ends, "closed": rng.random((40, 4, 4)) < 0.2}
 
 
-@pytest.mark.parametrize("framework", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("framework", ["numpy", "torch", "jax", "tensorflow"])
 @pytest.mark.parametrize("case", ["k-subset", "grid"])
 def test_the_device_side_check_refuses_exactly_what_the_host_check_refuses(case, framework):
     rng = np.random.default_rng(3)
     problem, data = random_data(case, rng)
-    for subset in ([*data], [name for name in data if name != "closed" and name != "k"]):
+    # all fields; the ends (or the mask) alone; the closed cells alone (the default ends' cells)
+    subsets = ([*data], [name for name in data if name != "closed" and name != "k"], [[*data][-1]])
+    for subset in subsets:
         given = {name: data[name] for name in subset}
         converted = {name: _as(framework, value) for name, value in given.items()}
         bad = np.asarray(problem.invalid_instances(converted))
@@ -429,6 +453,11 @@ def _as(framework: str, value: np.ndarray):
         return pytest.importorskip("torch").as_tensor(value)
     if framework == "jax":
         return pytest.importorskip("jax.numpy").asarray(value)
+    if framework == "tensorflow":
+        pytest.importorskip("tensorflow")
+        import imle_solvers.tensorflow  # noqa: F401 - registers TensorFlow's framework hooks
+
+        return pytest.importorskip("tensorflow").constant(value)
     return value
 
 

@@ -56,6 +56,29 @@ def test_optional_data_take_none_and_one_instance_for_all(framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_data_that_passed_once_are_still_checked_every_call(framework):
+    """After a call whose data passed the host's checks, later calls with the same fields are
+    checked in their framework; a bad instance still gets the host's worded error."""
+    _, call = layer_and_call(framework, KSUBSET, ims.IMLE(noise=ims.Gumbel()))
+    theta = np.zeros((3, 10), np.float32)
+    good = np.ones((3, 10), bool)
+    for _ in range(2):
+        assert call(theta, mask=good, k=np.array([1, 2, 3])).sum() == 6
+    short = good.copy()
+    short[2, 2:] = False  # 2 selectable items, k = 3
+    with pytest.raises(ims.InvalidInputError, match="mask: batch index 2 leaves 2 selectable items, fewer than k=3"):
+        call(theta, mask=short, k=np.array([1, 2, 3]))
+    with pytest.raises(ims.InvalidInputError, match="k: batch index 1 holds k=11, outside 1..n=10"):
+        call(theta, mask=good, k=np.array([1, 11, 3]))
+    grid = ims.GridShortestPath(3, 3)  # the ends: a field given once, then a bad one
+    _, route = layer_and_call(framework, grid, ims.IMLE(noise=None))
+    costs = np.ones((2, 3, 3), np.float32)
+    route(costs, source=np.array([[0, 0], [1, 1]]))
+    with pytest.raises(ims.InvalidInputError, match="source: batch index 1 is .*outside the 3x3 grid"):
+        route(costs, source=np.array([[0, 0], [3, 0]]))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_integer_scores_are_refused_with_our_error(framework):
     _, call = layer_and_call(framework, KSUBSET, ims.IMLE(noise=ims.Gumbel()))
     with pytest.raises(ims.InvalidInputError, match=r"^theta: expected real numbers \(a floating dtype\), got dtype int"):

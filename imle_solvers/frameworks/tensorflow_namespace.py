@@ -39,6 +39,11 @@ def asarray(x: Any, dtype: Any = None, device: Any = None, copy: Any = None) -> 
     return x if dtype is None or x.dtype == dtype else tf.cast(x, dtype)
 
 
+def arange(start: int, stop: int | None = None, step: int = 1, *, dtype: Any = None, device: Any = None) -> tf.Tensor:
+    """Integers as int64 (the array API's default integer, as numpy's and torch's)."""
+    return tf.range(start, stop, step, dtype=tf.int64 if dtype is None else dtype)
+
+
 def astype(x: tf.Tensor, dtype: Any, copy: Any = None) -> tf.Tensor:
     return tf.cast(x, dtype)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -181,7 +181,7 @@ class GraphShortestPath(Problem):
         ``n_nodes + 1`` edge costs (see :attr:`Problem.summed_scores`)."""
         return self.graph.n_nodes + 1
 
-    @property
+    @cached_property  # asked several times per layer call
     def instance_fields(self) -> Mapping[str, DataField]:
         return {
             "source": DataField((), "int", "position in graph.nodes of the path's first node; default the source"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -74,7 +75,7 @@ class GridShortestPath(Problem):
     def sense(self) -> Sense:
         return "min"
 
-    @property
+    @functools.cached_property  # asked several times per layer call
     def instance_fields(self) -> Mapping[str, DataField]:
         return {
             "source": DataField((2,), "int", "the (row, col) cell the path starts from; default (0, 0)"),
@@ -119,7 +120,10 @@ class GridShortestPath(Problem):
             if end is not None:
                 wrong = (row < 0) | (row >= self.rows) | (col < 0) | (col >= self.cols)
             if closed is not None:  # the end's cell, by comparison: no gather, any framework
-                at_end = cells == xp.reshape(row * self.cols + col, (-1, 1))
+                if end is None:  # the default cell, a Python int: compared as a scalar
+                    at_end = cells == row * self.cols + col
+                else:  # in the ends' own integer dtype (int32 in JAX without x64, or as given)
+                    at_end = xp.astype(cells, end.dtype) == xp.reshape(row * self.cols + col, (-1, 1))
                 shut = xp.any(at_end & xp.reshape(closed, (closed.shape[0], -1)), axis=1)
                 wrong = shut if wrong is None else wrong | shut
             bad = wrong if bad is None else bad | wrong

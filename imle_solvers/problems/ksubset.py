@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -47,7 +48,7 @@ class KSubset(Problem):
     def sense(self) -> Sense:
         return "max"
 
-    @property
+    @functools.cached_property  # asked several times per layer call
     def instance_fields(self) -> Mapping[str, DataField]:
         return {
             "mask": DataField((self.n,), "bool", "True where an item may be chosen (False: padding)"),
@@ -61,7 +62,9 @@ class KSubset(Problem):
         bad = None if k is None else (k < 1) | (k > self.n)
         if mask is not None:
             xp = array_namespace(mask)
-            short = xp.sum(xp.astype(mask, xp.int32), axis=1) < (self.k if k is None else k)
+            # counted in k's own integer dtype: TensorFlow compares equal dtypes only
+            selectable = xp.sum(xp.astype(mask, xp.int32 if k is None else k.dtype), axis=1)
+            short = selectable < (self.k if k is None else k)
             bad = short if bad is None else bad | short
         return bad
 
