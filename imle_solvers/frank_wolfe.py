@@ -34,6 +34,7 @@ inside one host callback (:meth:`imle_solvers.step.Plan.loss_on_host`).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from ._array import Array, array_namespace, is_traced
@@ -101,8 +102,8 @@ def regularized_map(s: Array, solve: Solve, *, lambd: float = 1.0, max_iter: int
     xp = array_namespace(s)
     event = tuple(s.shape[1:])
     batch = s.shape[0]
-    target = xp.reshape(s, (batch, -1)) / lambd
-    n = target.shape[1]
+    n = math.prod(event)  # not -1: an empty batch cannot infer it
+    target = xp.reshape(s, (batch, n)) / lambd
     # a row with a non-finite score (one a traced call's check poisons) runs as zeros and
     # comes back NaN: the loop's reductions over the batch must not see it
     finite = xp.all(xp.isfinite(target), axis=1)[:, None]
@@ -167,7 +168,7 @@ def regularized_map_vjp(active: ActiveSet, cotangent: Array, lambd: float = 1.0)
     ``xp.linalg.solve`` (numpy, torch)."""
     xp = array_namespace(cotangent)
     batch = cotangent.shape[0]
-    g = xp.reshape(cotangent, (batch, -1))
+    g = xp.reshape(cotangent, (batch, math.prod(cotangent.shape[1:])))
     held = xp.astype(active.weights > 0, g.dtype)[:, :, None]  # (B, W, 1)
     count = xp.clip(xp.sum(held, axis=1), min=1.0)  # (B, 1)
     centre = xp.sum(active.vertices * held, axis=1) / count

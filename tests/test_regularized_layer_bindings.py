@@ -318,3 +318,12 @@ def test_inside_jax_jit_a_non_finite_row_is_nan():
     expected_mu, expected_grad = _expected(problem, theta[ok], cotangent[ok], {})
     np.testing.assert_allclose(mu[ok], expected_mu, atol=1e-6)
     np.testing.assert_allclose(grad[ok], expected_grad, atol=1e-4)
+
+
+def test_an_empty_batch_gives_empty_values_and_gradients():
+    _frameworks()
+    empty = np.zeros((0, 6), np.float32)
+    for name, (mu, grad) in {"torch": _torch(ims.KSubset(6, 2), empty, empty, {}),
+                             "jax.jit": _jax(ims.KSubset(6, 2), empty, empty, {}, jit=True),
+                             "tf.function": _keras(ims.KSubset(6, 2), empty, empty, {}, traced=True)}.items():
+        assert mu.shape == (0, 6) and grad.shape == (0, 6), name
