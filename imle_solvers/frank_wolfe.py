@@ -28,8 +28,9 @@ one, the decomposition Frank-Wolfe found may use fewer, and the projector is the
 smaller subspace than the face's (as PyEPO's).
 
 Written on array-API arrays, eagerly: the loop's length depends on the values, so it does
-not run inside a trace (``jax.jit``, ``tf.function``); the JAX loss runs it on numpy arrays
-inside one host callback (:meth:`imle_solvers.step.Plan.loss_on_host`).
+not run inside a trace (``jax.jit``, ``tf.function``); the losses and layers of every
+binding run it on numpy arrays inside one host call of their framework
+(:meth:`imle_solvers.step.Plan.on_host`; the layers' passes are :mod:`imle_solvers.regularized`).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from imle_solvers.estimators import oriented
 from imle_solvers.frank_wolfe import regularized_map
 
 from flaky import FlakyArgmax  # tests/flaky.py
+from test_instances import _squeeze_layer
 from test_losses import ksubset_states, small_dag
 from test_pg_loss import _solve
 
@@ -211,6 +212,7 @@ def test_keras_model_round_trips_through_a_file(tmp_path):
 
 def test_keras_mask_is_the_k_subset_mask():
     _frameworks()
+    import keras
     import tensorflow as tf
 
     from imle_solvers.tensorflow import RegularizedFrankWolfe
@@ -220,9 +222,17 @@ def test_keras_mask_is_the_k_subset_mask():
     mask = np.array([[1, 1, 1, 1, 0, 0]] * 4, bool)
     layer = RegularizedFrankWolfe(problem, lambd=LAMBD)
     by_mask = layer(tf.constant(theta), mask=tf.constant(mask)).numpy()
-    np.testing.assert_allclose(by_mask, layer(tf.constant(theta), **{"mask": mask}).numpy(), atol=0)
+    np.testing.assert_allclose(by_mask, _torch(problem, theta, theta, {"mask": mask})[0], atol=0)
     np.testing.assert_allclose(by_mask, _expected(problem, theta, theta, {"mask": mask})[0], atol=1e-6)
     assert not by_mask[:, 4:].any()
+    # a Keras mask from upstream (Embedding(mask_zero=True)): equal scores share k = 2 among the tokens
+    tokens = np.array([[3, 1, 0, 0, 2, 4], [0, 5, 6, 0, 0, 1]])
+    inputs = keras.Input((6,), dtype="int32")
+    embedded = keras.layers.Embedding(10, 1, mask_zero=True, embeddings_initializer="ones")(inputs)
+    model = keras.Model(inputs, RegularizedFrankWolfe(problem, lambd=LAMBD)(_squeeze_layer()()(embedded)))
+    allowed = tokens != 0
+    expected = allowed * 2.0 / allowed.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model(tokens).numpy(), expected, atol=1e-4)
 
 
 # --- errors: the same words in every binding -------------------------------------------
@@ -258,7 +268,7 @@ def _call(name, layer, theta, **data):
 ])
 def test_settings_are_refused_alike(options, words):
     _frameworks()
-    for name, build in _builders().items():
+    for build in _builders().values():
         with pytest.raises(InvalidInputError, match=re.escape(words)):
             build(ims.KSubset(6, 2), **options)
 
