@@ -28,19 +28,21 @@ one, the decomposition Frank-Wolfe found may use fewer, and the projector is the
 smaller subspace than the face's (as PyEPO's).
 
 Written on array-API arrays, eagerly: the loop's length depends on the values, so it does
-not run inside a trace (``jax.jit``, ``tf.function``); the JAX loss runs it on numpy arrays
-inside one host callback (:meth:`imle_solvers.step.Plan.loss_on_host`).
+not run inside a trace (``jax.jit``, ``tf.function``); the losses and layers of every
+binding run it on numpy arrays inside one host call of their framework
+(:meth:`imle_solvers.step.Plan.on_host`; the layers' passes are :mod:`imle_solvers.regularized`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from ._array import Array, array_namespace, is_traced
 from .errors import InvalidInputError
 from .estimators import Solve
 
-__all__ = ["ActiveSet", "regularized_map", "regularized_map_vjp"]
+__all__ = ["ActiveSet", "check_settings", "regularized_map", "regularized_map_vjp"]
 
 # a weight this small is no weight (floating-point residue of an away step)
 _ZERO_WEIGHT = 1e-12
@@ -56,6 +58,17 @@ class ActiveSet(NamedTuple):
     solution: Array
     vertices: Array
     weights: Array
+
+
+def check_settings(owner: str, lambd: float, max_iter: int, tol: float) -> None:
+    """Raise an :class:`InvalidInputError` naming ``owner`` unless ``lambd`` is a number > 0,
+    ``max_iter`` an integer >= 1 and ``tol`` a number >= 0 (:func:`regularized_map`'s)."""
+    if isinstance(lambd, bool) or not isinstance(lambd, (int, float)) or not lambd > 0:
+        raise InvalidInputError(f"{owner}: lambd must be a number > 0, got {lambd!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise InvalidInputError(f"{owner}: max_iter must be an integer >= 1, got {max_iter!r}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+        raise InvalidInputError(f"{owner}: tol must be a number >= 0, got {tol!r}")
 
 
 def _one_hot(index: Array, slots: Array) -> Array:
@@ -81,6 +94,8 @@ def regularized_map(s: Array, solve: Solve, *, lambd: float = 1.0, max_iter: int
         lambd: the regularization's strength ``lambda``, > 0.
         max_iter: the most Frank-Wolfe iterations (oracle calls after the first).
         tol: an instance's Frank-Wolfe gap (of ``1/2 ||mu - s/lambda||^2``) below which it stops.
+
+    A row of ``s`` holding a non-finite score comes back NaN, the others as without it.
     """
     if is_traced(s):
         raise InvalidInputError("regularized Frank-Wolfe runs eagerly, not inside a trace (jax.jit, tf.function, "
@@ -88,8 +103,12 @@ def regularized_map(s: Array, solve: Solve, *, lambd: float = 1.0, max_iter: int
     xp = array_namespace(s)
     event = tuple(s.shape[1:])
     batch = s.shape[0]
-    target = xp.reshape(s, (batch, -1)) / lambd
-    n = target.shape[1]
+    n = math.prod(event)  # not -1: an empty batch cannot infer it
+    target = xp.reshape(s, (batch, n)) / lambd
+    # a row with a non-finite score (one a traced call's check poisons) runs as zeros and
+    # comes back NaN: the loop's reductions over the batch must not see it
+    finite = xp.all(xp.isfinite(target), axis=1)[:, None]
+    target = xp.where(finite, target, xp.zeros_like(target))
 
     def vertex(direction: Array) -> Array:
         return xp.astype(xp.reshape(solve(xp.reshape(direction, (batch, *event))), (batch, n)), s.dtype)
@@ -140,6 +159,7 @@ def regularized_map(s: Array, solve: Solve, *, lambd: float = 1.0, max_iter: int
         weights = weights - xp.where(away, gamma_away[:, None], 0 * weights)
         weights = xp.clip(weights, min=0.0)
         weights = xp.where(weights < _ZERO_WEIGHT, 0 * weights, weights)
+    mu = xp.where(finite, mu, xp.full_like(mu, float("nan")))
     return ActiveSet(xp.reshape(mu, (batch, *event)), vertices, weights)
 
 
@@ -149,7 +169,7 @@ def regularized_map_vjp(active: ActiveSet, cotangent: Array, lambd: float = 1.0)
     ``xp.linalg.solve`` (numpy, torch)."""
     xp = array_namespace(cotangent)
     batch = cotangent.shape[0]
-    g = xp.reshape(cotangent, (batch, -1))
+    g = xp.reshape(cotangent, (batch, math.prod(cotangent.shape[1:])))
     held = xp.astype(active.weights > 0, g.dtype)[:, :, None]  # (B, W, 1)
     count = xp.clip(xp.sum(held, axis=1), min=1.0)  # (B, 1)
     centre = xp.sum(active.vertices * held, axis=1) / count

@@ -171,6 +171,7 @@ from ._array import Array, array_namespace, reshape
 from .errors import InvalidInputError
 from .estimators import PerturbedOptimizer, Solve, check_perturbations, multiplicative_factor, oriented, perturb
 from .failures import SolveWithStatus, StatusLog, batch_size, zero_failed_rows
+from .frank_wolfe import check_settings, regularized_map
 
 __all__ = [
     "REDUCTIONS",
@@ -618,8 +619,6 @@ def regularized_fenchel_young(theta: Array, y_true: Array, solve: Solve, *, sign
 
     The solution returned is the regularized solution ``y_lambda(sign * theta)``.
     """
-    from .frank_wolfe import regularized_map
-
     xp = array_namespace(theta)
     _check_same_shape("RegularizedFenchelYoungLoss", "y_true", y_true, theta)
     event_ndim = theta.ndim - 1
@@ -667,13 +666,7 @@ class RegularizedFenchelYoung:
     whole_on_host: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        owner = "RegularizedFenchelYoungLoss"
-        if isinstance(self.lambd, bool) or not isinstance(self.lambd, (int, float)) or not self.lambd > 0:
-            raise InvalidInputError(f"{owner}: lambd must be a number > 0, got {self.lambd!r}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
-            raise InvalidInputError(f"{owner}: max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or not self.tol >= 0:
-            raise InvalidInputError(f"{owner}: tol must be a number >= 0, got {self.tol!r}")
+        check_settings("RegularizedFenchelYoungLoss", self.lambd, self.max_iter, self.tol)
 
     def __call__(self, prediction: Array, targets: dict[str, Array], noise: Any, solve: Solve, sign: int) -> LossValue:
         return regularized_fenchel_young(prediction, targets["y_true"], solve, sign=sign, lambd=float(self.lambd),

@@ -295,38 +295,58 @@ class Plan:
         data: InstanceData,
         compute: Callable[[Array, dict[str, Array], Solve], LossValue],
     ) -> LossValue:
-        """``compute(prediction, targets, solve)`` run whole in one host call of the framework
-        (a ``jax.pure_callback``), on numpy copies, its solves on the host through the same
-        solver under the same failure policy (:meth:`loss`): for a loss whose number of solves
-        depends on the values (the regularized Frank-Wolfe loop), which a trace cannot unroll.
-        The calls of a ``jax.vmap`` (leading axes) are computed one after the other."""
+        """``compute(prediction, targets, solve)`` run whole in one host call (:meth:`on_host`),
+        its solves on the host through the same solver under the same failure policy
+        (:meth:`loss`): for a loss whose number of solves depends on the values (the
+        regularized Frank-Wolfe loop), which a trace cannot unroll."""
+        names = tuple(targets)
+
+        def host(plan: Plan, p: np.ndarray, given: list[np.ndarray], rows: InstanceData) -> tuple[np.ndarray, ...]:
+            host_targets = dict(zip(names, given))
+            return tuple(plan.loss(p, rows, lambda q, solve: compute(q, host_targets, solve)))
+
+        batch = prediction.shape[:1]
+        return LossValue(*self.on_host(host, prediction, list(targets.values()), data,
+                                       (batch, prediction.shape, prediction.shape)))
+
+    def on_host(
+        self,
+        compute: Callable[[Plan, np.ndarray, list[np.ndarray], InstanceData], tuple[np.ndarray, ...]],
+        theta: Array,
+        arrays: list[Array],
+        data: InstanceData,
+        shapes: tuple[tuple[Any, ...], ...],
+    ) -> tuple[Array, ...]:
+        """``compute(host_plan, theta, arrays, data)`` run whole in one host call of the
+        framework (torch eagerly, a ``jax.pure_callback``, a ``tf.numpy_function``), on numpy
+        copies: ``host_plan`` is this plan on the host (its solves through the same solver),
+        ``data`` in the form that solver takes, as :meth:`Step.prepare` gives it. For a
+        computation whose number of solves depends on the values, which a trace cannot
+        unroll. The results have ``shapes`` (each led by the batch ``(B,)``) and ``theta``'s
+        dtype. The calls of a ``jax.vmap`` (leading axes on every input) are computed one
+        after the other."""
         from .frameworks.numpy import FRAMEWORK as NUMPY
 
         host_plan = dataclasses.replace(self, framework=NUMPY, native=self.oracle.runs_natively(self.solver, "numpy"))
-        names, fields = tuple(targets), tuple(data)
-        event_ndim = len(self.step.problem.shape)
+        fields, count = tuple(data), len(arrays)
+        event_ndim, problem = len(self.step.problem.shape), self.step.problem
 
-        def host(prediction: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            lead = prediction.shape[: prediction.ndim - event_ndim - 1]
-            results = [np.zeros((*lead, *prediction.shape[len(lead):len(lead) + 1]), prediction.dtype),
-                       np.zeros(prediction.shape, prediction.dtype), np.zeros(prediction.shape, prediction.dtype)]
+        def host(theta: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+            lead = theta.shape[: theta.ndim - event_ndim - 1]
+            batch = theta.shape[len(lead)]  # a traced graph's shapes may leave it unknown (None)
+            results = [np.zeros((*lead, batch, *shape[1:]), theta.dtype) for shape in shapes]
             for group in np.ndindex(*lead):
-                own = [np.asarray(v)[group] for v in values]  # vmap: every input has the leading axes
-                host_targets = dict(zip(names, own[: len(names)]))
-                p = np.asarray(prediction[group])
-                host_data = dict(zip(fields, own[len(names):]))
-                if host_data:  # in the form the host solver takes, as Step.prepare gives it
-                    problem = self.step.problem
-                    host_data = (for_framework(problem, host_data, p) if host_plan.native
-                                 else to_host(problem, host_data))
-                result = host_plan.loss(p, host_data, lambda q, solve, given=host_targets: compute(q, given, solve))
-                for out, part in zip(results, result):
-                    out[group] = np.asarray(part, dtype=prediction.dtype)
-            return tuple(results)  # type: ignore[return-value]
+                own = [np.asarray(v)[group] for v in values]
+                rows = dict(zip(fields, own[count:]))
+                own_theta = np.asarray(theta[group])
+                if rows:
+                    rows = for_framework(problem, rows, own_theta) if host_plan.native else to_host(problem, rows)
+                for out, part in zip(results, compute(host_plan, own_theta, own[:count], rows)):
+                    out[group] = np.asarray(part, dtype=theta.dtype)
+            return tuple(results)
 
-        batch = prediction.shape[:1]
-        specs = ((batch, prediction.dtype), (prediction.shape, prediction.dtype), (prediction.shape, prediction.dtype))
-        return LossValue(*self.framework.host_call(host, [prediction, *targets.values(), *data.values()], specs))
+        specs = tuple((shape, theta.dtype) for shape in shapes)
+        return self.framework.host_call(host, [theta, *arrays, *data.values()], specs)
 
     def loss(
         self, prediction: Array, data: InstanceData, compute: Callable[[Array, Solve], LossValue]

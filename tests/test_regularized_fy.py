@@ -102,6 +102,19 @@ def test_active_set_decomposes_the_solution():
     assert all(any(np.allclose(v, st) for st in states) for v in active.vertices[held])
 
 
+def test_a_non_finite_row_is_nan_and_leaves_the_others():
+    # a traced call's check poisons such a row: the batched loop must not spread it
+    problem = ims.KSubset(5, 2)
+    s = np.random.default_rng(3).normal(size=(3, 5))
+    bad = s.copy()
+    bad[1, 2] = np.inf
+    clean = regularized_map(s[[0, 2]], _solve(problem), lambd=1.0, tol=1e-9)
+    with np.errstate(invalid="ignore"):
+        active = regularized_map(bad, _solve(problem), lambd=1.0, tol=1e-9)
+    assert np.isnan(active.solution[1]).all()
+    np.testing.assert_allclose(active.solution[[0, 2]], clean.solution, atol=1e-12)
+
+
 def test_settings_are_checked():
     pytest.importorskip("torch")
     from imle_solvers.torch import RegularizedFenchelYoungLoss

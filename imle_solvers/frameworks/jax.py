@@ -103,10 +103,11 @@ def draw_noise(estimator: Any, noise_source: str, theta: jax.Array, key: jax.Arr
 
 
 def traced_oracle(owner: str, problem: Any, options: dict[str, Any], oracle_options: OracleOptions | None,
-            noise_options: NoiseOptions | None) -> tuple[Any, str]:
+            noise_options: NoiseOptions | None, takes: tuple[str, ...] = ("noise_source",)) -> tuple[Any, str]:
     """The oracle of a JAX layer or loss, its ``backend="auto"`` resolved as a traced JAX call
-    resolves it (so the backend reported is the one that runs), and the noise source."""
-    oracle, noise, _ = take_options(owner, options, oracle_options, noise_options, noise=("noise_source",))
+    resolves it (so the backend reported is the one that runs), and the noise source;
+    ``takes``: the noise options the caller takes (none for a layer without noise)."""
+    oracle, noise, _ = take_options(owner, options, oracle_options, noise_options, noise=takes)
     built = oracle.oracle(problem)
     traced = built.solver_for_framework("jax", stays=True)
     if traced is not built.solver:

@@ -47,11 +47,13 @@ from .losses import (
     StructuredSVMLoss,
 )
 from .pushforward import Pushforward
+from .regularized import RegularizedFrankWolfe
 from .state import State, apply_state_update, value_and_grad
 
 __all__ = [
     "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
-    "FenchelYoungLoss", "IMLEFunction", "Pushforward", "RegularizedFenchelYoungLoss", "SPOPlusLoss", "StructuredSVMLoss", "apply_state_update", "imle",
+    "FenchelYoungLoss", "IMLEFunction", "Pushforward", "RegularizedFenchelYoungLoss", "RegularizedFrankWolfe",
+    "SPOPlusLoss", "StructuredSVMLoss", "apply_state_update", "imle",
     "numpy_seed", "value_and_grad",
     "SoftArgmaxLoss", "SparseArgmaxLoss", "soft_argmax", "sparse_argmax",
 ]

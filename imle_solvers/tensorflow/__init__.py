@@ -25,10 +25,11 @@ from .layer import IMLELayer, imle
 from .losses import CaVELoss, FenchelYoungLoss, PGLoss, RegularizedFenchelYoungLoss, SPOPlusLoss, StructuredSVMLoss
 from .pool_losses import CMAPLoss, ListwiseLTRLoss, NCELoss, PairwiseLTRLoss, PointwiseLTRLoss
 from .pushforward import Pushforward
+from .regularized import RegularizedFrankWolfe
 
 __all__ = [
     "CaVELoss", "CMAPLoss", "ListwiseLTRLoss", "NCELoss", "PairwiseLTRLoss", "PGLoss", "PointwiseLTRLoss",
-    "RegularizedFenchelYoungLoss", "FenchelYoungLoss",
+    "RegularizedFenchelYoungLoss", "RegularizedFrankWolfe", "FenchelYoungLoss",
     "IMLELayer", "Pushforward", "SPOPlusLoss", "StructuredSVMLoss", "imle",
     "SoftArgmax", "SoftArgmaxLoss", "SparseArgmax", "SparseArgmaxLoss", "soft_argmax", "sparse_argmax",
 ]
