@@ -239,3 +239,29 @@ def test_an_aimle_state_shared_by_mapped_calls_takes_one_step_of_their_mean_upda
     (_, each), _ = ims.jax.value_and_grad(per_call, argnums=0, state_argnum=1)(theta, states, keys)
     np.testing.assert_allclose(np.asarray(each.nnz_average), [float(s.nnz_average) for s in singles], rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(each.steps), 1)
+
+
+def test_grad_of_a_numpy_argument_equals_that_of_a_jax_array():
+    """``jax.grad`` at a numpy array: the primal the call sees is that array, which the
+    call plans on as JAX's (it once went down numpy's path and failed in the backward pass)."""
+    import jax.numpy as jnp
+
+    problem = ims.KSubset(6, 2)
+    theta = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+    weights = np.arange(6, dtype=np.float32)
+    key = jax.random.key(0)
+    layer = imle(problem, ims.IMLE(noise=ims.Gumbel(), lambda_=2.0))
+    loss = ims.jax.FenchelYoungLoss(problem, ims.Gumbel())
+    push = ims.jax.Pushforward(problem, lambda y: y, sigma=0.5, samples=2)
+    frank_wolfe = ims.jax.RegularizedFrankWolfe(problem, lambd=1.0)
+    target = np.eye(6, dtype=np.float32)[[0, 1, 2]] + np.eye(6, dtype=np.float32)[[3, 4, 5]]
+    objectives = {
+        "layer": lambda t: (layer(t, key) * weights).sum(),
+        "loss": lambda t: loss(t, target, key),
+        "pushforward": lambda t: (push(t, key) * weights).sum(),
+        "regularized": lambda t: (frank_wolfe(t) * weights).sum(),
+    }
+    for name, objective in objectives.items():
+        from_numpy, from_jax = jax.grad(objective)(theta), jax.grad(objective)(jnp.asarray(theta))
+        np.testing.assert_array_equal(np.asarray(from_numpy), np.asarray(from_jax), err_msg=name)
+        assert np.abs(np.asarray(from_jax)).sum() > 0, name

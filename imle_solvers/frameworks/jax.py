@@ -81,6 +81,14 @@ FRAMEWORK = JaxFramework()
 
 # --- the random source --------------------------------------------------------------
 
+def scores_and_value(theta: Any) -> tuple[jax.Array, jax.Array]:
+    """``theta`` as a JAX array, and its value without tangent, on which a call is checked
+    and planned (concrete under an eager ``jax.grad``). The value is a JAX array too: the
+    primal of ``jax.grad``'s argument is the numpy array it was given, if it was one."""
+    theta = theta if isinstance(theta, jax.Array) else jnp.asarray(theta)
+    return theta, jnp.asarray(jax.lax.stop_gradient(theta))
+
+
 def numpy_seed(key: jax.Array) -> int:
     """The numpy seed a call with ``key`` draws its noise from when ``noise_source="numpy"``
     (``key`` must be concrete)."""

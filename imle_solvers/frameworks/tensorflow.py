@@ -53,7 +53,9 @@ class TensorFlowFramework:
         return np.asarray(x)
 
     def host_call(self, fn: HostFunction, args: Sequence[Array], results: Sequence[ResultSpec]) -> tuple:
-        outputs = tf.numpy_function(fn, list(args), [dtype for _, dtype in results], stateful=False)
+        # stateful: tf.function runs stateful ops in program order, so a solve waits for the
+        # checks of its call made before it (their error, not the solver's, on bad data)
+        outputs = tf.numpy_function(fn, list(args), [dtype for _, dtype in results], stateful=True)
         if not isinstance(outputs, (list, tuple)):  # eager TensorFlow answers a single result as a tensor
             outputs = [outputs]
         for output, (shape, _) in zip(outputs, results):

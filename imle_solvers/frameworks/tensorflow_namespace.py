@@ -116,12 +116,6 @@ def stack(arrays: Sequence[tf.Tensor], axis: int = 0) -> tf.Tensor:
     return tf.stack(list(arrays), axis=axis)
 
 
-def arange(start: Any, stop: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None) -> tf.Tensor:
-    # int64 by default, as numpy's (and the data a layer converts from numpy)
-    start, stop = (0, start) if stop is None else (start, stop)
-    return tf.range(start, stop, step, dtype=dtype or tf.int64)
-
-
 def argmax(x: tf.Tensor, axis: int | None = None) -> tf.Tensor:
     return tf.argmax(tf.reshape(x, [-1]) if axis is None else x, axis=0 if axis is None else axis)
 

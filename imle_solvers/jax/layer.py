@@ -8,13 +8,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .. import _binding
 from ..errors import InvalidInputError
 from ..estimators import Estimator
-from ..frameworks.jax import draw_noise, traced_oracle, unwrapping_errors
+from ..frameworks.jax import draw_noise, scores_and_value, traced_oracle, unwrapping_errors
 from ..options import NoiseOptions, OracleOptions
 from ..problems import Problem
 from ..step import Plan, Step, StepHolder, check_estimator
-from .. import _binding
 from .state import State, as_state, one_update
 
 __all__ = ["IMLEFunction", "imle"]
@@ -71,9 +71,8 @@ class IMLEFunction(StepHolder):
                 f"{type(self.estimator).__name__}: state must be "
                 + ("passed (see initial_state())" if self.state_fields else "None: the estimator is stateless")
             )
-        theta = theta if isinstance(theta, jax.Array) else jnp.asarray(theta)
-        # checked without its tangent: under an eager grad the values are concrete then
-        plan, data, poison = self.step.prepare(jax.lax.stop_gradient(theta), data)
+        theta, value = scores_and_value(theta)
+        plan, data, poison = self.step.prepare(value, data)
         state = None if state is None else as_state(state)
         return unwrapping_errors(self._compiled_sample, plan, theta, key, state, data, poison)
 

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..frameworks.jax import draw_noise, traced_oracle, unwrapping_errors
+from ..frameworks.jax import draw_noise, scores_and_value, traced_oracle, unwrapping_errors
 from ..losses import (
     CMAP,
     CaVE,
@@ -52,8 +52,7 @@ class _Loss(StepHolder):
         self._compiled = jax.jit(self._values, static_argnums=0)
 
     def _loss(self, prediction: Any, targets: dict[str, Any], data: dict[str, Any], key: Any = None) -> jax.Array:
-        prediction = jnp.asarray(prediction)
-        fixed = jax.lax.stop_gradient(prediction)
+        prediction, fixed = scores_and_value(prediction)
         plan, targets, data, poison = self.step.prepare_loss(fixed, targets, data)
         perturbation = self.step.definition.perturbation
         noise = None if perturbation is None else draw_noise(perturbation, self.noise_source, fixed, key)

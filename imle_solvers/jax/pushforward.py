@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import pushforward as core
-from ..frameworks.jax import draw_noise, unwrapping_errors
+from ..frameworks.jax import draw_noise, scores_and_value, unwrapping_errors
 from ..problems import Problem
 from ..step import Plan
 from .layer import IMLEFunction
@@ -54,8 +54,8 @@ class Pushforward(IMLEFunction):
         """The expectation ``(B, *g_shape)`` (and the statuses ``(B,)``, under a failure policy)
         of ``theta`` ``(B, *shape)``, its noise from the PRNG ``key``; ``data``: the
         instances' own data by field name."""
-        theta = theta if isinstance(theta, jax.Array) else jnp.asarray(theta)
-        plan, data, poison = self.step.prepare(jax.lax.stop_gradient(theta), data)
+        theta, value = scores_and_value(theta)
+        plan, data, poison = self.step.prepare(value, data)
         return unwrapping_errors(self._compiled_sample, plan, theta, key, None, data, poison)
 
     def _sample(self, plan: Plan, theta: jax.Array, key: jax.Array, state: Any, data: dict,

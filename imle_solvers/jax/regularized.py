@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from .. import regularized as core
-from ..frameworks.jax import traced_oracle, unwrapping_errors
+from ..frameworks.jax import scores_and_value, traced_oracle, unwrapping_errors
 from ..options import OracleOptions
 from ..problems import Problem
 from ..step import Plan, Step, StepHolder
@@ -49,10 +48,8 @@ class RegularizedFrankWolfe(StepHolder):
     def __call__(self, theta: Any, **data: Any) -> jax.Array:
         """The regularized solutions ``(B, *shape)`` of ``theta`` ``(B, *shape)``; ``data``: the
         instances' own data by field name (``problem.instance_fields``), carrying no gradient."""
-        theta = theta if isinstance(theta, jax.Array) else jnp.asarray(theta)
-        # checked without its tangent: under an eager grad the values are concrete then (a
-        # JAX array: the primal of jax.grad's argument may be the numpy array it was given)
-        plan, data, poison = self.step.prepare(jnp.asarray(jax.lax.stop_gradient(theta)), data)
+        theta, value = scores_and_value(theta)
+        plan, data, poison = self.step.prepare(value, data)
         return unwrapping_errors(self._compiled, plan, theta, data, poison)
 
     def _map(self, plan: Plan, theta: jax.Array, data: dict, poison: jax.Array | None) -> jax.Array:
