@@ -514,6 +514,18 @@ def test_code_spans_naming_api_classes_link_to_them(site, pages):
     assert linked > 500, "the pages lost their API links"
 
 
+def test_shortened_cross_references_show_the_last_name(site, pages):
+    """A docstring's ``:class:`~a.b.C``` shows ``C``, linked, never the full path or the ``~``."""
+    api = [p for p in pages if _where(site, p).startswith("api/")]
+    texts = "".join(p.path.read_text("utf-8") for p in api)
+    assert not re.findall(r"<code>~", texts), "a ~ left in a cross-reference"
+    # torch.py's docstring: (:class:`~imle_solvers.options.NoiseOptions`: ``seed``, ...
+    torch_page = next(p for p in api if _where(site, p) == "api/torch.html").path.read_text("utf-8")
+    assert re.search(r'href="options\.html#imle_solvers\.options\.NoiseOptions"><code>NoiseOptions</code></a>',
+                     torch_page)
+    assert "<code>imle_solvers.options.NoiseOptions</code>" not in torch_page
+
+
 # a measured figure: a decimal, a share, a ratio or a time (a bare integer is as often a setting)
 _FIGURE = re.compile(r"^\**[-+]?(?:\d[\d,]*\.\d+|\d[\d,.]*(?:%|x| ms| s))\**(?: ± [\d.]+)?(?: \([^)]*\))?$")
 

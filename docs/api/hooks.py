@@ -9,7 +9,8 @@
   ```` ```python ````: the marker is for the tests, and superfences would not take it.
 - The API pages: the docstrings are Google style with reST cross-reference roles
   (``:func:`oriented```, ``:class:`~x.Y```), whose names mkdocstrings keeps as text; drop
-  them (and the ``~`` that shortens a path), and reST's ``Example::`` before a literal block.
+  the roles, keeping a ``~`` that shortens a path (docs/api/links.py shows ``Y`` and links
+  it), and reST's ``Example::`` before a literal block.
   Their math is written for pymdownx.arithmatex (``$...$``, ``$$...$$``), typeset by the
   site's own KaTeX copy (docs/assets/katex/).
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 _NOTEST = re.compile(r"^([ \t]*```+[ \t]*python)[ \t]+notest\b", re.MULTILINE)
 _LITERAL = re.compile(r"::</p>")
-_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|exc|obj|const|ref):\s*(<code>)~?")
+_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|exc|obj|const|ref):\s*(<code>~?)")
 
 
 _API_PAGES = "<!-- api-pages -->"

@@ -16,6 +16,9 @@ trailing call arguments are set aside, it is:
   to PyTorch's (``FenchelYoungLoss``, as the tutorials use it); ``jax.FenchelYoungLoss``
   or ``tensorflow.IMLELayer`` name the others.
 
+A span ``~a.b.C`` (a docstring's shortened cross-reference, reST's ``:class:`~a.b.C```)
+shows as ``C``, linked to what ``a.b.C`` names.
+
 Code blocks, headings, existing links and the API signatures are left alone.
 """
 
@@ -30,6 +33,7 @@ _SKIP = re.compile(
     r"<pre\b.*?</pre>|<a\b.*?</a>|<autoref\b.*?</autoref>|<h[1-6]\b.*?</h[1-6]>|<title>.*?</title>", re.DOTALL
 )
 _CODE = re.compile(r"<code>([^<>]+)</code>")
+_SHORTENED = re.compile(r"^~\.?(?P<path>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$")
 _SPAN = re.compile(r"^(?P<prefix>ims\.|imle_solvers\.)?(?P<path>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?:\(.*\))?$", re.DOTALL)
 
 
@@ -74,8 +78,13 @@ def link_code_spans(html: str, index: ApiIndex) -> str:
     """``html`` with each inline ``<code>`` naming an API object wrapped in an autoref."""
 
     def wrap(m: re.Match) -> str:
-        identifier = index.resolve(m[1])
-        return f'<autoref identifier="{identifier}" optional>{m[0]}</autoref>' if identifier else m[0]
+        shortened = _SHORTENED.match(m[1])
+        if shortened is None:
+            identifier, code = index.resolve(m[1]), m[0]
+        else:  # the path, else (documented where it is re-exported) the name it ends in
+            name = shortened["path"].rsplit(".", 1)[-1]
+            identifier, code = index.resolve(shortened["path"]) or index.resolve(name), f"<code>{name}</code>"
+        return f'<autoref identifier="{identifier}" optional>{code}</autoref>' if identifier else code
 
     pieces, last = [], 0
     for skipped in _SKIP.finditer(html):
