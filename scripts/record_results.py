@@ -87,6 +87,35 @@ RECIPES = {
         seeds=(),
         outputs={"bench": "rows.json"},
     ),
+    "instances": Recipe(
+        commands=("python benchmarks/bench_instances.py --out {out}/rows.json",),
+        seeds=(0, 1, 2),
+        outputs={"bench": "rows.json"},
+    ),
+    "highs": Recipe(
+        commands=(
+            "python benchmarks/bench_highs.py --out {out}/rows.json",
+            "python benchmarks/bench_highs.py --route --out {out}/route.json",
+            "python benchmarks/bench_highs.py --overhead --out {out}/overhead.json",
+        ),
+        seeds=(0, 1),
+        outputs={"bench": "rows.json", "route": "route.json", "overhead": "overhead.json"},
+    ),
+    "fast-path": Recipe(
+        commands=("python benchmarks/bench_fast_path.py --out {out}/rows.json",),
+        seeds=(0,),
+        outputs={"bench": "rows.json"},
+    ),
+    "pool": Recipe(
+        commands=("python benchmarks/bench_pool.py --out {out}/rows.json",),
+        seeds=(0,),
+        outputs={"bench": "rows.json"},
+    ),
+    "tsp-portfolio": Recipe(
+        commands=("python benchmarks/bench_tsp_portfolio.py --out {out}/cases.json",),
+        seeds=(135,),  # imle_solvers.data.PYEPO_SEED, the data generators' default
+        outputs={"bench": "cases.json"},
+    ),
     "bench-pyepo-problems": Recipe(
         commands=(
             "python benchmarks/bench_pyepo.py --problems shortest_path --epochs 5 --seeds 5 --methods 2S SPO+ DBB NID "
