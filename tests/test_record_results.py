@@ -122,3 +122,12 @@ def test_highs_table_names_the_specs_in_words(hook):
     assert hook._highs_program("rota_weekly.yaml (70 vars, 154 rows)") == "`rota_weekly.yaml` (70 variables, 154 rows)"
     limited = "knapsack 300 items x 8 rows, time_limit=1.0 s"
     assert hook._highs_program(limited) == limited
+
+
+def test_fast_path_before_table_gives_the_numpy_draws_rows_only(hook):
+    steps = [{"framework": "torch", "noise": "Sum-of-Gamma, numpy exact draw", "size": [64, 10000, 50],
+              "step_ms": 91.0, "two_topk_ms": 1.0, "vs_two_topk": 91.0},
+             {"framework": "torch", "noise": "Gumbel", "size": [64, 10000, 50], "step_ms": 2.0, "two_topk_ms": 1.0,
+              "vs_two_topk": 2.0}]
+    rows = hook.fast_path_before(_bench_record({"bench": {"steps": steps}})).splitlines()[2:]
+    assert rows == ["| (64, 10000, 50) | 91.00 | 1.00 | 91x |"]
