@@ -355,42 +355,6 @@ def portfolio_times(record: dict) -> str:
     return _table(["assets", "median", "largest"], rows)
 
 
-def _ilp_settings_program(record: dict, program: str) -> str:
-    """benchmarks/sweep_ilp_settings.py, one program (the case whose name starts with
-    ``program``): per setting, held-out regret (mean ± sd over the seeds), its difference
-    to the default's paired by seed, solves and ms per step, the held-out theta's sd; the
-    untrained model's regret first."""
-    rows = [r for r in record["results"]["sweep"]["sweep"] if r["case"].startswith(program + " ")]
-    table = [["untrained model", f"{rows[0]['untrained_regret']:.4f}", "", "", "", ""]]
-    for r in rows:
-        difference = "0" if r is rows[0] else f"{r['vs_default']:+.4f} ± {r['vs_default_sd']:.4f}"
-        table.append([r["setting"], f"{r['regret']:.4f} ± {r['regret_sd']:.4f}", difference,
-                      f"{r['solves_per_step']:.0f}", f"{r['ms_per_step']:.1f}", f"{r['theta_sd']:.2f}"])
-    header = ["setting", "held-out normalised regret", "minus the default's, paired by seed", "solves per step",
-              "ms per step", "theta sd"]
-    return _table(header, table)
-
-
-def ilp_settings_knapsack(record: dict) -> str:
-    return _ilp_settings_program(record, "knapsack")
-
-
-def ilp_settings_assignment(record: dict) -> str:
-    return _ilp_settings_program(record, "assignment")
-
-
-def ilp_settings_pool(record: dict) -> str:
-    """benchmarks/sweep_ilp_settings.py, the pool: ms per training step with ``n_jobs=1``
-    and ``n_jobs=2`` (medians over the repeats) and their ratio's median and range; one
-    call's solving is half the ``n_jobs=1`` step (a step makes two oracle calls)."""
-    rows = [[r["case"], r["batch"], f"~{r['ms_1'] / 2:.0f} ms", f"{r['ms_1']:.1f}", f"{r['ms_2']:.1f}",
-             f"{r['speedup']:.2f}x ({r['speedup_min']:.2f}-{r['speedup_max']:.2f})"]
-            for r in record["results"]["sweep"]["pool"]]
-    header = ["program", "batch", "one call's solving, n_jobs=1", "ms per step, n_jobs=1", "n_jobs=2",
-              "n_jobs=1 / n_jobs=2, median (range)"]
-    return _table(header, rows)
-
-
 # (record, table) -> the renderer of that table
 TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("pyepo-example", "seeds"): pyepo_seeds,
@@ -413,9 +377,6 @@ TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("pool", "figures"): pool_figures,
     ("tsp-portfolio", "tsp"): tsp_times,
     ("tsp-portfolio", "portfolio"): portfolio_times,
-    ("ilp-settings", "knapsack"): ilp_settings_knapsack,
-    ("ilp-settings", "assignment"): ilp_settings_assignment,
-    ("ilp-settings", "pool"): ilp_settings_pool,
 }
 
 
