@@ -14,14 +14,18 @@ Then one Sum-of-Gamma draw (the default tabulated inverse CDF) against one Gumbe
 the same shape in each framework (goal: at most 3x), and the grid layer's step (12x12,
 batch 70, torch CPU) against its two MAP batches (goal: at most 1.3x).
 
-    python benchmarks/bench_fast_path.py [--device cuda]
+    python benchmarks/bench_fast_path.py [--device cuda] [--out rows.json]
+
+(``--out``: the rows as JSON too, times in ms, ratios as step time over the reference.)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import imle_solvers as ims
 from imle_solvers.noise import JaxSource, TorchSource
@@ -202,8 +206,9 @@ def row(framework: str, device: str, size: tuple, noise: str, step: float, unavo
     }
 
 
-def main(device: str = "cpu") -> list[dict[str, object]]:
-    """Run the benchmark on ``device`` ("cpu" or "cuda"), print markdown tables, return the rows.
+def main(device: str = "cpu", out: Path | None = None) -> list[dict[str, object]]:
+    """Run the benchmark on ``device`` ("cpu" or "cuda"), print markdown tables, return the rows
+    (``out``: as JSON too: the steps, the draws in seconds, the grid row).
 
     Torch runs first: once JAX has run, its idle threads slow torch's CPU ops on 2 cores."""
     sizes = GPU_SIZES if device.startswith("cuda") else CPU_SIZES
@@ -228,10 +233,14 @@ def main(device: str = "cpu") -> list[dict[str, object]]:
     if grid is not None:
         print(f"\ngrid 12x12, batch 70, torch CPU: step {grid['step_ms']:.2f} ms, two MAP batches "
               f"{grid['two_maps_ms']:.2f} ms, ratio {grid['ratio']:.2f}")
+    if out is not None:
+        out.write_text(json.dumps({"device": device, "steps": steps, "draws": draws, "grid": grid}, indent=2) + "\n")
     return [*steps, *({"draws": d} for d in draws), *([] if grid is None else [{"grid": grid}])]
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    main(parser.parse_args().device)
+    parser.add_argument("--out", type=Path, help="write the rows as JSON here")
+    arguments = parser.parse_args()
+    main(arguments.device, arguments.out)

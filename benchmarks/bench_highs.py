@@ -24,12 +24,15 @@ instance on the three specs.
 ``milp`` alone on the same prebuilt arrays, in this process's CPU time, interleaved
 round by round (steadier than wall time on a shared machine): the goal is at most 1.1x.
 
-Run: ``python benchmarks/bench_highs.py [--quick] [--route] [--overhead]``.
+Run: ``python benchmarks/bench_highs.py [--quick] [--route] [--overhead] [--out rows.json]``
+(``--out``: what the run printed as JSON too: the main table's settings and rows, the
+``--route`` rows or the ``--overhead`` ratios; times in ms per instance).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -86,7 +89,7 @@ def timed(problem: ims.ILP, theta: np.ndarray, data: dict, backend: str, n_jobs:
     return seconds / len(theta), cpu / len(theta), np.asarray(z), np.asarray(status)
 
 
-def main(quick: bool = False) -> list[dict]:
+def main(quick: bool = False, out: Path | None = None) -> list[dict]:
     rng = np.random.default_rng(0)
     instances, repeats = (40, 1) if quick else (200, 3)
     rows = []
@@ -132,6 +135,9 @@ def main(quick: bool = False) -> list[dict]:
         if isinstance(extra, dict):
             extra = "; ".join(f"{b}: {p} proven, gap {g:.2%}" for b, (p, g) in extra.items())
         print(f"| {r['program']} | " + " | ".join(f"{r[c]:.2f}" for c in columns) + f" | {extra} |")
+    if out is not None:
+        settings = {"instances": instances, "repeats": repeats, "time limit": limit, "time-limited instances": count}
+        out.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
     return rows
 
 
@@ -228,8 +234,11 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="fewer instances and runs")
     parser.add_argument("--route", action="store_true", help="milp against a persistent HiGHS model")
     parser.add_argument("--overhead", action="store_true", help="the adapter against raw milp (CPU time)")
+    parser.add_argument("--out", type=Path, help="write what the run printed as JSON here")
     arguments = parser.parse_args()
     if arguments.route or arguments.overhead:
-        route() if arguments.route else overhead()
+        measured = route() if arguments.route else overhead()
+        if arguments.out is not None:
+            arguments.out.write_text(json.dumps(measured, indent=2) + "\n")
     else:
-        main(arguments.quick)
+        main(arguments.quick, arguments.out)

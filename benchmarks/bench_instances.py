@@ -10,12 +10,15 @@
 - **Masked k-subset** against unmasked, same shapes, an I-MLE training step in torch and in
   ``jax.jit`` (goal: at most 1.2x), with a mask of padding and with a per-row ``k`` too.
 
-    python benchmarks/bench_instances.py
+    python benchmarks/bench_instances.py [--out rows.json]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -141,11 +144,16 @@ def _ms(times: dict[str, float]) -> dict[str, float]:
 
 
 def main() -> None:
+    """Measure, print the markdown tables (``--out``: their rows as JSON too, times in ms)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the rows as JSON here")
+    arguments = parser.parse_args()
     print(f"## Knapsack ILPs, batch {BATCH}, {ITEMS} items x {CONSTRAINTS} constraints (ms)\n")
     print("| backend | n_jobs | plain program | batched, same capacities | price | batched, 64 capacities "
           "| user's loop, serial | loop / batched |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in ilp_rows():
+    ilp = ilp_rows()
+    for r in ilp:
         for jobs in (1, 2):
             plain, same, differing = r[f"plain {jobs}"], r[f"same {jobs}"], r[f"differing {jobs}"]
             print(f"| {r['backend']} | {jobs} | {plain:.1f} | {same:.1f} | {same / plain:.2f} | {differing:.1f} "
@@ -153,9 +161,13 @@ def main() -> None:
     print("\n## k-subset I-MLE training step, Gumbel noise, CPU (ms)\n")
     print("| framework | (B, n, k) | unmasked | masked | ratio | mask and per-row k | ratio |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for r in ksubset_rows():
+    ksubset = ksubset_rows()
+    for r in ksubset:
         print(f"| {r['framework']} | {r['shape']} | {r['plain']:.2f} | {r['mask']:.2f} | {r['mask'] / r['plain']:.2f} "
               f"| {r['mask and k']:.2f} | {r['mask and k'] / r['plain']:.2f} |")
+    if arguments.out is not None:
+        settings = {"batch": BATCH, "items": ITEMS, "constraints": CONSTRAINTS, "repeats": REPEATS}
+        arguments.out.write_text(json.dumps({"settings": settings, "ilp": ilp, "ksubset": ksubset}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,24 +14,27 @@
 - **warm-up**: a small knapsack ILP on a fresh loky pool of two workers: the
   first call without warm-up, ``MAPOracle.warm_up()``, the first call after it,
   and a later call;
-- **Ray**: ``ray.init`` of a local instance, the first call (which creates
-  the pool's actors), a later call against the serial loop, and a call after a
-  worker was killed (the whole call runs again on new actors: Ray's joblib
-  backend returns a call's results all at once).
+- **Ray**: ``ray.init`` of a local instance, the first call (which starts Ray's
+  worker processes), a later call against the serial loop, and a call after the
+  workers were killed (Ray starts new ones).
 
 ``ratio`` is serial time over the row's time (above 1: faster than serial). The
 load average is printed: on a shared machine the parallel rows depend on free
 cores. Prints markdown tables; ``main()`` returns the rows.
 
-Run: ``python benchmarks/bench_pool.py`` or ``imle-solvers bench pool``
+Run: ``python benchmarks/bench_pool.py [--out rows.json]`` or ``imle-solvers bench pool``
+(``--out``: the tables' rows as JSON too, by table).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -131,29 +134,35 @@ def ray_rows(rng: np.random.Generator) -> list[dict]:
         with ims.MAPOracle(problem, backend="networkx", n_jobs=-1, parallel_backend="ray", chunk_size=16) as oracle:
             start = time.perf_counter()
             np.testing.assert_array_equal(oracle(theta), expected)
-            rows.append({"step": "first call (creates the actors)", "seconds": time.perf_counter() - start})
+            rows.append({"step": "first call (starts the workers)", "seconds": time.perf_counter() - start})
             later = interleaved_medians({"ray": lambda: oracle(theta), "serial": lambda: serial(theta)}, 5)
             rows.append({"step": "later call", "seconds": later["ray"], "ratio": later["serial"] / later["ray"]})
             rows.append({"step": "serial loop (same rounds)", "seconds": later["serial"], "ratio": 1.0})
-            for pid in _ray_actor_pids():
+            killed = _ray_worker_pids()
+            for pid in killed:
                 os.kill(pid, signal.SIGKILL)
             start = time.perf_counter()
             np.testing.assert_array_equal(oracle(theta), expected)
-            rows.append({"step": "call after its workers were killed", "seconds": time.perf_counter() - start})
+            rows.append({"step": "call after its workers were killed", "seconds": time.perf_counter() - start,
+                         "workers killed": len(killed)})
     finally:
         ray.shutdown()
     rows.append({"step": "serial loop, first call", "seconds": serial_s})
     return rows
 
 
-def _ray_actor_pids() -> list[int]:
-    """PIDs of the Ray pool's actor processes (Ray titles them ``ray::PoolActor...``)."""
+def _ray_worker_pids() -> list[int]:
+    """PIDs of Ray's worker processes, which ran the pool's tasks (Ray titles them
+    ``ray::IDLE`` between tasks, ``ray::_call`` while running one)."""
     import psutil
 
-    return [p.pid for p in psutil.process_iter(["cmdline"]) if "ray::PoolActor" in " ".join(p.info["cmdline"] or [])]
+    titles = ("ray::IDLE", "ray::_call")
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if (p.info["cmdline"] or [""])[0].startswith(titles)]
 
 
-def main() -> list[dict]:
+def main(out: Path | None = None) -> list[dict]:
+    """Measure, print the markdown tables, return their rows (``out``: as JSON too, by table)."""
     rng = np.random.default_rng(0)
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     have_dask = importlib.util.find_spec("distributed") is not None
@@ -193,6 +202,7 @@ def main() -> list[dict]:
         print(f"| {r['case']} | {r['warm_up_s']:.2f} | {r['first_s']:.2f} | {r['later_s']:.3f} |")
     rows += warm
 
+    ray: list[dict] = []
     if have_ray:
         ray = ray_rows(rng)
         print(f"\nRay: local instance of {N_WORKERS} CPUs, grid 24x24 networkx Dijkstra, batch 64, chunk_size=16\n")
@@ -202,8 +212,13 @@ def main() -> list[dict]:
             ratio = f"{r['ratio']:.2f}x" if "ratio" in r else ""
             print(f"| {r['step']} | {r['seconds']:.2f} | {ratio} |")
         rows += ray
+    if out is not None:
+        tables = {"overheads": overheads, "dask": dask_rows, "warm_up": warm, "ray": ray}
+        out.write_text(json.dumps(tables, indent=2) + "\n")
     return rows
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the tables' rows as JSON here")
+    main(parser.parse_args().out)

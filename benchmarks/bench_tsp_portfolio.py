@@ -9,15 +9,19 @@ largest of ``--instances``) and, at the end, the load average: the machine may b
 The sizes are interleaved within each round, so that a machine that slows down during the
 run slows every size alike; compare sizes within one run.
 
-    python benchmarks/bench_tsp_portfolio.py [--instances 10] [--nodes 10 15 20 30] [--assets 10 50]
+    python benchmarks/bench_tsp_portfolio.py [--instances 10] [--nodes 10 15 20 30] [--assets 10 50] [--out FILE]
+
+(``--out``: the settings and the seconds per case as JSON too.)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -41,8 +45,10 @@ def oracles_and_rows(nodes: list[int], assets: list[int], instances: int) -> dic
     return cases
 
 
-def main(instances: int = 10, nodes: tuple[int, ...] = (10, 15, 20, 30), assets: tuple[int, ...] = (10, 50)) -> dict:
-    """Seconds per instance by case: ``{"median": ..., "max": ...}``."""
+def main(instances: int = 10, nodes: tuple[int, ...] = (10, 15, 20, 30), assets: tuple[int, ...] = (10, 50),
+         out: Path | None = None) -> dict:
+    """Seconds per instance by case: ``{"median": ..., "max": ...}`` (``out``: as JSON too,
+    with the settings)."""
     cases = oracles_and_rows(list(nodes), list(assets), instances)
     for oracle, rows in cases.values():
         oracle(rows[:1])  # warm-up: builds the model
@@ -57,6 +63,10 @@ def main(instances: int = 10, nodes: tuple[int, ...] = (10, 15, 20, 30), assets:
     for name, r in results.items():
         print(f"| {name} | {r['median'] * 1e3:.1f} | {r['max'] * 1e3:.1f} |")
     print("\nload average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    if out is not None:
+        settings = {"instances": instances, "nodes": list(nodes), "assets": list(assets),
+                    "held-karp max nodes": HELD_KARP_MAX_NODES}
+        out.write_text(json.dumps({"settings": settings, "cases": results}, indent=2) + "\n")
     return results
 
 
@@ -65,5 +75,6 @@ if __name__ == "__main__":
     parser.add_argument("--instances", type=int, default=10)
     parser.add_argument("--nodes", type=int, nargs="+", default=[10, 15, 20, 30])
     parser.add_argument("--assets", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--out", type=Path, help="write the settings and seconds per case as JSON here")
     arguments = parser.parse_args()
-    main(arguments.instances, tuple(arguments.nodes), tuple(arguments.assets))
+    main(arguments.instances, tuple(arguments.nodes), tuple(arguments.assets), arguments.out)

@@ -40,17 +40,20 @@ each program and batch size (8, 32, 128); all of it repeated with fresh pools
 (``--pool-repeats``), since on a shared machine the ratio moves with the other work.
 
 Run: ``python benchmarks/sweep_ilp_settings.py [--short] [--seeds 3] [--pool-repeats 3]
-[--no-sweep | --no-pool]``; ``main()`` returns the rows (the pool's have a ``batch`` key).
+[--no-sweep | --no-pool] [--out FILE]``; ``main()`` returns the rows (the pool's have a
+``batch`` key); ``--out`` writes them as JSON too, with each program's sizes and the settings.
 ``--short`` is a tiny version (one seed, a few steps, two settings, one pool round) for tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -357,6 +360,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--no-pool", action="store_true", help="skip the pool comparison")
     parser.add_argument("--no-sweep", action="store_true", help="skip the settings sweep (the pool comparison only)")
     parser.add_argument("--threads", type=int, default=1, help="torch's intra-op threads")
+    parser.add_argument("--out", type=Path, help="write the rows as JSON here")
     arguments = parser.parse_args(argv)
     torch.set_num_threads(arguments.threads)
     if arguments.short:
@@ -369,6 +373,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = [] if arguments.no_sweep else sweep(cases, settings, seeds)
     pool = [] if arguments.no_pool else pool_rows(cases, batches, rounds, repeats)
     print_tables(rows, pool, cases, seeds, rounds)
+    if arguments.out is not None:
+        programs = {case.name: {"train": case.train, "test": case.test, "batch": case.batch, "epochs": case.epochs}
+                    for case in cases}
+        settings = {"seeds": seeds, "rounds": rounds, "pool repeats": repeats, "adam lr": LR}
+        arguments.out.write_text(json.dumps({"settings": settings, "programs": programs, "sweep": rows, "pool": pool},
+                                            indent=2) + "\n")
     return rows + pool
 
 

@@ -11,6 +11,12 @@ these files at build time, so a figure on a page is never copied by hand.
     python scripts/record_results.py padded-text       # about 85 s
     python scripts/record_results.py toy-top-k         # about 10 s; also its picture
     python scripts/record_results.py spec-limits       # about 40 s, 0.8 GB at its peak
+    python scripts/record_results.py tsp-portfolio     # about 15 s
+    python scripts/record_results.py pool              # about 90 s
+    python scripts/record_results.py fast-path         # about 3 min
+    python scripts/record_results.py instances         # about 8 min on 2 busy cores
+    python scripts/record_results.py highs             # about 8 min on 2 busy cores
+    python scripts/record_results.py ilp-settings      # about 10 min on 2 idle cores, over 40 on busy ones
     python scripts/record_results.py bench-pyepo --pyepo-path DIR   # about 12 min
     python scripts/record_results.py bench-pyepo-problems          # about 80 min on 2 busy cores
     python scripts/record_results.py study-imle-gap                # about 45 min on 2 busy cores
@@ -86,6 +92,42 @@ RECIPES = {
         commands=("python benchmarks/bench_spec_limits.py --out {out}/rows.json",),
         seeds=(),
         outputs={"bench": "rows.json"},
+    ),
+    "instances": Recipe(
+        commands=("python benchmarks/bench_instances.py --out {out}/rows.json",),
+        seeds=(0, 1, 2),
+        outputs={"bench": "rows.json"},
+    ),
+    "highs": Recipe(
+        commands=(
+            "python benchmarks/bench_highs.py --out {out}/rows.json",
+            "python benchmarks/bench_highs.py --route --out {out}/route.json",
+            "python benchmarks/bench_highs.py --overhead --out {out}/overhead.json",
+        ),
+        seeds=(0, 1),
+        outputs={"bench": "rows.json", "route": "route.json", "overhead": "overhead.json"},
+    ),
+    "fast-path": Recipe(
+        commands=("python benchmarks/bench_fast_path.py --out {out}/rows.json",),
+        seeds=(0,),
+        outputs={"bench": "rows.json"},
+    ),
+    "pool": Recipe(
+        commands=("python benchmarks/bench_pool.py --out {out}/rows.json",),
+        seeds=(0,),
+        outputs={"bench": "rows.json"},
+    ),
+    "tsp-portfolio": Recipe(
+        commands=("python benchmarks/bench_tsp_portfolio.py --out {out}/cases.json",),
+        seeds=(135,),  # imle_solvers.data.PYEPO_SEED, the data generators' default
+        outputs={"bench": "cases.json"},
+    ),
+    # no page renders this record yet: docs/choosing-a-method.md's three sweep tables are
+    # still pasted (a run on 2 busy cores outlasted the session that added the recipe)
+    "ilp-settings": Recipe(
+        commands=("python benchmarks/sweep_ilp_settings.py --out {out}/rows.json",),
+        seeds=(0, 1, 2),
+        outputs={"sweep": "rows.json"},
     ),
     "bench-pyepo-problems": Recipe(
         commands=(

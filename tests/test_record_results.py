@@ -56,3 +56,78 @@ def test_adopt_records_a_finished_runs_outputs(recorder, tmp_path, monkeypatch):
 def test_adopt_refuses_a_folder_without_the_outputs(recorder, tmp_path):
     with pytest.raises(FileNotFoundError):
         recorder.adopt("bench-pyepo-problems", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def hook():
+    spec = importlib.util.spec_from_file_location("results_hook", ROOT / "docs" / "results" / "hook.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_table_has_a_recipe_and_a_committed_record_it_renders(recorder, hook):
+    """A table renders from its committed record, written by a recipe of the recorder: a
+    header, its separator, and one row per line of the same width."""
+    for name, table in hook.TABLES:
+        assert name in recorder.RECIPES, name
+        record = json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text("utf-8"))
+        lines = hook.TABLES[name, table](record).splitlines()
+        assert len(lines) >= 3, (name, table)
+        widths = {line.count(" | ") for line in lines}
+        assert len(widths) == 1, (name, table, widths)
+
+
+def _bench_record(results: dict) -> dict:
+    return {"results": results}
+
+
+def test_instances_tables_compute_the_ratios_from_the_times(hook):
+    ilp = {"backend": "scip", "user loop": 300.0}
+    for jobs, (plain, same, differing) in {1: (200.0, 220.0, 150.0), 2: (100.0, 90.0, 60.0)}.items():
+        ilp |= {f"plain {jobs}": plain, f"same {jobs}": same, f"differing {jobs}": differing}
+    ksubset = {"framework": "jax.jit", "shape": [128, 1000, 10], "plain": 4.0, "mask": 5.0, "mask and k": 10.0}
+    record = _bench_record({"bench": {"ilp": [ilp], "ksubset": [ksubset]}})
+    rows = [line.split(" | ") for line in hook.instances_ilp(record).splitlines()[2:]]
+    assert rows[0][1:] == ["1", "200.0", "220.0", "1.10", "150.0", "300.0", "2.00 |"]
+    assert rows[1][1:] == ["2", "100.0", "90.0", "0.90", "60.0", "300.0", "5.00 |"]
+    row = hook.instances_ksubset(record).splitlines()[2]
+    assert row == "| `jax.jit` | (128, 1000, 10) | 4.00 | 5.00 | 1.25 | 10.00 | 2.50 |"
+
+
+def test_fast_path_table_gives_each_frameworks_range_over_the_sizes(hook):
+    steps = [{"framework": f, "noise": n, "vs_unavoidable": r}
+             for f, n, r in [("torch", "Gumbel", 1.5), ("torch", "Gumbel", 2.25), ("torch", "Sum-of-Gamma", 1.2),
+                             ("torch", "Sum-of-Gamma, numpy exact draw", None), ("jax.jit", "Gumbel", 1.1),
+                             ("jax.jit", "Sum-of-Gamma", 1.3), ("jax.jit", "Gumbel, validate_args=False", 0.9),
+                             ("jax.jit", "Sum-of-Gamma, validate_args=False", 1.0)]]
+    rows = hook.fast_path_ratios(_bench_record({"bench": {"steps": steps}})).splitlines()[2:]
+    assert rows == ["| `jax.jit` | 1.10-1.10x | 1.30-1.30x |",
+                    "| `jax.jit`, `validate_args=False` | 0.90-0.90x | 1.00-1.00x |",
+                    "| torch, eager | 1.50-2.25x | 1.20-1.20x |"]
+
+
+def test_tsp_table_marks_the_sizes_held_karp_does_not_take(hook):
+    cases = {"TSP, 10 nodes (45 edges)": {"median": 0.0125, "max": 0.0171},
+             "TSP, 10 nodes, held-karp": {"median": 0.0015, "max": 0.00994},
+             "TSP, 20 nodes (190 edges)": {"median": 0.068, "max": 1.4567}}
+    settings = {"nodes": [10, 20], "assets": [], "held-karp max nodes": 16}
+    rows = hook.tsp_times(_bench_record({"bench": {"settings": settings, "cases": cases}})).splitlines()[2:]
+    assert rows == ["| 10 (45) | 12.5 ms | 17.1 ms | 1.5 ms | 9.94 ms |",
+                    "| 20 (190) | 68 ms | 1457 ms | over 16 nodes |  |"]
+
+
+def test_highs_table_names_the_specs_in_words(hook):
+    assert hook._highs_program("knapsack.yaml (6 vars, 1 rows)") == "`knapsack.yaml` (6 variables, 1 row)"
+    assert hook._highs_program("rota_weekly.yaml (70 vars, 154 rows)") == "`rota_weekly.yaml` (70 variables, 154 rows)"
+    limited = "knapsack 300 items x 8 rows, time_limit=1.0 s"
+    assert hook._highs_program(limited) == limited
+
+
+def test_fast_path_before_table_gives_the_numpy_draws_rows_only(hook):
+    steps = [{"framework": "torch", "noise": "Sum-of-Gamma, numpy exact draw", "size": [64, 10000, 50],
+              "step_ms": 91.0, "two_topk_ms": 1.0, "vs_two_topk": 91.0},
+             {"framework": "torch", "noise": "Gumbel", "size": [64, 10000, 50], "step_ms": 2.0, "two_topk_ms": 1.0,
+              "vs_two_topk": 2.0}]
+    rows = hook.fast_path_before(_bench_record({"bench": {"steps": steps}})).splitlines()[2:]
+    assert rows == ["| (64, 10000, 50) | 91.00 | 1.00 | 91x |"]

@@ -188,6 +188,173 @@ def study_imle_gap(record: dict) -> str:
     return _table(["variant", "seeds", "regret", "minus PyEPO, same seed", "minus ours, same seed"], rows)
 
 
+def instances_ilp(record: dict) -> str:
+    """benchmarks/bench_instances.py, the machinery's price: per backend and ``n_jobs``, the
+    plain program, the batched one given the same capacities, 64 capacities, the user's loop."""
+    rows = []
+    for r in record["results"]["bench"]["ilp"]:
+        for jobs in (1, 2):
+            plain, same, differing = r[f"plain {jobs}"], r[f"same {jobs}"], r[f"differing {jobs}"]
+            rows.append([r["backend"], jobs, f"{plain:.1f}", f"{same:.1f}", f"{same / plain:.2f}", f"{differing:.1f}",
+                         f"{r['user loop']:.1f}", f"{r['user loop'] / differing:.2f}"])
+    header = ["backend", "n_jobs", "plain program (ms)", "batched, same capacities (ms)", "ratio",
+              "batched, 64 capacities (ms)", "the loop without data (ms)", "loop / batched"]
+    return _table(header, rows, "---:")
+
+
+def instances_ksubset(record: dict) -> str:
+    """benchmarks/bench_instances.py, one masked k-subset I-MLE training step per framework."""
+    rows = [[_FRAMEWORKS.get(r["framework"], r["framework"]), "(" + ", ".join(map(str, r["shape"])) + ")",
+             f"{r['plain']:.2f}", f"{r['mask']:.2f}", f"{r['mask'] / r['plain']:.2f}", f"{r['mask and k']:.2f}",
+             f"{r['mask and k'] / r['plain']:.2f}"] for r in record["results"]["bench"]["ksubset"]]
+    header = ["framework", "(B, n, k)", "unmasked (ms)", "masked (ms)", "ratio", "mask and per-row k (ms)", "ratio"]
+    return _table(header, rows, "---:")
+
+
+_FRAMEWORKS = {"jax.jit": "`jax.jit`"}
+_HIGHS_BACKENDS = ("ortools", "scip", "highs")
+
+
+def _highs_program(name: str) -> str:
+    """``knapsack.yaml (6 vars, 1 rows)`` -> ``\\`knapsack.yaml\\` (6 variables, 1 row)``."""
+    spec = re.fullmatch(r"(?P<file>\S+\.yaml) \((?P<vars>\d+) vars, (?P<rows>\d+) rows\)", name)
+    if spec is None:  # the time-limited knapsack, named in words
+        return name
+    rows = int(spec["rows"])
+    return f"`{spec['file']}` ({spec['vars']} variables, {rows} row{'' if rows == 1 else 's'})"
+
+
+def highs_programs(record: dict) -> str:
+    """benchmarks/bench_highs.py: ms per instance per backend, wall ``n_jobs=1`` / ``n_jobs=2``
+    (CPU of this process, ``n_jobs=1``), and whether the three agree on statuses and optima."""
+    rows = []
+    for r in record["results"]["bench"]["rows"]:
+        cells = [f"{r[f'{b} n_jobs=1']:.2f} / {r[f'{b} n_jobs=2']:.2f} ({r[f'{b} cpu']:.2f})" for b in _HIGHS_BACKENDS]
+        rows.append([_highs_program(r["program"]), *cells, _yes(r["agree"]) if "agree" in r else "—"])
+    header = ["program", *(f"`{b}`" for b in _HIGHS_BACKENDS), "statuses and optima agree"]
+    return _table(header, rows)
+
+
+def highs_incumbents(record: dict) -> str:
+    """benchmarks/bench_highs.py, the time-limited knapsack (``n_jobs=1``): instances proven
+    optimal and the incumbents' mean objective below the best backend's on each instance."""
+    bench = record["results"]["bench"]
+    limited = next(r for r in bench["rows"] if "proven / gap" in r)
+    rows = [[f"`{b}`", f"{proven} of {limited['instances']}", f"{gap:.2%}"]
+            for b, (proven, gap) in limited["proven / gap"].items()]
+    return _table(["backend", "proven optimal", "mean objective below the best backend's"], rows)
+
+
+def highs_route(record: dict) -> str:
+    """benchmarks/bench_highs.py --route: ms per instance, ``milp`` on the cached arrays
+    against a persistent HiGHS model that only rewrites its costs."""
+    rows = [[f"`{name}.yaml`", f"{r['milp']:.2f}", f"{r['persistent']:.2f}", f"{r['milp'] / r['persistent']:.2f}x"]
+            for name, r in record["results"]["route"].items()]
+    return _table(["spec", "`milp` (ms)", "persistent HiGHS model (ms)", "ratio"], rows)
+
+
+def highs_overhead(record: dict) -> str:
+    """benchmarks/bench_highs.py --overhead: the adapter's CPU time over ``milp`` alone."""
+    rows = [[f"`{name}`" if name.endswith(".yaml") else name, f"{ratio:.2f}x"]
+            for name, ratio in record["results"]["overhead"].items()]
+    return _table(["program", "adapter / `milp` alone (CPU time)"], rows)
+
+
+_FAST_PATH_ROWS = {
+    "`jax.jit`": ("jax.jit", ""),
+    "`jax.jit`, `validate_args=False`": ("jax.jit", ", validate_args=False"),
+    "torch, eager": ("torch", ""),
+}
+
+
+def fast_path_ratios(record: dict) -> str:
+    """benchmarks/bench_fast_path.py: a k-subset step over its unavoidable work (one noise
+    draw plus two bare top-k + scatter), the range over the sizes, per framework and noise."""
+    steps = [r for r in record["results"]["bench"]["steps"] if r["vs_unavoidable"] is not None]
+    rows = []
+    for label, (framework, suffix) in _FAST_PATH_ROWS.items():
+        cells = []
+        for noise in ("Gumbel", "Sum-of-Gamma"):
+            ratios = [r["vs_unavoidable"] for r in steps if r["framework"] == framework and r["noise"] == noise + suffix]
+            cells.append(f"{min(ratios):.2f}-{max(ratios):.2f}x")
+        rows.append([label, *cells])
+    return _table(["", "Gumbel", "Sum-of-Gamma"], rows)
+
+
+def fast_path_before(record: dict) -> str:
+    """benchmarks/bench_fast_path.py, torch: the step drawing Sum-of-Gamma noise on the host
+    with numpy's exact sampler (how the library drew before) over two bare top-k."""
+    rows = [["(" + ", ".join(map(str, r["size"])) + ")", f"{r['step_ms']:.2f}", f"{r['two_topk_ms']:.2f}",
+             f"{r['vs_two_topk']:.0f}x"]
+            for r in record["results"]["bench"]["steps"] if r["noise"] == "Sum-of-Gamma, numpy exact draw"]
+    return _table(["(B, n, k)", "step, numpy's exact draw (ms)", "two bare top-k (ms)", "ratio"], rows)
+
+
+_POOL_BACKENDS = {"loky": "loky", "threading": "threads", "dask": "Dask"}
+
+
+def pool_figures(record: dict) -> str:
+    """benchmarks/bench_pool.py: task overhead per backend, Dask chunk sizing against the
+    serial loop, the warm-up of a fresh loky pool, and Ray (when the run had it)."""
+    bench = record["results"]["bench"]
+    overheads = ", ".join(f"{_POOL_BACKENDS.get(r['backend'], r['backend'])} {r['ms_per_task']:.2f} ms"
+                          for r in bench["overheads"])
+    rows = [["task overhead, 64 empty tasks in one call, two workers", f"{overheads} a task"]]
+    chunks = {r["chunk_size"]: r for r in bench["dask"]}
+    if chunks:
+        fixed = [c for c in chunks if c.isdigit()]
+        auto, before = chunks["auto"], chunks["auto, loky-tuned (before)"]
+        rows.append(["Dask, 64 grids 24x24 (networkx), against the serial loop",
+                     f"`chunk_size=\"auto\"` ({auto['tasks']} tasks) {auto['ratio']:.2f}x; the former loky-tuned "
+                     f"auto ({before['tasks']} tasks) {before['ratio']:.2f}x; fixed {' / '.join(fixed)}: "
+                     + " / ".join(f"{chunks[c]['ratio']:.2f}x" for c in fixed)])
+    cold, warm = ({r["case"]: r for r in bench["warm_up"]}[c] for c in ("no warm-up", "after warm_up()"))
+    rows.append([f"warm-up, knapsack ILP (20 items, 2 constraints, {cold['backend']}), batch 32, fresh loky pool of 2",
+                 f"without: first call {cold['first_s']:.2f} s, later {cold['later_s']:.2f} s; `warm_up()` "
+                 f"{warm['warm_up_s']:.2f} s, then first call {warm['first_s']:.2f} s, later {warm['later_s']:.2f} s"])
+    ray = {r["step"]: r for r in bench["ray"]}
+    if ray:
+        later, serial = ray["later call"], ray["serial loop (same rounds)"]
+        killed = ray["call after its workers were killed"]
+        rows.append(["Ray, local instance of 2 CPUs, the same grids, `chunk_size=16`",
+                     f"`ray.init` {ray['ray.init (local instance)']['seconds']:.1f} s, first call "
+                     f"{ray['first call (starts the workers)']['seconds']:.1f} s (starts Ray's workers), later calls "
+                     f"{later['seconds']:.2f} s against the serial loop's {serial['seconds']:.2f} s, a call after its "
+                     f"{killed['workers killed']} workers were killed {killed['seconds']:.1f} s"])
+    return _table(["measured", "figure"], rows)
+
+
+def _milliseconds(seconds: float) -> str:
+    """Three significant digits, whole milliseconds from 100: ``0.01254`` -> ``12.5 ms``,
+    ``0.375`` -> ``375 ms``, ``1.4567`` -> ``1457 ms``."""
+    ms = 1e3 * seconds
+    return f"{ms:.0f} ms" if ms >= 100 else f"{ms:.3g} ms"
+
+
+def tsp_times(record: dict) -> str:
+    """benchmarks/bench_tsp_portfolio.py, the TSP: ms per instance, median and largest, per
+    backend (Held-Karp up to its largest size)."""
+    bench = record["results"]["bench"]
+    cases, largest = bench["cases"], bench["settings"]["held-karp max nodes"]
+    rows = []
+    for n in bench["settings"]["nodes"]:
+        ortools = cases[f"TSP, {n} nodes ({n * (n - 1) // 2} edges)"]
+        held_karp = cases.get(f"TSP, {n} nodes, held-karp")
+        tail = ([_milliseconds(held_karp["median"]), _milliseconds(held_karp["max"])] if held_karp
+                else [f"over {largest} nodes", ""])
+        rows.append([f"{n} ({n * (n - 1) // 2})", _milliseconds(ortools["median"]), _milliseconds(ortools["max"]),
+                     *tail])
+    return _table(["nodes (edges)", "`ortools` median", "largest", "`held-karp` median", "largest"], rows)
+
+
+def portfolio_times(record: dict) -> str:
+    """benchmarks/bench_tsp_portfolio.py, the portfolio (SCIP): ms per instance."""
+    bench = record["results"]["bench"]
+    rows = [[m, _milliseconds(bench["cases"][f"portfolio, {m} assets"]["median"]),
+             _milliseconds(bench["cases"][f"portfolio, {m} assets"]["max"])] for m in bench["settings"]["assets"]]
+    return _table(["assets", "median", "largest"], rows)
+
+
 # (record, table) -> the renderer of that table
 TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("pyepo-example", "seeds"): pyepo_seeds,
@@ -199,6 +366,17 @@ TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("spec-limits", "rows"): spec_limits,
     ("bench-pyepo-problems", "methods"): bench_pyepo_methods,
     ("study-imle-gap", "variants"): study_imle_gap,
+    ("instances", "ilp"): instances_ilp,
+    ("instances", "ksubset"): instances_ksubset,
+    ("highs", "programs"): highs_programs,
+    ("highs", "incumbents"): highs_incumbents,
+    ("highs", "route"): highs_route,
+    ("highs", "overhead"): highs_overhead,
+    ("fast-path", "ratios"): fast_path_ratios,
+    ("fast-path", "before"): fast_path_before,
+    ("pool", "figures"): pool_figures,
+    ("tsp-portfolio", "tsp"): tsp_times,
+    ("tsp-portfolio", "portfolio"): portfolio_times,
 }
 
 
