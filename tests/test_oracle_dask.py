@@ -226,3 +226,31 @@ def test_a_dask_worker_killed_mid_step_leaves_training_as_undisturbed(client, tm
     timer.join()
     assert not any(victim == pid for pid in client.run(os.getpid).values())  # it did die
     assert victim in {int(p.name.removeprefix("pid-")) for p in tmp_path.glob("pid-*")}  # after solving
+
+
+def test_a_nanny_its_cluster_closes_while_it_restarts_its_worker_is_reopened(rng):
+    # A LocalCluster closes a nanny for good when, lost-worker-timeout after its worker
+    # left, no worker of its name is registered, even while the nanny starts its
+    # replacement (which takes seconds on a loaded machine): the chaos soak lost one nanny
+    # after the other that way. With the timeout at 0 s, that check always lands during
+    # the restart: the abort below costs the cluster its one nanny, which the engine must
+    # have the cluster start anew, so that the next call solves.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.deploy.lost-worker-timeout": "0s"}), distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        client.wait_for_workers(1)
+        first = cluster.workers[0]
+        with ims.MAPOracle(Hostile(n=6, k=1), backend="abort", n_jobs=-1, parallel_backend="dask", chunk_size=1,
+                           on_failure="skip") as oracle:
+            scores = marked(rng, 4, 6, 1)
+            z, status = oracle.solve(scores)
+            assert status[1] == Status.FAILED
+            for row in np.flatnonzero(status == 0):  # the others may have waited for a worker in vain
+                np.testing.assert_array_equal(z[row], expected(scores[row : row + 1])[0])
+            clean = rng.uniform(size=(4, 6))
+            z, status = oracle.solve(clean)
+            np.testing.assert_array_equal(status, [0, 0, 0, 0])
+            np.testing.assert_array_equal(z, expected(clean))
+        assert first.status.name == "closed" and cluster.workers[0] is not first  # the cluster did close it
+        assert len(client.nthreads()) == 1  # and runs the one it reopened
