@@ -200,8 +200,9 @@ def chaos_run(
             figures["steps_done"] = step + 1
             if progress_every and (step + 1) % progress_every == 0:  # a long soak reports as it goes
                 print(f"  {parallel_backend} chaos: {step + 1}/{steps} steps, {time.perf_counter() - start:.0f} s, "
-                      f"{figures['hangs']} hangs, {figures['wrong']} wrong, {figures['failed']} failed",
-                      file=sys.stderr, flush=True)
+                      f"{figures['hangs']} hangs, {figures['wrong']} wrong of {figures['solved']} solved, "
+                      f"{figures['failed']} failed, longest call {figures['longest_s']:.1f} s, "
+                      f"RSS {rss_mb():.0f} MiB", file=sys.stderr, flush=True)
         figures["seconds"] = time.perf_counter() - start
         figures["rss_mb_end"] = rss_mb()
     finally:

@@ -86,16 +86,21 @@ def _spec_cluster(client: Any) -> Any | None:
 def lost_nannies(cluster: Any) -> list[Any]:
     """Names of the workers that ``cluster`` (a ``SpecCluster``) should run, by its own
     ``worker_spec``, but whose nanny it closed or never got started (none when the
-    cluster itself is closing: then every nanny goes)."""
+    cluster itself is closing: then every nanny goes). A name still registered with the
+    scheduler is left for a later look: the closed nanny's last worker has not left yet,
+    and a new one of the same name would be refused ("name taken") and its nanny fail."""
     from distributed.core import Status
 
     if cluster.status != Status.running:
         return []
     try:
         spec, workers = list(cluster.worker_spec), dict(cluster.workers)
+        registered = {info.get("name") for info in list(cluster.scheduler_info.get("workers", {}).values())}
     except RuntimeError:  # changed by the cluster's event loop while read: look again later
         return []
-    return [name for name in spec if name not in workers or workers[name].status in (Status.closed, Status.failed)]
+    return [name for name in spec
+            if (name not in workers or workers[name].status in (Status.closed, Status.failed))
+            and name not in registered]
 
 
 def reopen_lost_nannies(cluster: Any, names: list[Any]) -> None:
