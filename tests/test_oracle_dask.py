@@ -254,3 +254,26 @@ def test_a_nanny_its_cluster_closes_while_it_restarts_its_worker_is_reopened(rng
             np.testing.assert_array_equal(z, expected(clean))
         assert first.status.name == "closed" and cluster.workers[0] is not first  # the cluster did close it
         assert len(client.nthreads()) == 1  # and runs the one it reopened
+
+
+class _FlakyFuture:
+    """A future whose first ``result(timeout=...)`` fails as distributed's ``sync`` does when
+    a cancellation crosses its timed wait (an ``UnboundLocalError``), then answers."""
+
+    key = "flaky"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def result(self, timeout: float | None = None) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise UnboundLocalError("cannot access local variable 'result' where it is not associated with a value")
+        return "solved"
+
+
+def test_a_result_lost_to_a_cancellation_in_dasks_timed_wait_is_fetched_again(client):
+    from imle_solvers.engines.dask import DaskEngine
+
+    future = _FlakyFuture()
+    assert DaskEngine().result(future) == "solved" and future.calls == 2

@@ -213,7 +213,11 @@ class DaskEngine:
         while True:
             try:
                 return handle.result(timeout=POLL_SECONDS)
-            except TimeoutError:
+            except (TimeoutError, UnboundLocalError):
+                # UnboundLocalError: distributed.utils.sync catches ``Exception`` only, and an
+                # asyncio.CancelledError (a BaseException) out of its timed wait leaves its
+                # ``result`` unbound (distributed 2026.11, Python 3.11: seen under load, as the
+                # timeout met the result). Nothing was fetched: look again, as after a time-out.
                 if self._workerless_too_long():
                     self.client.cancel([handle], force=True)
                     raise NoWorkers(f"the Dask cluster had no worker for {NO_WORKER_SECONDS:.0f} s") from None
