@@ -277,3 +277,25 @@ def test_a_result_lost_to_a_cancellation_in_dasks_timed_wait_is_fetched_again(cl
 
     future = _FlakyFuture()
     assert DaskEngine().result(future) == "solved" and future.calls == 2
+
+
+class _NeverFetched:
+    """A finished future whose result never comes back (lost with its worker, and its
+    recomputation stuck behind a hung task)."""
+
+    key = "never-fetched"
+
+    def result(self, timeout: float | None = None) -> str:
+        time.sleep(timeout or 0)
+        raise TimeoutError
+
+
+def test_a_result_not_fetched_within_its_limit_is_a_loss_not_a_hang(client, monkeypatch):
+    from imle_solvers.engines import dask as dask_engine
+
+    monkeypatch.setattr(dask_engine, "REFETCH_SECONDS", 1.5)
+    engine = dask_engine.DaskEngine()
+    start = time.monotonic()
+    with pytest.raises(engine.lost_errors):  # the pool retries it once, then says worker-died
+        engine.result(_NeverFetched())
+    assert time.monotonic() - start < 10

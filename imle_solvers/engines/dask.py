@@ -44,6 +44,9 @@ REPLACE_SECONDS = 30.0
 SETTLE_SECONDS = 0.5
 # how often a wait looks whether the cluster still has workers
 POLL_SECONDS = 1.0
+# how long a finished task's result may take to be fetched, computed again if its worker
+# died first (a task is solved in well under this, or it is timed)
+REFETCH_SECONDS = 30.0
 # how long a request to re-open lost nannies is left to act before it is made again
 # (a nanny and its worker start in seconds, more on a loaded machine)
 REOPEN_SECONDS = 5.0
@@ -51,6 +54,11 @@ REOPEN_SECONDS = 5.0
 
 class NoWorkers(RuntimeError):
     """The Dask cluster had no worker for ``NO_WORKER_SECONDS``: its tasks are lost."""
+
+
+class ResultLost(RuntimeError):
+    """A finished task's result went with its worker and was not computed again within
+    ``REFETCH_SECONDS``: the task is lost (and retried once, as after a worker's death)."""
 
 
 def current_client() -> Any:
@@ -143,7 +151,8 @@ class DaskEngine:
         from distributed.scheduler import KilledWorker
 
         # a future cancelled under a task (another client restarting the cluster) is a loss too
-        self.lost_errors: tuple[type[BaseException], ...] = (KilledWorker, FutureCancelledError, NoWorkers)
+        self.lost_errors: tuple[type[BaseException], ...] = (
+            KilledWorker, FutureCancelledError, NoWorkers, ResultLost)
         self._stranded: set[str] = set()  # keys of tasks lost with the cluster's last worker
         self._workerless_since: float | None = None
         self._most_workers = 0  # the most workers the cluster was seen with: its strength
@@ -209,7 +218,10 @@ class DaskEngine:
             self._stranded.discard(handle.key)
             raise NoWorkers(f"the Dask cluster had no worker for {NO_WORKER_SECONDS:.0f} s")
         # a finished task whose worker died before its result was fetched is computed again:
-        # that too must not wait for a worker forever
+        # that too must not wait for a worker forever, nor for a thread (the recomputation
+        # may be queued behind another task of the call that hangs, whose time-out is only
+        # looked at once this returns)
+        deadline = time.monotonic() + REFETCH_SECONDS
         while True:
             try:
                 return handle.result(timeout=POLL_SECONDS)
@@ -221,6 +233,10 @@ class DaskEngine:
                 if self._workerless_too_long():
                     self.client.cancel([handle], force=True)
                     raise NoWorkers(f"the Dask cluster had no worker for {NO_WORKER_SECONDS:.0f} s") from None
+                if time.monotonic() >= deadline:
+                    self.abort([handle])  # cancelled, and the workers that may run it end
+                    raise ResultLost(f"a finished task's result was lost and not computed again within "
+                                     f"{REFETCH_SECONDS:.0f} s") from None
 
     def _workers(self) -> list[str]:
         """The cluster's workers now; remembers the most ever seen."""
