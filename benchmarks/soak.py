@@ -44,6 +44,7 @@ import argparse
 import dataclasses
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -138,6 +139,7 @@ def chaos_run(
     thread_every: int = 50,
     fork_at: int | None = None,
     hang_seconds: float = 300.0,
+    progress_every: int = 100,
 ) -> dict[str, Any]:
     """``steps`` calls of an oracle on ``parallel_backend`` with a chaos solver; the figures.
 
@@ -145,7 +147,8 @@ def chaos_run(
     raise 1%: a fault in about one step in ten, each abort costing a worker restart). Every ``thread_every``-th step is three concurrent calls from three threads;
     at step ``fork_at`` (default: just past half-way) the process forks and the child calls the
     oracle. A call longer than ``hang_seconds`` is a hang: the watchdog prints every
-    thread's stack and ends the process."""
+    thread's stack and ends the process. Every ``progress_every`` steps (0: never) a line on
+    stderr says how far the run is."""
     import faulthandler
 
     from imle_solvers import scheduler
@@ -195,6 +198,11 @@ def chaos_run(
             else:
                 call(*chaos_batch(rng, faults))
             figures["steps_done"] = step + 1
+            if progress_every and (step + 1) % progress_every == 0:  # a long soak reports as it goes
+                print(f"  {parallel_backend} chaos: {step + 1}/{steps} steps, {time.perf_counter() - start:.0f} s, "
+                      f"{figures['hangs']} hangs, {figures['wrong']} wrong of {figures['solved']} solved, "
+                      f"{figures['failed']} failed, longest call {figures['longest_s']:.1f} s, "
+                      f"RSS {rss_mb():.0f} MiB", file=sys.stderr, flush=True)
         figures["seconds"] = time.perf_counter() - start
         figures["rss_mb_end"] = rss_mb()
     finally:
@@ -248,14 +256,29 @@ def _chaos_fork(oracle: ims.MAPOracle, rng: np.random.Generator) -> bool:
 def chaos_dask_run(steps: int, **kwargs: Any) -> dict[str, Any]:
     """:func:`chaos_run` on a Dask ``LocalCluster`` of two single-threaded workers
     (``allowed-failures: 0``: a crash is reported at its first worker's death). The
-    fork step is left out: a forked child cannot use the parent's Dask client."""
+    fork step is left out: a forked child cannot use the parent's Dask client. Adds
+    ``workers_end`` (the cluster's workers after the run, within a minute: 2 unless
+    nannies were lost for good); ``leaked_processes`` counts what is left once the
+    cluster is closed."""
     import dask
     import distributed
 
+    before = child_pids()
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster):
+    ) as cluster, distributed.Client(cluster) as client:
         figures = chaos_run(steps, parallel_backend="dask", fork_at=-1, **kwargs)
+        # the cluster back at its strength after the run: no nanny lost for good
+        deadline = time.monotonic() + 60
+        while len(client.nthreads()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        figures["workers_end"] = len(client.nthreads())
+    # the workers are this process's children too, replaced at each restart: what is left
+    # once the cluster is closed, not the pids new since the run started, is what leaked
+    deadline = time.monotonic() + 30
+    while _non_trackers(child_pids() - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    figures["leaked_processes"] = len(_non_trackers(child_pids() - before))
     return figures
 
 
@@ -530,6 +553,7 @@ def main(short: bool = False, steps: int = 10_000, kill_every: int = 500, jax_st
     if importlib.util.find_spec("distributed") is not None:
         runs["chaos dask"] = chaos_dask_run(chaos_steps)
         chaos_report("Dask LocalCluster", runs["chaos dask"])
+        print(f"\nDask cluster after the chaos run: {runs['chaos dask']['workers_end']} of 2 workers")
     print()
     if only_chaos:
         return runs

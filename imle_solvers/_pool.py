@@ -85,7 +85,7 @@ WARM_UP_ROUNDS = 5
 # What starting the workers before a timed call may take: a spawn and the imports take
 # seconds even on a loaded machine. A worker that has not answered by then is not
 # starting but stuck (a Dask worker whose only thread still runs a cancelled task, a
-# nanny that gave up): it is restarted, and the call goes on and times its own tasks.
+# nanny its cluster closed): it is restarted, and the call goes on and times its own tasks.
 START_UP_SECONDS = 60.0
 
 

@@ -226,3 +226,76 @@ def test_a_dask_worker_killed_mid_step_leaves_training_as_undisturbed(client, tm
     timer.join()
     assert not any(victim == pid for pid in client.run(os.getpid).values())  # it did die
     assert victim in {int(p.name.removeprefix("pid-")) for p in tmp_path.glob("pid-*")}  # after solving
+
+
+def test_a_nanny_its_cluster_closes_while_it_restarts_its_worker_is_reopened(rng):
+    # A LocalCluster closes a nanny for good when, lost-worker-timeout after its worker
+    # left, no worker of its name is registered, even while the nanny starts its
+    # replacement (which takes seconds on a loaded machine): the chaos soak lost one nanny
+    # after the other that way. With the timeout at 0 s, that check always lands during
+    # the restart: the abort below costs the cluster its one nanny, which the engine must
+    # have the cluster start anew, so that the next call solves.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.deploy.lost-worker-timeout": "0s"}), distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        client.wait_for_workers(1)
+        first = cluster.workers[0]
+        with ims.MAPOracle(Hostile(n=6, k=1), backend="abort", n_jobs=-1, parallel_backend="dask", chunk_size=1,
+                           on_failure="skip") as oracle:
+            scores = marked(rng, 4, 6, 1)
+            z, status = oracle.solve(scores)
+            assert status[1] == Status.FAILED
+            for row in np.flatnonzero(status == 0):  # the others may have waited for a worker in vain
+                np.testing.assert_array_equal(z[row], expected(scores[row : row + 1])[0])
+            clean = rng.uniform(size=(4, 6))
+            z, status = oracle.solve(clean)
+            np.testing.assert_array_equal(status, [0, 0, 0, 0])
+            np.testing.assert_array_equal(z, expected(clean))
+        assert first.status.name == "closed" and cluster.workers[0] is not first  # the cluster did close it
+        assert len(client.nthreads()) == 1  # and runs the one it reopened
+
+
+class _FlakyFuture:
+    """A future whose first ``result(timeout=...)`` fails as distributed's ``sync`` does when
+    a cancellation crosses its timed wait (an ``UnboundLocalError``), then answers."""
+
+    key = "flaky"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def result(self, timeout: float | None = None) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise UnboundLocalError("cannot access local variable 'result' where it is not associated with a value")
+        return "solved"
+
+
+def test_a_result_lost_to_a_cancellation_in_dasks_timed_wait_is_fetched_again(client):
+    from imle_solvers.engines.dask import DaskEngine
+
+    future = _FlakyFuture()
+    assert DaskEngine().result(future) == "solved" and future.calls == 2
+
+
+class _NeverFetched:
+    """A finished future whose result never comes back (lost with its worker, and its
+    recomputation stuck behind a hung task)."""
+
+    key = "never-fetched"
+
+    def result(self, timeout: float | None = None) -> str:
+        time.sleep(timeout or 0)
+        raise TimeoutError
+
+
+def test_a_result_not_fetched_within_its_limit_is_a_loss_not_a_hang(client, monkeypatch):
+    from imle_solvers.engines import dask as dask_engine
+
+    monkeypatch.setattr(dask_engine, "REFETCH_SECONDS", 1.5)
+    engine = dask_engine.DaskEngine()
+    start = time.monotonic()
+    with pytest.raises(engine.lost_errors):  # the pool retries it once, then says worker-died
+        engine.result(_NeverFetched())
+    assert time.monotonic() - start < 10

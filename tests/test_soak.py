@@ -86,6 +86,7 @@ def test_chaos_on_a_dask_cluster_reports_every_fault_and_no_wrong_state(soak, mo
     assert run["wrong"] == 0 and run["solved"] > 0
     assert {"worker-died", "time-limit", "error"} <= set(run["failures"])
     assert run["thread_calls"] == 6
+    assert run["workers_end"] == 2 and run["leaked_processes"] == 0  # no nanny lost, none left running
 
 
 @pytest.mark.slow
@@ -93,6 +94,7 @@ def test_2000_chaos_steps_on_loky_and_dask_run_clean(soak):
     for run in (soak.chaos_run(2_000), soak.chaos_dask_run(2_000)):
         assert run["steps_done"] == 2_000 and run["hangs"] == 0 and run["wrong"] == 0
         assert run["leaked_processes"] == 0 and run["rss_growth_pct"] < 5
+    assert run["workers_end"] == 2  # the Dask run's: no nanny lost for good
 
 
 @pytest.mark.slow

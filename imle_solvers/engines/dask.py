@@ -6,6 +6,16 @@ times (Dask's ``distributed.scheduler.allowed-failures``, 3 by default, each dea
 costs a nanny restart), its future raises ``KilledWorker``. A timed-out task is
 cancelled and the workers running it end, to be started afresh by their nannies, so
 that a hung solver does not hold a core (or delay the next call) after its time-out.
+
+A ``LocalCluster`` (any ``SpecCluster``) closes a nanny for good when, 15 s after its
+worker left the scheduler (``distributed.deploy.lost-worker-timeout``), no worker of the
+same name is registered, even if the nanny is alive and its replacement worker is just
+starting: it takes the nanny for a lost job. Workers that die again and again (solvers
+that abort, hung tasks' workers ended) on a loaded machine, where a worker takes seconds
+to start, are sometimes caught restarting at that moment, and the cluster loses one
+nanny after the other until it has no worker. The engine re-opens the nannies that the
+cluster of its client closed that way (its ``worker_spec`` still names them): see
+:func:`reopen_lost_nannies`.
 """
 
 from __future__ import annotations
@@ -20,9 +30,11 @@ from typing import Any
 from ..errors import InvalidInputError
 
 # A cluster without a single worker this long loses the tasks waiting for one. A nanny
-# restarts a dead worker in a second or two; but one whose worker dies while it is still
-# starting it (a task that aborts every worker it lands on) gives up, and with every
-# nanny gone the tasks would wait forever.
+# restarts a dead worker in seconds (and again if the new one dies while starting); but a
+# cluster can lose nannies for good (a LocalCluster closes one caught restarting by its
+# lost-worker check, see above: the engine reopens those of its client's own cluster, not
+# those of a cluster reached by address), and with every nanny gone the tasks would wait
+# forever.
 NO_WORKER_SECONDS = 10.0
 # how long a worker told to exit answers first
 EXIT_DELAY_SECONDS = 0.1
@@ -32,10 +44,21 @@ REPLACE_SECONDS = 30.0
 SETTLE_SECONDS = 0.5
 # how often a wait looks whether the cluster still has workers
 POLL_SECONDS = 1.0
+# how long a finished task's result may take to be fetched, computed again if its worker
+# died first (a task is solved in well under this, or it is timed)
+REFETCH_SECONDS = 30.0
+# how long a request to re-open lost nannies is left to act before it is made again
+# (a nanny and its worker start in seconds, more on a loaded machine)
+REOPEN_SECONDS = 5.0
 
 
 class NoWorkers(RuntimeError):
     """The Dask cluster had no worker for ``NO_WORKER_SECONDS``: its tasks are lost."""
+
+
+class ResultLost(RuntimeError):
+    """A finished task's result went with its worker and was not computed again within
+    ``REFETCH_SECONDS``: the task is lost (and retried once, as after a worker's death)."""
 
 
 def current_client() -> Any:
@@ -61,6 +84,50 @@ def _nanny_of(client: Any, worker: str) -> str | None:
     return client.scheduler_info(n_workers=-1)["workers"].get(worker, {}).get("nanny")
 
 
+def _spec_cluster(client: Any) -> Any | None:
+    """The ``SpecCluster`` (``LocalCluster`` and its kin) that ``client`` was made with, or
+    None (a client of a scheduler's address: its workers are another process's business)."""
+    cluster = getattr(client, "cluster", None)
+    return cluster if hasattr(cluster, "worker_spec") and hasattr(cluster, "workers") else None
+
+
+def lost_nannies(cluster: Any) -> list[Any]:
+    """Names of the workers that ``cluster`` (a ``SpecCluster``) should run, by its own
+    ``worker_spec``, but whose nanny it closed or never got started (none when the
+    cluster itself is closing: then every nanny goes). A name still registered with the
+    scheduler is left for a later look: the closed nanny's last worker has not left yet,
+    and a new one of the same name would be refused ("name taken") and its nanny fail."""
+    from distributed.core import Status
+
+    if cluster.status != Status.running:
+        return []
+    try:
+        spec, workers = list(cluster.worker_spec), dict(cluster.workers)
+        registered = {info.get("name") for info in list(cluster.scheduler_info.get("workers", {}).values())}
+    except RuntimeError:  # changed by the cluster's event loop while read: look again later
+        return []
+    return [name for name in spec
+            if (name not in workers or workers[name].status in (Status.closed, Status.failed))
+            and name not in registered]
+
+
+def reopen_lost_nannies(cluster: Any, names: list[Any]) -> None:
+    """Have ``cluster`` start new nannies (and workers) for ``names`` (see
+    :func:`lost_nannies`): a closed nanny left in ``cluster.workers`` is removed first (on
+    the cluster's event loop, where the cluster changes it), then ``scale`` to the size of
+    its own spec starts those missing. Returns at once: the workers start in seconds."""
+    from distributed.core import Status
+
+    def forget_closed() -> None:
+        for name in names:
+            nanny = cluster.workers.get(name)
+            if nanny is not None and nanny.status in (Status.closed, Status.failed):
+                del cluster.workers[name]
+
+    cluster.loop.add_callback(forget_closed)
+    cluster.scale(len(cluster.worker_spec))  # the same size: its callback runs after forget_closed
+
+
 async def _exit_worker() -> None:
     """Run on a worker (by ``Client.run``, in its event loop, not in a task's thread; a
     coroutine, as ``run(..., wait=False)`` takes): end its process at once, whatever its
@@ -84,11 +151,14 @@ class DaskEngine:
         from distributed.scheduler import KilledWorker
 
         # a future cancelled under a task (another client restarting the cluster) is a loss too
-        self.lost_errors: tuple[type[BaseException], ...] = (KilledWorker, FutureCancelledError, NoWorkers)
+        self.lost_errors: tuple[type[BaseException], ...] = (
+            KilledWorker, FutureCancelledError, NoWorkers, ResultLost)
         self._stranded: set[str] = set()  # keys of tasks lost with the cluster's last worker
         self._workerless_since: float | None = None
         self._most_workers = 0  # the most workers the cluster was seen with: its strength
         self._allowed_failures: int | None = None
+        self._reopened_at = -REOPEN_SECONDS  # when lost nannies were last asked back (monotonic)
+        self.reopened = 0  # how many nannies the engine asked its client's cluster to start anew
 
     @property
     def retries_lost(self) -> bool:
@@ -104,7 +174,21 @@ class DaskEngine:
         return current_client()
 
     def submit(self, fn: Callable[..., Any], args: tuple) -> Any:
-        return self.client.submit(fn, *args, pure=False)
+        client = self.client
+        self._reopen_lost_nannies(client)
+        return client.submit(fn, *args, pure=False)
+
+    def _reopen_lost_nannies(self, client: Any) -> None:
+        """Ask the client's ``SpecCluster`` to start the nannies it closed (module docstring),
+        once per ``REOPEN_SECONDS`` at most."""
+        cluster = _spec_cluster(client)
+        if cluster is None or time.monotonic() - self._reopened_at < REOPEN_SECONDS:
+            return
+        names = lost_nannies(cluster)
+        if names:
+            self._reopened_at = time.monotonic()
+            self.reopened += len(names)
+            reopen_lost_nannies(cluster, names)
 
     def wait(self, handles: list[Any], timeout: float | None) -> list[Any]:
         # Futures' own states and done-callbacks, never ``distributed.wait``: its blocking
@@ -134,27 +218,41 @@ class DaskEngine:
             self._stranded.discard(handle.key)
             raise NoWorkers(f"the Dask cluster had no worker for {NO_WORKER_SECONDS:.0f} s")
         # a finished task whose worker died before its result was fetched is computed again:
-        # that too must not wait for a worker forever
+        # that too must not wait for a worker forever, nor for a thread (the recomputation
+        # may be queued behind another task of the call that hangs, whose time-out is only
+        # looked at once this returns)
+        deadline = time.monotonic() + REFETCH_SECONDS
         while True:
             try:
                 return handle.result(timeout=POLL_SECONDS)
-            except TimeoutError:
+            except (TimeoutError, UnboundLocalError):
+                # UnboundLocalError: distributed.utils.sync catches ``Exception`` only, and an
+                # asyncio.CancelledError (a BaseException) out of its timed wait leaves its
+                # ``result`` unbound (distributed 2026.11, Python 3.11: seen under load, as the
+                # timeout met the result). Nothing was fetched: look again, as after a time-out.
                 if self._workerless_too_long():
                     self.client.cancel([handle], force=True)
                     raise NoWorkers(f"the Dask cluster had no worker for {NO_WORKER_SECONDS:.0f} s") from None
+                if time.monotonic() >= deadline:
+                    self.abort([handle])  # cancelled, and the workers that may run it end
+                    raise ResultLost(f"a finished task's result was lost and not computed again within "
+                                     f"{REFETCH_SECONDS:.0f} s") from None
 
     def _workers(self) -> list[str]:
         """The cluster's workers now; remembers the most ever seen."""
-        workers = list(self.client.nthreads())
+        client = self.client
+        self._reopen_lost_nannies(client)
+        workers = list(client.nthreads())
         self._most_workers = max(self._most_workers, len(workers))
         return workers
 
     def _wait_for_replacements(self, gone: set[str] = frozenset()) -> None:
         """Until the workers ``gone`` have left and the cluster is back to its strength
         (nannies replace dead workers in a second or two), ``REPLACE_SECONDS`` at most, and a
-        moment more. A task that kills a worker still starting makes its nanny give up (the
-        cluster is a worker short for good), and the reruns after a loss (a lost task's
-        retry, the search for the instance that killed it) would do that in a row."""
+        moment more. The reruns after a loss (a lost task's retry, the search for the
+        instance that killed it) would otherwise kill workers still starting, in a row, and
+        each death is one more chance for a ``LocalCluster`` to close a nanny caught
+        restarting (module docstring)."""
         deadline = time.monotonic() + REPLACE_SECONDS
         waited = False
         while True:
@@ -162,8 +260,9 @@ class DaskEngine:
             if not gone & workers and len(workers) >= self._most_workers:
                 break
             if time.monotonic() >= deadline:
-                # a nanny that did not replace its worker (Dask's nannies sometimes miss a
-                # death): the cluster's strength is what is left, and later losses wait for that
+                # a nanny that did not replace its worker (closed by its cluster and not
+                # reopened: a cluster reached by address): the cluster's strength is what is
+                # left, and later losses wait for that
                 self._most_workers = len(workers - gone)
                 break
             waited = True
