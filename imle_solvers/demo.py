@@ -9,9 +9,9 @@ predictions.
 
 Other methods can run beside them (``run_demo(methods=...)``, see :data:`METHODS`):
 blackbox differentiation and the straight-through estimator through the same solver and
-loss, the perturbed Fenchel-Young loss, and the paper's solver-free ResNet baseline
-(``direct``: the network's 144 outputs are the path's cells, trained with binary
-cross-entropy).
+loss, the perturbed Fenchel-Young loss, and the paper's solver-free baseline
+(``direct``: a whole ResNet-18, :class:`~imle_solvers.demo_networks.ResNet18PathNet`,
+whose 144 outputs are the path's cells, trained with binary cross-entropy).
 
 All are scored on held-out maps by cost-accuracy (the predicted path costs, under the
 true costs, as much as the optimum) and exact-match accuracy (the predicted path is the
@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from . import torch as ims_torch
 from .datasets.warcraft import TILE_PIXELS, WarcraftMaps, generate_warcraft_maps
+from .demo_networks import BasicBlock, ResNet18PathNet, resnet_stem
 from .errors import InvalidInputError
 from .estimators import IMLE, STE, BlackboxDifferentiation
 from .noise import SumOfGamma
@@ -59,7 +60,9 @@ class TrainingConfig:
     """Hyper-parameters of the training runs.
 
     Attributes:
-        learning_rate: Adam's step size.
+        learning_rate: Adam's step size (every method but ``direct``).
+        direct_learning_rate: Adam's step size for ``direct``'s ResNet-18: 5e-4, the
+            paper's setting for that network (Vlastelica et al.; with batch 70).
         batch_size: maps per step.
         lambda_: I-MLE's step towards the target distribution, in cost units per cell
             (the loss below gives ``dL/dz = +-1`` per cell).
@@ -78,6 +81,7 @@ class TrainingConfig:
     """
 
     learning_rate: float = 1e-3
+    direct_learning_rate: float = 5e-4
     batch_size: int = 70
     lambda_: float = 20.0
     noise_temperature: float = 0.5
@@ -86,21 +90,6 @@ class TrainingConfig:
     blackbox_lambda: float = 20.0
     fy_sigma: float = 1.0
     fy_samples: int = 3
-
-
-class BasicBlock(nn.Module):
-    """ResNet's basic residual block with identity shortcut: ``(B, C, H, W) -> (B, C, H, W)``."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
-        return torch.relu(x + residual)
 
 
 class CostNet(nn.Module):
@@ -112,30 +101,17 @@ class CostNet(nn.Module):
 
     Weights and activations are channels-last (NHWC): on a CPU thread a training step
     takes 13% less time than channels-first (measured at batch 70).
-
-    With ``positive=False`` (the ``direct`` method) the outputs are ``grid x grid`` logits
-    of the path's cells: a learned 1x1 convolution with bias reads the pooled channels in
-    place of their mean and the softplus (the trunk's features are non-negative after its
-    ReLUs, so their mean could never give a negative logit).
     """
 
-    def __init__(self, grid: int = GRID, channels: int = 64, positive: bool = True) -> None:
+    def __init__(self, grid: int = GRID, channels: int = 64) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, channels, kernel_size=7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-            nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        )
+        self.stem = resnet_stem(channels)
         self.layer1 = nn.Sequential(BasicBlock(channels), BasicBlock(channels))
         self.pool = nn.AdaptiveMaxPool2d(grid)
-        self.head = None if positive else nn.Conv2d(channels, 1, kernel_size=1)
         self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.pool(self.layer1(self.stem(images.contiguous(memory_format=torch.channels_last))))
-        if self.head is not None:
-            return self.head(features)[:, 0]
         return nn.functional.softplus(features.mean(dim=1))
 
 
@@ -144,20 +120,20 @@ def hamming_loss(z: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
     return (z * (1 - gold) + (1 - z) * gold).sum(dim=(-2, -1))
 
 
-LossFn = Callable[[CostNet, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def solver_hamming_loss(layer: ims_torch.IMLELayer) -> LossFn:
     """Per-map Hamming loss ``(B,)`` of ``layer``'s path on the network's costs (the loss of
     ``imle``, ``blackbox`` and ``ste``, which differ only in the layer's estimator)."""
 
-    def loss(net: CostNet, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
+    def loss(net: nn.Module, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
         return hamming_loss(layer(net(images)), paths)
 
     return loss
 
 
-def regression_loss(net: CostNet, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
+def regression_loss(net: nn.Module, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
     """Per-map mean squared error ``(B,)`` between predicted and true costs (the baseline)."""
     return ((net(images) - costs) ** 2).mean(dim=(-2, -1))
 
@@ -166,13 +142,13 @@ def fenchel_young_loss(loss_fn: ims_torch.FenchelYoungLoss) -> LossFn:
     """Per-map perturbed Fenchel-Young loss ``(B,)`` of the network's costs against the gold
     path (``loss_fn`` built with ``reduction="none"``)."""
 
-    def loss(net: CostNet, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
+    def loss(net: nn.Module, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
         return loss_fn(net(images), paths)
 
     return loss
 
 
-def direct_loss(net: CostNet, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
+def direct_loss(net: nn.Module, images: torch.Tensor, costs: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
     """Per-map binary cross-entropy ``(B,)``, summed over cells, of the network's logits
     against the gold path (the solver-free ``direct`` method)."""
     bce = nn.functional.binary_cross_entropy_with_logits(net(images), paths, reduction="none")
@@ -191,14 +167,21 @@ class Method:
     Attributes:
         loss: ``(config, seed) -> LossFn``, the per-map training loss.
         cosine: ``config -> bool``, whether its learning rate follows the cosine schedule.
-        through_solver: True: the network predicts costs and the solver's shortest path on
-            them is the prediction; False (``direct``): the network's outputs are logits of
-            the path's cells, read with :func:`direct_metrics`.
+        through_solver: True: the network (:class:`CostNet`) predicts costs and the
+            solver's shortest path on them is the prediction; False (``direct``): the
+            network (:class:`~imle_solvers.demo_networks.ResNet18PathNet`) outputs logits
+            of the path's cells, read with :func:`direct_metrics`.
+        learning_rate: ``config -> float``, Adam's step size.
     """
 
     loss: Callable[[TrainingConfig, int], LossFn]
     cosine: Callable[[TrainingConfig], bool]
     through_solver: bool = True
+    learning_rate: Callable[[TrainingConfig], float] = lambda config: config.learning_rate
+
+    def network(self) -> nn.Module:
+        """A freshly initialised network for this method (from torch's global seed)."""
+        return CostNet(GRID) if self.through_solver else ResNet18PathNet(GRID)
 
 
 def _imle(config: TrainingConfig, seed: int) -> LossFn:
@@ -232,7 +215,8 @@ METHODS: dict[str, Method] = {
     "blackbox": Method(_blackbox, _path_cosine),
     "ste": Method(_ste, _path_cosine),
     "pfyl": Method(_pfyl, _path_cosine),
-    "direct": Method(lambda config, seed: direct_loss, _path_cosine, through_solver=False),
+    "direct": Method(lambda config, seed: direct_loss, _path_cosine, through_solver=False,
+                     learning_rate=lambda config: config.direct_learning_rate),
     "baseline": Method(lambda config, seed: regression_loss, lambda config: config.baseline_cosine_schedule),
 }
 """The demo's methods by name: how each builds its loss, picks its schedule, and predicts."""
@@ -266,7 +250,7 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[n
 
 
 def fit(
-    net: CostNet,
+    net: nn.Module,
     loss_fn: LossFn,
     maps: WarcraftMaps,
     epochs: int,
@@ -275,15 +259,18 @@ def fit(
     name: str,
     cosine_schedule: bool = False,
     bar_position: int = 0,
+    learning_rate: float | None = None,
 ) -> list[float]:
     """Train ``net`` with Adam on ``loss_fn`` (progress bar titled ``name``, on line
     ``bar_position``); returns each epoch's mean per-map loss.
 
-    With ``cosine_schedule`` the learning rate follows a cosine from ``config.learning_rate``
-    down to 0 over the ``epochs`` (one scheduler step per batch); otherwise it stays constant.
+    Adam's step size is ``learning_rate`` (None: ``config.learning_rate``). With
+    ``cosine_schedule`` it follows a cosine from there down to 0 over the ``epochs`` (one
+    scheduler step per batch); otherwise it stays constant.
     """
     rng = np.random.default_rng(seed)
-    optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    learning_rate = config.learning_rate if learning_rate is None else learning_rate
+    optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
     tensors = tuple(torch.from_numpy(array) for array in (maps.images, maps.costs, maps.paths))
     steps = epochs * -(-len(maps) // config.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps) if cosine_schedule else None
@@ -298,7 +285,7 @@ def fit(
 
 
 def train_epoch(
-    net: CostNet,
+    net: nn.Module,
     loss_fn: LossFn,
     optimiser: torch.optim.Optimizer,
     tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
@@ -326,7 +313,7 @@ def train_epoch(
 
 
 @torch.no_grad()
-def predict_costs(net: CostNet, images: np.ndarray, batch_size: int = 200) -> np.ndarray:
+def predict_costs(net: nn.Module, images: np.ndarray, batch_size: int = 200) -> np.ndarray:
     """``(N, grid, grid)`` costs (logits for ``direct``) the network predicts for
     ``(N, 3, H, W)`` images, in eval mode."""
     net.eval()
@@ -383,7 +370,7 @@ def direct_metrics(selected: np.ndarray, maps: WarcraftMaps) -> dict[str, float 
     }
 
 
-def evaluate(net: CostNet, maps: WarcraftMaps, through_solver: bool = True) -> tuple[dict, np.ndarray]:
+def evaluate(net: nn.Module, maps: WarcraftMaps, through_solver: bool = True) -> tuple[dict, np.ndarray]:
     """Metrics of the network's predicted paths on ``maps``, and those ``(N, rows, cols)``
     paths: the shortest paths on its costs, or (``through_solver=False``) the cells whose
     logit is positive (sigmoid > 0.5), scored by :func:`direct_metrics`."""
@@ -505,13 +492,14 @@ def train_and_evaluate(
     spec = METHODS[method]
     loss_fn, cosine = spec.loss(config, seed), spec.cosine(config)
     torch.manual_seed(seed)
-    net = CostNet(GRID, positive=spec.through_solver)
+    net = spec.network()
     start = time.perf_counter()
     with warnings.catch_warnings():
         # Noise and the I-MLE target push costs below zero by design; clamping them to 0
         # (the problem's default) keeps the target's gold cells cheapest, as intended.
         warnings.simplefilter("ignore", NegativeCostWarning)
-        history = fit(net, loss_fn, train, epochs, config, seed, method, cosine, bar_position)
+        history = fit(net, loss_fn, train, epochs, config, seed, method, cosine, bar_position,
+                      spec.learning_rate(config))
     seconds = time.perf_counter() - start
     scores, paths = evaluate(net, held_out, spec.through_solver)
     return {**scores, "loss": history, "seconds": seconds}, paths

@@ -23,6 +23,7 @@ from imle_solvers.demo import (
     run_demo,
     train_and_evaluate,
 )
+from imle_solvers.demo_networks import ResNet18PathNet
 
 
 def test_cost_net_maps_images_to_positive_tile_costs():
@@ -32,14 +33,58 @@ def test_cost_net_maps_images_to_positive_tile_costs():
     assert bool((costs > 0).all())
 
 
-def test_cost_net_without_positivity_gives_signed_logits():
-    net = CostNet(grid=12, positive=False)
+def resnet18_parameter_count(outputs: int) -> int:
+    """ResNet-18's parameters (He et al. 2016, torchvision's layout) with an ``outputs``-way
+    linear head, counted from the architecture: bias-free convolutions, batch norms with a
+    weight and a bias per channel, a strided 1x1 convolution and batch norm on the shortcut
+    of the first block of stages 2 to 4."""
+
+    def conv(k: int, c_in: int, c_out: int) -> int:
+        return k * k * c_in * c_out
+
+    def bn(c: int) -> int:
+        return 2 * c
+
+    count = conv(7, 3, 64) + bn(64)  # stem
+    c_in = 64
+    for width in (64, 128, 256, 512):
+        for block in range(2):
+            count += conv(3, c_in, width) + bn(width) + conv(3, width, width) + bn(width)
+            if c_in != width:
+                count += conv(1, c_in, width) + bn(width)
+            c_in = width
+    return count + 512 * outputs + outputs  # linear head
+
+
+def test_direct_network_is_a_whole_resnet18_giving_one_logit_per_tile():
+    net = METHODS["direct"].network()
+    assert isinstance(net, ResNet18PathNet)
+    assert sum(p.numel() for p in net.parameters()) == resnet18_parameter_count(144)
+    assert resnet18_parameter_count(1000) == 11_689_512  # torchvision's resnet18(), as published
     with torch.no_grad():
-        net.head.bias.fill_(-100.0)
+        logits = net.eval()(torch.rand(3, 3, 96, 96))
+        assert logits.shape == (3, 12, 12)
+        net.head.bias.fill_(-100.0)  # signed logits: a cell can be left out or selected
         assert bool((net(torch.rand(2, 3, 96, 96)) < 0).all())
         net.head.bias.fill_(100.0)
         assert bool((net(torch.rand(2, 3, 96, 96)) > 0).all())
-    assert CostNet(grid=12).head is None
+
+
+def test_direct_network_logits_each_read_the_whole_map():
+    """Unlike CostNet, whose costs read one tile's pooled features, a logit depends on every tile."""
+    net = ResNet18PathNet(grid=12).eval()
+    images = torch.rand(1, 3, 96, 96, requires_grad=True)
+    net(images)[0, 0, 0].backward()
+    assert float(images.grad[0, :, -8:, -8:].abs().sum()) > 0  # the far corner's tile
+    images.grad = None
+    CostNet(grid=12).eval()(images)[0, 0, 0].backward()
+    assert float(images.grad[0, :, -8:, -8:].abs().sum()) == 0
+
+
+def test_other_methods_keep_the_cost_net():
+    assert all(isinstance(METHODS[name].network(), CostNet) for name in METHODS if name != "direct")
+    assert METHODS["direct"].learning_rate(TrainingConfig()) == 5e-4
+    assert METHODS["imle"].learning_rate(TrainingConfig()) == 1e-3
 
 
 def test_hamming_loss_counts_differing_cells():
@@ -221,3 +266,21 @@ def test_training_workers_run_on_one_thread_with_pinned_kernels():
         capability = pool.submit(torch.backends.cpu.get_cpu_capability).result()
     assert capability == ("AVX2" if x86 else torch.backends.cpu.get_cpu_capability())
     assert "ATEN_CPU_CAPABILITY" not in os.environ, "the environment is restored"
+
+
+def test_direct_network_learns_to_fit_a_few_paths():
+    """Gradients reach the trunk: a few Adam steps fit two maps' different masks exactly,
+    which no head bias alone (the same logits for every map) could."""
+    torch.manual_seed(0)
+    net = ResNet18PathNet(grid=12).train()  # train mode throughout: batch statistics of these two maps
+    images = torch.rand(2, 3, 96, 96)
+    paths = (torch.rand(2, 12, 12) < 0.1).float()
+    assert bool((paths[0] != paths[1]).any())
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(8):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(images), paths)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        assert torch.equal((net(images) > 0).float(), paths)
