@@ -264,7 +264,10 @@ def chaos_dask_run(steps: int, **kwargs: Any) -> dict[str, Any]:
     import distributed
 
     before = child_pids()
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), distributed.LocalCluster(
+    # the scheduler runs in this process: its logs (bounded deques of Dask's) would fill up
+    # over the run and count as this process's memory growth; kept short, they do not
+    quiet_logs = {"distributed.admin.log-length": 100, "distributed.admin.low-level-log-length": 100}
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, **quiet_logs}), distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster, distributed.Client(cluster) as client:
         figures = chaos_run(steps, parallel_backend="dask", fork_at=-1, **kwargs)
