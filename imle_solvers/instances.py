@@ -189,7 +189,7 @@ def for_framework(problem: Problem, data: Mapping[str, Any], like: Array) -> dic
     for name, value in data.items():
         kind = fields[name].kind
         dtype = xp.bool if kind == "bool" else like.dtype if kind == "float" else xp.asarray(0).dtype
-        theirs = framework_of_or_none(value)
+        theirs = own if type(value) is type(like) else framework_of_or_none(value)
         if theirs == own:
             converted[name] = value if value.dtype == dtype else xp.astype(value, dtype)
         else:

@@ -103,10 +103,10 @@ def _topk_tensorflow(x: Array, k: int) -> Array:
 _KERNELS = {"numpy": _topk_numpy, "torch": _topk_torch, "jax": _topk_jax, "tensorflow": _topk_tensorflow}
 
 
-def _exclude(theta: Array, mask: Array) -> Array:
-    """``theta`` with the entries where ``mask`` (bool, same shape) is False set to ``-inf``:
-    below every finite score, so no selection picks them while a row has k selectable items."""
-    framework = framework_of(theta)
+def _exclude(theta: Array, mask: Array, framework: str) -> Array:
+    """``theta`` (of ``framework``) with the entries where ``mask`` (bool, same shape) is False
+    set to ``-inf``: below every finite score, so no selection picks them while a row has k
+    selectable items."""
     if framework == "torch":
         return _exclude_torch(theta, mask)
     if framework == "tensorflow":
@@ -170,11 +170,12 @@ def _kth_tensorflow(x: Array, k: Array) -> Array:
 _KTH = {"numpy": _kth_numpy, "torch": _kth_torch, "jax": _kth_jax, "tensorflow": _kth_tensorflow}
 
 
-def _topk_per_row(x: Array, k: Array) -> Array:
-    """The exact mask of the ``k[i]`` largest of each row ``x[i]``: ``(N, n), (N,) -> (N, n)``."""
+def _topk_per_row(x: Array, k: Array, framework: str) -> Array:
+    """The exact mask of the ``k[i]`` largest of each row ``x[i]`` (of ``framework``):
+    ``(N, n), (N,) -> (N, n)``."""
     xp = array_namespace(x)
     k = xp.astype(k, xp.int32)  # any integer dtype (int32 in JAX without x64); int32 as in first_k_mask
-    return first_k_mask(x, _KTH[framework_of(x)](x, k), xp.reshape(k, (-1, 1)))
+    return first_k_mask(x, _KTH[framework](x, k), xp.reshape(k, (-1, 1)))
 
 
 def topk_mask(theta: Array, k: int | Array, mask: Array | None = None) -> Array:
@@ -198,15 +199,16 @@ def topk_mask(theta: Array, k: int | Array, mask: Array | None = None) -> Array:
             return _KERNELS[framework_of(theta)](theta, k)
         return reshape(_KERNELS[framework_of(theta)](reshape(theta, (-1, n)), k), theta.shape)
     rows = theta if theta.ndim == 2 else xp.reshape(theta, (-1, n))
+    framework = framework_of(theta)
     if mask is not None:
         mask = mask if mask.ndim == 2 else xp.reshape(mask, (-1, n))
-        rows = _exclude(rows, mask)
+        rows = _exclude(rows, mask, framework)
     if not isinstance(k, Integral):
-        z = _topk_per_row(rows, xp.reshape(k, (-1,)))
+        z = _topk_per_row(rows, xp.reshape(k, (-1,)), framework)
     elif k >= n:  # every entry; the rows' checks guarantee the mask is all True
         z = xp.astype(mask, theta.dtype)
     else:
-        z = _KERNELS[framework_of(theta)](rows, int(k))
+        z = _KERNELS[framework](rows, int(k))
     return z if theta.ndim == 2 else xp.reshape(z, theta.shape)
 
 

@@ -17,6 +17,7 @@ from ..frameworks.tensorflow import check_keras_backend, draw_noise, keeping_our
 from ..options import NoiseOptions, OracleOptions, take_options
 from ..problems import Problem
 from ..step import Plan, Step, StepHolder, check_estimator
+from .masking import KerasMaskAsData
 
 __all__ = ["IMLELayer", "imle"]
 
@@ -25,7 +26,7 @@ _GENERATOR_KEY = "numpy_generator_state"
 
 
 @keras.saving.register_keras_serializable(package="imle_solvers")
-class IMLELayer(StepHolder, keras.layers.Layer):
+class IMLELayer(StepHolder, KerasMaskAsData, keras.layers.Layer):
     """A differentiable discrete layer: ``theta (B, *problem.shape) -> z``.
 
     With ``training=True`` (the default, and what ``model.fit`` passes) it returns
@@ -72,7 +73,7 @@ class IMLELayer(StepHolder, keras.layers.Layer):
         self.estimator = estimator
         self.noise_source = noise.noise_source
         self.step = Step(oracle.oracle(problem), validate_args)
-        self.supports_masking = "mask" in problem.instance_fields
+        self.take_keras_masks(problem)
         # XLA compiles TensorFlow ops only: no host call
         in_graph = self.oracle.solver_for_framework("tensorflow", stays=True)
         self.supports_jit = in_graph.runs_on("tensorflow") and not self._noise_on_host
@@ -152,10 +153,6 @@ class IMLELayer(StepHolder, keras.layers.Layer):
             store = {key: store[key] for key in keys if key != _GENERATOR_KEY}
         super().load_own_variables(store)
 
-    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> None:
-        """No mask leaves the layer: a mask on the scores means nothing downstream of ``z``."""
-        return None
-
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> Any:
         shape = output_shape(tuple(input_shape), self.estimator.samples)
         return (shape, tuple(input_shape[:1])) if self.step.with_status else shape
@@ -172,9 +169,7 @@ class IMLELayer(StepHolder, keras.layers.Layer):
         ``data``: the instances' own data by field name (``problem.instance_fields``), each
         ``(B, *field.shape)`` (or one instance's, for all), carrying no gradient; ``mask``:
         Keras' mask, a KSubset's ``mask``."""
-        if mask is not None and self.supports_masking:
-            data = {**data, "mask": mask}
-        return keeping_our_errors(self._call, theta, training, data)
+        return keeping_our_errors(self._call, theta, training, self.with_keras_mask(data, mask))
 
     def _call(self, theta: tf.Tensor, training: bool, data: dict[str, Any]) -> Any:
         theta = tf.convert_to_tensor(theta)

@@ -65,9 +65,7 @@ class Pushforward(IMLELayer):
     def call(self, theta: tf.Tensor, training: bool = True, mask: Any = None, **data: Any) -> Any:
         """The expectation ``(B, *g_shape)`` (and the statuses ``(B,)``, under a failure
         policy) of ``theta`` ``(B, *shape)``; ``data``, ``mask``: as :class:`IMLELayer`'s."""
-        if mask is not None and self.supports_masking:
-            data = {**data, "mask": mask}
-        return keeping_our_errors(self._call, theta, True, data)
+        return keeping_our_errors(self._call, theta, True, self.with_keras_mask(data, mask))
 
     def _step(self, plan: Plan, theta: tf.Tensor, data: dict[str, tf.Tensor], poison: Any) -> Any:
         noise, status = self._draw(theta), None

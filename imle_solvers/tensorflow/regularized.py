@@ -16,12 +16,13 @@ from ..frameworks.tensorflow import check_keras_backend, keeping_our_errors
 from ..options import OracleOptions, take_options
 from ..problems import Problem
 from ..step import Step, StepHolder
+from .masking import KerasMaskAsData
 
 __all__ = ["RegularizedFrankWolfe"]
 
 
 @keras.saving.register_keras_serializable(package="imle_solvers")
-class RegularizedFrankWolfe(StepHolder, keras.layers.Layer):
+class RegularizedFrankWolfe(StepHolder, KerasMaskAsData, keras.layers.Layer):
     """The regularized solution ``y_lambda`` of ``problem`` as a Keras layer:
     ``layer(theta, **data)`` ``(B, *problem.shape)`` -> ``(B, *problem.shape)`` in
     ``theta``'s dtype, the point of the states' hull maximising
@@ -51,7 +52,7 @@ class RegularizedFrankWolfe(StepHolder, keras.layers.Layer):
         self._oracle_options = oracle
         self.problem, self.lambd, self.max_iter, self.tol = problem, self.settings.lambd, max_iter, self.settings.tol
         self.step = Step(core.check_no_failure_policy(oracle.oracle(problem)), validate_args)
-        self.supports_masking = "mask" in problem.instance_fields
+        self.take_keras_masks(problem)
         self.supports_jit = False  # XLA compiles TensorFlow ops only: the loop is a host call
 
     def get_config(self) -> dict[str, Any]:
@@ -67,9 +68,6 @@ class RegularizedFrankWolfe(StepHolder, keras.layers.Layer):
         config = dict(config)
         return cls(serialization.from_config(config.pop("problem")), **config)
 
-    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> None:
-        """No mask leaves the layer: a mask on the scores means nothing downstream."""
-
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return tuple(input_shape)
 
@@ -80,9 +78,7 @@ class RegularizedFrankWolfe(StepHolder, keras.layers.Layer):
         """The regularized solutions ``(B, *shape)`` of ``theta`` ``(B, *shape)``; ``data``: the
         instances' own data by field name (``problem.instance_fields``), carrying no gradient;
         ``mask``: Keras' mask, a KSubset's ``mask``."""
-        if mask is not None and self.supports_masking:
-            data = {**data, "mask": mask}
-        return keeping_our_errors(self._call, theta, data)
+        return keeping_our_errors(self._call, theta, self.with_keras_mask(data, mask))
 
     def _call(self, theta: Any, data: dict[str, Any]) -> tf.Tensor:
         theta = tf.convert_to_tensor(theta)
