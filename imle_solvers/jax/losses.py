@@ -9,26 +9,19 @@ import jax
 import jax.numpy as jnp
 
 from ..frameworks.jax import draw_noise, scores_and_value, traced_oracle, unwrapping_errors
-from ..losses import (
-    CMAP,
-    CaVE,
-    NCE,
-    FenchelYoung,
-    ListwiseLTR,
-    LossDefinition,
-    PairwiseLTR,
-    PerturbationGradient,
-    PointwiseLTR,
-    PoolLoss,
-    RegularizedFenchelYoung,
-    SPOPlus,
-    StructuredSVM,
-    check_reduction,
-    perturbation,
-    reduce,
+from ..loss_settings import (
+    CaVESettings,
+    FenchelYoungSettings,
+    LossSettings,
+    PGSettings,
+    PoolLossSettings,
+    RegularizedFenchelYoungSettings,
+    SPOPlusSettings,
+    StructuredSVMSettings,
 )
+from ..losses import CMAP, NCE, ListwiseLTR, LossDefinition, PairwiseLTR, PointwiseLTR, check_reduction, reduce
 from ..options import NoiseOptions, OracleOptions
-from ..pool import as_pool, grow
+from ..pool import grow
 from ..problems import Problem
 from ..step import LossStep, Plan, StepHolder
 
@@ -38,12 +31,13 @@ __all__ = [
 ]
 
 
-class _Loss(StepHolder):
+class _Loss(LossSettings, StepHolder):
     """A loss over the step (:class:`~imle_solvers.step.LossStep`) as a JAX function, reduced
-    over the batch, differentiable through a ``jax.custom_vjp``."""
+    over the batch, differentiable through a ``jax.custom_vjp``; its constructor is a
+    settings class's (:mod:`imle_solvers.loss_settings`)."""
 
-    def __init__(self, problem: Problem, definition: LossDefinition, reduction: str, validate_args: bool,
-                 oracle_options: OracleOptions | None, noise_options: NoiseOptions | None, options: dict) -> None:
+    def build_loss(self, problem: Problem, definition: LossDefinition, reduction: str, validate_args: bool,
+                   oracle_options: OracleOptions | None, noise_options: NoiseOptions | None, options: dict) -> None:
         owner = type(self).__name__
         oracle, self.noise_source = traced_oracle(owner, problem, options, oracle_options, noise_options)
         self.problem = problem
@@ -74,67 +68,42 @@ class _Loss(StepHolder):
         return core(prediction, *inputs)
 
 
-class FenchelYoungLoss(_Loss):
+class FenchelYoungLoss(FenchelYoungSettings, _Loss):
     """The perturbed Fenchel-Young loss (:class:`imle_solvers.losses.FenchelYoung`, whose
     docstring lists the arguments) as a JAX function: ``loss_fn(theta, y_true, key, **data)``,
     ``key`` a PRNG key (``noise_source="numpy"``: ``default_rng(numpy_seed(key))``)."""
-
-    def __init__(self, problem: Problem, noise: Any = None, sigma: float = 1.0, samples: int = 1,
-                 reduction: str = "mean", multiplicative: bool = False, *, validate_args: bool = True,
-                 oracle_options: OracleOptions | None = None, noise_options: NoiseOptions | None = None,
-                 **options: Any) -> None:
-        definition = FenchelYoung(perturbation(noise, sigma, samples, multiplicative))
-        super().__init__(problem, definition, reduction, validate_args, oracle_options, noise_options, options)
-        self.sigma, self.multiplicative = sigma, multiplicative
 
     def __call__(self, theta: Any, y_true: Any, key: jax.Array, **data: Any) -> jax.Array:
         return self._loss(theta, {"y_true": y_true}, data, key)
 
 
-class SPOPlusLoss(_Loss):
+class SPOPlusLoss(SPOPlusSettings, _Loss):
     """SPO+ (:class:`imle_solvers.losses.SPOPlus`) as a JAX function: ``loss_fn(c_hat, c,
     w_true=None, z_true=None, **data)``."""
-
-    def __init__(self, problem: Problem, reduction: str = "mean", *, validate_args: bool = True,
-                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
-        super().__init__(problem, SPOPlus(), reduction, validate_args, oracle_options, None, options)
 
     def __call__(self, c_hat: Any, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> jax.Array:
         return self._loss(c_hat, {"c": c, "w_true": w_true, "z_true": z_true}, data)
 
 
-class StructuredSVMLoss(_Loss):
+class StructuredSVMLoss(StructuredSVMSettings, _Loss):
     """The structured SVM loss (:class:`imle_solvers.losses.StructuredSVM`) as a JAX function:
     ``loss_fn(theta, y_true, delta_weight=None, delta_constant=None, **data)``;
     ``base_loss="zero_one"``: the 0-1 loss (a KSubset only)."""
-
-    def __init__(self, problem: Problem, alpha: float = 1.0, reduction: str = "mean", *, base_loss: str = "hamming",
-                 validate_args: bool = True, oracle_options: OracleOptions | None = None, **options: Any) -> None:
-        definition = StructuredSVM(alpha, base_loss)
-        definition.check_problem(problem)
-        super().__init__(problem, definition, reduction, validate_args, oracle_options, None, options)
-        self.alpha, self.base_loss = alpha, base_loss
 
     def __call__(self, theta: Any, y_true: Any, delta_weight: Any = None, delta_constant: Any = None,
                  **data: Any) -> jax.Array:
         return self._loss(theta, {"y_true": y_true, "delta_weight": delta_weight, "delta_constant": delta_constant}, data)
 
 
-class PGLoss(_Loss):
+class PGLoss(PGSettings, _Loss):
     """The perturbation-gradient losses (:class:`imle_solvers.losses.PerturbationGradient`)
     as a JAX function: ``loss_fn(c_hat, c, **data)``; ``variant="backward"`` or ``"central"``."""
-
-    def __init__(self, problem: Problem, sigma: float = 0.1, variant: str = "backward", reduction: str = "mean", *,
-                 validate_args: bool = True, oracle_options: OracleOptions | None = None, **options: Any) -> None:
-        super().__init__(problem, PerturbationGradient(sigma, variant), reduction, validate_args, oracle_options, None,
-                         options)
-        self.sigma, self.variant = sigma, variant
 
     def __call__(self, c_hat: Any, c: Any, **data: Any) -> jax.Array:
         return self._loss(c_hat, {"c": c}, data)
 
 
-class RegularizedFenchelYoungLoss(_Loss):
+class RegularizedFenchelYoungLoss(RegularizedFenchelYoungSettings, _Loss):
     """The Fenchel-Young loss of the quadratic regularizer by regularized Frank-Wolfe
     (:class:`imle_solvers.losses.RegularizedFenchelYoung`) as a JAX function:
     ``loss_fn(theta, y_true, **data)``. Its Frank-Wolfe loop, whose length depends on the
@@ -143,50 +112,27 @@ class RegularizedFenchelYoungLoss(_Loss):
     gradient is the loss's own, ``y_lambda - y_true`` (reverse mode only: ``jax.jvp`` is
     refused, as for every ``custom_vjp``)."""
 
-    def __init__(self, problem: Problem, lambd: float = 1.0, max_iter: int = 10000, tol: float = 1e-6,
-                 reduction: str = "mean", *, validate_args: bool = True, oracle_options: OracleOptions | None = None,
-                 **options: Any) -> None:
-        super().__init__(problem, RegularizedFenchelYoung(lambd, max_iter, tol), reduction, validate_args,
-                         oracle_options, None, options)
-        self.lambd, self.max_iter, self.tol = lambd, max_iter, tol
-
     def __call__(self, theta: Any, y_true: Any, **data: Any) -> jax.Array:
         return self._loss(theta, {"y_true": y_true}, data)
 
 
-class CaVELoss(_Loss):
+class CaVELoss(CaVESettings, _Loss):
     """Cone-aligned vector estimation (:class:`imle_solvers.losses.CaVE`, whose docstring
     lists the arguments) as a JAX function: ``loss_fn(c_hat, tight_ctrs)``, ``tight_ctrs``
     ``(B, R, *problem.shape)`` (:func:`imle_solvers.batch_tight_constraints`); the projection
     runs on the host in one ``jax.pure_callback``."""
 
-    def __init__(self, problem: Problem, solve_ratio: float = 1.0, inner_ratio: float = 0.2, seed: int | None = None,
-                 max_iter: int | None = None,
-                 reduction: str = "mean", *, validate_args: bool = True, oracle_options: OracleOptions | None = None,
-                 **options: Any) -> None:
-        super().__init__(problem, CaVE(solve_ratio, inner_ratio, seed, max_iter), reduction, validate_args,
-                         oracle_options, None, options)
-        self.solve_ratio, self.inner_ratio, self.max_iter = solve_ratio, inner_ratio, max_iter
-
     def __call__(self, c_hat: Any, tight_ctrs: Any) -> jax.Array:
         return self._loss(c_hat, {"tight_ctrs": tight_ctrs}, {})
 
 
-class _PoolLoss(_Loss):
+class _PoolLoss(PoolLossSettings, _Loss):
     """A loss over a pool of feasible states (:class:`imle_solvers.losses.PoolLoss`, whose
     docstring lists the arguments) as a JAX function: ``loss_fn(c_hat, target, pool=None)``.
     Without ``pool`` the loss's own pool (``loss_fn.pool``) grows before the call by its rule
     (eagerly, ``jax.grad`` included; under ``jax.jit`` only a fixed pool, ``solve_ratio=0``).
     ``pool`` ``(P, *problem.shape)``, e.g. ``loss_fn.pool.states``, is used as given and
     nothing grows (the jit-able form: grow the pool outside with :meth:`grow`)."""
-
-    definition_type: type[PoolLoss]
-
-    def __init__(self, problem: Problem, pool: Any, reduction: str = "mean", *, validate_args: bool = True,
-                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
-        definition = self.definition_type(as_pool(type(self).__name__, pool))
-        super().__init__(problem, definition, reduction, validate_args, oracle_options, None, options)
-        self.pool = definition.pool
 
     def __call__(self, c_hat: Any, target: Any, pool: Any = None) -> jax.Array:
         return self._loss(c_hat, {self.definition_type.targets[0]: target, "pool": pool}, {})

@@ -9,26 +9,18 @@ from typing import Any
 import torch
 
 from ..frameworks.torch import NoiseGenerators
-from ..losses import (
-    CMAP,
-    CaVE,
-    NCE,
-    FenchelYoung,
-    ListwiseLTR,
-    LossDefinition,
-    PairwiseLTR,
-    PerturbationGradient,
-    PointwiseLTR,
-    PoolLoss,
-    RegularizedFenchelYoung,
-    SPOPlus,
-    StructuredSVM,
-    check_reduction,
-    perturbation,
-    reduce,
+from ..loss_settings import (
+    CaVESettings,
+    FenchelYoungSettings,
+    LossSettings,
+    PGSettings,
+    PoolLossSettings,
+    RegularizedFenchelYoungSettings,
+    SPOPlusSettings,
+    StructuredSVMSettings,
 )
+from ..losses import CMAP, NCE, ListwiseLTR, LossDefinition, PairwiseLTR, PointwiseLTR, check_reduction, reduce
 from ..options import NoiseOptions, OracleOptions, take_options
-from ..pool import as_pool
 from ..problems import Problem
 from ..step import LossStep, StepHolder
 
@@ -54,11 +46,12 @@ class _LossFunction(torch.autograd.Function):
         return grad_out.reshape(-1, *(1,) * (gradient.ndim - 1)) * gradient, None
 
 
-class _Loss(StepHolder, torch.nn.Module):
-    """A loss over the step (:class:`~imle_solvers.step.LossStep`), reduced over the batch."""
+class _Loss(LossSettings, StepHolder, torch.nn.Module):
+    """A loss over the step (:class:`~imle_solvers.step.LossStep`), reduced over the batch;
+    its constructor is a settings class's (:mod:`imle_solvers.loss_settings`)."""
 
-    def __init__(self, problem: Problem, definition: LossDefinition, reduction: str, validate_args: bool,
-                 oracle_options: OracleOptions | None, noise_options: NoiseOptions | None, options: dict) -> None:
+    def build_loss(self, problem: Problem, definition: LossDefinition, reduction: str, validate_args: bool,
+                   oracle_options: OracleOptions | None, noise_options: NoiseOptions | None, options: dict) -> None:
         super().__init__()
         owner = type(self).__name__
         oracle, noise, _ = take_options(owner, options, oracle_options, noise_options)
@@ -82,38 +75,26 @@ class _Loss(StepHolder, torch.nn.Module):
         self.noise.load_state_dict(extra.get("noise", {}))
 
 
-class FenchelYoungLoss(_Loss):
+class FenchelYoungLoss(FenchelYoungSettings, _Loss):
     """The perturbed Fenchel-Young loss (:class:`imle_solvers.losses.FenchelYoung`, whose
     docstring lists the arguments) of ``problem``: ``loss_fn(theta, y_true, **data)``,
     ``theta`` and ``y_true`` ``(B, *problem.shape)``, reduced over the batch; its noise
     generators are part of ``state_dict()``."""
 
-    def __init__(self, problem: Problem, noise: Any = None, sigma: float = 1.0, samples: int = 1,
-                 reduction: str = "mean", multiplicative: bool = False, *, validate_args: bool = True,
-                 oracle_options: OracleOptions | None = None, noise_options: NoiseOptions | None = None,
-                 **options: Any) -> None:
-        definition = FenchelYoung(perturbation(noise, sigma, samples, multiplicative))
-        super().__init__(problem, definition, reduction, validate_args, oracle_options, noise_options, options)
-        self.perturbation, self.sigma, self.multiplicative = definition.perturbation, sigma, multiplicative
-
     def forward(self, theta: torch.Tensor, y_true: Any, **data: Any) -> torch.Tensor:
         return self._loss(theta, {"y_true": y_true}, data)
 
 
-class SPOPlusLoss(_Loss):
+class SPOPlusLoss(SPOPlusSettings, _Loss):
     """SPO+ (:class:`imle_solvers.losses.SPOPlus`) of ``problem``: ``loss_fn(c_hat, c,
     w_true=None, z_true=None, **data)``, ``c_hat`` the predicted costs (scores for a max
     problem) and ``c`` the true ones, ``(B, *problem.shape)``, reduced over the batch."""
-
-    def __init__(self, problem: Problem, reduction: str = "mean", *, validate_args: bool = True,
-                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
-        super().__init__(problem, SPOPlus(), reduction, validate_args, oracle_options, None, options)
 
     def forward(self, c_hat: torch.Tensor, c: Any, w_true: Any = None, z_true: Any = None, **data: Any) -> torch.Tensor:
         return self._loss(c_hat, {"c": c, "w_true": w_true, "z_true": z_true}, data)
 
 
-class StructuredSVMLoss(_Loss):
+class StructuredSVMLoss(StructuredSVMSettings, _Loss):
     """The structured SVM loss (:class:`imle_solvers.losses.StructuredSVM`, whose docstring
     lists the arguments) of ``problem``: ``loss_fn(theta, y_true, delta_weight=None,
     delta_constant=None, **data)``, ``theta`` the scores (costs for a min problem) and
@@ -121,54 +102,34 @@ class StructuredSVMLoss(_Loss):
     ``(B, *problem.shape)`` and ``delta_constant`` ``(B,)`` a loss linear in the state (else
     the Hamming loss; ``base_loss="zero_one"``: the 0-1 loss, a KSubset only); reduced over the batch."""
 
-    def __init__(self, problem: Problem, alpha: float = 1.0, reduction: str = "mean", *, base_loss: str = "hamming",
-                 validate_args: bool = True, oracle_options: OracleOptions | None = None, **options: Any) -> None:
-        definition = StructuredSVM(alpha, base_loss)
-        definition.check_problem(problem)
-        super().__init__(problem, definition, reduction, validate_args, oracle_options, None, options)
-        self.alpha, self.base_loss = alpha, base_loss
-
     def forward(self, theta: torch.Tensor, y_true: Any, delta_weight: Any = None, delta_constant: Any = None,
                 **data: Any) -> torch.Tensor:
         return self._loss(theta, {"y_true": y_true, "delta_weight": delta_weight, "delta_constant": delta_constant}, data)
 
 
-class PGLoss(_Loss):
+class PGLoss(PGSettings, _Loss):
     """The perturbation-gradient losses (:class:`imle_solvers.losses.PerturbationGradient`,
     whose docstring lists the arguments; PyEPO's ``perturbationGradient``) of ``problem``:
     ``loss_fn(c_hat, c, **data)``, ``c_hat`` the predicted costs (scores for a max problem)
     and ``c`` the true ones, ``(B, *problem.shape)``, reduced over the batch;
     ``variant="backward"`` (PGB) or ``"central"`` (PGC), ``sigma`` the width."""
 
-    def __init__(self, problem: Problem, sigma: float = 0.1, variant: str = "backward", reduction: str = "mean", *,
-                 validate_args: bool = True, oracle_options: OracleOptions | None = None, **options: Any) -> None:
-        super().__init__(problem, PerturbationGradient(sigma, variant), reduction, validate_args, oracle_options, None,
-                         options)
-        self.sigma, self.variant = sigma, variant
-
     def forward(self, c_hat: torch.Tensor, c: Any, **data: Any) -> torch.Tensor:
         return self._loss(c_hat, {"c": c}, data)
 
 
-class RegularizedFenchelYoungLoss(_Loss):
+class RegularizedFenchelYoungLoss(RegularizedFenchelYoungSettings, _Loss):
     """The Fenchel-Young loss of the quadratic regularizer by regularized Frank-Wolfe
     (:class:`imle_solvers.losses.RegularizedFenchelYoung`, whose docstring lists the
     arguments; PyEPO's ``regularizedFrankWolfeFenchelYoung``) of ``problem``:
     ``loss_fn(theta, y_true, **data)``, ``theta`` the predicted scores (costs for a min
     problem) and ``y_true`` the observed structures, ``(B, *problem.shape)``, reduced over the batch."""
 
-    def __init__(self, problem: Problem, lambd: float = 1.0, max_iter: int = 10000, tol: float = 1e-6,
-                 reduction: str = "mean", *, validate_args: bool = True, oracle_options: OracleOptions | None = None,
-                 **options: Any) -> None:
-        super().__init__(problem, RegularizedFenchelYoung(lambd, max_iter, tol), reduction, validate_args,
-                         oracle_options, None, options)
-        self.lambd, self.max_iter, self.tol = lambd, max_iter, tol
-
     def forward(self, theta: torch.Tensor, y_true: Any, **data: Any) -> torch.Tensor:
         return self._loss(theta, {"y_true": y_true}, data)
 
 
-class CaVELoss(_Loss):
+class CaVELoss(CaVESettings, _Loss):
     """Cone-aligned vector estimation (:class:`imle_solvers.losses.CaVE`, whose docstring
     lists the arguments; PyEPO's ``coneAlignedCosine``) of ``problem``: ``loss_fn(c_hat,
     tight_ctrs)``, ``c_hat`` the predicted costs (scores for a max problem)
@@ -176,31 +137,15 @@ class CaVELoss(_Loss):
     constraints binding at each instance's true solution
     (:func:`imle_solvers.batch_tight_constraints`), reduced over the batch."""
 
-    def __init__(self, problem: Problem, solve_ratio: float = 1.0, inner_ratio: float = 0.2, seed: int | None = None,
-                 max_iter: int | None = None,
-                 reduction: str = "mean", *, validate_args: bool = True, oracle_options: OracleOptions | None = None,
-                 **options: Any) -> None:
-        super().__init__(problem, CaVE(solve_ratio, inner_ratio, seed, max_iter), reduction, validate_args,
-                         oracle_options, None, options)
-        self.solve_ratio, self.inner_ratio, self.max_iter = solve_ratio, inner_ratio, max_iter
-
     def forward(self, c_hat: torch.Tensor, tight_ctrs: Any) -> torch.Tensor:
         return self._loss(c_hat, {"tight_ctrs": tight_ctrs}, {})
 
 
-class _PoolLoss(_Loss):
+class _PoolLoss(PoolLossSettings, _Loss):
     """A loss over a pool of feasible states (:class:`imle_solvers.losses.PoolLoss`, whose
     docstring lists the arguments): ``loss_fn(c_hat, target)``, ``c_hat`` the predicted
     costs (scores for a max problem) ``(B, *problem.shape)``, reduced over the batch; the
     pool (``loss_fn.pool``) grows before each call by its rule."""
-
-    definition_type: type[PoolLoss]
-
-    def __init__(self, problem: Problem, pool: Any, reduction: str = "mean", *, validate_args: bool = True,
-                 oracle_options: OracleOptions | None = None, **options: Any) -> None:
-        definition = self.definition_type(as_pool(type(self).__name__, pool))
-        super().__init__(problem, definition, reduction, validate_args, oracle_options, None, options)
-        self.pool = definition.pool
 
     def forward(self, c_hat: torch.Tensor, target: Any) -> torch.Tensor:
         return self._loss(c_hat, {self.definition_type.targets[0]: target}, {})
