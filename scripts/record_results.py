@@ -10,10 +10,10 @@ these files at build time, so a figure on a page is never copied by hand.
     python scripts/record_results.py distribution      # about 10 s; also its pictures
     python scripts/record_results.py padded-text       # about 85 s
     python scripts/record_results.py toy-top-k         # about 10 s; also its picture
-    python scripts/record_results.py l2x               # about 10 min on 2 busy cores; also its pictures
-    python scripts/record_results.py discrete-vae      # about 15 min; also its picture
-    python scripts/record_results.py discrete-vae-lambda   # about 15 min
-    python scripts/record_results.py matching          # about 5 min; also its picture
+    python scripts/record_results.py l2x               # about 8 min on 2 busy cores; also its pictures
+    python scripts/record_results.py discrete-vae      # about 13 min on 2 busy cores; also its picture
+    python scripts/record_results.py discrete-vae-lambda   # about 14 min on 2 busy cores
+    python scripts/record_results.py matching          # about 3 min on 2 busy cores; also its picture
     python scripts/record_results.py spec-limits       # about 40 s, 0.8 GB at its peak
     python scripts/record_results.py tsp-portfolio     # about 15 s
     python scripts/record_results.py pool              # about 90 s
