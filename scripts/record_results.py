@@ -10,6 +10,10 @@ these files at build time, so a figure on a page is never copied by hand.
     python scripts/record_results.py distribution      # about 10 s; also its pictures
     python scripts/record_results.py padded-text       # about 85 s
     python scripts/record_results.py toy-top-k         # about 10 s; also its picture
+    python scripts/record_results.py l2x               # about 8 min on 2 busy cores; also its pictures
+    python scripts/record_results.py discrete-vae      # about 13 min on 2 busy cores; also its picture
+    python scripts/record_results.py discrete-vae-lambda   # about 14 min on 2 busy cores
+    python scripts/record_results.py matching          # about 3 min on 2 busy cores; also its picture
     python scripts/record_results.py spec-limits       # about 40 s, 0.8 GB at its peak
     python scripts/record_results.py tsp-portfolio     # about 15 s
     python scripts/record_results.py pool              # about 90 s
@@ -55,7 +59,8 @@ class Recipe:
     seeds: tuple[int, ...]
     # (the JSON file under {out} read into the record's "results" under this key)
     outputs: dict[str, str] = field(default_factory=dict)
-    pictures: tuple[str, ...] = ()  # files under {out} copied to docs/gallery/img/
+    # files under {out} copied to docs/gallery/img/: a name, or (name under {out}, name in img/)
+    pictures: tuple[str | tuple[str, str], ...] = ()
 
 
 RECIPES = {
@@ -87,6 +92,34 @@ RECIPES = {
         seeds=tuple(range(20)),
         outputs={"metrics": "metrics.json"},
         pictures=("toy-top-k.png",),
+    ),
+    "l2x": Recipe(
+        commands=("python examples/l2x_synthetic.py --seeds 3 --out {out}",),
+        seeds=(0, 1, 2),
+        outputs={"metrics": "metrics.json"},
+        pictures=("l2x-synthetic.png", "l2x-digits.png"),
+    ),
+    "discrete-vae": Recipe(
+        commands=("python examples/discrete_vae.py --seeds 0 1 2 --out {out}",),
+        seeds=(0, 1, 2),
+        outputs={"metrics": "metrics.json"},
+        pictures=(("discrete_vae.png", "discrete-vae.png"),),  # seed 0's
+    ),
+    # I-MLE's lambda over 20 epochs; at lambda 1 the other two methods beside it
+    "discrete-vae-lambda": Recipe(
+        commands=(
+            "python examples/discrete_vae.py --epochs 20 --lambda 1 --seeds 0 1 2 --out {out}/lambda-1",
+            *(f"python examples/discrete_vae.py --epochs 20 --lambda {lam} --seeds 0 1 2 --methods I-MLE "
+              f"--out {{out}}/lambda-{lam}" for lam in ("0.3", "3", "10", "100")),
+        ),
+        seeds=(0, 1, 2),
+        outputs={lam: f"lambda-{lam}/metrics.json" for lam in ("0.3", "1", "3", "10", "100")},
+    ),
+    "matching": Recipe(
+        commands=("python examples/learning_to_match.py --seeds 0 1 2 --out {out}",),
+        seeds=(0, 1, 2),
+        outputs={"metrics": "metrics.json"},
+        pictures=(("learning_to_match.png", "matching.png"),),  # seed 0's
     ),
     "spec-limits": Recipe(
         commands=("python benchmarks/bench_spec_limits.py --out {out}/rows.json",),
@@ -206,7 +239,8 @@ def record(name: str, extra: list[str]) -> Path:
             subprocess.run(argv, cwd=ROOT, env=env, check=True)
         results = {key: json.loads((Path(out) / file).read_text()) for key, file in recipe.outputs.items()}
         for picture in recipe.pictures:
-            shutil.copyfile(Path(out) / picture, IMAGES / picture)
+            source, target = (picture, picture) if isinstance(picture, str) else picture
+            shutil.copyfile(Path(out) / source, IMAGES / target)
     record = {
         "commands": [re.sub(r" --(?:out|json) \S+", "", c) for c in recipe.commands],  # the pages' commands
         "date": date,

@@ -116,3 +116,22 @@ def test_l2x_short_run_finds_the_xor_features_and_keeps_digits_recognisable():
     digits = results["digits"]
     assert digits["I-MLE"]["accuracy"] > digits["random"]["accuracy"] + 0.25  # 8 of 64 pixels
     assert digits["all"]["accuracy"] > 0.9
+
+
+def test_l2x_seeds_report_each_seed_and_their_mean_and_sample_sd():
+    import statistics
+
+    l2x = load("l2x_synthetic")
+    results = l2x.main(steps=30, digit_steps=30, seeds=2, n_train=500, n_test=200, datasets=("orange skin",),
+                       methods=("STE",))
+    entries = [results["synthetic"]["orange skin"]["STE"], results["digits"]["STE"], results["digits"]["random"]]
+    for entry in entries:
+        for figure in ("precision", "accuracy") if "precision" in entry else ("accuracy",):
+            per_seed = entry[f"{figure} per seed"]
+            assert len(per_seed) == 2
+            assert entry[figure] == pytest.approx(statistics.fmean(per_seed))
+            assert entry[f"{figure} sd"] == pytest.approx(statistics.stdev(per_seed))
+    one = l2x.main(steps=30, digit_steps=30, seeds=1, n_train=500, n_test=200, datasets=("orange skin",),
+                   methods=("STE",))
+    assert one["digits"]["STE"]["accuracy per seed"] == entries[1]["accuracy per seed"][:1]  # seed 0, alone or not
+    assert one["digits"]["STE"]["accuracy sd"] == 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -50,3 +51,46 @@ def test_learning_to_match_sorts_digits_better_than_the_unconstrained_baseline(t
     assert argmax["invalid assignments"] > 0.5, "without the matching, images collide"
     assert (tmp_path / "learning_to_match.png").stat().st_size > 0
     assert (tmp_path / "metrics.json").exists()
+
+
+def _check_across_seeds(figure: dict, values: list[float]) -> None:
+    """``figure`` is ``{"mean", "sd", "per seed"}`` of exactly ``values``, sd the sample one."""
+    import statistics
+
+    assert figure["per seed"] == pytest.approx(values)
+    assert figure["mean"] == pytest.approx(statistics.fmean(values))
+    assert figure["sd"] == pytest.approx(statistics.stdev(values))
+
+
+def test_discrete_vae_seeds_report_each_seed_and_their_mean_and_sd(tmp_path):
+    vae = load("discrete_vae")
+    results = vae.main_seeds([0, 1], epochs=1, methods=("I-MLE", "STE"), out=tmp_path, eval_samples=1)
+    assert list(results["per seed"]) == ["0", "1"]
+    alone = vae.main(epochs=1, seed=1, methods=("I-MLE", "STE"), out=None, eval_samples=1)
+    assert results["per seed"]["1"]["STE"]["negative ELBO"] == alone["STE"]["negative ELBO"]  # a seed's own run
+    for method in ("I-MLE", "STE"):
+        runs = [results["per seed"][s][method] for s in ("0", "1")]
+        for figure in ("negative ELBO", "reconstruction", "KL"):
+            _check_across_seeds(results["summary"][method][figure], [r[figure] for r in runs])
+        _check_across_seeds(results["summary"][method]["after epoch 1"], [r["history"]["test"][1] for r in runs])
+    seeds_differ = {results["per seed"][s]["I-MLE"]["negative ELBO"] for s in ("0", "1")}
+    assert len(seeds_differ) == 2, "each seed its own run"
+    assert json.loads((tmp_path / "metrics.json").read_text()) == json.loads(json.dumps(results))
+    assert (tmp_path / "discrete_vae.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="distinct"):
+        vae.main_seeds([0, 0], epochs=1, out=None)
+
+
+def test_learning_to_match_seeds_report_each_seed_and_their_mean_and_sd(tmp_path):
+    match = load("learning_to_match")
+    results = match.main_seeds([0, 1], steps=30, n_test=50, out=tmp_path)
+    assert list(results["per seed"]) == ["0", "1"] and results["steps"] == 30
+    for method in match.METHODS:
+        for figure in match.FIGURES:
+            _check_across_seeds(results["summary"][method][figure],
+                                [results["per seed"][s][method][figure] for s in ("0", "1")])
+    alone = match.main(seed=1, steps=30, n_test=50, out=None)
+    for method in match.METHODS:  # a seed's entry is that seed's own run (the clocks aside)
+        assert results["per seed"]["1"][method] == alone[method]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == json.loads(json.dumps(results))
+    assert (tmp_path / "learning_to_match.png").stat().st_size > 0

@@ -29,8 +29,10 @@ def test_every_recipe_runs_scripts_of_the_repository_and_writes_its_outputs(reco
             assert command.startswith("python "), name
             assert (ROOT / command.split()[1]).is_file(), (name, command)
         written = " ".join(recipe.commands)
-        for file in recipe.outputs.values():  # a file of {out}, or written into the folder {out} itself
-            assert "{out}/" + file in written or re.search(r"--out \{out\}(\s|$)", written), (name, file)
+        for file in recipe.outputs.values():  # a file of {out}, or written into {out} or a folder of it
+            folder = "/" + file.rsplit("/", 1)[0] if "/" in file else ""
+            assert "{out}/" + file in written or re.search(rf"--out \{{out\}}{re.escape(folder)}(\s|$)", written), (
+                name, file)
 
 
 def test_adopt_records_a_finished_runs_outputs(recorder, tmp_path, monkeypatch):
@@ -131,3 +133,68 @@ def test_fast_path_before_table_gives_the_numpy_draws_rows_only(hook):
               "vs_two_topk": 2.0}]
     rows = hook.fast_path_before(_bench_record({"bench": {"steps": steps}})).splitlines()[2:]
     assert rows == ["| (64, 10000, 50) | 91.00 | 1.00 | 91x |"]
+
+
+def test_mean_sd_is_the_mean_and_sample_sd_of_the_seeds(hook):
+    assert hook._mean_sd([1.0, 2.0, 3.0]) == (2.0, "2.00 ± 1.00")
+    assert hook._mean_sd([0.5, 0.7], 1, percent=True)[1] == "60.0% ± 14.1%"  # sd sqrt(0.02) = 0.1414
+    assert hook._mean_sd([4.0], 1)[1] == "4.0 ± 0.0"
+    assert hook._per_seed([0.5, 0.25], 1, percent=True) == "50.0% / 25.0%"
+
+
+def test_l2x_tables_compute_mean_and_sd_from_the_seeds(hook):
+    def method(precision, accuracy):
+        return {"precision per seed": precision, "accuracy per seed": accuracy, "precision": 0.0}
+
+    synthetic = {"XOR": {"k": 2, "chance precision": 0.2, "I-MLE": method([1.0, 0.8, 0.9], [0.9, 0.9, 0.96]),
+                         "STE": method([0.2, 0.4, 0.3], [0.5, 0.6, 0.7])}}
+    digits = {"k": 8, "pixels": 64, "test images": 450,
+              "I-MLE": {"accuracy per seed": [0.9, 1.0], "distinct pixels selected per seed": [36, 30]},
+              "random": {"accuracy per seed": [0.3, 0.4]}}
+    record = _bench_record({"metrics": {"synthetic": synthetic, "digits": digits}})
+    assert hook.l2x_precision(record).splitlines()[2] == "| XOR (2) | **0.900 ± 0.100** (0.92) | 0.300 ± 0.100 (0.60) | 0.20 |"
+    assert hook.l2x_precision_seeds(record).splitlines()[0].startswith("| data set (k); seeds 0, 1, 2 |")
+    assert hook.l2x_precision_seeds(record).splitlines()[2] == "| XOR (2) | 1.000 / 0.800 / 0.900 | 0.200 / 0.400 / 0.300 |"
+    assert hook.l2x_digits(record).splitlines()[2:] == [
+        "| 8 chosen per image by I-MLE | 0.950 ± 0.071 | 0.900 / 1.000 | 36 / 30 |",
+        "| 8 at random per image | 0.350 ± 0.071 | 0.300 / 0.400 |  |"]
+
+
+def test_vae_tables_compute_mean_and_sd_from_the_seeds(hook):
+    def run(elbo, seconds):
+        return {"negative ELBO": elbo, "reconstruction": elbo - 1, "KL": 1.0, "seconds": seconds,
+                "history": {"test": [45.0 + elbo, 27.0 + elbo / 10]}}
+
+    per_seed = {"0": {"seed": 0, "I-MLE": run(18.0, 100), "STE": run(19.0, 50)},
+                "1": {"seed": 1, "I-MLE": run(20.0, 120), "STE": run(19.5, 60)}}
+    record = _bench_record({"metrics": {"lambda": 1.0, "per seed": per_seed}})
+    assert hook.vae_results(record).splitlines()[2:] == [
+        "| I-MLE (lambda 1) | **19.00 ± 1.41** | 18.00 / 20.00 | 18.00 ± 1.41 | 1.00 ± 0.00 | 28.90 ± 0.14 | 110 ± 14 |",
+        "| STE | 19.25 ± 0.35 | 19.00 / 19.50 | 18.25 ± 0.35 | 1.00 ± 0.00 | 28.92 ± 0.04 | 55 ± 7 |",
+        "| untrained model | 64.00 ± 1.41 | 63.00 / 65.00 |  |  |  |  |"]  # (the first method's start)
+    sweep = {"1": {"epochs": 20, "per seed": per_seed},
+             "0.3": {"epochs": 20, "per seed": {s: {"I-MLE": run(e, 1)} for s, e in (("0", 17.0), ("1", 18.0))}}}
+    assert hook.vae_lambda(_bench_record(sweep)).splitlines()[2:] == [
+        "| I-MLE, lambda 0.3 | **17.50 ± 0.71** | 17.00 / 18.00 |",
+        "| I-MLE, lambda 1 | 19.00 ± 1.41 | 18.00 / 20.00 |",
+        "| STE | 19.25 ± 0.35 | 19.00 / 19.50 |"]
+
+
+def test_matching_table_computes_mean_and_sd_from_the_seeds(hook):
+    def shares(exact, placed, invalid):
+        return {"exact permutations": exact, "images placed right": placed, "invalid assignments": invalid}
+
+    per_seed = {s: {"I-MLE through the matching": shares(e, 0.9, 0.0),
+                    "baseline: cross-entropy, argmax per image": shares(0.1, 0.6, i),
+                    "baseline: cross-entropy, matched at test time": shares(0.85, 0.92, 0.0)}
+                for s, e, i in (("0", 0.8, 0.9), ("1", 0.9, 0.8))}
+    # equal best means (0.85, and 0.8500000000000001 from 0.8 and 0.9): both in bold
+    record = _bench_record({"metrics": {"n_test": 1000, "per seed": per_seed,
+                                        "chance": {"exact permutations": 1 / 120, "images placed right": 0.2}}})
+    assert hook.matching_results(record).splitlines()[2:] == [
+        "| I-MLE through the matching layer (Hamming loss) | **85.0% ± 7.1%** | 80.0% / 90.0% | 90.0% ± 0.0% | 0.0% ± 0.0% |",
+        "| baseline: cross-entropy per image, argmax per image | 10.0% ± 0.0% | 10.0% / 10.0% | 60.0% ± 0.0% "
+        "| 85.0% ± 7.1% |",
+        "| baseline: cross-entropy per image, matched at test time | **85.0% ± 0.0%** | 85.0% / 85.0% | 92.0% ± 0.0% "
+        "| 0.0% ± 0.0% |",
+        "| chance (a random permutation) | 0.8% |  | 20.0% | 0% |"]

@@ -13,8 +13,10 @@ the run wrote. An unknown record or table fails the build.
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 import re
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -355,6 +357,136 @@ def portfolio_times(record: dict) -> str:
     return _table(["assets", "median", "largest"], rows)
 
 
+def _mean_sd(values: list[float], digits: int = 2, percent: bool = False) -> tuple[float, str]:
+    """The mean of ``values`` (one per seed) and ``"mean ± sd"`` (sample sd, ``n - 1``),
+    with ``digits`` decimals (of a percentage when ``percent``): ``[1, 2, 3]`` ->
+    ``(2.0, "2.00 ± 1.00")``."""
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    scale, suffix = (100.0, "%") if percent else (1.0, "")
+    return mean, f"{scale * mean:.{digits}f}{suffix} ± {scale * sd:.{digits}f}{suffix}"
+
+
+def _per_seed(values: list[float], digits: int = 2, percent: bool = False) -> str:
+    """``[0.5, 0.25]`` -> ``0.50 / 0.25`` (``50% / 25%`` when ``percent``, 0 digits)."""
+    return " / ".join(f"{100 * v:.{digits}f}%" if percent else f"{v:.{digits}f}" for v in values)
+
+
+def _bold_best(cells: list[tuple[float, str]], lowest: bool) -> list[str]:
+    """The cells' texts, the one(s) with the best mean in bold (equal to rounding error: tied)."""
+    best = (min if lowest else max)(mean for mean, _ in cells)
+    return [f"**{text}**" if math.isclose(mean, best, rel_tol=1e-9) else text for mean, text in cells]
+
+
+def l2x_precision(record: dict) -> str:
+    """examples/l2x_synthetic.py --seeds N: held-out subset precision per data set and
+    method, mean ± sd over the seeds (the highest mean in bold), the predictor's mean
+    accuracy in brackets; chance."""
+    synthetic = record["results"]["metrics"]["synthetic"]
+    methods = [m for m in next(iter(synthetic.values())) if isinstance(next(iter(synthetic.values()))[m], dict)]
+    rows = []
+    for name, entry in synthetic.items():
+        cells = [_mean_sd(entry[m]["precision per seed"], 3) for m in methods]
+        accuracy = [statistics.fmean(entry[m]["accuracy per seed"]) for m in methods]
+        texts = [f"{text} ({a:.2f})" for text, a in zip(_bold_best(cells, lowest=False), accuracy)]
+        rows.append([f"{name} ({entry['k']})", *texts, f"{entry['chance precision']:.2f}"])
+    return _table(["data set (k)", *methods, "chance"], rows)
+
+
+def l2x_precision_seeds(record: dict) -> str:
+    """examples/l2x_synthetic.py --seeds N: each seed's held-out subset precision."""
+    synthetic = record["results"]["metrics"]["synthetic"]
+    first = next(iter(synthetic.values()))
+    methods = [m for m in first if isinstance(first[m], dict)]
+    seeds = ", ".join(map(str, range(len(first[methods[0]]["precision per seed"]))))
+    rows = [[f"{name} ({entry['k']})", *(_per_seed(entry[m]["precision per seed"], 3) for m in methods)]
+            for name, entry in synthetic.items()]
+    return _table([f"data set (k); seeds {seeds}", *methods], rows)
+
+
+_L2X_PIXELS = {"random": "{k} at random per image", "all": "all {pixels}"}
+
+
+def l2x_digits(record: dict) -> str:
+    """examples/l2x_synthetic.py --seeds N, digits: held-out accuracy with the pixels each
+    method keeps (mean ± sd over the seeds, and per seed), and the distinct pixels used."""
+    digits = record["results"]["metrics"]["digits"]
+    rows = []
+    for name, entry in digits.items():
+        if not isinstance(entry, dict):
+            continue
+        label = _L2X_PIXELS.get(name, "{k} chosen per image by " + name).format(k=digits["k"], pixels=digits["pixels"])
+        distinct = entry["distinct pixels selected per seed"] if name not in _L2X_PIXELS else None
+        rows.append([label, _mean_sd(entry["accuracy per seed"], 3)[1], _per_seed(entry["accuracy per seed"], 3),
+                     " / ".join(map(str, distinct)) if distinct else ""])
+    return _table(["pixels the predictor sees", "held-out accuracy", "per seed", "distinct pixels used, per seed"], rows)
+
+
+def vae_results(record: dict) -> str:
+    """examples/discrete_vae.py --seeds ...: held-out figures per method, mean ± sd over the
+    seeds (the lowest negative ELBO in bold), each seed's negative ELBO; the untrained model."""
+    metrics = record["results"]["metrics"]
+    runs = list(metrics["per seed"].values())
+    methods = [m for m in runs[0] if isinstance(runs[0][m], dict)]
+    elbo = [_mean_sd([r[m]["negative ELBO"] for r in runs]) for m in methods]
+    rows = []
+    for method, cell in zip(methods, _bold_best(elbo, lowest=True)):
+        label = f"{method} (lambda {metrics['lambda']:g})" if method == "I-MLE" else method
+        rows.append([label, cell, _per_seed([r[method]["negative ELBO"] for r in runs]),
+                     _mean_sd([r[method]["reconstruction"] for r in runs])[1],
+                     _mean_sd([r[method]["KL"] for r in runs])[1],
+                     _mean_sd([r[method]["history"]["test"][1] for r in runs])[1],
+                     _mean_sd([r[method]["seconds"] for r in runs], 0)[1]])
+    untrained = [r[methods[0]]["history"]["test"][0] for r in runs]
+    rows.append(["untrained model", _mean_sd(untrained)[1], _per_seed(untrained), "", "", "", ""])
+    header = ["method", "held-out -ELBO", "per seed", "reconstruction", "KL (20 variables)", "after epoch 1", "seconds"]
+    return _table(header, rows)
+
+
+def vae_lambda(record: dict) -> str:
+    """examples/discrete_vae.py --epochs E --lambda L --seeds ...: I-MLE's held-out negative
+    ELBO per lambda (mean ± sd over the seeds, the lowest in bold, and per seed), then the
+    other methods of the runs that have them."""
+    runs = {lam: list(r["per seed"].values()) for lam, r in record["results"].items()}
+    order = sorted(runs, key=float)
+    cells = [_mean_sd([seed["I-MLE"]["negative ELBO"] for seed in runs[lam]]) for lam in order]
+    rows = [[f"I-MLE, lambda {lam}", text, _per_seed([seed["I-MLE"]["negative ELBO"] for seed in runs[lam]])]
+            for lam, text in zip(order, _bold_best(cells, lowest=True))]
+    for lam in order:
+        for method in runs[lam][0]:
+            if isinstance(runs[lam][0][method], dict) and method != "I-MLE":
+                values = [seed[method]["negative ELBO"] for seed in runs[lam]]
+                rows.append([method, _mean_sd(values)[1], _per_seed(values)])
+    epochs = {r["epochs"] for r in record["results"].values()}
+    return _table(["method", f"held-out -ELBO after {'/'.join(map(str, sorted(epochs)))} epochs", "per seed"], rows)
+
+
+_MATCHING_ROWS = {
+    "I-MLE through the matching": "I-MLE through the matching layer (Hamming loss)",
+    "baseline: cross-entropy, argmax per image": "baseline: cross-entropy per image, argmax per image",
+    "baseline: cross-entropy, matched at test time": "baseline: cross-entropy per image, matched at test time",
+}
+
+
+def matching_results(record: dict) -> str:
+    """examples/learning_to_match.py --seeds ...: held-out shares per method, mean ± sd over
+    the seeds (the best exact share in bold), each seed's exact share; chance."""
+    metrics = record["results"]["metrics"]
+    runs = list(metrics["per seed"].values())
+    exact = [_mean_sd([r[m]["exact permutations"] for r in runs], 1, percent=True) for m in _MATCHING_ROWS]
+    rows = []
+    for (method, label), cell in zip(_MATCHING_ROWS.items(), _bold_best(exact, lowest=False)):
+        rows.append([label, cell, _per_seed([r[method]["exact permutations"] for r in runs], 1, percent=True),
+                     _mean_sd([r[method]["images placed right"] for r in runs], 1, percent=True)[1],
+                     _mean_sd([r[method]["invalid assignments"] for r in runs], 1, percent=True)[1]])
+    chance = metrics["chance"]
+    rows.append(["chance (a random permutation)", f"{chance['exact permutations']:.1%}", "",
+                 f"{chance['images placed right']:.1%}", "0%"])
+    header = [f"held-out instances ({metrics['n_test']} per seed, unseen images)", "exact permutations", "per seed",
+              "images placed right", "invalid assignments"]
+    return _table(header, rows)
+
+
 # (record, table) -> the renderer of that table
 TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("pyepo-example", "seeds"): pyepo_seeds,
@@ -377,6 +509,12 @@ TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("pool", "figures"): pool_figures,
     ("tsp-portfolio", "tsp"): tsp_times,
     ("tsp-portfolio", "portfolio"): portfolio_times,
+    ("l2x", "precision"): l2x_precision,
+    ("l2x", "precision-seeds"): l2x_precision_seeds,
+    ("l2x", "digits"): l2x_digits,
+    ("discrete-vae", "results"): vae_results,
+    ("discrete-vae-lambda", "lambda"): vae_lambda,
+    ("matching", "results"): matching_results,
 }
 
 
