@@ -61,7 +61,7 @@ def _topk_torch(x: Array, k: int) -> Array:
     if x.device.type != "cpu":  # branch-free: no device synchronisation
         return first_k_mask(x, torch.topk(x, k, dim=-1).values[:, -1:], k)
     values, indices = torch.topk(x, k + 1, dim=-1)
-    mask = torch.zeros_like(x).scatter_(1, indices[:, :k], 1.0)
+    mask = torch.zeros_like(x).scatter_(1, indices.narrow(1, 0, k), 1.0)  # narrow: no index parsing
     if _boundary_tied(values, k):
         rows = torch.nonzero(values[:, k - 1] == values[:, k]).reshape(-1)
         mask[rows] = first_k_mask(x[rows], values[rows, k - 1 : k], k)
@@ -72,11 +72,12 @@ def _boundary_tied(values: Array, k: int) -> bool:
     """Whether some row of a CPU tensor's descending top-(k+1) ``values`` ``(N, k + 1)`` has
     its k-th and (k+1)-th largest equal. Read through numpy where it can view the dtype: a
     tiny step's comparison then costs a third of torch's dispatch of the same three ops."""
+    import numpy as np
     import torch
 
     if values.dtype in (torch.float32, torch.float64):
-        host = values.detach().numpy()
-        return bool((host[:, k - 1] == host[:, k]).any())
+        host = (values.detach() if values.requires_grad else values).numpy()
+        return bool(np.count_nonzero(host[:, k - 1] == host[:, k]))  # a C call; ndarray.any is two Python frames
     return bool(torch.any(values[:, k - 1] == values[:, k]))
 
 
