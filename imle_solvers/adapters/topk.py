@@ -58,7 +58,7 @@ def _topk_numpy(x: Array, k: int) -> Array:
 def _topk_torch(x: Array, k: int) -> Array:
     import torch
 
-    if x.device.type != "cpu":  # branch-free: no device synchronisation
+    if not x.is_cpu:  # branch-free off the CPU: no device synchronisation
         return first_k_mask(x, torch.topk(x, k, dim=-1).values[:, -1:], k)
     values, indices = torch.topk(x, k + 1, dim=-1)
     mask = torch.zeros_like(x).scatter_(1, indices.narrow(1, 0, k), 1.0)  # narrow: no index parsing
@@ -125,7 +125,7 @@ _SCALAR_WHERE_MAX = 4096
 def _exclude_torch(theta: Array, mask: Array) -> Array:
     import torch
 
-    if theta.device.type != "cpu" or theta.numel() <= _SCALAR_WHERE_MAX:
+    if not theta.is_cpu or theta.numel() <= _SCALAR_WHERE_MAX:
         return torch.where(mask, theta, -math.inf)  # one fused kernel
     # torch's CPU ``where`` and ``masked_fill`` run a scalar loop that branches on every
     # entry; arithmetic on the mask's bytes vectorises (about 2.5x faster, random masks):
@@ -150,7 +150,7 @@ def _kth_torch(x: Array, k: Array) -> Array:
 
     # On the CPU reading the largest k is free, and top-k of that size beats a full sort;
     # elsewhere it would synchronise the device, so every row is sorted (top-k of size n).
-    width = int(k.max()) if x.device.type == "cpu" and x.shape[0] else x.shape[-1]
+    width = int(k.max()) if x.is_cpu and x.shape[0] else x.shape[-1]
     values = torch.topk(x, width, dim=-1).values  # descending
     return values.gather(1, k.long()[:, None] - 1)
 
