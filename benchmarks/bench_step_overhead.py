@@ -22,10 +22,15 @@ measures once:
    ``array_namespace``; found in ``imle_solvers.frameworks`` or ``imle_solvers._array``,
    whichever holds them, and wrapped in every ``imle_solvers`` module that imported them).
 
+With ``--instructions`` items 1 and 2 are counted instead of timed: instructions per call
+under valgrind's callgrind (``_instructions.py``), which other jobs on the machine do not
+change (its wall and CPU times do, by up to 1.4x on a shared 2-core VM).
+
 Times are medians within a round (step and reference interleaved, see ``_timing.py``), then
 medians over rounds. Without ``--baseline`` only this tree is measured.
 
     python benchmarks/bench_step_overhead.py --baseline ../checkout-before [--rounds 3] [--repeats 30] [--json out.json]
+    python benchmarks/bench_step_overhead.py --baseline ../checkout-before --instructions   # valgrind: load-proof counts
 """
 
 from __future__ import annotations
@@ -270,6 +275,66 @@ def measure(repeats: int) -> dict[str, object]:
     return result
 
 
+INSTRUCTION_ROWS = [
+    # (key, label, goal)
+    ("small_step_instructions", "torch k-subset step B=8 n=100 k=5", ""),
+    ("small_reference_instructions", "  its noise + 2 top-k", ""),
+    ("small_overhead_instructions", "  overhead: step - (noise + 2 top-k)", "current / baseline <= 0.75"),
+    ("small_hand_instructions", "  hand-written torch I-MLE step", ""),
+    ("masked_step_instructions", "same step with mask=", ""),
+    ("masked_overhead_instructions", "  overhead: step - (noise + 2 top-k)", "current / baseline <= 0.75"),
+    ("large_step_instructions", "torch Gumbel step B=128 n=1000 k=10", ""),
+    ("large_reference_instructions", "  its noise + 2 top-k", ""),
+    ("large_instruction_ratio", "  step / (noise + 2 top-k)", ""),
+    ("large_hand_instruction_ratio", "  hand-written step / (noise + 2 top-k)", ""),
+]
+
+
+def instruction_worker() -> None:
+    """Serve the steps to a callgrind driver (``_instructions.py``): the tiny steps 100 calls
+    each, the large ones 10."""
+    import torch
+
+    from _instructions import serve  # beside this script
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    small, masked = torch_fns(8, 100, 5, 10.0, False), torch_fns(8, 100, 5, 10.0, True)
+    serve({"small step": small["step"], "small reference": small["reference"], "small hand": small["hand_step"],
+           "masked step": masked["step"]}, 100)
+    large = torch_fns(128, 1000, 10, 10.0, False)
+    serve({"large step": large["step"], "large reference": large["reference"], "large hand": large["hand_step"]}, 10)
+
+
+def count_tree_instructions(tree: Path) -> dict[str, float]:
+    """Instructions per call of each step of :func:`instruction_worker`, ``imle_solvers`` from ``tree``."""
+    from _instructions import count_instructions  # beside this script
+
+    env = dict(os.environ, PYTHONPATH=f"{tree}{os.pathsep}{HERE}", OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    counts = count_instructions([sys.executable, str(Path(__file__).resolve()), "--instruction-worker"], env)
+    result = {f"{name.replace(' ', '_')}_instructions": value for name, value in counts.items()}
+    for prefix in ("small", "masked"):
+        result[f"{prefix}_overhead_instructions"] = result[f"{prefix}_step_instructions"] - result[
+            "small_reference_instructions"]
+    result["large_instruction_ratio"] = result["large_step_instructions"] / result["large_reference_instructions"]
+    result["large_hand_instruction_ratio"] = result["large_hand_instructions"] / result["large_reference_instructions"]
+    return result
+
+
+def instruction_table(columns: dict[str, dict[str, float]]) -> str:
+    names = list(columns)
+    compare = len(names) == 2
+    head = ["instructions per call (callgrind)", *names, *([f"{names[1]} / {names[0]}"] if compare else []), "goal"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 2) + "---|"]
+    for key, label, goal in INSTRUCTION_ROWS:
+        values = [columns[name][key] for name in names]
+        cells = [f"{v:.2f}" if key.endswith("ratio") else f"{v / 1e3:,.0f} k" for v in values]
+        if compare:
+            cells.append(f"{values[1] / values[0]:.3f}")
+        lines.append("| " + " | ".join([label, *cells, goal]) + " |")
+    return "\n".join(lines)
+
+
 def worker(repeats: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(MARKER + json.dumps(measure(repeats)), flush=True)
@@ -322,16 +387,35 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per measurement in a round (default 30;"
                         " the tiny steps get 4 times as many, the JAX step half)")
     parser.add_argument("--json", type=Path, help="also write the per-round results and medians here")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per call under valgrind's callgrind instead of timing (other jobs on"
+                             " the machine do not change the counts; about 3 min per tree)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--instruction-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.worker:
         worker(args.repeats)
+        return {}
+    if args.instruction_worker:
+        instruction_worker()
         return {}
     trees = {"current": args.current} if args.baseline is None else {"baseline": args.baseline, "current": args.current}
     for name, tree in trees.items():
         if not (tree / "imle_solvers" / "__init__.py").is_file():
             parser.error(f"--{name}: {tree} holds no imle_solvers package")
     start = time.perf_counter()
+    if args.instructions:
+        from _instructions import available  # beside this script
+
+        if not available():
+            parser.error("--instructions needs valgrind (with callgrind_control) on the PATH")
+        counted = {name: count_tree_instructions(tree) for name, tree in trees.items()}
+        print(instruction_table(counted))
+        print(f"\n{time.perf_counter() - start:.0f} s; " + "; ".join(f"{name}: {tree}" for name, tree in trees.items()))
+        output = {"trees": {name: str(tree) for name, tree in trees.items()}, "instructions": counted}
+        if args.json is not None:
+            args.json.write_text(json.dumps(output, indent=1) + "\n")
+        return output
     rounds: dict[str, list[dict[str, object]]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, tree in trees.items():  # interleaved: baseline, current, baseline, current, ...

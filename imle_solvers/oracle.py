@@ -237,8 +237,11 @@ class MAPOracle:
         if native:
             # the caller's arrays as they are, numpy's read-only (host solvers get copies,
             # see chunks.py; a copy would cost a vectorised solver a good part of its solve)
-            theta, data = _read_only(theta), {name: _read_only(value) for name, value in data.items()}
-            z = solver.solve(theta, self.problem, data=data) if data else solver.solve(theta, self.problem)
+            theta = _read_only(theta)
+            if data:
+                z = solver.solve(theta, self.problem, data={name: _read_only(value) for name, value in data.items()})
+            else:
+                z = solver.solve(theta, self.problem)
             if tuple(z.shape) != tuple(theta.shape):
                 raise wrong_shape_error(tuple(z.shape), tuple(theta.shape), self.problem.label, solver.backend)
             return z, None

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import Array, array_namespace, device, framework, reshape
+from ._array import Array, array_namespace, device, framework, reshape, total
 from .adapters.registry import SolverEntry
 from .errors import InvalidInputError, SolverError, instance_error
 from .estimators import Estimator, Residuals
@@ -164,12 +164,12 @@ class Step:
         """Finite scores: one reduction read back when concrete, else checked on the device."""
         if theta.shape[0] == 0:
             return None
-        xp = home.namespace(theta)
-        total = xp.sum(theta)
-        if not home.is_traced(total):  # concrete values (a constant inside a trace is not)
-            if not math.isfinite(float(total)):
+        summed = total(theta)
+        if not home.is_traced(summed):  # concrete values (a constant inside a trace is not)
+            if not math.isfinite(float(summed)):
                 check_finite(home.to_numpy(theta), name)
             return None
+        xp = home.namespace(theta)
         rows = xp.reshape(theta, (home.batch_size(theta), -1))
         finite = xp.isfinite(rows)
         first_bad = xp.sum(xp.where(finite, xp.zeros_like(rows), rows), axis=1)  # NaN or inf where a row has one
@@ -238,13 +238,15 @@ class Plan:
         """An estimator's two solves for a batch of ``batch`` instances: states, and states
         with statuses, each row with its instance's data (instance-major)."""
 
-        def states(x: Array, rows: InstanceData) -> Array:
+        def states(x: Array, rows: InstanceData = data) -> Array:
             return self.solve(x, rows, rows_per_instance(x, batch))[0]
 
-        def with_status(x: Array, rows: InstanceData) -> tuple[Array, Array]:
+        def with_status(x: Array, rows: InstanceData = data) -> tuple[Array, Array]:
             z, status = self.solve(x, rows, rows_per_instance(x, batch))
             return z, _all_ok(x) if status is None else status
 
+        if not data:  # no rows to repeat: a frame fewer per solve
+            return states, with_status
         return per_instance(states, data, batch), per_instance(with_status, data, batch)
 
     def forward(
@@ -412,11 +414,11 @@ def nan_where_not_finite(grad_z: Array, grad: Array, home: Framework | None = No
     device, yet a non-finite ``dL/dz`` cannot pass as a finite gradient computed from a
     meaningless target. Concrete arrays in host memory (``home``, their framework, says
     so) are read once instead: a finite sum means every entry is finite."""
-    xp = array_namespace(grad)
     if home is not None and not home.is_traced(grad_z) and not home.on_accelerator(grad_z):
         # a NaN or an infinity makes the sum non-finite; a sum that overflows takes the exact path
-        if math.isfinite(float(xp.sum(grad_z))):
+        if math.isfinite(float(total(grad_z))):
             return grad
+    xp = array_namespace(grad)
     # 0 * x is 0 for a finite x and NaN for NaN and +-inf: each row's sum is 0 or NaN, exactly
     # (a sum over the event axes, not over a reshape to (B, -1), which an empty batch cannot take)
     poison = xp.sum(grad_z * 0, axis=tuple(range(1, grad_z.ndim)))  # (B,)
@@ -438,11 +440,11 @@ def poisoned(x: Array, poison: Array | None) -> Array:
     return x + reshape(xp.astype(poison, x.dtype), (-1, *(1,) * (x.ndim - 1)))
 
 
-def _sum_poisons(*poisons: Array | None) -> Array | None:
-    present = [p for p in poisons if p is not None]
-    if not present:
-        return None
-    return present[0] if len(present) == 1 else present[0] + present[1]
+def _sum_poisons(first: Array | None, second: Array | None) -> Array | None:
+    """The sum of two poisons ``(B,)``, either of which may be None (none)."""
+    if first is None or second is None:
+        return second if first is None else first
+    return first + second
 
 
 def _check_groups(problem: Problem, names: tuple[str, ...], values: tuple[np.ndarray, ...]) -> None:

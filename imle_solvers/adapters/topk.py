@@ -58,10 +58,10 @@ def _topk_numpy(x: Array, k: int) -> Array:
 def _topk_torch(x: Array, k: int) -> Array:
     import torch
 
-    if x.device.type != "cpu":  # branch-free: no device synchronisation
+    if not x.is_cpu:  # branch-free off the CPU: no device synchronisation
         return first_k_mask(x, torch.topk(x, k, dim=-1).values[:, -1:], k)
     values, indices = torch.topk(x, k + 1, dim=-1)
-    mask = torch.zeros_like(x).scatter_(1, indices[:, :k], 1.0)
+    mask = torch.zeros_like(x).scatter_(1, indices.narrow(1, 0, k), 1.0)  # narrow: no index parsing
     if _boundary_tied(values, k):
         rows = torch.nonzero(values[:, k - 1] == values[:, k]).reshape(-1)
         mask[rows] = first_k_mask(x[rows], values[rows, k - 1 : k], k)
@@ -72,11 +72,12 @@ def _boundary_tied(values: Array, k: int) -> bool:
     """Whether some row of a CPU tensor's descending top-(k+1) ``values`` ``(N, k + 1)`` has
     its k-th and (k+1)-th largest equal. Read through numpy where it can view the dtype: a
     tiny step's comparison then costs a third of torch's dispatch of the same three ops."""
+    import numpy as np
     import torch
 
     if values.dtype in (torch.float32, torch.float64):
-        host = values.detach().numpy()
-        return bool((host[:, k - 1] == host[:, k]).any())
+        host = (values.detach() if values.requires_grad else values).numpy()
+        return bool(np.count_nonzero(host[:, k - 1] == host[:, k]))  # a C call; ndarray.any is two Python frames
     return bool(torch.any(values[:, k - 1] == values[:, k]))
 
 
@@ -124,7 +125,7 @@ _SCALAR_WHERE_MAX = 4096
 def _exclude_torch(theta: Array, mask: Array) -> Array:
     import torch
 
-    if theta.device.type != "cpu" or theta.numel() <= _SCALAR_WHERE_MAX:
+    if not theta.is_cpu or theta.numel() <= _SCALAR_WHERE_MAX:
         return torch.where(mask, theta, -math.inf)  # one fused kernel
     # torch's CPU ``where`` and ``masked_fill`` run a scalar loop that branches on every
     # entry; arithmetic on the mask's bytes vectorises (about 2.5x faster, random masks):
@@ -149,7 +150,7 @@ def _kth_torch(x: Array, k: Array) -> Array:
 
     # On the CPU reading the largest k is free, and top-k of that size beats a full sort;
     # elsewhere it would synchronise the device, so every row is sorted (top-k of size n).
-    width = int(k.max()) if x.device.type == "cpu" and x.shape[0] else x.shape[-1]
+    width = int(k.max()) if x.is_cpu and x.shape[0] else x.shape[-1]
     values = torch.topk(x, width, dim=-1).values  # descending
     return values.gather(1, k.long()[:, None] - 1)
 
