@@ -16,7 +16,7 @@ ignores availability. Prints, on held-out weeks, the share of shifts given to th
 planner's worker, whole weeks reproduced, and the assignments to unavailable
 workers: none through the batched table, whatever the scores.
 
-    python examples/rota_weekly.py [--steps 300] [--backend ortools]
+    python examples/rota_weekly.py [--steps 300] [--backend ortools] [--out results.json]
 """
 
 from __future__ import annotations
@@ -122,5 +122,10 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--backend", default="auto", help="ILP backend: auto, ortools or scip")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="also write the results (JSON) to this file")
     arguments = parser.parse_args()
-    print(json.dumps(main(arguments.steps, arguments.batch, arguments.backend, arguments.seed), indent=2))
+    text = json.dumps(main(arguments.steps, arguments.batch, arguments.backend, arguments.seed), indent=2)
+    print(text)
+    if arguments.out is not None:
+        arguments.out.parent.mkdir(parents=True, exist_ok=True)
+        arguments.out.write_text(text + "\n")

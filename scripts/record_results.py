@@ -14,6 +14,7 @@ these files at build time, so a figure on a page is never copied by hand.
     python scripts/record_results.py discrete-vae      # about 13 min on 2 busy cores; also its picture
     python scripts/record_results.py discrete-vae-lambda   # about 14 min on 2 busy cores
     python scripts/record_results.py matching          # about 3 min on 2 busy cores; also its picture
+    python scripts/record_results.py rota-weekly       # about 5 min
     python scripts/record_results.py spec-limits       # about 40 s, 0.8 GB at its peak
     python scripts/record_results.py tsp-portfolio     # about 15 s
     python scripts/record_results.py pool              # about 90 s
@@ -120,6 +121,11 @@ RECIPES = {
         seeds=(0, 1, 2),
         outputs={"metrics": "metrics.json"},
         pictures=(("learning_to_match.png", "matching.png"),),  # seed 0's
+    ),
+    "rota-weekly": Recipe(
+        commands=("python examples/rota_weekly.py --out {out}/results.json",),
+        seeds=(0,),
+        outputs={"models": "results.json"},
     ),
     "spec-limits": Recipe(
         commands=("python benchmarks/bench_spec_limits.py --out {out}/rows.json",),

@@ -198,3 +198,12 @@ def test_matching_table_computes_mean_and_sd_from_the_seeds(hook):
         "| baseline: cross-entropy per image, matched at test time | **85.0% ± 0.0%** | 85.0% / 85.0% | 92.0% ± 0.0% "
         "| 0.0% ± 0.0% |",
         "| chance (a random permutation) | 0.8% |  | 20.0% | 0% |"]
+
+
+def test_rota_table_gives_each_models_shares_as_percentages(hook):
+    models = {"availability per week": {"shifts given to the planner's worker": 0.9412,
+                                        "weeks reproduced": 0.5664, "assignments to unavailable workers": 0},
+              "one fixed problem": {"shifts given to the planner's worker": 0.62, "weeks reproduced": 0.004,
+                                    "assignments to unavailable workers": 890}}
+    rows = hook.rota_models(_bench_record({"models": models})).splitlines()[2:]
+    assert rows == ["| availability per week | 94.1% | 56.6% | 0 |", "| one fixed problem | 62.0% | 0.4% | 890 |"]

@@ -487,6 +487,14 @@ def matching_results(record: dict) -> str:
     return _table(header, rows)
 
 
+def rota_models(record: dict) -> str:
+    """examples/rota_weekly.py: the held-out weeks' scores of each model."""
+    given = "shifts given to the planner's worker"
+    rows = [[name, f"{r[given]:.1%}", f"{r['weeks reproduced']:.1%}", r["assignments to unavailable workers"]]
+            for name, r in record["results"]["models"].items()]
+    return _table(["model", given, "weeks reproduced exactly", "assignments to unavailable workers"], rows)
+
+
 # (record, table) -> the renderer of that table
 TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("pyepo-example", "seeds"): pyepo_seeds,
@@ -515,6 +523,7 @@ TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("discrete-vae", "results"): vae_results,
     ("discrete-vae-lambda", "lambda"): vae_lambda,
     ("matching", "results"): matching_results,
+    ("rota-weekly", "models"): rota_models,
 }
 
 
