@@ -8,17 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .. import loss_settings as settings
 from ..frameworks.jax import draw_noise, scores_and_value, traced_oracle, unwrapping_errors
-from ..loss_settings import (
-    CaVESettings,
-    FenchelYoungSettings,
-    LossSettings,
-    PGSettings,
-    PoolLossSettings,
-    RegularizedFenchelYoungSettings,
-    SPOPlusSettings,
-    StructuredSVMSettings,
-)
 from ..losses import CMAP, NCE, ListwiseLTR, LossDefinition, PairwiseLTR, PointwiseLTR, check_reduction, reduce
 from ..options import NoiseOptions, OracleOptions
 from ..pool import grow
@@ -31,7 +22,7 @@ __all__ = [
 ]
 
 
-class _Loss(LossSettings, StepHolder):
+class _Loss(settings.LossSettings, StepHolder):
     """A loss over the step (:class:`~imle_solvers.step.LossStep`) as a JAX function, reduced
     over the batch, differentiable through a ``jax.custom_vjp``; its constructor is a
     settings class's (:mod:`imle_solvers.loss_settings`)."""
@@ -68,7 +59,7 @@ class _Loss(LossSettings, StepHolder):
         return core(prediction, *inputs)
 
 
-class FenchelYoungLoss(FenchelYoungSettings, _Loss):
+class FenchelYoungLoss(settings.FenchelYoungSettings, _Loss):
     """The perturbed Fenchel-Young loss (:class:`imle_solvers.losses.FenchelYoung`, whose
     docstring lists the arguments) as a JAX function: ``loss_fn(theta, y_true, key, **data)``,
     ``key`` a PRNG key (``noise_source="numpy"``: ``default_rng(numpy_seed(key))``)."""
@@ -77,7 +68,7 @@ class FenchelYoungLoss(FenchelYoungSettings, _Loss):
         return self._loss(theta, {"y_true": y_true}, data, key)
 
 
-class SPOPlusLoss(SPOPlusSettings, _Loss):
+class SPOPlusLoss(settings.SPOPlusSettings, _Loss):
     """SPO+ (:class:`imle_solvers.losses.SPOPlus`) as a JAX function: ``loss_fn(c_hat, c,
     w_true=None, z_true=None, **data)``."""
 
@@ -85,7 +76,7 @@ class SPOPlusLoss(SPOPlusSettings, _Loss):
         return self._loss(c_hat, {"c": c, "w_true": w_true, "z_true": z_true}, data)
 
 
-class StructuredSVMLoss(StructuredSVMSettings, _Loss):
+class StructuredSVMLoss(settings.StructuredSVMSettings, _Loss):
     """The structured SVM loss (:class:`imle_solvers.losses.StructuredSVM`) as a JAX function:
     ``loss_fn(theta, y_true, delta_weight=None, delta_constant=None, **data)``;
     ``base_loss="zero_one"``: the 0-1 loss (a KSubset only)."""
@@ -95,7 +86,7 @@ class StructuredSVMLoss(StructuredSVMSettings, _Loss):
         return self._loss(theta, {"y_true": y_true, "delta_weight": delta_weight, "delta_constant": delta_constant}, data)
 
 
-class PGLoss(PGSettings, _Loss):
+class PGLoss(settings.PGSettings, _Loss):
     """The perturbation-gradient losses (:class:`imle_solvers.losses.PerturbationGradient`)
     as a JAX function: ``loss_fn(c_hat, c, **data)``; ``variant="backward"`` or ``"central"``."""
 
@@ -103,7 +94,7 @@ class PGLoss(PGSettings, _Loss):
         return self._loss(c_hat, {"c": c}, data)
 
 
-class RegularizedFenchelYoungLoss(RegularizedFenchelYoungSettings, _Loss):
+class RegularizedFenchelYoungLoss(settings.RegularizedFenchelYoungSettings, _Loss):
     """The Fenchel-Young loss of the quadratic regularizer by regularized Frank-Wolfe
     (:class:`imle_solvers.losses.RegularizedFenchelYoung`) as a JAX function:
     ``loss_fn(theta, y_true, **data)``. Its Frank-Wolfe loop, whose length depends on the
@@ -116,7 +107,7 @@ class RegularizedFenchelYoungLoss(RegularizedFenchelYoungSettings, _Loss):
         return self._loss(theta, {"y_true": y_true}, data)
 
 
-class CaVELoss(CaVESettings, _Loss):
+class CaVELoss(settings.CaVESettings, _Loss):
     """Cone-aligned vector estimation (:class:`imle_solvers.losses.CaVE`, whose docstring
     lists the arguments) as a JAX function: ``loss_fn(c_hat, tight_ctrs)``, ``tight_ctrs``
     ``(B, R, *problem.shape)`` (:func:`imle_solvers.batch_tight_constraints`); the projection
@@ -126,7 +117,7 @@ class CaVELoss(CaVESettings, _Loss):
         return self._loss(c_hat, {"tight_ctrs": tight_ctrs}, {})
 
 
-class _PoolLoss(PoolLossSettings, _Loss):
+class _PoolLoss(settings.PoolLossSettings, _Loss):
     """A loss over a pool of feasible states (:class:`imle_solvers.losses.PoolLoss`, whose
     docstring lists the arguments) as a JAX function: ``loss_fn(c_hat, target, pool=None)``.
     Without ``pool`` the loss's own pool (``loss_fn.pool``) grows before the call by its rule

@@ -8,17 +8,8 @@ from typing import Any
 
 import torch
 
+from .. import loss_settings as settings
 from ..frameworks.torch import NoiseGenerators
-from ..loss_settings import (
-    CaVESettings,
-    FenchelYoungSettings,
-    LossSettings,
-    PGSettings,
-    PoolLossSettings,
-    RegularizedFenchelYoungSettings,
-    SPOPlusSettings,
-    StructuredSVMSettings,
-)
 from ..losses import CMAP, NCE, ListwiseLTR, LossDefinition, PairwiseLTR, PointwiseLTR, check_reduction, reduce
 from ..options import NoiseOptions, OracleOptions, take_options
 from ..problems import Problem
@@ -46,7 +37,7 @@ class _LossFunction(torch.autograd.Function):
         return grad_out.reshape(-1, *(1,) * (gradient.ndim - 1)) * gradient, None
 
 
-class _Loss(LossSettings, StepHolder, torch.nn.Module):
+class _Loss(settings.LossSettings, StepHolder, torch.nn.Module):
     """A loss over the step (:class:`~imle_solvers.step.LossStep`), reduced over the batch;
     its constructor is a settings class's (:mod:`imle_solvers.loss_settings`)."""
 
@@ -75,7 +66,7 @@ class _Loss(LossSettings, StepHolder, torch.nn.Module):
         self.noise.load_state_dict(extra.get("noise", {}))
 
 
-class FenchelYoungLoss(FenchelYoungSettings, _Loss):
+class FenchelYoungLoss(settings.FenchelYoungSettings, _Loss):
     """The perturbed Fenchel-Young loss (:class:`imle_solvers.losses.FenchelYoung`, whose
     docstring lists the arguments) of ``problem``: ``loss_fn(theta, y_true, **data)``,
     ``theta`` and ``y_true`` ``(B, *problem.shape)``, reduced over the batch; its noise
@@ -85,7 +76,7 @@ class FenchelYoungLoss(FenchelYoungSettings, _Loss):
         return self._loss(theta, {"y_true": y_true}, data)
 
 
-class SPOPlusLoss(SPOPlusSettings, _Loss):
+class SPOPlusLoss(settings.SPOPlusSettings, _Loss):
     """SPO+ (:class:`imle_solvers.losses.SPOPlus`) of ``problem``: ``loss_fn(c_hat, c,
     w_true=None, z_true=None, **data)``, ``c_hat`` the predicted costs (scores for a max
     problem) and ``c`` the true ones, ``(B, *problem.shape)``, reduced over the batch."""
@@ -94,7 +85,7 @@ class SPOPlusLoss(SPOPlusSettings, _Loss):
         return self._loss(c_hat, {"c": c, "w_true": w_true, "z_true": z_true}, data)
 
 
-class StructuredSVMLoss(StructuredSVMSettings, _Loss):
+class StructuredSVMLoss(settings.StructuredSVMSettings, _Loss):
     """The structured SVM loss (:class:`imle_solvers.losses.StructuredSVM`, whose docstring
     lists the arguments) of ``problem``: ``loss_fn(theta, y_true, delta_weight=None,
     delta_constant=None, **data)``, ``theta`` the scores (costs for a min problem) and
@@ -107,7 +98,7 @@ class StructuredSVMLoss(StructuredSVMSettings, _Loss):
         return self._loss(theta, {"y_true": y_true, "delta_weight": delta_weight, "delta_constant": delta_constant}, data)
 
 
-class PGLoss(PGSettings, _Loss):
+class PGLoss(settings.PGSettings, _Loss):
     """The perturbation-gradient losses (:class:`imle_solvers.losses.PerturbationGradient`,
     whose docstring lists the arguments; PyEPO's ``perturbationGradient``) of ``problem``:
     ``loss_fn(c_hat, c, **data)``, ``c_hat`` the predicted costs (scores for a max problem)
@@ -118,7 +109,7 @@ class PGLoss(PGSettings, _Loss):
         return self._loss(c_hat, {"c": c}, data)
 
 
-class RegularizedFenchelYoungLoss(RegularizedFenchelYoungSettings, _Loss):
+class RegularizedFenchelYoungLoss(settings.RegularizedFenchelYoungSettings, _Loss):
     """The Fenchel-Young loss of the quadratic regularizer by regularized Frank-Wolfe
     (:class:`imle_solvers.losses.RegularizedFenchelYoung`, whose docstring lists the
     arguments; PyEPO's ``regularizedFrankWolfeFenchelYoung``) of ``problem``:
@@ -129,7 +120,7 @@ class RegularizedFenchelYoungLoss(RegularizedFenchelYoungSettings, _Loss):
         return self._loss(theta, {"y_true": y_true}, data)
 
 
-class CaVELoss(CaVESettings, _Loss):
+class CaVELoss(settings.CaVESettings, _Loss):
     """Cone-aligned vector estimation (:class:`imle_solvers.losses.CaVE`, whose docstring
     lists the arguments; PyEPO's ``coneAlignedCosine``) of ``problem``: ``loss_fn(c_hat,
     tight_ctrs)``, ``c_hat`` the predicted costs (scores for a max problem)
@@ -141,7 +132,7 @@ class CaVELoss(CaVESettings, _Loss):
         return self._loss(c_hat, {"tight_ctrs": tight_ctrs}, {})
 
 
-class _PoolLoss(PoolLossSettings, _Loss):
+class _PoolLoss(settings.PoolLossSettings, _Loss):
     """A loss over a pool of feasible states (:class:`imle_solvers.losses.PoolLoss`, whose
     docstring lists the arguments): ``loss_fn(c_hat, target)``, ``c_hat`` the predicted
     costs (scores for a max problem) ``(B, *problem.shape)``, reduced over the batch; the
