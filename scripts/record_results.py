@@ -17,8 +17,8 @@ these files at build time, so a figure on a page is never copied by hand.
     python scripts/record_results.py instances         # about 8 min on 2 busy cores
     python scripts/record_results.py highs             # about 8 min on 2 busy cores
     python scripts/record_results.py ilp-settings      # about 10 min on 2 idle cores, over 40 on busy ones
-    python scripts/record_results.py ilp-models        # about 2 min
-    python scripts/record_results.py batched-parameters  # about 2 min
+    python scripts/record_results.py ilp-models        # about 15 min on 2 busy cores
+    python scripts/record_results.py batched-parameters  # about 3 min on 2 busy cores
     python scripts/record_results.py bench-pyepo --pyepo-path DIR   # about 12 min
     python scripts/record_results.py bench-pyepo-problems          # about 80 min on 2 busy cores
     python scripts/record_results.py study-imle-gap                # about 45 min on 2 busy cores

@@ -133,6 +133,11 @@ def test_fast_path_before_table_gives_the_numpy_draws_rows_only(hook):
     assert rows == ["| (64, 10000, 50) | 91.00 | 1.00 | 91x |"]
 
 
+def test_three_digits_keeps_three_significant_digits_and_whole_numbers_from_100(hook):
+    assert [hook._three_digits(ms) for ms in (0.4123, 3.5, 19.04, 99.949, 99.98, 203.4, 1234.5)] == [
+        "0.412", "3.50", "19.0", "99.9", "100", "203", "1234"]
+
+
 def test_ilp_models_table_names_the_sizes_and_computes_scips_ratio(hook):
     rows = [{"items": 20, "constraints": 1, "backend": b, "cached_ms": c, "rebuilt_ms": r, "raw_ms": 0.1}
             for b, c, r in [("ortools", 0.4, 0.9), ("scip", 0.5, 2.25), ("highs", 9.0, 9.0)]]

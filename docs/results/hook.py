@@ -357,8 +357,8 @@ def portfolio_times(record: dict) -> str:
 
 def _three_digits(ms: float) -> str:
     """Three significant digits, whole numbers from 100: ``0.4123`` -> ``0.412``,
-    ``19.04`` -> ``19.0``, ``203.4`` -> ``203``, ``1234.5`` -> ``1234``."""
-    return f"{ms:.0f}" if ms >= 100 else f"{ms:#.3g}"
+    ``19.04`` -> ``19.0``, ``99.98`` -> ``100``, ``203.4`` -> ``203``, ``1234.5`` -> ``1234``."""
+    return f"{ms:.0f}" if float(f"{ms:.3g}") >= 100 else f"{ms:#.3g}"
 
 
 def _knapsack_size(items: int, rows: int, word: str = "constraint") -> str:
