@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("ortools")
 
-import imle_solvers as ims  # noqa: E402
+import imle_solvers as ims
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
