@@ -189,8 +189,9 @@ def route(instances: int = 100, repeats: int = 3) -> dict[str, dict[str, float]]
 
 
 def overhead(instances: int = 40, rounds: int = 5) -> dict[str, float]:
-    """CPU ms per instance of the adapter and of raw ``milp`` on the 30-item, 3-row knapsack
-    of ``bench_ilp_models.py`` and on ``timetabling.yaml``."""
+    """CPU ms per instance of the adapter and of raw ``milp`` on a 30-item, 3-row knapsack
+    (``bench_oracle.knapsack_ilp``, as ``bench_ilp_models.py`` builds its knapsacks) and on
+    ``timetabling.yaml``."""
     import statistics
 
     from scipy.optimize import milp

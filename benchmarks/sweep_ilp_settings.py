@@ -41,7 +41,8 @@ each program and batch size (8, 32, 128); all of it repeated with fresh pools
 
 Run: ``python benchmarks/sweep_ilp_settings.py [--short] [--seeds 3] [--pool-repeats 3]
 [--no-sweep | --no-pool] [--out FILE]``; ``main()`` returns the rows (the pool's have a
-``batch`` key); ``--out`` writes them as JSON too, with each program's sizes and the settings.
+``batch`` key); ``--out`` writes them as JSON too, with each program's sizes, the scale of its true values
+(seed 0) and the settings.
 ``--short`` is a tiny version (one seed, a few steps, two settings, one pool round) for tests.
 """
 
@@ -319,14 +320,21 @@ def _pool_run(case: Case, batch: int, rounds: int) -> dict[str, float]:
     return {"ms_1": 1e3 * seconds[1], "ms_2": 1e3 * seconds[2]}
 
 
+def true_value_scale(case: Case) -> dict[str, float]:
+    """The mean and standard deviation of seed 0's true values (all instances, all entries)."""
+    values = make_data(case, 0)[1]
+    return {"true values mean (seed 0)": float(values.mean()), "true values sd (seed 0)": float(values.std())}
+
+
 def print_tables(rows: list[dict[str, Any]], pool: list[dict[str, Any]], cases: list[Case], seeds: int,
                  rounds: int) -> None:
     for case in cases:
         mine = [r for r in rows if r["case"] == case.name]
         if not mine:
             continue
-        values = make_data(case, 0)[1]
-        print(f"\n{case.name}: true values {values.mean():.2f} ± {values.std():.2f} (seed 0); {case.train} train / "
+        scale = true_value_scale(case)
+        print(f"\n{case.name}: true values {scale['true values mean (seed 0)']:.2f} ± "
+              f"{scale['true values sd (seed 0)']:.2f} (seed 0); {case.train} train / "
               f"{case.test} held-out instances, batch {case.batch}, "
               f"{case.epochs} epochs ({mine[0]['steps']:.0f} steps), Adam lr {LR}, mean ± sd over {seeds} seed(s); "
               f"the untrained model's regret {mine[0]['untrained_regret']:.4f}\n")
@@ -374,8 +382,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     pool = [] if arguments.no_pool else pool_rows(cases, batches, rounds, repeats)
     print_tables(rows, pool, cases, seeds, rounds)
     if arguments.out is not None:
-        programs = {case.name: {"train": case.train, "test": case.test, "batch": case.batch, "epochs": case.epochs}
-                    for case in cases}
+        programs = {case.name: {"train": case.train, "test": case.test, "batch": case.batch, "epochs": case.epochs,
+                                **true_value_scale(case)} for case in cases}
         settings = {"seeds": seeds, "rounds": rounds, "pool repeats": repeats, "adam lr": LR}
         arguments.out.write_text(json.dumps({"settings": settings, "programs": programs, "sweep": rows, "pool": pool},
                                             indent=2) + "\n")

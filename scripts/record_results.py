@@ -22,6 +22,8 @@ these files at build time, so a figure on a page is never copied by hand.
     python scripts/record_results.py instances         # about 8 min on 2 busy cores
     python scripts/record_results.py highs             # about 8 min on 2 busy cores
     python scripts/record_results.py ilp-settings      # about 10 min on 2 idle cores, over 40 on busy ones
+    python scripts/record_results.py ilp-models        # about 15 min on 2 busy cores
+    python scripts/record_results.py batched-parameters  # about 3 min on 2 busy cores
     python scripts/record_results.py bench-pyepo --pyepo-path DIR   # about 12 min
     python scripts/record_results.py bench-pyepo-problems          # about 80 min on 2 busy cores
     python scripts/record_results.py study-imle-gap                # about 45 min on 2 busy cores
@@ -161,8 +163,16 @@ RECIPES = {
         seeds=(135,),  # imle_solvers.data.PYEPO_SEED, the data generators' default
         outputs={"bench": "cases.json"},
     ),
-    # no page renders this record yet: docs/choosing-a-method.md's three sweep tables are
-    # still pasted (a run on 2 busy cores outlasted the session that added the recipe)
+    "ilp-models": Recipe(
+        commands=("python benchmarks/bench_ilp_models.py --out {out}/rows.json",),
+        seeds=(0, 1),  # the knapsacks' weights, the thetas
+        outputs={"bench": "rows.json"},
+    ),
+    "batched-parameters": Recipe(
+        commands=("python benchmarks/bench_batched_parameters.py --out {out}/rows.json",),
+        seeds=(0, 1),  # the weights; the thetas and the capacities
+        outputs={"bench": "rows.json"},
+    ),
     "ilp-settings": Recipe(
         commands=("python benchmarks/sweep_ilp_settings.py --out {out}/rows.json",),
         seeds=(0, 1, 2),

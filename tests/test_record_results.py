@@ -207,3 +207,64 @@ def test_rota_table_gives_each_models_shares_as_percentages(hook):
                                     "assignments to unavailable workers": 890}}
     rows = hook.rota_models(_bench_record({"models": models})).splitlines()[2:]
     assert rows == ["| availability per week | 94.1% | 56.6% | 0 |", "| one fixed problem | 62.0% | 0.4% | 890 |"]
+
+def test_three_digits_keeps_three_significant_digits_and_whole_numbers_from_100(hook):
+    assert [hook._three_digits(ms) for ms in (0.4123, 3.5, 19.04, 99.949, 99.98, 203.4, 1234.5)] == [
+        "0.412", "3.50", "19.0", "99.9", "100", "203", "1234"]
+
+
+def test_ilp_models_table_names_the_sizes_and_computes_scips_ratio(hook):
+    rows = [{"items": 20, "constraints": 1, "backend": b, "cached_ms": c, "rebuilt_ms": r, "raw_ms": 0.1}
+            for b, c, r in [("ortools", 0.4, 0.9), ("scip", 0.5, 2.25), ("highs", 9.0, 9.0)]]
+    rows += [{"items": 50, "constraints": 5, "backend": b, "cached_ms": c, "rebuilt_ms": r, "raw_ms": 1.0}
+             for b, c, r in [("ortools", 19.04, 28.0), ("scip", 123.6, 1234.5), ("highs", 1.0, 1.0)]]
+    table = hook.ilp_models(_bench_record({"bench": {"rows": rows}})).splitlines()[2:]
+    assert table == ["| 20 items, 1 constraint | 0.400 | 0.900 | 0.500 | 2.25 | 1.25x |",
+                     "| 50 items, 5 constraints | 19.0 | 28.0 | 124 | 1234 | 6.49x |"]
+
+
+def test_batched_parameters_table_computes_the_ratio_and_flags_differing_states(hook):
+    rows = [{"items": 50, "rows": 1, "backend": "ortools", "plain ms": 0.8, "same ms": 0.88, "differing ms": 0.7,
+             "rebuilt ms": 12.5, "same states": True},
+            {"items": 30, "rows": 3, "backend": "scip", "plain ms": 40.0, "same ms": 36.0, "differing ms": 23.0,
+             "rebuilt ms": 290.0, "same states": False}]
+    bench = {"settings": {"batch": 64}, "rows": rows}
+    lines = hook.batched_parameters(_bench_record({"bench": bench})).splitlines()
+    assert "batched, 64 capacities" in lines[0]
+    assert lines[2:] == ["| 50 items, 1 row, `ortools` | 0.800 | 0.880 (1.10x) | 0.700 | 12.5 | yes |",
+                         "| 30 items, 3 rows, `scip` | 40.0 | 36.0 (0.90x) | 23.0 | 290 | no |"]
+
+
+def _ilp_settings_record() -> dict:
+    programs = {"knapsack 24x1": {"train": 480, "test": 200, "batch": 32, "epochs": 4,
+                                  "true values mean (seed 0)": 4.04, "true values sd (seed 0)": 3.96}}
+    sweep = [{"case": "knapsack 24x1", "setting": "default", "regret": 0.0557, "regret_sd": 0.0018, "vs_default": 0.0,
+              "vs_default_sd": 0.0, "untrained_regret": 0.419, "solves_per_step": 64.0, "ms_per_step": 48.0,
+              "theta_sd": 0.93, "steps": 60.0},
+             {"case": "knapsack 24x1", "setting": "lambda 0.1", "regret": 0.0992, "regret_sd": 0.0133,
+              "vs_default": 0.0435, "vs_default_sd": 0.012, "untrained_regret": 0.419, "solves_per_step": 64.0,
+              "ms_per_step": 45.8, "theta_sd": 1.28, "steps": 60.0},
+             {"case": "knapsack 24x1", "setting": "temperature 3", "regret": 0.0552, "regret_sd": 0.0023,
+              "vs_default": -0.0005, "vs_default_sd": 0.0009, "untrained_regret": 0.419, "solves_per_step": 64.0,
+              "ms_per_step": 44.2, "theta_sd": 1.91, "steps": 60.0},
+             {"case": "assignment 8x16", "setting": "default", "regret": 0.1145, "regret_sd": 0.0012,
+              "vs_default": 0.0, "vs_default_sd": 0.0, "untrained_regret": 0.485, "solves_per_step": 64.0,
+              "ms_per_step": 206.3, "theta_sd": 0.75, "steps": 24.0}]
+    pool = [{"case": "knapsack 24x1", "batch": 32, "ms_1": 44.1, "ms_2": 33.4, "speedup": 1.38, "speedup_min": 1.13,
+             "speedup_max": 1.49, "repeats": 3, "ms_per_solve_1": 0.69}]
+    return _bench_record({"sweep": {"programs": programs, "sweep": sweep, "pool": pool}})
+
+
+def test_ilp_settings_tables_keep_each_programs_rows_and_compute_the_solve_time(hook):
+    record = _ilp_settings_record()
+    assert hook.ilp_settings_programs(record).splitlines()[2:] == [
+        "| knapsack 24x1 | 480 / 200 | 32, 4 (60 steps) | 4.0 ± 4.0 | 0.419 | 0.75 |"]  # 48 ms / 64 solves
+    assert hook.ilp_settings_knapsack(record).splitlines()[2:] == [
+        "| default | 0.0557 ± 0.0018 | 0 | 64 | 48.0 | 0.93 |",
+        "| lambda 0.1 | 0.0992 ± 0.0133 | +0.0435 ± 0.0120 | 64 | 45.8 | 1.28 |",
+        "| temperature 3 | 0.0552 ± 0.0023 | -0.0005 ± 0.0009 | 64 | 44.2 | 1.91 |"]
+    assert hook.ilp_settings_assignment(record).splitlines()[2:] == [
+        "| default | 0.1145 ± 0.0012 | 0 | 64 | 206.3 | 0.75 |"]
+    # one call's solving: half the serial step (two oracle calls a step)
+    assert hook.ilp_settings_pool(record).splitlines()[2:] == [
+        "| knapsack 24x1 | 32 | ~22.1 ms | 44.1 | 33.4 | 1.38x (1.13-1.49) |"]

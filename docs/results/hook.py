@@ -494,6 +494,104 @@ def rota_models(record: dict) -> str:
             for name, r in record["results"]["models"].items()]
     return _table(["model", given, "weeks reproduced exactly", "assignments to unavailable workers"], rows)
 
+def _three_digits(ms: float) -> str:
+    """Three significant digits, whole numbers from 100: ``0.4123`` -> ``0.412``,
+    ``19.04`` -> ``19.0``, ``99.98`` -> ``100``, ``203.4`` -> ``203``, ``1234.5`` -> ``1234``."""
+    return f"{ms:.0f}" if float(f"{ms:.3g}") >= 100 else f"{ms:#.3g}"
+
+
+def _knapsack_size(items: int, rows: int, word: str = "constraint") -> str:
+    return f"{items} items, {rows} {word}{'' if rows == 1 else 's'}"
+
+
+def ilp_models(record: dict) -> str:
+    """benchmarks/bench_ilp_models.py: ms per instance, ``ortools`` and ``scip``, the oracle's
+    cached model against the model rebuilt per instance, and SCIP's cached time over CP-SAT's."""
+    rows = record["results"]["bench"]["rows"]
+    sizes = list(dict.fromkeys((r["items"], r["constraints"]) for r in rows))
+    table = []
+    for items, constraints in sizes:
+        by = {r["backend"]: r for r in rows if (r["items"], r["constraints"]) == (items, constraints)}
+        ortools, scip = by["ortools"], by["scip"]
+        table.append([_knapsack_size(items, constraints), _three_digits(ortools["cached_ms"]),
+                      _three_digits(ortools["rebuilt_ms"]), _three_digits(scip["cached_ms"]),
+                      _three_digits(scip["rebuilt_ms"]), f"{scip['cached_ms'] / ortools['cached_ms']:.2f}x"])
+    header = ["knapsack", "`ortools` cached", "`ortools` rebuilt per instance", "`scip` cached",
+              "`scip` rebuilt per instance", "`scip` cached / `ortools` cached"]
+    return _table(header, table, "---:")
+
+
+def batched_parameters(record: dict) -> str:
+    """benchmarks/bench_batched_parameters.py: ms per instance, the plain program against the
+    batched one given its capacity (and their ratio), 64 capacities, and a plain program
+    built per capacity; and whether the batched program returned the plain one's states."""
+    bench = record["results"]["bench"]
+    rows = [[f"{_knapsack_size(r['items'], r['rows'], 'row')}, `{r['backend']}`", _three_digits(r["plain ms"]),
+             f"{_three_digits(r['same ms'])} ({r['same ms'] / r['plain ms']:.2f}x)", _three_digits(r["differing ms"]),
+             _three_digits(r["rebuilt ms"]), _yes(r["same states"])] for r in bench["rows"]]
+    batch = bench["settings"]["batch"]
+    header = ["knapsack, backend", "plain, fixed capacity", "batched, the same capacity (ratio)",
+              f"batched, {batch} capacities", "plain program built per capacity", "same capacity, same states"]
+    return _table(header, rows)
+
+
+_SWEEP_PROGRAMS = {"knapsack": "knapsack 24x1", "assignment": "assignment 8x16"}
+
+
+def ilp_settings_programs(record: dict) -> str:
+    """benchmarks/sweep_ilp_settings.py, the two programs: data sizes, steps, the true
+    values' scale (seed 0), the untrained model's regret, and the default setting's ms per
+    step over its solves per step (an upper bound on one solve: the step's other work is in it)."""
+    sweep = record["results"]["sweep"]
+    rows = []
+    for name, program in sweep["programs"].items():
+        default = next(r for r in sweep["sweep"] if r["case"] == name)  # the first setting is the default
+        rows.append([name, f"{program['train']} / {program['test']}",
+                     f"{program['batch']}, {program['epochs']} ({default['steps']:.0f} steps)",
+                     f"{program['true values mean (seed 0)']:.1f} ± {program['true values sd (seed 0)']:.1f}",
+                     f"{default['untrained_regret']:.3f}",
+                     f"{default['ms_per_step'] / default['solves_per_step']:.2f}"])
+    header = ["program", "training / held-out instances", "batch, epochs", "true values, mean ± sd (seed 0)",
+              "untrained model's regret", "ms per solve (default setting's step)"]
+    return _table(header, rows)
+
+
+def _ilp_settings_sweep(record: dict, program: str) -> str:
+    """benchmarks/sweep_ilp_settings.py, one program: per setting, the held-out regret (mean
+    ± sd over the seeds), its difference from the default's paired by seed, solves and ms
+    per step, and theta's scale."""
+    rows = []
+    for r in record["results"]["sweep"]["sweep"]:
+        if r["case"] != _SWEEP_PROGRAMS[program]:
+            continue
+        paired = ("0" if r["vs_default"] == 0 and r["vs_default_sd"] == 0
+                  else f"{r['vs_default']:+.4f} ± {r['vs_default_sd']:.4f}")
+        rows.append([r["setting"], f"{r['regret']:.4f} ± {r['regret_sd']:.4f}", paired,
+                     f"{r['solves_per_step']:.0f}", f"{r['ms_per_step']:.1f}", f"{r['theta_sd']:.2f}"])
+    header = ["setting", "held-out normalised regret", "minus the default's, paired by seed", "solves per step",
+              "ms per step", "theta sd"]
+    return _table(header, rows)
+
+
+def ilp_settings_knapsack(record: dict) -> str:
+    return _ilp_settings_sweep(record, "knapsack")
+
+
+def ilp_settings_assignment(record: dict) -> str:
+    return _ilp_settings_sweep(record, "assignment")
+
+
+def ilp_settings_pool(record: dict) -> str:
+    """benchmarks/sweep_ilp_settings.py, the pool: ms per training step with ``n_jobs=1`` and
+    ``n_jobs=2`` (medians over the repeats), one oracle call's solving (half the serial
+    step: a step makes two calls; an upper bound) and the ratio's median and range."""
+    rows = [[r["case"], r["batch"], f"~{_three_digits(r['ms_1'] / 2)} ms", f"{r['ms_1']:.1f}", f"{r['ms_2']:.1f}",
+             f"{r['speedup']:.2f}x ({r['speedup_min']:.2f}-{r['speedup_max']:.2f})"]
+            for r in record["results"]["sweep"]["pool"]]
+    header = ["program", "batch", "one call's solving, n_jobs=1", "ms per step, n_jobs=1", "n_jobs=2",
+              "n_jobs=1 / n_jobs=2, median (range)"]
+    return _table(header, rows, "---:")
+
 
 # (record, table) -> the renderer of that table
 TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
@@ -524,6 +622,12 @@ TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("discrete-vae-lambda", "lambda"): vae_lambda,
     ("matching", "results"): matching_results,
     ("rota-weekly", "models"): rota_models,
+    ("ilp-models", "cached"): ilp_models,
+    ("batched-parameters", "knapsacks"): batched_parameters,
+    ("ilp-settings", "programs"): ilp_settings_programs,
+    ("ilp-settings", "knapsack"): ilp_settings_knapsack,
+    ("ilp-settings", "assignment"): ilp_settings_assignment,
+    ("ilp-settings", "pool"): ilp_settings_pool,
 }
 
 
