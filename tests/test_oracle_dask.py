@@ -162,6 +162,7 @@ def test_the_futures_of_tasks_that_killed_their_worker_are_not_kept(client, rng)
     # attached, frames that hold the future: unless the engine releases it, the client keeps
     # the future, and the scheduler its erred task, for good (the Dask chaos soak's memory
     # grew with every such task).
+    gc.collect()  # earlier tests' garbage, not counted against this one
     futures_before, erred_before = len(client.futures), client.run_on_scheduler(_erred_tasks)
     with ims.MAPOracle(Hostile(n=6, k=1), backend="abort", n_jobs=-1, parallel_backend="dask", chunk_size=1,
                        on_failure="skip") as oracle:
@@ -174,8 +175,8 @@ def test_the_futures_of_tasks_that_killed_their_worker_are_not_kept(client, rng)
             and time.monotonic() < deadline:
         gc.collect()  # the error and the frames that held the futures: a cycle, garbage once released
         time.sleep(0.1)
-    assert len(client.futures) == futures_before
-    assert client.run_on_scheduler(_erred_tasks) == erred_before
+    assert len(client.futures) <= futures_before
+    assert client.run_on_scheduler(_erred_tasks) <= erred_before
 
 
 def test_a_timed_out_dask_task_is_cancelled_and_its_worker_restarted(client, rng, monkeypatch):
