@@ -23,12 +23,14 @@
 - **chaos**: ``--chaos-steps`` oracle calls (batch 8, ``chunk_size=2``,
   ``on_failure="skip"``, ``time_limit=0.2``) with a solver that, on instances drawn at
   random, aborts its worker (``os.abort``), hangs, or raises; on loky and on a Dask
-  ``LocalCluster`` (two single-threaded workers, ``allowed-failures: 0``). Every 50th
+  cluster (two single-threaded workers with nannies, ``allowed-failures: 0``, its
+  scheduler in a process of its own: see :func:`dask_cluster`). Every 50th
   step is three calls from three threads at once, and one step forks the process and
   calls the oracle in the child. Figures: calls that hung (none may: a watchdog ends
   the run), states reported solved that differ from the undisturbed solve, the longest
   call against the bound (each chunk's time-out, twice: a lost chunk is retried once),
-  resident memory growth after warm-up, and processes left after closing.
+  resident memory growth after warm-up (on Dask, the scheduler's too, apart), and
+  processes left after closing.
 
 ``--short`` runs 300 torch steps with two kills (one of each kind), 100 JAX steps, 200
 chaos steps. Prints a markdown
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -140,6 +143,7 @@ def chaos_run(
     fork_at: int | None = None,
     hang_seconds: float = 300.0,
     progress_every: int = 100,
+    watch: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """``steps`` calls of an oracle on ``parallel_backend`` with a chaos solver; the figures.
 
@@ -148,7 +152,8 @@ def chaos_run(
     at step ``fork_at`` (default: just past half-way) the process forks and the child calls the
     oracle. A call longer than ``hang_seconds`` is a hang: the watchdog prints every
     thread's stack and ends the process. Every ``progress_every`` steps (0: never) a line on
-    stderr says how far the run is."""
+    stderr says how far the run is. ``watch``: other processes by name and pid whose resident
+    memory is measured with this one's (``{name}_rss_growth_pct``: a Dask scheduler's)."""
     import faulthandler
 
     from imle_solvers import scheduler
@@ -185,6 +190,7 @@ def chaos_run(
             faulthandler.dump_traceback_later(hang_seconds, exit=True)
             if step == warm:
                 figures["rss_mb_warm"] = rss_mb()
+                figures.update({f"{name}_rss_mb_warm": rss_mb(pid) for name, pid in (watch or {}).items()})
             if thread_every and step and step % thread_every == 0:
                 batches = [chaos_batch(rng, faults) for _ in range(3)]
                 threads = [threading.Thread(target=call, args=batch) for batch in batches]
@@ -205,13 +211,15 @@ def chaos_run(
                       f"RSS {rss_mb():.0f} MiB", file=sys.stderr, flush=True)
         figures["seconds"] = time.perf_counter() - start
         figures["rss_mb_end"] = rss_mb()
+        figures.update({f"{name}_rss_mb_end": rss_mb(pid) for name, pid in (watch or {}).items()})
     finally:
         faulthandler.cancel_dump_traceback_later()
         figures["restarts"] = oracle.pool.restarts
         figures["failures"] = dict(oracle.failures)
         oracle.close()
         _wait_for_workers_to_exit()
-    figures["rss_growth_pct"] = 100 * (figures["rss_mb_end"] / figures["rss_mb_warm"] - 1)
+    for name in ["", *(f"{name}_" for name in watch or {})]:
+        figures[f"{name}rss_growth_pct"] = 100 * (figures[f"{name}rss_mb_end"] / figures[f"{name}rss_mb_warm"] - 1)
     figures["leaked_processes"] = len(_non_trackers(child_pids() - before))
     return figures
 
@@ -253,24 +261,85 @@ def _chaos_fork(oracle: ims.MAPOracle, rng: np.random.Generator) -> bool:
     return answer == b"1"
 
 
+def _scheduler_process_class() -> type:
+    """A ``SpecCluster`` scheduler that runs in a process of its own (``python -m dask spec``):
+    Dask's ``SubprocessScheduler``, its log sent to a file. Dask's pipes the scheduler's stderr
+    and reads it only if the scheduler fails to start: the hundreds of lines a chaos run logs
+    (a worker lost, a task failed) would fill the pipe and stop the scheduler at its next
+    line. The child gets this process's ``sys.path`` (as a spawned worker does), so that it
+    unpickles what the oracle asks it to run (``run_on_scheduler``)."""
+    import asyncio
+    import json
+    import tempfile
+
+    from distributed.deploy.subprocess import SubprocessScheduler
+    from distributed.utils import Deadline
+
+    class LoggedSubprocessScheduler(SubprocessScheduler):
+        async def _start(self) -> None:
+            self.log, self.log_path = tempfile.mkstemp(prefix="soak-dask-scheduler-", suffix=".log")
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, sys.path))}
+            spec = json.dumps({"cls": "distributed.Scheduler", "opts": self.scheduler_kwargs})
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "dask", "spec", "--spec", spec, stderr=self.log, env=env)
+            deadline = Deadline.after(self.timeout)
+            scheduler_file = Path(self.scheduler_kwargs["scheduler_file"])
+            while not deadline.expired and self.process.returncode is None:
+                try:
+                    self.address = json.loads(scheduler_file.read_text())["address"]
+                    return
+                except (OSError, ValueError, KeyError):  # not written yet, or half-written
+                    await asyncio.sleep(0.1)
+            raise RuntimeError(f"the Dask scheduler did not start (exit code {self.process.returncode}; "
+                               f"its log: {self.log_path})")
+
+        async def close(self) -> None:
+            await super().close()
+            os.close(self.log)
+            Path(self.log_path).unlink(missing_ok=True)
+            Path(self.scheduler_kwargs["scheduler_file"]).unlink(missing_ok=True)
+
+    return LoggedSubprocessScheduler
+
+
+def dask_cluster(n_workers: int = 2, allowed_failures: int = 0) -> Any:
+    """A ``LocalCluster`` but for its scheduler, which runs in a process of its own: a
+    ``SpecCluster`` of ``n_workers`` single-threaded workers with nannies (in this process, as
+    a ``LocalCluster``'s), and a scheduler in a child process (``allowed-failures``:
+    ``allowed_failures``). A ``LocalCluster`` runs its scheduler in the process that made it;
+    the scheduler's own memory then grows with every oracle call (it keeps a record of each
+    call's tasks for the cluster's lifetime) and with every worker restart, and would count as
+    the library's (see docs/parallel.md, "Performance")."""
+    import distributed
+
+    scheduler = {"cls": _scheduler_process_class(), "options": {"scheduler_kwargs": {
+        "host": "127.0.0.1", "port": 0, "dashboard": False, "allowed_failures": allowed_failures}}}
+    quiet = logging.WARNING  # as a LocalCluster: a worker's start and end are not news
+    worker = {"cls": distributed.Nanny,
+              "options": {"host": "127.0.0.1", "nthreads": 1, "dashboard": False, "silence_logs": quiet}}
+    return distributed.SpecCluster(workers=dict.fromkeys(range(n_workers), worker), scheduler=scheduler,
+                                   worker=worker, name="soak", silence_logs=quiet)
+
+
 def chaos_dask_run(steps: int, **kwargs: Any) -> dict[str, Any]:
-    """:func:`chaos_run` on a Dask ``LocalCluster`` of two single-threaded workers
-    (``allowed-failures: 0``: a crash is reported at its first worker's death). The
-    fork step is left out: a forked child cannot use the parent's Dask client. Adds
-    ``workers_end`` (the cluster's workers after the run, within a minute: 2 unless
-    nannies were lost for good); ``leaked_processes`` counts what is left once the
+    """:func:`chaos_run` on a Dask cluster of two single-threaded workers with nannies
+    (``allowed-failures: 0``: a crash is reported at its first worker's death), its scheduler
+    in a process of its own (:func:`dask_cluster`): the resident memory measured is the
+    library's and its Dask client's (and the nannies'), ``scheduler_rss_growth_pct`` the
+    scheduler's. The fork step is left out: a forked child cannot use the parent's Dask
+    client. Adds ``workers_end`` (the cluster's workers after the run, within a minute: 2
+    unless nannies were lost for good); ``leaked_processes`` counts what is left once the
     cluster is closed."""
     import dask
     import distributed
 
     before = child_pids()
-    # the scheduler runs in this process: its logs (bounded deques of Dask's) would fill up
-    # over the run and count as this process's memory growth; kept short, they do not
+    # Dask's logs in this process (the nannies', the client's) kept short all the same
     quiet_logs = {"distributed.admin.log-length": 100, "distributed.admin.low-level-log-length": 100}
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, **quiet_logs}), distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, **quiet_logs}), dask_cluster(
     ) as cluster, distributed.Client(cluster) as client:
-        figures = chaos_run(steps, parallel_backend="dask", fork_at=-1, **kwargs)
+        figures = chaos_run(steps, parallel_backend="dask", fork_at=-1,
+                            watch={"scheduler": cluster.scheduler.process.pid}, **kwargs)
         # the cluster back at its strength after the run: no nanny lost for good
         deadline = time.monotonic() + 60
         while len(client.nthreads()) < 2 and time.monotonic() < deadline:
@@ -555,8 +624,11 @@ def main(short: bool = False, steps: int = 10_000, kill_every: int = 500, jax_st
     chaos_report("loky", runs["chaos loky"])
     if importlib.util.find_spec("distributed") is not None:
         runs["chaos dask"] = chaos_dask_run(chaos_steps)
-        chaos_report("Dask LocalCluster", runs["chaos dask"])
-        print(f"\nDask cluster after the chaos run: {runs['chaos dask']['workers_end']} of 2 workers")
+        chaos_report("Dask, scheduler apart", runs["chaos dask"])
+        dask_run = runs["chaos dask"]
+        print(f"\nDask cluster after the chaos run: {dask_run['workers_end']} of 2 workers; its scheduler's "
+              f"resident memory (another process, not in the table) {dask_run['scheduler_rss_growth_pct']:+.1f}% "
+              f"({dask_run['scheduler_rss_mb_warm']:.0f}→{dask_run['scheduler_rss_mb_end']:.0f} MiB)")
     print()
     if only_chaos:
         return runs

@@ -10,6 +10,7 @@ after four nanny restarts (the default, 3, takes seconds more per crash).
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -150,6 +151,32 @@ def test_a_solver_that_aborts_its_dask_worker_raises_worker_died(client, rng):
         with pytest.raises(ims.SolverError, match="worker died") as caught:
             oracle(scores)
     assert caught.value.status == "worker-died" and 5 in caught.value.indices
+
+
+def _erred_tasks(dask_scheduler) -> int:
+    return sum(task.state == "erred" for task in dask_scheduler.tasks.values())
+
+
+def test_the_futures_of_tasks_that_killed_their_worker_are_not_kept(client, rng):
+    # Dask re-raises a failed future's error (here KilledWorker) with the caller's frames
+    # attached, frames that hold the future: unless the engine releases it, the client keeps
+    # the future, and the scheduler its erred task, for good (the Dask chaos soak's memory
+    # grew with every such task).
+    gc.collect()  # earlier tests' garbage, not counted against this one
+    futures_before, erred_before = len(client.futures), client.run_on_scheduler(_erred_tasks)
+    with ims.MAPOracle(Hostile(n=6, k=1), backend="abort", n_jobs=-1, parallel_backend="dask", chunk_size=1,
+                       on_failure="skip") as oracle:
+        for _ in range(2):
+            _, status = oracle.solve(marked(rng, 4, 6, 1))
+            np.testing.assert_array_equal(status, [0, Status.FAILED, 0, 0])
+    assert oracle.failures == {"worker-died": 2}
+    deadline = time.monotonic() + 10  # the client tells the scheduler on its event loop
+    while (len(client.futures) > futures_before or client.run_on_scheduler(_erred_tasks) > erred_before) \
+            and time.monotonic() < deadline:
+        gc.collect()  # the error and the frames that held the futures: a cycle, garbage once released
+        time.sleep(0.1)
+    assert len(client.futures) <= futures_before
+    assert client.run_on_scheduler(_erred_tasks) <= erred_before
 
 
 def test_a_timed_out_dask_task_is_cancelled_and_its_worker_restarted(client, rng, monkeypatch):

@@ -11,6 +11,7 @@ JAX steps.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -87,6 +88,18 @@ def test_chaos_on_a_dask_cluster_reports_every_fault_and_no_wrong_state(soak, mo
     assert {"worker-died", "time-limit", "error"} <= set(run["failures"])
     assert run["thread_calls"] == 6
     assert run["workers_end"] == 2 and run["leaked_processes"] == 0  # no nanny lost, none left running
+
+
+def test_the_soaks_dask_scheduler_runs_apart_from_the_measured_process(soak):
+    # a LocalCluster's scheduler runs in this process, and its own growing records (a span
+    # per call, a worker's events for an hour after it left) would count as the library's
+    distributed = pytest.importorskip("distributed")
+    with soak.dask_cluster() as cluster, distributed.Client(cluster) as client:
+        scheduler_pid = client.run_on_scheduler(os.getpid)
+        assert scheduler_pid != os.getpid() and scheduler_pid == cluster.scheduler.process.pid
+        assert sorted(client.nthreads().values()) == [1, 1]
+        assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures) == 0
+    assert not soak.child_pids() & {scheduler_pid}  # ended with the cluster
 
 
 @pytest.mark.slow

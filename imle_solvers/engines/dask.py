@@ -237,6 +237,17 @@ class DaskEngine:
                     self.abort([handle])  # cancelled, and the workers that may run it end
                     raise ResultLost(f"a finished task's result was lost and not computed again within "
                                      f"{REFETCH_SECONDS:.0f} s") from None
+            except BaseException:
+                # The task failed (KilledWorker: its worker died; or was cancelled). Dask raises
+                # the error its client keeps for the future with this call's frames attached,
+                # and those frames hold the future: the client's table of futures then keeps
+                # the future, the error, the frames and their locals (this call's tasks and
+                # results) for good, and the scheduler keeps the erred task for the future's
+                # sake. Released, the client forgets the future, and the rest is ordinary
+                # garbage. Not a future still running (Ctrl-C during the wait).
+                if handle.done():
+                    handle.release()
+                raise
 
     def _workers(self) -> list[str]:
         """The cluster's workers now; remembers the most ever seen."""
