@@ -8,6 +8,14 @@ training and score the run), picks each method's lambda by validation cost-accur
 (exact-match breaks ties, then the smaller lambda), and then, with ``--held-out``, trains
 each tuned method once more on all training maps and scores it on the held-out maps.
 
+Two conventions of lambda: the demo sums the Hamming loss over the batch, so ``dL/dz`` is
++-1 per cell and its lambda reads in cost units; the paper's code (and blackbox
+differentiation's, whose lambda of 20 the paper's range of 10 to 50 follows) averages the
+loss over the batch of 70, so ``dL/dz`` is +-1/70 and the same step is lambda / 70 in the
+demo's units. ``--paper-lambdas`` takes lambdas in the paper's convention and converts them;
+``--lambdas`` takes them in the demo's. The default grid is both: the paper's 10, 20, 50
+(0.14, 0.29, 0.71 in the demo's units) and the demo's 10, 20, 50.
+
 The budget is reduced (default ``--maps 1500 --epochs 6``, seed 0) so that the grid fits
 on 2 shared CPU cores in about 15 minutes; it is NOT the demo's default run (3000 maps,
 13 epochs), whose figures are on docs/demo.md. Each grid point trains I-MLE and blackbox
@@ -42,14 +50,22 @@ def _kept(scores: dict) -> dict:
     return {key: scores[key] for key in KEPT if key in scores}
 
 
-def best_lambda(rows: dict[str, dict]) -> float:
+def best_lambda(rows: dict[str, dict]) -> str:
     """The lambda (a key of ``rows``, as a string) with the highest validation cost-accuracy;
     ties go to the higher exact match, then to the smaller lambda."""
     return min(rows, key=lambda lam: (-rows[lam]["cost_accuracy"], -rows[lam]["exact_match"], float(lam)))
 
 
+def grid_lambdas(lambdas: list[float], paper_lambdas: list[float], batch_size: int) -> list[float]:
+    """The grid in the demo's convention (loss summed over the batch), ascending: ``lambdas``
+    as given and ``paper_lambdas`` (loss averaged over the batch) divided by ``batch_size``."""
+    return sorted({*lambdas, *(lam / batch_size for lam in paper_lambdas)})
+
+
 def tune(maps: int, epochs: int, seed: int, lambdas: list[float], held_out: bool) -> dict:
-    """The grid on validation maps, each method's chosen lambda and (``held_out``) its held-out run."""
+    """The grid on validation maps, each method's chosen lambda and (``held_out``) its held-out run.
+
+    ``lambdas`` in the demo's convention (cost units per cell, the loss summed over the batch)."""
     started = time.perf_counter()
     grid: dict[str, dict[str, dict]] = {method: {} for method in TUNED}
     with tempfile.TemporaryDirectory() as scratch:
@@ -58,12 +74,13 @@ def tune(maps: int, epochs: int, seed: int, lambdas: list[float], held_out: bool
             metrics = run_demo(epochs=epochs, maps=maps, seed=seed, out=f"{scratch}/lambda-{lam:g}", config=config,
                                methods=",".join(TUNED), evaluate_on="validation")
             for method in TUNED:
-                grid[method][f"{lam:g}"] = _kept(metrics[method])
+                grid[method][repr(lam)] = _kept(metrics[method])
             settings = metrics["settings"]
         chosen = {method: float(best_lambda(grid[method])) for method in TUNED}
         result: dict = {
             "settings": {
                 "maps": maps, "epochs": epochs, "seed": seed, "lambdas": lambdas,
+                "lambda_convention": "loss summed over the batch: the paper's lambda (batch mean) / batch_size",
                 "training_maps": settings["training_maps"], "validation_maps": settings["scored_maps"],
                 "config": {k: v for k, v in settings.items() if k in dataclasses.asdict(TrainingConfig())
                            and k not in LAMBDA_FIELDS.values()},
@@ -87,15 +104,20 @@ def main() -> None:
     parser.add_argument("--maps", type=int, default=1500, help="maps generated (80%% train, 20%% held out)")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lambdas", type=float, nargs="+", default=[10.0, 20.0, 50.0])
+    parser.add_argument("--lambdas", type=float, nargs="*", default=[10.0, 20.0, 50.0],
+                        help="lambdas in the demo's convention (the Hamming loss summed over the batch)")
+    parser.add_argument("--paper-lambdas", type=float, nargs="*", default=[10.0, 20.0, 50.0],
+                        help="lambdas in the paper's convention (the loss averaged over the batch), / batch size")
     parser.add_argument("--held-out", action="store_true", help="then score each tuned method on the held-out maps")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     arguments = parser.parse_args()
-    result = tune(arguments.maps, arguments.epochs, arguments.seed, arguments.lambdas, arguments.held_out)
+    lambdas = grid_lambdas(arguments.lambdas, arguments.paper_lambdas, TrainingConfig().batch_size)
+    result = tune(arguments.maps, arguments.epochs, arguments.seed, lambdas, arguments.held_out)
     arguments.out.write_text(json.dumps(result, indent=2) + "\n")
     for method in TUNED:
-        line = "  ".join(f"lambda {lam}: {row['cost_accuracy']:.1%}" for lam, row in result["grid"][method].items())
-        print(f"{method:9} validation cost-accuracy  {line}  -> lambda {result['chosen'][method]:g}")
+        line = "  ".join(f"lambda {float(lam):.3g}: {row['cost_accuracy']:.1%}"
+                         for lam, row in result["grid"][method].items())
+        print(f"{method:9} validation cost-accuracy  {line}  -> lambda {result['chosen'][method]:.3g}")
     for method, scores in result.get("held_out", {}).items():
         print(f"{method:9} held-out cost-accuracy {scores['cost_accuracy']:.1%}  exact match {scores['exact_match']:.1%}")
 
