@@ -498,20 +498,28 @@ def _warcraft_budget(settings: dict) -> str:
     return f"{settings['maps']} maps, {settings['epochs']} epochs, seed {settings['seed']}"
 
 
+def _lambdas(lam: str, batch_size: int) -> list[str]:
+    """A grid key (the demo's lambda, loss summed over the batch) -> that lambda and the
+    paper's (loss averaged over the batch: ``batch_size`` times larger), 3 significant digits."""
+    return [f"{float(lam):.3g}", f"{float(lam) * batch_size:.3g}"]
+
+
 def warcraft_lambda(record: dict) -> str:
     """benchmarks/tune_warcraft.py: validation cost-accuracy and exact match per method and
     lambda (each method's chosen lambda in bold), and the last epoch's training loss."""
     tuning = record["results"]["tuning"]
     settings, grid = tuning["settings"], tuning["grid"]
+    batch = settings["config"]["batch_size"]
     rows = []
     for method, by_lambda in grid.items():
         for lam, r in sorted(by_lambda.items(), key=lambda item: float(item[0])):
             chosen = float(lam) == tuning["chosen"][method]
-            cell = f"{r['cost_accuracy']:.1%}"
-            rows.append([_WARCRAFT_NAMES[method], f"**{lam}**" if chosen else lam, f"**{cell}**" if chosen else cell,
+            cells = [*_lambdas(lam, batch), f"{r['cost_accuracy']:.1%}"]
+            rows.append([_WARCRAFT_NAMES[method], *(f"**{c}**" if chosen else c for c in cells),
                          f"{r['exact_match']:.1%}", f"{r['mean_cost_ratio']:.4f}", f"{r['loss'][-1]:.2f}"])
-    header = ["method", "lambda", f"validation cost-accuracy ({settings['validation_maps']} maps)", "exact match",
-              "mean cost / optimum", "training loss, last epoch"]
+    header = ["method", "lambda (ours: loss summed over the batch)", f"the same in the paper's units (x{batch})",
+              f"validation cost-accuracy ({settings['validation_maps']} maps)", "exact match", "mean cost / optimum",
+              "training loss, last epoch"]
     return _table(header, rows)
 
 
@@ -520,10 +528,11 @@ def warcraft_curves(record: dict) -> str:
     gold path, on the training maps) of every grid point."""
     grid = record["results"]["tuning"]["grid"]
     epochs = len(next(iter(next(iter(grid.values())).values()))["loss"])
-    rows = [[_WARCRAFT_NAMES[method], lam, *(f"{x:.2f}" for x in r["loss"])]
+    batch = record["results"]["tuning"]["settings"]["config"]["batch_size"]
+    rows = [[_WARCRAFT_NAMES[method], " / ".join(_lambdas(lam, batch)), *(f"{x:.2f}" for x in r["loss"])]
             for method, by_lambda in grid.items()
             for lam, r in sorted(by_lambda.items(), key=lambda item: float(item[0]))]
-    return _table(["method", "lambda", *(f"epoch {e + 1}" for e in range(epochs))], rows)
+    return _table(["method", "lambda (ours / paper's units)", *(f"epoch {e + 1}" for e in range(epochs))], rows)
 
 
 def warcraft_paper(record: dict) -> str:
@@ -533,10 +542,12 @@ def warcraft_paper(record: dict) -> str:
     settings = tuning["settings"]
     rows = []
     for method, r in tuning["held_out"].items():
-        lam = f"{tuning['chosen'][method]:g} (tuned on validation maps)" if method in tuning["chosen"] else "–"
+        batch = settings["config"]["batch_size"]
+        lam = (" / ".join(_lambdas(str(tuning["chosen"][method]), batch)) + " (tuned on validation maps)"
+               if method in tuning["chosen"] else "–")
         rows.append([_WARCRAFT_NAMES[method], lam, f"{r['cost_accuracy']:.1%}", f"{r['exact_match']:.1%}",
                      _WARCRAFT_PAPER[method]])
-    header = ["method", "lambda", f"ours: held-out cost-accuracy ({settings['held_out_maps']} maps; "
+    header = ["method", "lambda (ours / paper's units)", f"ours: held-out cost-accuracy ({settings['held_out_maps']} maps; "
               f"{_warcraft_budget(settings)})", "ours: exact match", "paper: cost-accuracy (real maps)"]
     return _table(header, rows)
 
