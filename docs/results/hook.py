@@ -491,7 +491,7 @@ _WARCRAFT_NAMES = {"imle": "I-MLE, Sum-of-Gamma (`imle`)", "blackbox": "blackbox
                    "ste": "straight-through (`ste`)", "random": "random costs"}
 # The paper's 12x12 Warcraft cost-accuracy (Niepert, Minervini, Franceschi, NeurIPS 2021,
 # real maps, 10,000 training maps x 50 epochs): citations, not measurements of ours.
-_WARCRAFT_PAPER = {"imle": "97.2%", "blackbox": "95.2%", "ste": "not reported", "random": "–"}
+_WARCRAFT_PAPER = {"imle": "97.2%", "blackbox": "95.2%", "ste": "–", "random": "–"}  # STE: not among the cited figures
 
 
 def _warcraft_budget(settings: dict) -> str:
