@@ -25,6 +25,7 @@ these files at build time, so a figure on a page is never copied by hand.
     python scripts/record_results.py bench-pyepo-problems          # about 80 min on 2 busy cores
     python scripts/record_results.py study-imle-gap                # about 45 min on 2 busy cores
     python scripts/record_results.py warcraft-tuning   # about 35 min on 2 busy cores
+    python scripts/record_results.py warcraft-temperature   # about 6 min on 2 busy cores
     python scripts/record_results.py NAME --adopt DIR   # the outputs a run of NAME's commands left in DIR
 
 A recipe with pictures copies them into docs/gallery/img/, so the page's pictures come
@@ -206,6 +207,13 @@ RECIPES = {
                   "--paper-lambdas 10 20 50 --held-out --out {out}/tuning.json",),
         seeds=(0,),
         outputs={"tuning": "tuning.json"},
+    ),
+    # issue 22: I-MLE at the tuned lambda (the paper's 10) and lower noise temperatures, the same budget
+    "warcraft-temperature": Recipe(
+        commands=("python benchmarks/tune_warcraft.py --maps 1500 --epochs 6 --seed 0 --paper-lambdas 10 "
+                  "--temperatures 0.1 0.25 --out {out}/temperature.json",),
+        seeds=(0,),
+        outputs={"temperature": "temperature.json"},
     ),
     "bench-pyepo": Recipe(
         commands=("python benchmarks/bench_pyepo.py --seeds 3 --json {out}/rows.json",),
