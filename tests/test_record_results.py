@@ -251,3 +251,13 @@ def test_paper_lambdas_are_divided_by_the_batch_size_and_merged():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.grid_lambdas([20.0, 1.0], [70.0, 35.0], batch_size=70) == [0.5, 1.0, 20.0]
+
+
+def test_warcraft_temperature_table_sorts_the_temperatures(hook):
+    row = {"cost_accuracy": 0.9, "exact_match": 0.7, "mean_cost_ratio": 1.002}
+    record = _bench_record({"temperature": {
+        "settings": {"lambda": 10 / 70, "batch_size": 70, "validation_maps": 180},
+        "temperature": {"0.25": row | {"cost_accuracy": 0.85}, "0.1": row}}})
+    assert hook.warcraft_temperature(record).splitlines()[2:] == [
+        "| 0.1 | 0.143 / 10 | 90.0% | 70.0% | 1.0020 |",
+        "| 0.25 | 0.143 / 10 | 85.0% | 70.0% | 1.0020 |"]

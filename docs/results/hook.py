@@ -552,6 +552,20 @@ def warcraft_paper(record: dict) -> str:
     return _table(header, rows)
 
 
+def warcraft_temperature(record: dict) -> str:
+    """benchmarks/tune_warcraft.py --temperatures: I-MLE's validation figures per noise
+    temperature, at one lambda."""
+    result = record["results"]["temperature"]
+    settings = result["settings"]
+    lam = " / ".join(_lambdas(repr(settings["lambda"]), settings["batch_size"]))
+    rows = [[f"{float(tau):g}", lam, f"{r['cost_accuracy']:.1%}", f"{r['exact_match']:.1%}",
+             f"{r['mean_cost_ratio']:.4f}"]
+            for tau, r in sorted(result["temperature"].items(), key=lambda item: float(item[0]))]
+    header = ["I-MLE noise temperature", "lambda (ours / paper's units)",
+              f"validation cost-accuracy ({settings['validation_maps']} maps)", "exact match", "mean cost / optimum"]
+    return _table(header, rows)
+
+
 # (record, table) -> the renderer of that table
 TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("pyepo-example", "seeds"): pyepo_seeds,
@@ -583,6 +597,7 @@ TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("warcraft-tuning", "lambda"): warcraft_lambda,
     ("warcraft-tuning", "curves"): warcraft_curves,
     ("warcraft-tuning", "paper"): warcraft_paper,
+    ("warcraft-temperature", "temperature"): warcraft_temperature,
 }
 
 
