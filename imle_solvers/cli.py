@@ -379,11 +379,21 @@ def _parse_methods(ctx: click.Context, option: click.Parameter, value: str) -> t
 @click.option("--force", "-f", is_flag=True, help="Let the demo overwrite demo.png and metrics.json of an earlier run.")
 @click.option("--methods", default="imle,baseline", show_default=True, callback=_parse_methods,
               help="Comma-separated methods to train side by side: imle, blackbox, ste, pfyl, direct, baseline; or all.")
-def demo(epochs: int | None, maps: int | None, seed: int, out: str, force: bool, methods: tuple[str, ...]) -> None:
+@click.option("--validate", is_flag=True,
+              help="Tune: train without the last 15% of the training maps and score on those (validation) "
+                   "maps, not on the held-out ones.")
+@click.option("--lambda", "lambda_", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="I-MLE's lambda, in cost units per cell (default: the demo's 20).")
+@click.option("--blackbox-lambda", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Blackbox differentiation's lambda (default: the demo's 20).")
+def demo(epochs: int | None, maps: int | None, seed: int, out: str, force: bool, methods: tuple[str, ...],
+         validate: bool, lambda_: float | None, blackbox_lambda: float | None) -> None:
     """Train a CNN through a grid shortest-path I-MLE layer on synthetic Warcraft maps
     (and, with --methods, other ways to learn paths; docs/demo.md)."""
+    import dataclasses
+
     from ._files import FileRefused, check_output
-    from .demo import OUTPUT_FILES, run_demo
+    from .demo import OUTPUT_FILES, TrainingConfig, run_demo
 
     if Path(out).exists() and not Path(out).is_dir():
         raise click.BadParameter(f"{out}: a file, not a folder", param_hint="--out")
@@ -392,4 +402,7 @@ def demo(epochs: int | None, maps: int | None, seed: int, out: str, force: bool,
             check_output(Path(out) / name, [], force=force)
     except FileRefused as error:
         raise click.BadParameter(str(error), param_hint="--out") from None
-    run_demo(epochs=epochs, maps=maps, seed=seed, out=out, methods=methods)
+    chosen = {"lambda_": lambda_, "blackbox_lambda": blackbox_lambda}
+    config = dataclasses.replace(TrainingConfig(), **{k: v for k, v in chosen.items() if v is not None})
+    run_demo(epochs=epochs, maps=maps, seed=seed, out=out, methods=methods, config=config,
+             evaluate_on="validation" if validate else "held-out")

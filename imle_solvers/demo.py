@@ -52,6 +52,10 @@ DEFAULT_MAPS = 3000
 DEFAULT_EPOCHS = 13
 GRID = 12
 HELD_OUT_SHARE = 0.2
+# Validation maps are the last 15% of the training part, so the held-out maps (and every
+# figure measured on them) stay the same whether or not a run validates.
+VALIDATION_SHARE = 0.15
+EVALUATION_SETS = ("held-out", "validation")  # what run_demo(evaluate_on=...) scores
 COST_TOLERANCE = 1e-6  # relative: a path within this of the optimum counts as optimal
 
 
@@ -420,6 +424,7 @@ def run_demo(
     out: str = "runs/demo",
     config: TrainingConfig | None = None,
     methods: str | Iterable[str] | None = None,
+    evaluate_on: str = "held-out",
 ) -> dict:
     """Train ``methods`` (default: I-MLE and the cost-regression baseline) on synthetic
     maps; write a PNG and a JSON.
@@ -438,12 +443,16 @@ def run_demo(
         config: training hyper-parameters (None: :class:`TrainingConfig` defaults).
         methods: names from :data:`METHODS` (a sequence or a comma-separated string),
             ``"all"``, or None for ``DEFAULT_METHODS`` (``imle`` and ``baseline``).
+        evaluate_on: ``"held-out"`` (train on all training maps, score on the held-out
+            ones) or ``"validation"`` (train on the training maps less their last
+            ``VALIDATION_SHARE``, score on those: for tuning, :func:`split_validation`).
 
     Returns:
-        The metrics: per method its held-out ``cost_accuracy``, ``exact_match``,
+        The metrics: per method its ``cost_accuracy``, ``exact_match``,
         ``mean_cost_ratio``, per-epoch ``loss`` and ``seconds`` (``direct`` also
-        ``valid_path``, see :func:`direct_metrics`); ``random`` costs as a floor; the
-        settings; and the ``files`` written.
+        ``valid_path``, see :func:`direct_metrics`) on the maps ``evaluate_on`` names;
+        ``random`` costs as a floor; the settings (with ``evaluate_on`` and the number of
+        ``training_maps`` and ``scored_maps``); and the ``files`` written.
     """
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
     n_maps = DEFAULT_MAPS if maps is None else maps
@@ -451,13 +460,14 @@ def run_demo(
         raise InvalidInputError(f"run_demo: maps must be at least 2 (one to train, one held out), got {n_maps}")
     config = TrainingConfig() if config is None else config
     names = parse_methods(methods)
-    _, held_out = split_maps(n_maps, seed)
-    settings = {"epochs": epochs, "maps": n_maps, "seed": seed, "methods": list(names), **asdict(config)}
+    train, scored = training_and_scored_maps(n_maps, seed, evaluate_on)
+    settings = {"epochs": epochs, "maps": n_maps, "seed": seed, "methods": list(names), "evaluate_on": evaluate_on,
+                "training_maps": len(train), "scored_maps": len(scored), **asdict(config)}
     metrics: dict = {"settings": settings}
-    paths = {"gold": held_out.paths}
+    paths = {"gold": scored.paths}
     with side_by_side(workers=min(len(names), os.cpu_count() or 1)) as pool:
         runs = {
-            pool.submit(train_and_evaluate, method, n_maps, epochs, config, seed, position): method
+            pool.submit(train_and_evaluate, method, n_maps, epochs, config, seed, position, evaluate_on): method
             for position, method in enumerate(names)
         }
         done = {}
@@ -466,8 +476,8 @@ def run_demo(
             tqdm.write(f"done: {summary_line(runs[run], done[runs[run]][0])}")
     for method in names:
         metrics[method], paths[method] = done[method]
-    metrics["random"] = random_cost_metrics(held_out, seed)
-    metrics["files"] = write_outputs(Path(out), metrics, held_out, paths)
+    metrics["random"] = random_cost_metrics(scored, seed)
+    metrics["files"] = write_outputs(Path(out), metrics, scored, paths)
     print_summary(metrics)
     return metrics
 
@@ -475,20 +485,53 @@ def run_demo(
 def split_maps(n_maps: int, seed: int) -> tuple[WarcraftMaps, WarcraftMaps]:
     """The demo's ``n_maps`` maps of ``seed``, split 80% for training and 20% held out."""
     data = generate_warcraft_maps(n_maps, grid=GRID, seed=seed)
-    n_train = min(n_maps - 1, max(1, round(n_maps * (1 - HELD_OUT_SHARE))))
+    n_train = _training_count(n_maps)
     return data.subset(slice(0, n_train)), data.subset(slice(n_train, None))
 
 
+def _training_count(n_maps: int) -> int:
+    """How many of ``n_maps`` maps come before the held-out ones (at least 1, at most ``n_maps - 1``)."""
+    return min(n_maps - 1, max(1, round(n_maps * (1 - HELD_OUT_SHARE))))
+
+
+def split_validation(train: WarcraftMaps) -> tuple[WarcraftMaps, WarcraftMaps]:
+    """``train`` split into the maps a validating run trains on and its validation maps:
+    the last ``VALIDATION_SHARE`` of them (at least one map, and at least one left to train on).
+
+    Tuning scores on these, never on the held-out maps, which stay those of :func:`split_maps`.
+    """
+    if len(train) < 2:
+        raise InvalidInputError(
+            f"run_demo: validation needs at least 2 training maps (one to train, one to validate), got {len(train)}"
+        )
+    n_fit = min(len(train) - 1, max(1, round(len(train) * (1 - VALIDATION_SHARE))))
+    return train.subset(slice(0, n_fit)), train.subset(slice(n_fit, None))
+
+
+def training_and_scored_maps(n_maps: int, seed: int, evaluate_on: str = "held-out") -> tuple[WarcraftMaps, WarcraftMaps]:
+    """The maps a run trains on and the maps it is scored on: all training maps and the held-out
+    ones (``evaluate_on="held-out"``), or the training maps less the validation ones and the
+    validation maps (``"validation"``)."""
+    if evaluate_on not in EVALUATION_SETS:
+        raise InvalidInputError(
+            f"run_demo: evaluate_on must be one of {', '.join(EVALUATION_SETS)}, got {evaluate_on!r}"
+        )
+    train, held_out = split_maps(n_maps, seed)
+    return split_validation(train) if evaluate_on == "validation" else (train, held_out)
+
+
 def train_and_evaluate(
-    method: str, n_maps: int, epochs: int, config: TrainingConfig, seed: int, bar_position: int = 0
+    method: str, n_maps: int, epochs: int, config: TrainingConfig, seed: int, bar_position: int = 0,
+    evaluate_on: str = "held-out",
 ) -> tuple[dict, np.ndarray]:
-    """Train one method (a name in :data:`METHODS`) from scratch and score it on the held-out maps.
+    """Train one method (a name in :data:`METHODS`) from scratch and score it on the held-out
+    maps, or (``evaluate_on="validation"``) on the validation maps, having trained without them.
 
     The maps are generated again from the seed (faster than sending 330 MB to a worker).
-    Returns its metrics (scores, per-epoch ``loss``, training ``seconds``) and its held-out
-    paths ``(N, rows, cols)``.
+    Returns its metrics (scores, per-epoch ``loss``, training ``seconds``) and its paths
+    ``(N, rows, cols)`` on the scored maps.
     """
-    train, held_out = split_maps(n_maps, seed)
+    train, scored = training_and_scored_maps(n_maps, seed, evaluate_on)
     spec = METHODS[method]
     loss_fn, cosine = spec.loss(config, seed), spec.cosine(config)
     torch.manual_seed(seed)
@@ -501,7 +544,7 @@ def train_and_evaluate(
         history = fit(net, loss_fn, train, epochs, config, seed, method, cosine, bar_position,
                       spec.learning_rate(config))
     seconds = time.perf_counter() - start
-    scores, paths = evaluate(net, held_out, spec.through_solver)
+    scores, paths = evaluate(net, scored, spec.through_solver)
     return {**scores, "loss": history, "seconds": seconds}, paths
 
 
@@ -545,14 +588,17 @@ def write_outputs(folder: Path, metrics: dict, held_out: WarcraftMaps, paths: di
 
 
 def summary_line(name: str, scores: dict) -> str:
-    """One method's held-out accuracies, and its training seconds if it trained."""
+    """One method's accuracies on the scored maps, and its training seconds if it trained."""
     seconds = f"  {scores['seconds']:.0f} s" if "seconds" in scores else ""
     return f"{name:9} cost-accuracy {scores['cost_accuracy']:.1%}  exact-match {scores['exact_match']:.1%}{seconds}"
 
 
 def print_summary(metrics: dict) -> None:
-    """Print the held-out accuracies (and training seconds) of every method run, of random
-    costs, and the files written."""
+    """Print the accuracies on the scored maps (and training seconds) of every method run,
+    of random costs, and the files written."""
+    settings = metrics["settings"]
+    print(f"scored on {settings['scored_maps']} {settings['evaluate_on']} maps "
+          f"(trained on {settings['training_maps']}):")
     for name in (*metrics["settings"]["methods"], "random"):
         print(summary_line(name, metrics[name]))
     for kind, filename in metrics["files"].items():

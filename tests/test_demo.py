@@ -20,8 +20,12 @@ from imle_solvers.demo import (
     hamming_loss,
     parse_methods,
     path_metrics,
+    random_cost_metrics,
     run_demo,
+    split_maps,
+    split_validation,
     train_and_evaluate,
+    training_and_scored_maps,
 )
 from imle_solvers.demo_networks import ResNet18PathNet
 
@@ -284,3 +288,109 @@ def test_direct_network_learns_to_fit_a_few_paths():
         optimiser.step()
     with torch.no_grad():
         assert torch.equal((net(images) > 0).float(), paths)
+
+
+def _map_keys(maps: WarcraftMaps) -> list[bytes]:
+    return [image.tobytes() for image in maps.images]
+
+
+def test_validation_maps_come_from_the_training_part_and_leave_held_out_maps_alone():
+    train, held_out = split_maps(100, seed=5)
+    fit_maps, validation = training_and_scored_maps(100, seed=5, evaluate_on="validation")
+    assert (len(train), len(held_out), len(fit_maps), len(validation)) == (80, 20, 68, 12)
+    assert _map_keys(fit_maps) + _map_keys(validation) == _map_keys(train)  # the last 15% of the training part
+    assert not set(_map_keys(validation)) & set(_map_keys(held_out))
+    assert not set(_map_keys(validation)) & set(_map_keys(fit_maps))
+    assert not set(_map_keys(fit_maps)) & set(_map_keys(held_out))
+    still_train, same_held_out = training_and_scored_maps(100, seed=5, evaluate_on="held-out")
+    assert _map_keys(still_train) == _map_keys(train) and _map_keys(same_held_out) == _map_keys(held_out)
+
+
+def test_validation_needs_two_training_maps_and_a_known_set():
+    one, _ = split_maps(2, seed=0)
+    with pytest.raises(InvalidInputError, match="at least 2 training maps"):
+        split_validation(one)
+    two, _ = split_maps(3, seed=0)
+    fit_maps, validation = split_validation(two)
+    assert (len(fit_maps), len(validation)) == (1, 1)
+    with pytest.raises(InvalidInputError, match="evaluate_on must be one of held-out, validation"):
+        training_and_scored_maps(10, seed=0, evaluate_on="test")
+
+
+def test_validating_run_is_scored_on_the_validation_maps(tmp_path, monkeypatch):
+    import concurrent.futures
+    import contextlib
+
+    import imle_solvers.demo
+
+    @contextlib.contextmanager
+    def in_threads(workers):  # the real pool's processes, as threads of this one
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            yield pool
+
+    monkeypatch.setattr(imle_solvers.demo, "side_by_side", in_threads)
+    metrics = run_demo(epochs=1, maps=40, seed=6, out=str(tmp_path), config=TrainingConfig(batch_size=12),
+                       methods="baseline", evaluate_on="validation")
+    settings = metrics["settings"]
+    assert (settings["evaluate_on"], settings["training_maps"], settings["scored_maps"]) == ("validation", 27, 5)
+    _, validation = training_and_scored_maps(40, seed=6, evaluate_on="validation")
+    assert metrics["random"] == random_cost_metrics(validation, 6)
+    scores, paths = train_and_evaluate("baseline", 40, 1, TrainingConfig(batch_size=12), 6, evaluate_on="validation")
+    assert paths.shape == (5, 12, 12)
+    assert scores["mean_cost_ratio"] == metrics["baseline"]["mean_cost_ratio"]  # the same seed, the same maps
+    assert scores["mean_cost_ratio"] == path_metrics(paths, validation)["mean_cost_ratio"]
+
+
+def test_lambdas_reach_the_estimators(monkeypatch):
+    import imle_solvers.demo
+
+    built = []
+    monkeypatch.setattr(imle_solvers.demo, "_layer", lambda estimator, seed: built.append(estimator))
+    config = TrainingConfig(lambda_=35.0, blackbox_lambda=7.0)
+    for method in ("imle", "blackbox"):
+        METHODS[method].loss(config, 0)
+    assert [type(e).__name__ for e in built] == ["IMLE", "BlackboxDifferentiation"]
+    assert (built[0].lambda_, built[1].lambda_) == (35.0, 7.0)
+
+
+def test_cli_demo_passes_validate_and_lambdas(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import imle_solvers.demo
+    from imle_solvers.cli import main
+
+    calls = []
+    monkeypatch.setattr(imle_solvers.demo, "run_demo", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(main, ["demo", "--validate", "--lambda", "35", "--blackbox-lambda", "7"]).exit_code == 0
+    assert runner.invoke(main, ["demo", "--blackbox-lambda", "50"]).exit_code == 0
+    assert runner.invoke(main, ["demo"]).exit_code == 0
+    assert calls[0]["evaluate_on"] == "validation"
+    assert (calls[0]["config"].lambda_, calls[0]["config"].blackbox_lambda) == (35.0, 7.0)
+    assert calls[1]["evaluate_on"] == "held-out"
+    assert calls[1]["config"] == TrainingConfig(blackbox_lambda=50.0)
+    assert calls[2]["config"] == TrainingConfig()
+    refused = runner.invoke(main, ["demo", "--lambda", "0"])
+    assert refused.exit_code == 2 and len(calls) == 3
+
+
+@pytest.mark.parametrize("noisy", [False, True])
+def test_ste_passes_the_hamming_gradient_to_the_costs_as_is(noisy):
+    """The I-MLE paper's STE: dL/dz handed to theta unchanged. The demo's solver minimises
+    costs w (theta = -w), so d(loss)/dw = -dL/dz = 2 gold - 1 for the Hamming loss, whatever
+    path the forward pass found and whatever noise perturbed it."""
+    from imle_solvers import torch as ims_torch
+    from imle_solvers.estimators import STE
+    from imle_solvers.noise import SumOfGamma
+    from imle_solvers.problems import GridShortestPath
+
+    rng = np.random.default_rng(0)
+    gold = torch.from_numpy(split_maps(8, seed=2)[0].paths[:4])
+    costs = torch.tensor(rng.uniform(0.1, 5.0, size=(4, 12, 12)), dtype=torch.float32, requires_grad=True)
+    estimator = STE(noise=SumOfGamma(k=15), noise_temperature=0.5) if noisy else STE(noise=None)
+    layer = ims_torch.IMLELayer(GridShortestPath(12, 12), estimator, seed=1)
+    z = layer(costs)
+    assert not torch.equal(z, gold)  # the forward path is not the gold one, yet the gradient is
+    hamming_loss(z, gold).sum().backward()
+    torch.testing.assert_close(costs.grad, 2 * gold - 1)

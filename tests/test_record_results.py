@@ -268,3 +268,66 @@ def test_ilp_settings_tables_keep_each_programs_rows_and_compute_the_solve_time(
     # one call's solving: half the serial step (two oracle calls a step)
     assert hook.ilp_settings_pool(record).splitlines()[2:] == [
         "| knapsack 24x1 | 32 | ~22.1 ms | 44.1 | 33.4 | 1.38x (1.13-1.49) |"]
+
+
+def _warcraft_record() -> dict:
+    def run(cost, exact, loss):
+        return {"cost_accuracy": cost, "exact_match": exact, "mean_cost_ratio": 1.01, "loss": loss, "seconds": 9.0}
+
+    tuning = {
+        "settings": {"maps": 1500, "epochs": 2, "seed": 0, "lambdas": [0.5, 10.0], "training_maps": 1020,
+                     "validation_maps": 180, "held_out_maps": 300, "config": {"batch_size": 70}},
+        "grid": {"imle": {"0.5": run(0.8, 0.7, [9.0, 5.5]), "10.0": run(0.9, 0.6, [9.0, 5.0])},
+                 "blackbox": {"0.5": run(0.85, 0.75, [8.0, 4.0]), "10.0": run(0.85, 0.7, [8.0, 4.5])}},
+        "chosen": {"imle": 10.0, "blackbox": 0.5},
+        "held_out": {"imle": run(0.91, 0.8, [1.0]), "blackbox": run(0.92, 0.79, [1.0]),
+                     "ste": run(0.1, 0.05, [1.0]), "random": {"cost_accuracy": 0.0, "exact_match": 0.0}},
+    }
+    return _bench_record({"tuning": tuning})
+
+
+def test_warcraft_tables_mark_the_chosen_lambda_and_cite_the_paper_beside_ours(hook):
+    record = _warcraft_record()
+    assert hook.warcraft_lambda(record).splitlines()[2:] == [
+        "| I-MLE, Sum-of-Gamma (`imle`) | 0.5 | 35 | 80.0% | 70.0% | 1.0100 | 5.50 |",
+        "| I-MLE, Sum-of-Gamma (`imle`) | **10** | **700** | **90.0%** | 60.0% | 1.0100 | 5.00 |",
+        "| blackbox differentiation (`blackbox`) | **0.5** | **35** | **85.0%** | 75.0% | 1.0100 | 4.00 |",
+        "| blackbox differentiation (`blackbox`) | 10 | 700 | 85.0% | 70.0% | 1.0100 | 4.50 |"]
+    curves = hook.warcraft_curves(record).splitlines()
+    assert curves[0] == "| method | lambda (ours / paper's units) | epoch 1 | epoch 2 |"
+    assert curves[2] == "| I-MLE, Sum-of-Gamma (`imle`) | 0.5 / 35 | 9.00 | 5.50 |"
+    paper = hook.warcraft_paper(record).splitlines()
+    assert "300 maps; 1500 maps, 2 epochs, seed 0" in paper[0]
+    assert paper[2:] == [
+        "| I-MLE, Sum-of-Gamma (`imle`) | 10 / 700 (tuned on validation maps) | 91.0% | 80.0% | 97.2% |",
+        "| blackbox differentiation (`blackbox`) | 0.5 / 35 (tuned on validation maps) | 92.0% | 79.0% | 95.2% |",
+        "| straight-through (`ste`) | – | 10.0% | 5.0% | – |",
+        "| random costs | – | 0.0% | 0.0% | – |"]
+
+
+def test_tuning_picks_the_best_validation_lambda_ties_to_exact_match_then_the_smaller():
+    spec = importlib.util.spec_from_file_location("tune_warcraft", ROOT / "benchmarks" / "tune_warcraft.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = {"10": {"cost_accuracy": 0.8, "exact_match": 0.7}, "20": {"cost_accuracy": 0.9, "exact_match": 0.6},
+            "50": {"cost_accuracy": 0.9, "exact_match": 0.65}}
+    assert module.best_lambda(rows) == "50"
+    rows["50"]["exact_match"] = 0.6
+    assert module.best_lambda(rows) == "20"
+
+
+def test_paper_lambdas_are_divided_by_the_batch_size_and_merged():
+    spec = importlib.util.spec_from_file_location("tune_warcraft", ROOT / "benchmarks" / "tune_warcraft.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.grid_lambdas([20.0, 1.0], [70.0, 35.0], batch_size=70) == [0.5, 1.0, 20.0]
+
+
+def test_warcraft_temperature_table_sorts_the_temperatures(hook):
+    row = {"cost_accuracy": 0.9, "exact_match": 0.7, "mean_cost_ratio": 1.002}
+    record = _bench_record({"temperature": {
+        "settings": {"lambda": 10 / 70, "batch_size": 70, "validation_maps": 180},
+        "temperature": {"0.25": row | {"cost_accuracy": 0.85}, "0.1": row}}})
+    assert hook.warcraft_temperature(record).splitlines()[2:] == [
+        "| 0.1 | 0.143 / 10 | 90.0% | 70.0% | 1.0020 |",
+        "| 0.25 | 0.143 / 10 | 85.0% | 70.0% | 1.0020 |"]

@@ -593,6 +593,86 @@ def ilp_settings_pool(record: dict) -> str:
     return _table(header, rows, "---:")
 
 
+_WARCRAFT_NAMES = {"imle": "I-MLE, Sum-of-Gamma (`imle`)", "blackbox": "blackbox differentiation (`blackbox`)",
+                   "ste": "straight-through (`ste`)", "random": "random costs"}
+# The paper's 12x12 Warcraft cost-accuracy (Niepert, Minervini, Franceschi, NeurIPS 2021,
+# real maps, 10,000 training maps x 50 epochs): citations, not measurements of ours.
+_WARCRAFT_PAPER = {"imle": "97.2%", "blackbox": "95.2%", "ste": "–", "random": "–"}  # STE: not among the cited figures
+
+
+def _warcraft_budget(settings: dict) -> str:
+    return f"{settings['maps']} maps, {settings['epochs']} epochs, seed {settings['seed']}"
+
+
+def _lambdas(lam: str, batch_size: int) -> list[str]:
+    """A grid key (the demo's lambda, loss summed over the batch) -> that lambda and the
+    paper's (loss averaged over the batch: ``batch_size`` times larger), 3 and 4 significant
+    digits (0.143 / 10, 20 / 1400)."""
+    return [f"{float(lam):.3g}", f"{float(lam) * batch_size:.4g}"]
+
+
+def warcraft_lambda(record: dict) -> str:
+    """benchmarks/tune_warcraft.py: validation cost-accuracy and exact match per method and
+    lambda (each method's chosen lambda in bold), and the last epoch's training loss."""
+    tuning = record["results"]["tuning"]
+    settings, grid = tuning["settings"], tuning["grid"]
+    batch = settings["config"]["batch_size"]
+    rows = []
+    for method, by_lambda in grid.items():
+        for lam, r in sorted(by_lambda.items(), key=lambda item: float(item[0])):
+            chosen = float(lam) == tuning["chosen"][method]
+            cells = [*_lambdas(lam, batch), f"{r['cost_accuracy']:.1%}"]
+            rows.append([_WARCRAFT_NAMES[method], *(f"**{c}**" if chosen else c for c in cells),
+                         f"{r['exact_match']:.1%}", f"{r['mean_cost_ratio']:.4f}", f"{r['loss'][-1]:.2f}"])
+    header = ["method", "lambda (ours: loss summed over the batch)", f"the same in the paper's units (x{batch})",
+              f"validation cost-accuracy ({settings['validation_maps']} maps)", "exact match", "mean cost / optimum",
+              "training loss, last epoch"]
+    return _table(header, rows)
+
+
+def warcraft_curves(record: dict) -> str:
+    """benchmarks/tune_warcraft.py: the per-epoch training loss (mean Hamming distance to the
+    gold path, on the training maps) of every grid point."""
+    grid = record["results"]["tuning"]["grid"]
+    epochs = len(next(iter(next(iter(grid.values())).values()))["loss"])
+    batch = record["results"]["tuning"]["settings"]["config"]["batch_size"]
+    rows = [[_WARCRAFT_NAMES[method], " / ".join(_lambdas(lam, batch)), *(f"{x:.2f}" for x in r["loss"])]
+            for method, by_lambda in grid.items()
+            for lam, r in sorted(by_lambda.items(), key=lambda item: float(item[0]))]
+    return _table(["method", "lambda (ours / paper's units)", *(f"epoch {e + 1}" for e in range(epochs))], rows)
+
+
+def warcraft_paper(record: dict) -> str:
+    """benchmarks/tune_warcraft.py --held-out: each tuned method's held-out cost-accuracy
+    at the reduced budget, beside the paper's figure (a citation)."""
+    tuning = record["results"]["tuning"]
+    settings = tuning["settings"]
+    rows = []
+    for method, r in tuning["held_out"].items():
+        batch = settings["config"]["batch_size"]
+        lam = (" / ".join(_lambdas(str(tuning["chosen"][method]), batch)) + " (tuned on validation maps)"
+               if method in tuning["chosen"] else "–")
+        rows.append([_WARCRAFT_NAMES[method], lam, f"{r['cost_accuracy']:.1%}", f"{r['exact_match']:.1%}",
+                     _WARCRAFT_PAPER[method]])
+    ours = f"ours: held-out cost-accuracy ({settings['held_out_maps']} maps; {_warcraft_budget(settings)})"
+    header = ["method", "lambda (ours / paper's units)", ours, "ours: exact match", "paper: cost-accuracy (real maps)"]
+    return _table(header, rows)
+
+
+def warcraft_temperature(record: dict) -> str:
+    """benchmarks/tune_warcraft.py --temperatures: I-MLE's validation figures per noise
+    temperature, at one lambda."""
+    result = record["results"]["temperature"]
+    settings = result["settings"]
+    lam = " / ".join(_lambdas(repr(settings["lambda"]), settings["batch_size"]))
+    rows = [[f"{float(tau):g}", lam, f"{r['cost_accuracy']:.1%}", f"{r['exact_match']:.1%}",
+             f"{r['mean_cost_ratio']:.4f}"]
+            for tau, r in sorted(result["temperature"].items(), key=lambda item: float(item[0]))]
+    header = ["I-MLE noise temperature", "lambda (ours / paper's units)",
+              f"validation cost-accuracy ({settings['validation_maps']} maps)", "exact match", "mean cost / optimum"]
+    return _table(header, rows)
+
+
 # (record, table) -> the renderer of that table
 TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("pyepo-example", "seeds"): pyepo_seeds,
@@ -628,6 +708,10 @@ TABLES: dict[tuple[str, str], Callable[[dict], str]] = {
     ("ilp-settings", "knapsack"): ilp_settings_knapsack,
     ("ilp-settings", "assignment"): ilp_settings_assignment,
     ("ilp-settings", "pool"): ilp_settings_pool,
+    ("warcraft-tuning", "lambda"): warcraft_lambda,
+    ("warcraft-tuning", "curves"): warcraft_curves,
+    ("warcraft-tuning", "paper"): warcraft_paper,
+    ("warcraft-temperature", "temperature"): warcraft_temperature,
 }
 
 
